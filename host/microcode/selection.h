@@ -1,0 +1,53 @@
+// Choosing the image for a CPU, as the kernel's intel_find_matching_signature() and
+// intel_microcode_late_load checks do, with the reason every other image was passed over.
+#ifndef UCODE_HOST_MICROCODE_SELECTION_H_
+#define UCODE_HOST_MICROCODE_SELECTION_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "host/microcode/microcode_image.h"
+
+namespace ucode::microcode {
+
+// What the host reports about one CPU.
+struct CpuIdentity {
+  uint32_t signature = 0;         // CPUID(1).EAX
+  uint32_t platform_id = 0;       // MSR 0x17 bits 52:50 (0..7); the image mask bit is 1 << id
+  uint32_t current_revision = 0;  // MSR 0x8B after the CPUID(1) dance
+};
+
+// The kernel refuses a late load whose min_req_ver is 0 or above the running revision
+// unless the administrator sets force_minrev; kForce is that knob.
+enum class MinRevPolicy { kEnforce, kForce };
+
+struct Candidate {
+  size_t index;        // into the span passed to SelectImage
+  bool selected;
+  std::string reason;  // why chosen, or why not ("signature 0x806f8 pf 0x87 does not match ...")
+};
+
+struct Selection {
+  const MicrocodeImage* image = nullptr;  // null when nothing fits; never owning
+  std::vector<Candidate> candidates;      // one per image, in input order
+};
+
+// True if `signature`/`pf_mask` matches `cpu` (family-model-stepping equal, pf bit set or
+// both masks zero, as the kernel's cpu_signatures_match()).
+bool SignatureMatches(uint32_t signature, uint32_t pf_mask, const CpuIdentity& cpu);
+
+// Picks the newest matching image that is newer than the running revision and passes the
+// minimal-revision rule. Returns the selection (image null with reasons if nothing fits);
+// an error only for a caller mistake.
+Selection SelectImage(absl::Span<const MicrocodeImage> images, const CpuIdentity& cpu,
+                      MinRevPolicy policy);
+
+// "06-8f-08" for a signature: the file name Linux looks for under intel-ucode/.
+std::string FirmwareFileName(uint32_t signature);
+
+}  // namespace ucode::microcode
+
+#endif  // UCODE_HOST_MICROCODE_SELECTION_H_

@@ -1,0 +1,89 @@
+#include "vmm/ucodectl/command_line.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace ucode::ctl {
+
+bool ParsedArgs::Has(absl::string_view name) const { return values_.find(name) != values_.end(); }
+
+std::optional<std::string> ParsedArgs::Value(absl::string_view name) const {
+  auto it = values_.find(name);
+  if (it == values_.end() || it->second.empty()) return std::nullopt;
+  return it->second.back();
+}
+
+std::string ParsedArgs::ValueOr(absl::string_view name, absl::string_view fallback) const {
+  std::optional<std::string> v = Value(name);
+  return v ? *v : std::string(fallback);
+}
+
+std::vector<std::string> ParsedArgs::Values(absl::string_view name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
+}
+
+absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
+                                     const std::vector<OptionSpec>& specs) {
+  ParsedArgs parsed;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") {
+      parsed.positional_.insert(parsed.positional_.end(), args.begin() + i + 1, args.end());
+      break;
+    }
+    const OptionSpec* spec = nullptr;
+    std::optional<std::string> inline_value;
+    if (absl::StartsWith(arg, "--")) {
+      std::string name = arg.substr(2);
+      if (size_t eq = name.find('='); eq != std::string::npos) {
+        inline_value = name.substr(eq + 1);
+        name.resize(eq);
+      }
+      for (const OptionSpec& s : specs) {
+        if (s.name == name) spec = &s;
+      }
+    } else if (arg.size() == 2 && arg[0] == '-' && arg[1] != '-') {
+      for (const OptionSpec& s : specs) {
+        if (s.short_name != 0 && s.short_name == arg[1]) spec = &s;
+      }
+    } else {
+      parsed.positional_.push_back(arg);
+      continue;
+    }
+    if (spec == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown option ", arg));
+    std::vector<std::string>& slot = parsed.values_[spec->name];
+    if (!slot.empty() && !spec->repeatable && spec->takes_value) {
+      return absl::InvalidArgumentError(absl::StrCat("option --", spec->name, " given twice"));
+    }
+    if (!spec->takes_value) {
+      if (inline_value) {
+        return absl::InvalidArgumentError(absl::StrCat("option --", spec->name, " takes no value"));
+      }
+      slot.push_back("");
+      continue;
+    }
+    if (inline_value) {
+      slot.push_back(*inline_value);
+    } else if (i + 1 < args.size()) {
+      slot.push_back(args[++i]);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("option --", spec->name, " needs a value"));
+    }
+  }
+  return parsed;
+}
+
+std::string OptionsHelp(const std::vector<OptionSpec>& specs) {
+  std::string out;
+  for (const OptionSpec& s : specs) {
+    std::string left = s.short_name ? absl::StrFormat("-%c, --%s", s.short_name, s.name)
+                                    : absl::StrCat("--", s.name);
+    if (s.takes_value) absl::StrAppend(&left, " VALUE");
+    absl::StrAppendFormat(&out, "  %-28s %s\n", left, s.help);
+  }
+  return out;
+}
+
+}  // namespace ucode::ctl

@@ -1,0 +1,52 @@
+// A small, strict command-line parser for ucodectl's subcommands. Each subcommand
+// declares the options it takes; anything else is an error naming the option. We do not
+// use absl flags here because they are process-global and every subcommand would see
+// every other one's flags.
+#ifndef UCODE_VMM_UCODECTL_COMMAND_LINE_H_
+#define UCODE_VMM_UCODECTL_COMMAND_LINE_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace ucode::ctl {
+
+struct OptionSpec {
+  std::string name;       // without the leading "--", e.g. "json"
+  bool takes_value;       // --name VALUE or --name=VALUE; otherwise a switch
+  bool repeatable = false;
+  std::string help;       // one line, for the subcommand's usage text
+  char short_name = 0;    // e.g. 'c' for -c URI (virsh convention)
+};
+
+class ParsedArgs {
+ public:
+  [[nodiscard]] bool Has(absl::string_view name) const;
+  // Last value given for an option, if any.
+  [[nodiscard]] std::optional<std::string> Value(absl::string_view name) const;
+  [[nodiscard]] std::string ValueOr(absl::string_view name, absl::string_view fallback) const;
+  // Every value given for a repeatable option, in order.
+  [[nodiscard]] std::vector<std::string> Values(absl::string_view name) const;
+  [[nodiscard]] const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  friend absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
+                                              const std::vector<OptionSpec>& specs);
+  std::map<std::string, std::vector<std::string>, std::less<>> values_;
+  std::vector<std::string> positional_;
+};
+
+// Parses `args` (the words after the subcommand name). "--" ends option parsing.
+absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
+                                     const std::vector<OptionSpec>& specs);
+
+// "  --name VALUE   help" lines for a usage message.
+std::string OptionsHelp(const std::vector<OptionSpec>& specs);
+
+}  // namespace ucode::ctl
+
+#endif  // UCODE_VMM_UCODECTL_COMMAND_LINE_H_

@@ -1,0 +1,26 @@
+// The ucodectl subcommands. Each lives in its own file and returns the process exit
+// status: 0 success, 1 the operation failed or found a problem, 2 bad usage.
+#ifndef UCODE_VMM_UCODECTL_COMMANDS_H_
+#define UCODE_VMM_UCODECTL_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+namespace ucode::ctl {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+struct Command {
+  const char* name;
+  const char* summary;  // one line for `ucodectl help`
+  int (*run)(const std::vector<std::string>& args);
+};
+
+// Registered subcommands, in the order `ucodectl help` lists them.
+const std::vector<Command>& AllCommands();
+
+}  // namespace ucode::ctl
+
+#endif  // UCODE_VMM_UCODECTL_COMMANDS_H_
