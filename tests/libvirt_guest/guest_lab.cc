@@ -1,0 +1,226 @@
+#include "tests/libvirt_guest/guest_lab.h"
+
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "host/base/status_macros.h"
+#include "host/base/unique_fd.h"
+#include "tests/libvirt_guest/subprocess.h"
+
+namespace ucode::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// QEMU processes of every lab in this process, for the fatal-signal handler: libvirt
+// starts QEMU daemonized (its own session), so a killed test would leave them running.
+constexpr int kMaxPids = 64;
+std::atomic<pid_t> g_qemu_pids[kMaxPids];
+
+void KillQemusAndDie(int sig) {
+  // Async-signal-safe only: kill, signal, raise.
+  for (auto& slot : g_qemu_pids) {
+    const pid_t pid = slot.load();
+    if (pid > 0) kill(pid, SIGKILL);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void InstallSignalHandlers() {
+  static std::atomic<bool> installed{false};
+  if (installed.exchange(true)) return;
+  for (int sig : {SIGTERM, SIGINT, SIGABRT}) signal(sig, KillQemusAndDie);
+}
+
+void RememberPid(pid_t pid) {
+  for (auto& slot : g_qemu_pids) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, pid)) return;
+  }
+}
+
+void ForgetPid(pid_t pid) {
+  for (auto& slot : g_qemu_pids) {
+    pid_t p = pid;
+    slot.compare_exchange_strong(p, 0);
+  }
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A pid from a pidfile is only killed if it still is a QEMU (pids are reused).
+bool IsQemu(pid_t pid) {
+  return absl::StartsWith(ReadFile(absl::StrCat("/proc/", pid, "/comm")), "qemu");
+}
+
+// The embedded driver keeps one pidfile per running domain under <root>/run/qemu.
+std::vector<pid_t> QemuPids(const std::string& root) {
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(root) / "run/qemu", ec)) {
+    if (e.path().extension() != ".pid") continue;
+    int pid = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(e.path())), &pid) && pid > 0) {
+      pids.push_back(pid);
+    }
+  }
+  return pids;
+}
+
+// The embed root's qemu.conf (https://libvirt.org/drvqemu.html, and the keys documented
+// in Debian's /usr/share/doc/libvirt-daemon-driver-qemu qemu.conf): QEMU runs as the
+// test's own user, logs to files instead of virtlogd (no daemon here), and makes no
+// mount namespace or cgroup (the Bazel sandbox has read-only /sys/fs/cgroup).
+constexpr char kQemuConf[] =
+    "user = \"root\"\n"
+    "group = \"root\"\n"
+    "stdio_handler = \"file\"\n"
+    "namespaces = [ ]\n"
+    "cgroup_controllers = [ ]\n"
+    "security_driver = \"none\"\n";
+
+std::string MissingNow() {
+  if (access("/usr/bin/qemu-system-x86_64", X_OK) != 0) {
+    return "qemu-system-x86_64 is not installed (Debian package qemu-system-x86)";
+  }
+  // The QEMU driver resolves its default user even when qemu.conf overrides it.
+  if (getpwnam("libvirt-qemu") == nullptr) {
+    return "user libvirt-qemu does not exist (Debian package libvirt-daemon-system)";
+  }
+  if (!fs::exists("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so")) {
+    return "libvirt's QEMU driver is not installed (libvirt-daemon-driver-qemu)";
+  }
+  bool kernel = false;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/boot", ec)) {
+    kernel |= absl::StartsWith(e.path().filename().string(), "vmlinuz-");
+  }
+  if (!kernel) return "no /boot/vmlinuz-* (Debian package linux-image-amd64)";
+  if (access("/bin/busybox", X_OK) != 0) return "no /bin/busybox (busybox-static)";
+  return "";
+}
+
+}  // namespace
+
+std::string GuestLab::MissingPrerequisites(const GuestLabOptions& options) {
+  std::string missing = MissingNow();
+  if (missing.empty()) return "";
+  std::error_code ec;
+  const fs::path install_deps =
+      fs::canonical(options.build_initramfs, ec).parent_path() / "../../tools/install-deps";
+  if (!ec && fs::exists(install_deps)) {
+    (void)RunCommand({install_deps.lexically_normal().string()});
+    missing = MissingNow();
+    if (missing.empty()) return "";
+  }
+  return absl::StrCat(missing, "; tools/install-deps could not install it here (run it as ",
+                      "root outside the Bazel sandbox)");
+}
+
+absl::StatusOr<std::unique_ptr<GuestLab>> GuestLab::Create(const GuestLabOptions& options) {
+  InstallSignalHandlers();
+  std::unique_ptr<GuestLab> lab(new GuestLab());
+  lab->options_ = options;
+  // Short on purpose: QEMU's monitor and agent sockets live under the root, and a Unix
+  // socket path is at most 107 bytes (unix(7)); TEST_TMPDIR is far too deep.
+  char tmpl[] = "/tmp/ucode-lv-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return ErrnoStatus(errno, "mkdtemp /tmp/ucode-lv-XXXXXX");
+  lab->root_ = tmpl;
+
+  fs::create_directories(fs::path(lab->root_) / "etc");
+  std::ofstream(fs::path(lab->root_) / "etc/qemu.conf") << kQemuConf;
+
+  std::vector<std::string> build = {options.build_initramfs, "--agent", options.agent,
+                                    "--out-dir", lab->root_ + "/guest", "--no-install"};
+  for (const std::string& a : options.agent_args) {
+    build.push_back("--agent-arg");
+    build.push_back(a);
+  }
+  ASSIGN_OR_RETURN(CommandResult built, RunCommand(build));
+  if (built.exit_code != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("build_initramfs exited ", built.exit_code, " (see its stderr above)"));
+  }
+  lab->kernel_ = lab->root_ + "/guest/vmlinuz";
+  lab->initrd_ = lab->root_ + "/guest/initrd.img";
+
+  ASSIGN_OR_RETURN(lab->conn_,
+                   libvirt::Connection::Open(absl::StrCat("qemu:///embed?root=", lab->root_)));
+  return lab;
+}
+
+std::string GuestLab::ConsolePath(absl::string_view name) const {
+  return absl::StrCat(root_, "/console-", name, ".log");
+}
+
+std::string GuestLab::ConsoleLog(absl::string_view name) const {
+  return ReadFile(ConsolePath(name));
+}
+
+absl::StatusOr<libvirt::Domain> GuestLab::Boot(absl::string_view name) {
+  ASSIGN_OR_RETURN(
+      CommandResult xml,
+      RunCommand({options_.render_domain_xml, "--name", std::string(name), "--kernel", kernel_,
+                  "--initrd", initrd_, "--console-log", ConsolePath(name), "--memory-mib",
+                  absl::StrCat(options_.memory_mib), "--vcpus", absl::StrCat(options_.vcpus)}));
+  if (xml.exit_code != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("render_domain_xml for ", name, " exited ", xml.exit_code));
+  }
+  booted_.emplace_back(name);
+  ASSIGN_OR_RETURN(libvirt::Domain dom, conn_->CreateTransient(xml.out));
+  for (pid_t pid : QemuPids(root_)) {
+    ForgetPid(pid);  // no duplicates when several domains boot
+    RememberPid(pid);
+  }
+  return dom;
+}
+
+GuestLab::~GuestLab() {
+  if (conn_ != nullptr) {
+    for (const std::string& name : booted_) {
+      absl::StatusOr<libvirt::Domain> dom = conn_->LookupDomain(name);
+      if (!dom.ok()) continue;  // a transient domain that stopped is gone
+      absl::Status s = conn_->Destroy(*dom);
+      if (!s.ok()) fprintf(stderr, "GuestLab teardown: %s\n", s.ToString().c_str());
+    }
+    conn_.reset();
+  }
+  if (root_.empty()) return;
+  for (pid_t pid : QemuPids(root_)) {
+    if (IsQemu(pid)) {
+      fprintf(stderr, "GuestLab teardown: killing leftover QEMU pid %d\n", pid);
+      kill(pid, SIGKILL);
+    }
+    ForgetPid(pid);
+  }
+  // Keep the consoles for a failed test's post-mortem (Bazel collects this directory).
+  if (const char* out = getenv("TEST_UNDECLARED_OUTPUTS_DIR"); out != nullptr) {
+    std::error_code ec;
+    for (const std::string& name : booted_) {
+      fs::copy_file(ConsolePath(name), fs::path(out) / absl::StrCat("console-", name, ".log"),
+                    fs::copy_options::overwrite_existing, ec);
+    }
+  }
+  std::error_code ec;
+  fs::remove_all(root_, ec);
+}
+
+}  // namespace ucode::testing

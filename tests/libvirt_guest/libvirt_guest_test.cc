@@ -1,0 +1,182 @@
+// libvirt + QEMU TCG + a real Linux guest running ucode-agent, through vmm/libvirt:
+// boot one domain under the embedded QEMU driver, wait for its agent, park and release
+// it with lifecycle events as acknowledgements, and query the agent.
+//
+// Arguments (from BUILD.bazel): --agent=PATH --build_initramfs=PATH --render_domain_xml=PATH
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/libvirt_guest/guest_lab.h"
+
+namespace ucode::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using libvirt::Domain;
+using libvirt::DomainOpResult;
+
+GuestLabOptions g_options;
+
+// Bounds, not expectations: a TCG boot takes ~10 s on the 2-core development machines.
+constexpr absl::Duration kAgentBootTimeout = absl::Seconds(120);
+constexpr absl::Duration kAckTimeout = absl::Seconds(30);
+constexpr absl::Duration kAgentTimeout = absl::Seconds(10);
+constexpr int kParkReleaseRounds = 5;
+constexpr char kDomain[] = "ucode-guest-1";
+
+class LibvirtGuestTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    skip_reason_ = new std::string(GuestLab::MissingPrerequisites(g_options));
+    if (!skip_reason_->empty()) return;
+    absl::StatusOr<std::unique_ptr<GuestLab>> lab = GuestLab::Create(g_options);
+    if (!lab.ok()) {
+      setup_ = new absl::Status(lab.status());
+      return;
+    }
+    lab_ = lab->release();
+    const absl::Time start = absl::Now();
+    absl::StatusOr<Domain> dom = lab_->Boot(kDomain);
+    if (!dom.ok()) {
+      setup_ = new absl::Status(dom.status());
+      return;
+    }
+    domain_ = new Domain(*std::move(dom));
+    absl::Status agent = lab_->connection().WaitForAgent(*domain_, kAgentBootTimeout);
+    if (!agent.ok()) {
+      setup_ = new absl::Status(agent);
+      fprintf(stderr, "console of %s:\n%s\n", kDomain, lab_->ConsoleLog(kDomain).c_str());
+      return;
+    }
+    // A measurement for the record, never asserted (these machines are shared and noisy).
+    fprintf(stderr, "MEASURE boot_to_agent_ping_ms=%.0f\n",
+            absl::ToDoubleMilliseconds(absl::Now() - start));
+    setup_ = new absl::Status();
+  }
+
+  static void TearDownTestSuite() {
+    delete domain_;
+    domain_ = nullptr;
+    delete lab_;  // destroys the domain, closes the connection, kills leftover QEMU
+    lab_ = nullptr;
+  }
+
+  void SetUp() override {
+    if (!skip_reason_->empty()) GTEST_SKIP() << "cannot run real guests here: " << *skip_reason_;
+    ASSERT_NE(setup_, nullptr);
+    ASSERT_TRUE(setup_->ok()) << "guest setup failed: " << *setup_;
+  }
+
+  libvirt::Connection& conn() { return lab_->connection(); }
+
+  static std::string* skip_reason_;
+  static absl::Status* setup_;
+  static GuestLab* lab_;
+  static Domain* domain_;
+};
+
+std::string* LibvirtGuestTest::skip_reason_ = nullptr;
+absl::Status* LibvirtGuestTest::setup_ = nullptr;
+GuestLab* LibvirtGuestTest::lab_ = nullptr;
+Domain* LibvirtGuestTest::domain_ = nullptr;
+
+TEST_F(LibvirtGuestTest, AgentAnswersPingThroughLibvirt) {
+  absl::StatusOr<std::string> reply =
+      conn().AgentCommand(*domain_, R"({"execute":"guest-ping"})", kAgentTimeout);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_THAT(*reply, HasSubstr("\"return\""));
+}
+
+TEST_F(LibvirtGuestTest, GuestInfoListsTheUcodeCommands) {
+  absl::StatusOr<std::string> reply =
+      conn().AgentCommand(*domain_, R"({"execute":"guest-info"})", kAgentTimeout);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  for (const char* cmd : {"guest-ping", "guest-sync", "guest-ucode-prepare",
+                          "guest-ucode-complete", "guest-ucode-status"}) {
+    EXPECT_THAT(*reply, HasSubstr(absl::StrCat("\"", cmd, "\""))) << *reply;
+  }
+}
+
+TEST_F(LibvirtGuestTest, ParkAndReleaseAreAcknowledgedByLifecycleEvents) {
+  const std::vector<Domain*> one = {domain_};
+  const std::string& uuid = domain_->uuid();
+  const int suspended_before = conn().events().CountLifecycle(uuid, VIR_DOMAIN_EVENT_SUSPENDED);
+  const int resumed_before = conn().events().CountLifecycle(uuid, VIR_DOMAIN_EVENT_RESUMED);
+  std::vector<double> round_ms;
+  for (int i = 0; i < kParkReleaseRounds; ++i) {
+    std::vector<DomainOpResult> parked =
+        conn().SuspendAll(absl::MakeConstSpan(domain_, 1), kAckTimeout);
+    ASSERT_EQ(parked.size(), 1u);
+    ASSERT_TRUE(parked[0].status.ok()) << parked[0].status;
+    EXPECT_FALSE(parked[0].already_in_state);
+    EXPECT_EQ(*domain_->State(), VIR_DOMAIN_PAUSED);
+
+    std::vector<DomainOpResult> released =
+        conn().ResumeAll(absl::MakeConstSpan(domain_, 1), kAckTimeout);
+    ASSERT_EQ(released.size(), 1u);
+    ASSERT_TRUE(released[0].status.ok()) << released[0].status;
+    EXPECT_EQ(*domain_->State(), VIR_DOMAIN_RUNNING);
+    round_ms.push_back(absl::ToDoubleMilliseconds(parked[0].ack_latency) +
+                       absl::ToDoubleMilliseconds(released[0].ack_latency));
+  }
+  EXPECT_EQ(conn().events().CountLifecycle(uuid, VIR_DOMAIN_EVENT_SUSPENDED),
+            suspended_before + kParkReleaseRounds);
+  EXPECT_EQ(conn().events().CountLifecycle(uuid, VIR_DOMAIN_EVENT_RESUMED),
+            resumed_before + kParkReleaseRounds);
+  std::sort(round_ms.begin(), round_ms.end());
+  fprintf(stderr, "MEASURE suspend_resume_ack_median_ms=%.2f (n=%d)\n",
+          round_ms[round_ms.size() / 2], kParkReleaseRounds);
+
+  // The guest survived: its agent still answers.
+  absl::StatusOr<std::string> reply =
+      conn().AgentCommand(*domain_, R"({"execute":"guest-ping"})", kAgentTimeout);
+  EXPECT_TRUE(reply.ok()) << reply.status();
+}
+
+TEST_F(LibvirtGuestTest, AgentOfAParkedGuestFailsInsteadOfBlocking) {
+  ASSERT_TRUE(conn().SuspendAll(absl::MakeConstSpan(domain_, 1), kAckTimeout)[0].status.ok());
+  absl::StatusOr<std::string> reply =
+      conn().AgentCommand(*domain_, R"({"execute":"guest-ping"})", absl::Seconds(1));
+  EXPECT_FALSE(reply.ok());
+  EXPECT_THAT(reply.status().message(), HasSubstr(kDomain));
+  ASSERT_TRUE(conn().ResumeAll(absl::MakeConstSpan(domain_, 1), kAckTimeout)[0].status.ok());
+}
+
+TEST_F(LibvirtGuestTest, SelectsTheDomainByNameUuidAndAllRunning) {
+  absl::StatusOr<std::vector<Domain>> all = conn().ListDomains({.all_running = true});
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].name(), kDomain);
+  absl::StatusOr<std::vector<Domain>> by_uuid =
+      conn().ListDomains({.names_or_uuids = {domain_->uuid()}});
+  ASSERT_TRUE(by_uuid.ok()) << by_uuid.status();
+  EXPECT_EQ((*by_uuid)[0].name(), kDomain);
+}
+
+}  // namespace
+}  // namespace ucode::testing
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  auto& o = ucode::testing::g_options;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (absl::ConsumePrefix(&a, "--agent=")) o.agent = std::string(a);
+    if (absl::ConsumePrefix(&a, "--build_initramfs=")) o.build_initramfs = std::string(a);
+    if (absl::ConsumePrefix(&a, "--render_domain_xml=")) o.render_domain_xml = std::string(a);
+  }
+  if (o.agent.empty() || o.build_initramfs.empty() || o.render_domain_xml.empty()) {
+    fprintf(stderr, "usage: %s --agent=PATH --build_initramfs=PATH --render_domain_xml=PATH\n",
+            argv[0]);
+    return 2;
+  }
+  return RUN_ALL_TESTS();
+}
