@@ -20,9 +20,13 @@ struct GeneratorOptions {
   size_t data_size = 16 * 1024 - kHeaderSize;  // must be a multiple of 4
   std::vector<ExtendedSignature> extended_signatures;  // checksums are filled in
   uint32_t fill_seed = 1;            // deterministic pseudo-random data contents
+  // The pre-Pentium 4 layout: datasize and totalsize fields 0, meaning 2000 data bytes
+  // and 2048 in all; data_size and extended_signatures are then ignored.
+  bool legacy_layout = false;
 };
 
-// A single valid image; total size rounded up to a multiple of 1 KiB. Fails only on
+// A single valid image; total size rounded up to a multiple of 1 KiB by growing the data
+// (the loader requires header + data + extended table to fill totalsize exactly). Fails only on
 // impossible options (data_size not a multiple of 4, sizes overflowing 32 bits).
 absl::StatusOr<std::vector<uint8_t>> GenerateImage(const GeneratorOptions& options);
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,10 @@ struct MicrocodeImage {
 // the code is INVALID_ARGUMENT for a malformed image and OUT_OF_RANGE for one that does
 // not fit in `bytes`.
 absl::StatusOr<MicrocodeImage> ParseImage(absl::Span<const uint8_t> bytes);
+
+// The raw header fields at the start of `bytes`, unvalidated (for reporting on an image
+// that failed validation); nullopt when fewer than kHeaderSize bytes are there.
+std::optional<MicrocodeHeader> PeekHeader(absl::Span<const uint8_t> bytes);
 
 // One member of a bundle (several images back to back, as in a microcode file).
 struct BundleEntry {

@@ -13,15 +13,20 @@
 
 namespace ucode::microcode {
 
+inline constexpr uint32_t kNoPlatformId = 0xffffffff;
+
 // What the host reports about one CPU.
 struct CpuIdentity {
   uint32_t signature = 0;         // CPUID(1).EAX
   uint32_t platform_id = 0;       // MSR 0x17 bits 52:50 (0..7); the image mask bit is 1 << id
+                                  // kNoPlatformId: no MSR 0x17 (family 6 model < 5), mask 0
   uint32_t current_revision = 0;  // MSR 0x8B after the CPUID(1) dance
 };
 
-// The kernel refuses a late load whose min_req_ver is 0 or above the running revision
-// unless the administrator sets force_minrev; kForce is that knob.
+// The minimal-revision rule (the kernel's ucode_validate_minrev()): an image whose
+// min_req_ver is 0, or above the running revision, is unsafe to late-load. The kernel
+// refuses it when built/booted with force_minrev and otherwise loads it and taints.
+// kEnforce refuses it; kForce is the administrator's override that loads it anyway.
 enum class MinRevPolicy { kEnforce, kForce };
 
 struct Candidate {

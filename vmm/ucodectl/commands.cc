@@ -4,9 +4,15 @@ namespace ucode::ctl {
 
 // Each subcommand's entry point, defined in its own <name>_command.cc.
 // (Add a declaration here and a row below when adding a command.)
+int RunInspect(const std::vector<std::string>& args);
+int RunStage(const std::vector<std::string>& args);
+int RunLoad(const std::vector<std::string>& args);
 
 const std::vector<Command>& AllCommands() {
   static const std::vector<Command> kCommands = {
+      {"inspect", "list and validate microcode images", RunInspect},
+      {"stage", "push an image through every package's staging mailbox", RunStage},
+      {"load", "validate, stage, late-load and verify an image on this host", RunLoad},
   };
   return kCommands;
 }

@@ -1,0 +1,104 @@
+#include "host/late_load/host_update.h"
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "host/base/status_macros.h"
+
+namespace ucode::late_load {
+
+std::string HostUpdatePlan::Describe() const {
+  return absl::StrFormat("%s pf 0x%x: rev 0x%x -> 0x%x (%s), %d KiB",
+                         microcode::FirmwareFileName(cpu.signature), image.header.platform_flags,
+                         cpu.current_revision, image.revision(), image.DateString(),
+                         image.total_size() / 1024);
+}
+
+absl::StatusOr<HostUpdatePlan> PlanHostUpdate(platform::Platform& platform,
+                                              std::vector<uint8_t> file,
+                                              microcode::MinRevPolicy policy) {
+  HostUpdatePlan plan;
+  plan.file = std::make_unique<std::vector<uint8_t>>(std::move(file));
+  ASSIGN_OR_RETURN(std::vector<microcode::MicrocodeImage> images,
+                   microcode::ParseBundleStrict(*plan.file));
+  ASSIGN_OR_RETURN(platform::Topology topology, platform.GetTopology());
+  bool first = true;
+  for (const platform::LogicalCpu& c : topology.cpus) {
+    if (!c.online) continue;
+    ASSIGN_OR_RETURN(microcode::CpuIdentity id, platform.Identity(c.id));
+    if (first) {
+      plan.cpu = id;
+      first = false;
+    } else if (id.signature != plan.cpu.signature || id.platform_id != plan.cpu.platform_id) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "cpu %d is sig 0x%x platform id %u but cpu 0 is sig 0x%x platform id %u: mixed host",
+          c.id, id.signature, id.platform_id, plan.cpu.signature, plan.cpu.platform_id));
+    } else if (static_cast<int32_t>(id.current_revision) <
+               static_cast<int32_t>(plan.cpu.current_revision)) {
+      plan.cpu.current_revision = id.current_revision;  // judge against the oldest CPU
+    }
+  }
+  if (first) return absl::FailedPreconditionError("no online CPU");
+  microcode::Selection selection = microcode::SelectImage(images, plan.cpu, policy);
+  plan.candidates = selection.candidates;
+  if (selection.image == nullptr) {
+    std::vector<std::string> reasons;
+    for (const microcode::Candidate& c : selection.candidates) reasons.push_back(c.reason);
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "no image fits this host (sig 0x%x platform id %u rev 0x%x): %s", plan.cpu.signature,
+        plan.cpu.platform_id, plan.cpu.current_revision, absl::StrJoin(reasons, "; ")));
+  }
+  plan.image = *selection.image;
+  return plan;
+}
+
+staging::StagingReport StageHostUpdate(platform::Platform& platform, const HostUpdatePlan& plan,
+                                       const staging::StagingOptions& options) {
+  return staging::StageAllPackages(platform, plan.update(), options);
+}
+
+absl::Status VerifyHostRevision(platform::Platform& platform, uint32_t revision) {
+  ASSIGN_OR_RETURN(platform::Topology topology, platform.GetTopology());
+  std::vector<std::string> wrong;
+  for (const platform::LogicalCpu& c : topology.cpus) {
+    if (!c.online) continue;
+    absl::StatusOr<uint32_t> rev = platform::ReadRevision(platform, c.id);
+    if (!rev.ok()) {
+      wrong.push_back(absl::StrFormat("cpu %d: %s", c.id, rev.status().message()));
+    } else if (*rev != revision) {
+      wrong.push_back(absl::StrFormat("cpu %d at 0x%x", c.id, *rev));
+    }
+  }
+  if (wrong.empty()) return absl::OkStatus();
+  return absl::DataLossError(absl::StrFormat("verify: %d CPUs not at 0x%x: %s", wrong.size(),
+                                             revision, absl::StrJoin(wrong, ", ")));
+}
+
+absl::StatusOr<HostLoadReport> LoadHostUpdate(platform::Platform& platform,
+                                              const HostUpdatePlan& plan,
+                                              const LateLoadHooks& hooks,
+                                              const LateLoadOptions& options) {
+  HostLoadReport report;
+  ASSIGN_OR_RETURN(report.load, RunLateLoad(platform, plan.update(), hooks, options));
+  report.load.model_parameters = platform.ActivationModel();
+  report.verify = VerifyHostRevision(platform, plan.image.revision());
+  return report;
+}
+
+absl::Status HostUpdateReport::status() const {
+  if (!load.load.status.ok()) return load.load.status;
+  return load.verify;
+}
+
+absl::StatusOr<HostUpdateReport> RunHostUpdate(platform::Platform& platform,
+                                               std::vector<uint8_t> file,
+                                               const HostUpdateOptions& options,
+                                               const LateLoadHooks& hooks) {
+  ASSIGN_OR_RETURN(HostUpdatePlan plan, PlanHostUpdate(platform, std::move(file), options.policy));
+  HostUpdateReport report;
+  report.plan = plan.Describe();
+  if (options.stage) report.staging = StageHostUpdate(platform, plan, options.staging);
+  ASSIGN_OR_RETURN(report.load, LoadHostUpdate(platform, plan, hooks, options.late_load));
+  return report;
+}
+
+}  // namespace ucode::late_load

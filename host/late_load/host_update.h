@@ -1,0 +1,90 @@
+// The host half of a microcode update, as one library flow that `ucodectl stage`,
+// `ucodectl load` and the orchestrator share:
+//   PlanHostUpdate   validate the file and select the image for this host;
+//   StageHostUpdate  push it through every package's mailbox (opportunistic);
+//   LoadHostUpdate   late-load it (hooks for the VMM rendezvous) and verify every CPU.
+// RunHostUpdate does all three.
+#ifndef UCODE_HOST_LATE_LOAD_HOST_UPDATE_H_
+#define UCODE_HOST_LATE_LOAD_HOST_UPDATE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "host/late_load/late_load.h"
+#include "host/microcode/microcode_image.h"
+#include "host/microcode/selection.h"
+#include "host/platform/platform.h"
+#include "host/staging/staging_driver.h"
+
+namespace ucode::late_load {
+
+// A selected image and the bytes it views. Move-only: `image` points into `file`.
+struct HostUpdatePlan {
+  HostUpdatePlan() = default;
+  HostUpdatePlan(HostUpdatePlan&&) = default;
+  HostUpdatePlan& operator=(HostUpdatePlan&&) = default;
+  HostUpdatePlan(const HostUpdatePlan&) = delete;
+  HostUpdatePlan& operator=(const HostUpdatePlan&) = delete;
+
+  std::unique_ptr<std::vector<uint8_t>> file;  // the whole file or bundle
+  microcode::MicrocodeImage image;             // the selected member
+  microcode::CpuIdentity cpu;                  // the host's CPUs (all must agree)
+  std::vector<microcode::Candidate> candidates;
+
+  // The selected image's exact bytes.
+  [[nodiscard]] absl::Span<const uint8_t> update() const { return image.bytes; }
+  // "06-8f-08 rev 0x2b000000 -> 0x2b000639 (2025-07-03), 1.2 MiB"
+  [[nodiscard]] std::string Describe() const;
+};
+
+// Parses every image in `file`, reads every online CPU's identity (they must share
+// signature and platform id), and selects the image the kernel would. Refuses, with each
+// candidate's reason, when nothing fits or nothing is newer.
+absl::StatusOr<HostUpdatePlan> PlanHostUpdate(platform::Platform& platform,
+                                              std::vector<uint8_t> file,
+                                              microcode::MinRevPolicy policy);
+
+staging::StagingReport StageHostUpdate(platform::Platform& platform, const HostUpdatePlan& plan,
+                                       const staging::StagingOptions& options);
+
+// Every online CPU must report `revision`; the error lists the ones that do not.
+absl::Status VerifyHostRevision(platform::Platform& platform, uint32_t revision);
+
+struct HostLoadReport {
+  LateLoadResult load;
+  absl::Status verify;  // VerifyHostRevision after the load
+};
+
+absl::StatusOr<HostLoadReport> LoadHostUpdate(platform::Platform& platform,
+                                              const HostUpdatePlan& plan,
+                                              const LateLoadHooks& hooks,
+                                              const LateLoadOptions& options);
+
+struct HostUpdateOptions {
+  microcode::MinRevPolicy policy = microcode::MinRevPolicy::kEnforce;
+  bool stage = true;
+  staging::StagingOptions staging;
+  LateLoadOptions late_load;
+};
+
+struct HostUpdateReport {
+  std::string plan;                              // HostUpdatePlan::Describe()
+  std::optional<staging::StagingReport> staging; // absent when staging was not asked for
+  HostLoadReport load;
+  // OK iff the load's kernel-equivalent verdict and the verification are both OK.
+  [[nodiscard]] absl::Status status() const;
+};
+
+absl::StatusOr<HostUpdateReport> RunHostUpdate(platform::Platform& platform,
+                                               std::vector<uint8_t> file,
+                                               const HostUpdateOptions& options,
+                                               const LateLoadHooks& hooks = {});
+
+}  // namespace ucode::late_load
+
+#endif  // UCODE_HOST_LATE_LOAD_HOST_UPDATE_H_

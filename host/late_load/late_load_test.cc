@@ -1,0 +1,147 @@
+#include "host/late_load/late_load.h"
+
+#include "gtest/gtest.h"
+#include "host/microcode/image_generator.h"
+#include "host/platform/emulated_platform.h"
+
+namespace ucode::late_load {
+namespace {
+
+using platform::EmulatedHostConfig;
+using platform::EmulatedPlatform;
+
+std::vector<uint8_t> Image() {
+  auto image = microcode::GenerateImage({});  // 0x806f8 pf 0x87 rev 0x2b000001
+  EXPECT_TRUE(image.ok()) << image.status();
+  return *image;
+}
+
+std::unique_ptr<EmulatedPlatform> Host(EmulatedHostConfig config = {}) {
+  config.activation.fixed = absl::Microseconds(200);
+  auto p = EmulatedPlatform::Create(config);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return std::move(*p);
+}
+
+LateLoadOptions Fast() {
+  LateLoadOptions o;
+  o.arrival_timeout = absl::Milliseconds(500);
+  o.sibling_timeout = absl::Milliseconds(500);
+  return o;
+}
+
+TEST(LateLoad, UpdatesEveryCoreAndCountsLikeTheKernel) {
+  EmulatedHostConfig config;
+  config.offline_cpus = {9};  // sibling of cpu 1
+  auto host = Host(config);
+  const auto image = Image();
+  std::vector<std::string> order;
+  LateLoadHooks hooks{.before_activation =
+                          [&] {
+                            order.push_back("before");
+                            return absl::OkStatus();
+                          },
+                      .after_activation = [&] { order.push_back("after"); }};
+  auto r = RunLateLoad(*host, image, hooks, Fast());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->status.ok()) << r->status;
+  EXPECT_EQ(r->summary, "updated on 8 primary CPUs with 7 siblings");
+  EXPECT_EQ(r->updated, 8);
+  EXPECT_EQ(r->siblings, 7);
+  EXPECT_EQ(r->offline, 1);
+  EXPECT_EQ(r->failed + r->timed_out, 0);
+  EXPECT_EQ(r->old_revision, 0x2b000000u);
+  EXPECT_EQ(r->new_revision, 0x2b000001u);
+  EXPECT_EQ(r->cpus[9].outcome, CpuOutcome::kOffline);
+  EXPECT_EQ(order, (std::vector<std::string>{"before", "after"}));
+  for (int cpu = 0; cpu < 16; ++cpu) {
+    if (cpu != 9) {
+      EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000001u) << cpu;
+    }
+  }
+  // The primaries slept the modelled time inside the window.
+  EXPECT_EQ(r->modelled_critical_path, host->config().activation.Cost(image.size(), false));
+  EXPECT_GE(r->activation_window, r->modelled_critical_path);
+}
+
+
+TEST(LateLoad, BeforeActivationFailureLeavesTheHostUntouched) {
+  auto host = Host();
+  bool after = false;
+  LateLoadHooks hooks{
+      .before_activation = [] { return absl::DeadlineExceededError("vm-3 did not park in 50ms"); },
+      .after_activation = [&] { after = true; }};
+  auto r = RunLateLoad(*host, Image(), hooks, Fast());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(r.status().message(), "before activation: vm-3 did not park in 50ms; host untouched");
+  EXPECT_FALSE(after);
+  EXPECT_EQ(*platform::ReadRevision(*host, 0), 0x2b000000u);
+}
+
+TEST(LateLoad, CpuThatNeverArrivesTimesEveryoneOut) {
+  auto host = Host();
+  LateLoadOptions options = Fast();
+  options.faults.never_arrive = {3};
+  bool after = false;
+  auto r = RunLateLoad(*host, Image(), {.after_activation = [&] { after = true; }}, options);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(r->summary, "update failed: 1 CPUs failed 15 CPUs timed out");
+  EXPECT_EQ(r->cpus[3].outcome, CpuOutcome::kFailed);
+  EXPECT_EQ(r->cpus[0].outcome, CpuOutcome::kTimedOut);
+  EXPECT_TRUE(after);  // vCPUs are still released through the hook
+  for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000000u);
+}
+
+TEST(LateLoad, FailingPrimaryFailsItsSiblingOnly) {
+  EmulatedHostConfig config;
+  config.failing_cpus = {2};
+  auto host = Host(config);
+  auto r = RunLateLoad(*host, Image(), {}, Fast());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(r->summary,
+            "updated on 7 primary CPUs with 7 siblings; load incomplete: 2 CPUs timed out or failed");
+  EXPECT_EQ(r->cpus[2].outcome, CpuOutcome::kFailed);
+  EXPECT_NE(r->cpus[2].detail.find("injected"), std::string::npos);
+  EXPECT_EQ(r->cpus[10].outcome, CpuOutcome::kFailed);
+  EXPECT_EQ(r->cpus[10].detail, "primary cpu 2 failed; not applied");
+  EXPECT_EQ(*platform::ReadRevision(*host, 10), 0x2b000000u);
+}
+
+TEST(LateLoad, SiblingOfAHungPrimaryTimesOut) {
+  auto host = Host();
+  LateLoadOptions options = Fast();
+  options.faults.primary_hangs = {5};
+  auto r = RunLateLoad(*host, Image(), {}, options);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->updated, 7);
+  EXPECT_EQ(r->siblings, 7);
+  EXPECT_EQ(r->timed_out, 1);
+  EXPECT_EQ(r->failed, 1);
+  EXPECT_EQ(r->cpus[13].outcome, CpuOutcome::kTimedOut);
+  EXPECT_EQ(r->cpus[13].detail,
+            "timed out after 500ms waiting for primary cpu 5 (the kernel panics here)");
+}
+
+TEST(LateLoad, OfflinePrimaryRefusesLikeEbusy) {
+  EmulatedHostConfig config;
+  config.offline_cpus = {2};
+  auto host = Host(config);
+  auto r = RunLateLoad(*host, Image(), {}, Fast());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().message(),
+            "cpu 2 (a core's primary thread) is offline: loading aborted (kernel: -EBUSY)");
+}
+
+TEST(LateLoad, NotNewerImageFailsOnEveryPrimary) {
+  EmulatedHostConfig config;
+  config.revision = 0x2b000005;
+  auto host = Host(config);
+  auto r = RunLateLoad(*host, Image(), {}, Fast());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->summary, "update failed: 16 CPUs failed 0 CPUs timed out");
+}
+
+}  // namespace
+}  // namespace ucode::late_load

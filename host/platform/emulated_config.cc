@@ -1,0 +1,150 @@
+#include "host/platform/emulated_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "host/base/status_macros.h"
+
+namespace ucode::platform {
+namespace {
+
+constexpr int kMaxPackages = 64;
+constexpr int kMaxCoresPerPackage = 512;
+constexpr int kMaxThreadsPerCore = 8;
+
+absl::StatusOr<uint64_t> ParseNumber(absl::string_view key, absl::string_view value) {
+  uint64_t out = 0;
+  bool ok = absl::StartsWithIgnoreCase(value, "0x")
+                ? absl::SimpleHexAtoi(value.substr(2), &out)
+                : absl::SimpleAtoi(value, &out);
+  if (!ok) return absl::InvalidArgumentError(absl::StrFormat("%s: '%s' is not a number", key, value));
+  return out;
+}
+
+absl::StatusOr<std::set<int>> ParseList(absl::string_view key, absl::string_view value) {
+  std::set<int> out;
+  for (absl::string_view item : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+    ASSIGN_OR_RETURN(uint64_t n, ParseNumber(key, absl::StripAsciiWhitespace(item)));
+    out.insert(static_cast<int>(n));
+  }
+  return out;
+}
+
+absl::Status Apply(EmulatedHostConfig& c, absl::string_view key, absl::string_view value) {
+  if (key == "offline") {
+    ASSIGN_OR_RETURN(c.offline_cpus, ParseList(key, value));
+    return absl::OkStatus();
+  }
+  if (key == "failing_cpus") {
+    ASSIGN_OR_RETURN(c.failing_cpus, ParseList(key, value));
+    return absl::OkStatus();
+  }
+  if (key == "staging") {
+    if (value == "true" || value == "1") c.staging = true;
+    else if (value == "false" || value == "0") c.staging = false;
+    else return absl::InvalidArgumentError(absl::StrFormat("staging: '%s' is not a bool", value));
+    return absl::OkStatus();
+  }
+  if (key == "mailbox_fault") {
+    ASSIGN_OR_RETURN(c.mailbox.fault, staging::ParseMailboxFault(value));
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(uint64_t n, ParseNumber(key, value));
+  const int i = static_cast<int>(n);
+  if (key == "packages") c.packages = i;
+  else if (key == "cores") c.cores_per_package = i;
+  else if (key == "threads") c.threads_per_core = i;
+  else if (key == "signature") c.signature = static_cast<uint32_t>(n);
+  else if (key == "platform_id") c.platform_id = static_cast<uint32_t>(n);
+  else if (key == "revision") c.revision = static_cast<uint32_t>(n);
+  else if (key == "mailbox_base") c.mailbox_base = n;
+  else if (key == "mailbox_fault_at") c.mailbox.at = i;
+  else if (key == "mailbox_fault_count") c.mailbox.count = i;
+  else if (key == "mailbox_delay_us") c.mailbox.transaction_delay = absl::Microseconds(n);
+  else if (key == "mailbox_access_ns") c.mailbox.access_cost = absl::Nanoseconds(n);
+  else if (key == "activation_fixed_us") c.activation.fixed = absl::Microseconds(n);
+  else if (key == "activation_unstaged_us_per_kib") c.activation.per_kib_unstaged = absl::Microseconds(n);
+  else if (key == "activation_staged_us_per_kib") c.activation.per_kib_staged = absl::Microseconds(n);
+  else return absl::InvalidArgumentError(absl::StrFormat("unknown key '%s'", key));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Duration ActivationModel::Cost(size_t image_bytes, bool staged) const {
+  const double kib = static_cast<double>(image_bytes) / 1024.0;
+  return fixed + (staged ? per_kib_staged : per_kib_unstaged) * kib;
+}
+
+std::string ActivationModel::Describe() const {
+  return absl::StrFormat("activation model: fixed %s + %s/KiB unstaged, %s/KiB staged",
+                         absl::FormatDuration(fixed), absl::FormatDuration(per_kib_unstaged),
+                         absl::FormatDuration(per_kib_staged));
+}
+
+EmulatedHostConfig DemoHostConfig() { return EmulatedHostConfig{}; }
+
+absl::Status ValidateEmulatedHostConfig(const EmulatedHostConfig& c) {
+  if (c.packages < 1 || c.packages > kMaxPackages || c.cores_per_package < 1 ||
+      c.cores_per_package > kMaxCoresPerPackage || c.threads_per_core < 1 ||
+      c.threads_per_core > kMaxThreadsPerCore) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "emulated host shape %dx%dx%d outside 1..%d packages, 1..%d cores, 1..%d threads",
+        c.packages, c.cores_per_package, c.threads_per_core, kMaxPackages, kMaxCoresPerPackage,
+        kMaxThreadsPerCore));
+  }
+  if (c.platform_id > 7) {
+    return absl::InvalidArgumentError(absl::StrFormat("platform_id %u > 7", c.platform_id));
+  }
+  for (int cpu : c.offline_cpus) {
+    if (cpu < 0 || cpu >= c.cpu_count()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("offline cpu %d outside 0..%d", cpu, c.cpu_count() - 1));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EmulatedHostConfig> ParseEmulatedHostConfig(absl::string_view text) {
+  EmulatedHostConfig config = DemoHostConfig();
+  int line_no = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_no;
+    if (size_t hash = line.find('#'); hash != absl::string_view::npos) line = line.substr(0, hash);
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty()) continue;
+    const size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("host config line %d: expected 'key = value', got '%s'", line_no, line));
+    }
+    absl::Status s = Apply(config, absl::StripAsciiWhitespace(line.substr(0, eq)),
+                           absl::StripAsciiWhitespace(line.substr(eq + 1)));
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("host config line %d: %s", line_no, s.message()));
+    }
+  }
+  RETURN_IF_ERROR(ValidateEmulatedHostConfig(config));
+  return config;
+}
+
+absl::StatusOr<EmulatedHostConfig> LoadEmulatedHostConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrFormat("host config %s: cannot open", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  absl::StatusOr<EmulatedHostConfig> c = ParseEmulatedHostConfig(ss.str());
+  if (!c.ok()) {
+    return absl::Status(c.status().code(), absl::StrFormat("%s: %s", path, c.status().message()));
+  }
+  return c;
+}
+
+}  // namespace ucode::platform

@@ -1,0 +1,81 @@
+#include "host/platform/platform.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "host/base/status_macros.h"
+
+namespace ucode::platform {
+
+std::vector<int> Topology::CorePrimaries() const {
+  std::vector<int> out;
+  for (const LogicalCpu& c : cpus) {
+    if (c.online && c.thread == 0) out.push_back(c.id);
+  }
+  return out;
+}
+
+std::vector<int> Topology::PackageLeaders() const {
+  std::set<int> seen;
+  std::vector<std::pair<int, int>> leaders;  // (package, cpu)
+  for (const LogicalCpu& c : cpus) {
+    if (!c.online || c.thread != 0 || c.package < 0) continue;
+    if (seen.insert(c.package).second) leaders.emplace_back(c.package, c.id);
+  }
+  std::sort(leaders.begin(), leaders.end());
+  std::vector<int> out;
+  for (const auto& [pkg, cpu] : leaders) out.push_back(cpu);
+  return out;
+}
+
+int Topology::PackageCount() const {
+  std::set<int> packages;
+  for (const LogicalCpu& c : cpus) {
+    if (c.online && c.package >= 0) packages.insert(c.package);
+  }
+  return static_cast<int>(packages.size());
+}
+
+int Topology::OnlineCount() const {
+  int n = 0;
+  for (const LogicalCpu& c : cpus) n += c.online ? 1 : 0;
+  return n;
+}
+
+int Topology::PrimaryOf(int cpu) const {
+  const LogicalCpu* self = Find(cpu);
+  if (self == nullptr || self->package < 0) return -1;
+  for (const LogicalCpu& c : cpus) {
+    if (c.online && c.thread == 0 && c.package == self->package && c.core == self->core) {
+      return c.id;
+    }
+  }
+  return -1;
+}
+
+const LogicalCpu* Topology::Find(int cpu) const {
+  for (const LogicalCpu& c : cpus) {
+    if (c.id == cpu) return &c;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<absl::Duration> Platform::ApplyUpdateOnCpu(int cpu, absl::Span<const uint8_t>) {
+  return absl::UnimplementedError(
+      absl::StrCat(name(), " platform: no direct MSR 0x79 trigger on cpu ", cpu,
+                   "; the kernel owns the late-load rendezvous here"));
+}
+
+absl::StatusOr<KernelReloadOutcome> Platform::KernelReload(absl::Span<const uint8_t>,
+                                                           uint32_t) {
+  return absl::UnimplementedError(
+      absl::StrCat(name(), " platform: no kernel reload; use the direct trigger"));
+}
+
+absl::StatusOr<uint32_t> ReadRevision(Platform& platform, int cpu) {
+  ASSIGN_OR_RETURN(microcode::CpuIdentity id, platform.Identity(cpu));
+  return id.current_revision;
+}
+
+}  // namespace ucode::platform

@@ -1,0 +1,131 @@
+// The host as ucode sees it: CPU topology, MSRs, a 32-bit MMIO window, per-CPU microcode
+// identity, and the late-load trigger. Two implementations: LinuxPlatform (sysfs,
+// /dev/cpu/N/msr, /dev/mem) and EmulatedPlatform (the rehearsal host and test default).
+//
+// Thread safety: every method may be called from any thread concurrently, except where a
+// method says otherwise. An MmioWindow is used by one thread at a time.
+#ifndef UCODE_HOST_PLATFORM_PLATFORM_H_
+#define UCODE_HOST_PLATFORM_PLATFORM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "host/microcode/selection.h"
+
+namespace ucode::platform {
+
+// Architectural MSRs (SDM Vol. 4, "Model-Specific Registers").
+inline constexpr uint32_t kMsrPlatformId = 0x17;         // IA32_PLATFORM_ID, bits 52:50
+inline constexpr uint32_t kMsrUcodeTrigger = 0x79;       // IA32_BIOS_UPDT_TRIG
+inline constexpr uint32_t kMsrMcuStatus = 0x7A;          // IA32_MCU_STATUS (unused here)
+inline constexpr uint32_t kMsrMcuEnumeration = 0x7B;     // IA32_MCU_ENUMERATION
+inline constexpr uint32_t kMsrUcodeRevision = 0x8B;      // IA32_BIOS_SIGN_ID, bits 63:32
+inline constexpr uint32_t kMsrArchCapabilities = 0x10A;  // IA32_ARCH_CAPABILITIES
+inline constexpr uint32_t kMsrMcuStagingMboxAddr = 0x7A5;  // IA32_MCU_STAGING_MBOX_ADDR
+
+// Bits, as the Linux staging series tests them (arch/x86/kernel/cpu/microcode/intel.c,
+// staging_available(): ARCH_CAP_MCU_ENUM then MCU_STAGING).
+inline constexpr uint64_t kArchCapMcuEnumeration = 1ull << 16;
+inline constexpr uint64_t kMcuEnumerationStaging = 1ull << 4;
+inline constexpr int kPlatformIdShift = 50;
+inline constexpr int kUcodeRevisionShift = 32;
+
+struct LogicalCpu {
+  int id = 0;        // Linux CPU number
+  int package = 0;   // physical package id (-1 unknown, e.g. an offline CPU on Linux)
+  int core = 0;      // core id within the package
+  int thread = 0;    // 0 for the core's primary thread, 1.. for SMT siblings
+  bool online = true;
+};
+
+struct Topology {
+  std::vector<LogicalCpu> cpus;  // ordered by id
+
+  // Online CPUs that are thread 0 of their core: the CPUs that write MSR 0x79 (the kernel's
+  // "primary threads", topology_is_primary_thread()).
+  [[nodiscard]] std::vector<int> CorePrimaries() const;
+  // The first online primary thread of each package, in package order: the CPU that drives
+  // that package's staging mailbox (kernel: stage_microcode() picks one CPU per package).
+  [[nodiscard]] std::vector<int> PackageLeaders() const;
+  // Number of distinct packages with at least one online CPU.
+  [[nodiscard]] int PackageCount() const;
+  [[nodiscard]] int OnlineCount() const;
+  // The online primary thread of `cpu`'s core, or -1.
+  [[nodiscard]] int PrimaryOf(int cpu) const;
+  [[nodiscard]] const LogicalCpu* Find(int cpu) const;
+};
+
+// A mapped 32-bit MMIO register window. Move-only owner of its mapping.
+class MmioWindow {
+ public:
+  virtual ~MmioWindow() = default;
+  MmioWindow(const MmioWindow&) = delete;
+  MmioWindow& operator=(const MmioWindow&) = delete;
+
+  // `offset` is in bytes, 4-aligned and inside the window (our own invariant: callers
+  // pass register constants).
+  virtual uint32_t Read32(uint32_t offset) = 0;
+  virtual void Write32(uint32_t offset, uint32_t value) = 0;
+
+ protected:
+  MmioWindow() = default;
+};
+
+// What the kernel's reload path produced (Linux backend).
+struct KernelReloadOutcome {
+  std::string installed_path;          // firmware file written for the kernel to find
+  std::string previous_path;           // the file it replaced, kept for rollback ("" if none)
+  std::vector<std::string> kmsg_lines; // kernel log lines emitted during the reload
+  absl::Duration elapsed;              // wall time of the write to microcode/reload
+};
+
+class Platform {
+ public:
+  virtual ~Platform() = default;
+
+  [[nodiscard]] virtual std::string name() const = 0;  // "emulated" or "linux"
+  virtual absl::StatusOr<Topology> GetTopology() = 0;
+
+  virtual absl::StatusOr<uint64_t> ReadMsr(int cpu, uint32_t msr) = 0;
+  virtual absl::Status WriteMsr(int cpu, uint32_t msr, uint64_t value) = 0;
+  virtual absl::StatusOr<std::unique_ptr<MmioWindow>> MapMmio(uint64_t phys_addr,
+                                                              size_t size) = 0;
+
+  // Signature, platform id and running revision of `cpu` (what the kernel's
+  // intel_collect_cpu_info() reports).
+  virtual absl::StatusOr<microcode::CpuIdentity> Identity(int cpu) = 0;
+
+  // --- The late-load trigger. A platform supports exactly one of the two forms. ---
+
+  // True when ucode runs the rendezvous itself and triggers each core with
+  // ApplyUpdateOnCpu (emulated host). False when the kernel owns the rendezvous (Linux).
+  [[nodiscard]] virtual bool HasDirectTrigger() const = 0;
+
+  // WRMSR 0x79 with the linear address of `update`, executed on `cpu` (a core's primary
+  // thread, from inside the rendezvous). The core checks the update, spends the activation
+  // time, and on success every thread of the core reports the new revision. Returns the
+  // modelled activation time spent.
+  virtual absl::StatusOr<absl::Duration> ApplyUpdateOnCpu(int cpu,
+                                                          absl::Span<const uint8_t> update);
+
+  // Installs `update` where the kernel looks for it and asks the kernel to late-load it
+  // (sysfs microcode/reload). The kernel does the stop_machine rendezvous.
+  virtual absl::StatusOr<KernelReloadOutcome> KernelReload(absl::Span<const uint8_t> update,
+                                                           uint32_t signature);
+
+  // The activation time model's parameters, for reports ("" when the timing is real).
+  [[nodiscard]] virtual std::string ActivationModel() const { return ""; }
+};
+
+// The running revision of `cpu` (Identity().current_revision).
+absl::StatusOr<uint32_t> ReadRevision(Platform& platform, int cpu);
+
+}  // namespace ucode::platform
+
+#endif  // UCODE_HOST_PLATFORM_PLATFORM_H_

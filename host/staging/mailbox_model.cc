@@ -1,0 +1,286 @@
+#include "host/staging/mailbox_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "host/microcode/microcode_image.h"
+#include "host/staging/mailbox_protocol.h"
+
+namespace ucode::staging {
+namespace {
+
+// Largest request the model buffers: header, command and one page, plus slack so that an
+// oversized request is reported as such instead of growing without bound.
+constexpr size_t kMaxRequestDwords = (kMboxHeaderBytes + kMboxCommandBytes) / 4 +
+                                     2 * kMboxChunkBytes / 4;
+// Images larger than this are refused when their header arrives (the largest public image,
+// 06-ad-01 in the 20251111 release, is 3.3 MB).
+constexpr size_t kMaxImageBytes = 64u << 20;
+
+void SpinFor(absl::Duration d) {
+  if (d <= absl::ZeroDuration()) return;
+  const auto end = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(d);
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+struct FaultName {
+  MailboxFault fault;
+  absl::string_view name;
+};
+constexpr FaultName kFaultNames[] = {
+    {MailboxFault::kNone, "none"},
+    {MailboxFault::kRepeatChunk, "repeat-chunk"},
+    {MailboxFault::kRestartFromZero, "restart-from-zero"},
+    {MailboxFault::kStatusError, "status-error"},
+    {MailboxFault::kResponseError, "response-error"},
+    {MailboxFault::kBadResponseHeader, "bad-response-header"},
+    {MailboxFault::kOffsetPastEnd, "offset-past-end"},
+    {MailboxFault::kNeverReady, "never-ready"},
+};
+
+}  // namespace
+
+absl::string_view MailboxFaultName(MailboxFault fault) {
+  for (const FaultName& f : kFaultNames) {
+    if (f.fault == fault) return f.name;
+  }
+  return "unknown";
+}
+
+absl::StatusOr<MailboxFault> ParseMailboxFault(absl::string_view name) {
+  for (const FaultName& f : kFaultNames) {
+    if (f.name == name) return f.fault;
+  }
+  return absl::InvalidArgumentError(absl::StrFormat("unknown mailbox fault '%s'", name));
+}
+
+MailboxModel::MailboxModel(MailboxBehavior behavior) : behavior_(behavior) {}
+
+void MailboxModel::set_behavior(const MailboxBehavior& behavior) {
+  std::lock_guard<std::mutex> lock(mu_);
+  behavior_ = behavior;
+}
+
+uint32_t MailboxModel::Read32(uint32_t offset) {
+  absl::Duration cost;
+  uint32_t value = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cost = behavior_.access_cost;
+    ++stats_.register_accesses;
+    if (offset == kMboxStatusOffset) {
+      value = (never_ready_ || absl::Now() < ready_at_) ? 0 : status_;
+    } else if (offset == kMboxRdDataOffset && response_index_ < response_.size()) {
+      value = response_[response_index_];
+    }
+  }
+  SpinFor(cost);
+  return value;
+}
+
+void MailboxModel::Write32(uint32_t offset, uint32_t value) {
+  absl::Duration cost;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cost = behavior_.access_cost;
+    ++stats_.register_accesses;
+    switch (offset) {
+      case kMboxControlOffset:
+        if (value & kMboxControlAbort) {
+          Abort();
+        } else if (value & kMboxControlGo) {
+          Go();
+        }
+        break;
+      case kMboxWrDataOffset:
+        // One extra dword marks the request as oversized; Process() reports it.
+        if (request_.size() <= kMaxRequestDwords) request_.push_back(value);
+        break;
+      case kMboxRdDataOffset:
+        // Writing 0 acknowledges the dword just read and exposes the next one.
+        if (value == 0 && response_index_ < response_.size()) ++response_index_;
+        break;
+      default:
+        break;
+    }
+  }
+  SpinFor(cost);
+}
+
+void MailboxModel::Abort() {
+  request_.clear();
+  response_.clear();
+  response_index_ = 0;
+  status_ = 0;
+  never_ready_ = false;
+  ready_at_ = absl::InfinitePast();
+  buffer_.clear();
+  image_size_ = 0;
+  expected_offset_ = 0;
+  transaction_ = 0;
+  chunks_since_restart_ = 0;
+  faults_done_ = 0;
+  // A new transfer replaces whatever was staged before.
+  if (!staged_.empty()) {
+    staged_.clear();
+    ++staged_generation_;
+  }
+}
+
+absl::StatusOr<uint32_t> MailboxModel::Process() {
+  constexpr size_t kPrefixDwords = (kMboxHeaderBytes + kMboxCommandBytes) / 4;
+  if (request_.size() < kPrefixDwords) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("request of %u dwords is shorter than header + command", request_.size()));
+  }
+  if (request_.size() > kMaxRequestDwords) {
+    return absl::InvalidArgumentError("request longer than header + command + one page");
+  }
+  const uint64_t header = request_[0] | (uint64_t{request_[1]} << 32);
+  const uint64_t size_dwords = header >> 32;
+  if ((header & 0xFFFFFFFF) != (MboxHeader(0) & 0xFFFFFFFF)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mailbox header 0x%016x: vendor/object 0x%08x, expected 0x%08x", header,
+        header & 0xFFFFFFFF, MboxHeader(0) & 0xFFFFFFFF));
+  }
+  if (size_dwords != request_.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mailbox header size %u dwords but %u dwords written", size_dwords, request_.size()));
+  }
+  const uint64_t command = request_[2] | (uint64_t{request_[3]} << 32);
+  if (command != kMboxCommandLoad) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("command 0x%x, expected LOAD 0x%x", command, kMboxCommandLoad));
+  }
+  const size_t bytes = (request_.size() - kPrefixDwords) * 4;
+  const uint8_t* data = reinterpret_cast<const uint8_t*>(request_.data() + kPrefixDwords);
+  if (expected_offset_ == 0 && image_size_ == 0) {
+    // The image header (SDM: total size at byte 32, 0 meaning 2048) sizes the transfer.
+    if (bytes < microcode::kHeaderSize) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("first chunk of %u bytes does not hold the image header", bytes));
+    }
+    uint32_t total;
+    std::memcpy(&total, data + 32, sizeof(total));
+    const size_t size = total == 0 ? microcode::kDefaultTotalSize : total;
+    if (size < microcode::kHeaderSize || size > kMaxImageBytes || size % 4 != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("image header total size 0x%x unacceptable", total));
+    }
+    image_size_ = size;
+    buffer_.assign(size, 0);
+  }
+  const size_t expected = std::min(kMboxChunkBytes, image_size_ - expected_offset_);
+  if (bytes != expected) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "chunk at offset 0x%x has 0x%x bytes, expected 0x%x", expected_offset_, bytes, expected));
+  }
+  std::memcpy(buffer_.data() + expected_offset_, data, bytes);
+  stats_.bytes_received += bytes;
+  ++stats_.chunks_accepted;
+  ++chunks_since_restart_;
+  return static_cast<uint32_t>(expected_offset_ + bytes);
+}
+
+void MailboxModel::Go() {
+  const int txn = transaction_++;
+  ++stats_.transactions;
+  status_ = 0;
+  response_.clear();
+  response_index_ = 0;
+  ready_at_ = absl::Now() + behavior_.transaction_delay;
+  const bool fault_now = txn == behavior_.at;
+  const MailboxFault fault = behavior_.fault;
+  if (fault == MailboxFault::kNeverReady && fault_now) {
+    never_ready_ = true;
+    request_.clear();
+    return;
+  }
+  const uint32_t chunk_offset = expected_offset_;
+  absl::StatusOr<uint32_t> next = Process();
+  request_.clear();
+  if (!next.ok() || (fault == MailboxFault::kStatusError && fault_now)) {
+    if (!next.ok()) {
+      ++stats_.protocol_errors;
+      last_protocol_error_ = std::string(next.status().message());
+    }
+    status_ = kMboxStatusReady | kMboxStatusError;
+    return;
+  }
+  uint32_t offset = *next;
+  uint32_t response_status = kMboxResponseSuccess;
+  uint64_t header = kMboxResponseHeader;
+  if (fault == MailboxFault::kRepeatChunk && txn >= behavior_.at && faults_done_ < behavior_.count) {
+    ++faults_done_;
+    offset = chunk_offset;
+  } else if (fault == MailboxFault::kRestartFromZero && faults_done_ < behavior_.count &&
+             chunks_since_restart_ == behavior_.at + 1) {
+    ++faults_done_;
+    buffer_.clear();
+    image_size_ = 0;
+    chunks_since_restart_ = 0;
+    offset = 0;
+  } else if (fault_now && fault == MailboxFault::kResponseError) {
+    response_status = kMboxResponseError;
+    offset = chunk_offset;
+  } else if (fault_now && fault == MailboxFault::kBadResponseHeader) {
+    header = MboxHeader(kMboxHeaderBytes + kMboxResponseBytes + 4);
+  } else if (fault_now && fault == MailboxFault::kOffsetPastEnd) {
+    offset = static_cast<uint32_t>(image_size_ + kMboxChunkBytes);
+  }
+  if (response_status == kMboxResponseSuccess && offset == image_size_ && image_size_ != 0) {
+    // Complete: the device checks what it stored before accepting it for activation.
+    absl::StatusOr<microcode::MicrocodeImage> image = microcode::ParseImage(buffer_);
+    if (!image.ok() || image->total_size() != image_size_) {
+      ++stats_.protocol_errors;
+      last_protocol_error_ = image.ok() ? "staged image size mismatch"
+                                        : std::string(image.status().message());
+      response_status = kMboxResponseError;
+    } else {
+      staged_ = std::move(buffer_);
+      buffer_.clear();
+      ++staged_generation_;
+      ++stats_.stagings_completed;
+      offset = kMboxOffsetEnd;
+    }
+  }
+  if (offset != kMboxOffsetEnd && offset <= image_size_) expected_offset_ = offset;
+  Respond(header, offset, response_status);
+}
+
+void MailboxModel::Respond(uint64_t header, uint32_t offset, uint32_t status) {
+  response_ = {static_cast<uint32_t>(header), static_cast<uint32_t>(header >> 32), offset, status};
+  response_index_ = 0;
+  status_ = kMboxStatusReady;
+}
+
+bool MailboxModel::HoldsStagedImage(absl::Span<const uint8_t> image) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !staged_.empty() && staged_.size() == image.size() &&
+         std::memcmp(staged_.data(), image.data(), image.size()) == 0;
+}
+
+size_t MailboxModel::staged_size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return staged_.size();
+}
+
+uint64_t MailboxModel::staged_generation() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return staged_generation_;
+}
+
+MailboxStats MailboxModel::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+std::string MailboxModel::last_protocol_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_protocol_error_;
+}
+
+}  // namespace ucode::staging

@@ -1,0 +1,216 @@
+#include "host/staging/staging_driver.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "host/base/status_macros.h"
+
+namespace ucode::staging {
+namespace {
+
+using platform::MmioWindow;
+
+// The narrow data registers (mailbox_protocol.h): one dword at a time, reads acknowledged.
+void WriteDword(MmioWindow& m, uint32_t v) { m.Write32(kMboxWrDataOffset, v); }
+void WriteQword(MmioWindow& m, uint64_t v) {
+  WriteDword(m, static_cast<uint32_t>(v));
+  WriteDword(m, static_cast<uint32_t>(v >> 32));
+}
+uint32_t ReadDword(MmioWindow& m) {
+  const uint32_t v = m.Read32(kMboxRdDataOffset);
+  m.Write32(kMboxRdDataOffset, 0);
+  return v;
+}
+
+// Polls STATUS until READY or ERROR. The first polls are back to back (a fast device is
+// ready at once); then the sleep doubles up to 1 ms, the kernel's msleep(1) period.
+absl::Status WaitForTransaction(MmioWindow& m, int package, size_t offset,
+                                absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Duration nap = absl::Microseconds(1);
+  for (int polls = 0;; ++polls) {
+    const uint32_t status = m.Read32(kMboxStatusOffset);
+    if (status & kMboxStatusError) {
+      return absl::AbortedError(absl::StrFormat(
+          "package %d: mailbox STATUS.ERROR (0x%08x) for chunk at offset 0x%x", package, status,
+          offset));
+    }
+    if (status & kMboxStatusReady) return absl::OkStatus();
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrFormat(
+          "package %d: mailbox not READY %s after GO for chunk at offset 0x%x", package,
+          absl::FormatDuration(timeout), offset));
+    }
+    if (polls >= 16) {
+      absl::SleepFor(nap);
+      nap = std::min(nap * 2, absl::Milliseconds(1));
+    }
+  }
+}
+
+void SendChunk(MmioWindow& m, absl::Span<const uint8_t> chunk) {
+  WriteQword(m, MboxHeader(kMboxHeaderBytes + kMboxCommandBytes + chunk.size()));
+  WriteQword(m, kMboxCommandLoad);
+  // Image spans carry no alignment promise; memcpy compiles to a plain load.
+  for (size_t i = 0; i < chunk.size(); i += 4) {
+    uint32_t dword;
+    std::memcpy(&dword, chunk.data() + i, sizeof(dword));
+    WriteDword(m, dword);
+  }
+  m.Write32(kMboxControlOffset, kMboxControlGo);
+}
+
+}  // namespace
+
+absl::Status StageThroughMailbox(MmioWindow& m, absl::Span<const uint8_t> image,
+                                 const StagingOptions& options, PackageStaging& r) {
+  const int pkg = r.package;
+  const size_t size = image.size();
+  if (size == 0 || size % 4 != 0 || size >= kMboxOffsetEnd) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("package %d: image size 0x%x is not a non-zero multiple of 4", pkg, size));
+  }
+  // ABORT resets the device; it needs no status check (kernel: init_stage()).
+  m.Write32(kMboxControlOffset, kMboxControlAbort);
+  std::map<size_t, int> sends;  // chunk offset -> times sent
+  size_t offset = 0;
+  for (;;) {
+    const size_t chunk = std::min(kMboxChunkBytes, size - offset);
+    if (r.bytes_sent + chunk > 2 * size) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "package %d: transfer budget exhausted: 0x%x bytes sent, next chunk 0x%x at 0x%x would "
+          "pass 2x image size 0x%x",
+          pkg, r.bytes_sent, chunk, offset, size));
+    }
+    int& times = sends[offset];
+    if (times > options.max_chunk_retransmits) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "package %d: chunk at offset 0x%x requested %d times, retransmit cap %d", pkg, offset,
+          times + 1, options.max_chunk_retransmits));
+    }
+    if (times++ > 0) ++r.retransmits;
+    SendChunk(m, image.subspan(offset, chunk));
+    r.bytes_sent += chunk;
+    ++r.transactions;
+    RETURN_IF_ERROR(WaitForTransaction(m, pkg, offset, options.transaction_timeout));
+
+    // Response: 64-bit header, next offset, status (kernel: fetch_next_offset()).
+    uint64_t header = ReadDword(m);
+    header |= uint64_t{ReadDword(m)} << 32;
+    const uint32_t next = ReadDword(m);
+    const uint32_t status = ReadDword(m);
+    if (header != kMboxResponseHeader) {
+      return absl::DataLossError(absl::StrFormat(
+          "package %d: response header 0x%016x, expected 0x%016x (chunk at 0x%x)", pkg, header,
+          kMboxResponseHeader, offset));
+    }
+    if (status & kMboxResponseError) {
+      return absl::AbortedError(absl::StrFormat(
+          "package %d: response status 0x%x has the error bit (chunk at 0x%x)", pkg, status, offset));
+    }
+    if (next != kMboxOffsetEnd && next >= size) {
+      return absl::OutOfRangeError(absl::StrFormat(
+          "package %d: response offset 0x%x beyond image end 0x%x", pkg, next, size));
+    }
+    const bool done = next == kMboxOffsetEnd;
+    offset = done ? size : next;
+    if (options.progress) {
+      options.progress(StagingProgress{.package = pkg,
+                                       .image_bytes = size,
+                                       .next_offset = offset,
+                                       .bytes_sent = r.bytes_sent,
+                                       .chunks = r.transactions,
+                                       .retransmits = r.retransmits,
+                                       .done = done});
+    }
+    if (done) return absl::OkStatus();
+  }
+}
+
+absl::StatusOr<bool> StagingSupported(platform::Platform& platform, int cpu) {
+  ASSIGN_OR_RETURN(uint64_t arch_caps, platform.ReadMsr(cpu, platform::kMsrArchCapabilities));
+  if (!(arch_caps & platform::kArchCapMcuEnumeration)) return false;
+  ASSIGN_OR_RETURN(uint64_t enumeration, platform.ReadMsr(cpu, platform::kMsrMcuEnumeration));
+  return (enumeration & platform::kMcuEnumerationStaging) != 0;
+}
+
+namespace {
+
+void StageOnePackage(platform::Platform& platform, absl::Span<const uint8_t> image,
+                     const StagingOptions& options, PackageStaging& r) {
+  const absl::Time start = absl::Now();
+  r.status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(bool supported, StagingSupported(platform, r.cpu));
+    if (!supported) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "package %d: cpu %d does not advertise staging (MSR 0x10A bit 16, MSR 0x7B bit 4)",
+          r.package, r.cpu));
+    }
+    ASSIGN_OR_RETURN(r.mailbox_addr, platform.ReadMsr(r.cpu, platform::kMsrMcuStagingMboxAddr));
+    absl::StatusOr<std::unique_ptr<platform::MmioWindow>> window =
+        platform.MapMmio(r.mailbox_addr, kMboxWindowSize);
+    if (!window.ok()) {
+      return absl::Status(window.status().code(),
+                          absl::StrCat("package ", r.package, ": ", window.status().message()));
+    }
+    absl::Status s = StageThroughMailbox(**window, image, options, r);
+    // Leave a failed device idle rather than mid-transfer: nothing half-staged remains.
+    if (!s.ok()) (*window)->Write32(kMboxControlOffset, kMboxControlAbort);
+    return s;
+  }();
+  r.elapsed = absl::Now() - start;
+}
+
+}  // namespace
+
+StagingReport StageAllPackages(platform::Platform& platform, absl::Span<const uint8_t> image,
+                               const StagingOptions& options) {
+  StagingReport report;
+  report.image_bytes = image.size();
+  const absl::Time start = absl::Now();
+  absl::StatusOr<platform::Topology> topology = platform.GetTopology();
+  if (!topology.ok()) {
+    report.packages.push_back(PackageStaging{.status = topology.status()});
+    return report;
+  }
+  for (int cpu : topology->PackageLeaders()) {
+    report.packages.push_back(PackageStaging{.package = topology->Find(cpu)->package, .cpu = cpu});
+  }
+  if (options.parallel && report.packages.size() > 1) {
+    std::vector<std::jthread> threads;
+    for (PackageStaging& r : report.packages) {
+      threads.emplace_back([&platform, image, &options, &r] {
+        StageOnePackage(platform, image, options, r);
+      });
+    }
+  } else {
+    for (PackageStaging& r : report.packages) StageOnePackage(platform, image, options, r);
+  }
+  report.elapsed = absl::Now() - start;
+  return report;
+}
+
+int StagingReport::staged_count() const {
+  return static_cast<int>(std::count_if(packages.begin(), packages.end(),
+                                        [](const PackageStaging& p) { return p.staged(); }));
+}
+
+bool StagingReport::all_staged() const {
+  return !packages.empty() && staged_count() == static_cast<int>(packages.size());
+}
+
+std::string StagingReport::Summary() const {
+  std::string out = absl::StrFormat("staged %u KiB on %d/%d packages in %s", image_bytes / 1024,
+                                    staged_count(), packages.size(), absl::FormatDuration(elapsed));
+  for (const PackageStaging& p : packages) {
+    if (!p.staged()) absl::StrAppend(&out, "; ", p.status.message());
+  }
+  return out;
+}
+
+}  // namespace ucode::staging

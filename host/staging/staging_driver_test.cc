@@ -1,0 +1,222 @@
+// Every mailbox behaviour, driven end to end through the driver on an emulated host.
+#include "host/staging/staging_driver.h"
+
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "host/microcode/image_generator.h"
+#include "host/platform/emulated_platform.h"
+
+namespace ucode::staging {
+namespace {
+
+using platform::EmulatedHostConfig;
+using platform::EmulatedPlatform;
+
+std::vector<uint8_t> Image(size_t data_size = 40 * 1024 - microcode::kHeaderSize) {
+  microcode::GeneratorOptions o;
+  o.data_size = data_size;
+  auto image = microcode::GenerateImage(o);
+  EXPECT_TRUE(image.ok()) << image.status();
+  return *image;
+}
+
+struct StagingRun {
+  std::unique_ptr<EmulatedPlatform> platform;
+  StagingReport report;
+};
+
+StagingRun StageWith(MailboxBehavior behavior, const std::vector<uint8_t>& image,
+              StagingOptions options = {}) {
+  EmulatedHostConfig config;
+  config.packages = 2;
+  config.mailbox_by_package[1] = behavior;  // package 0 stays normal
+  auto p = EmulatedPlatform::Create(config);
+  EXPECT_TRUE(p.ok());
+  StagingRun run{std::move(*p), {}};
+  run.report = StageAllPackages(*run.platform, image, options);
+  return run;
+}
+
+TEST(StagingDriver, NormalStagesEveryPackageInParallel) {
+  const auto image = Image();
+  absl::Mutex mu;
+  std::vector<StagingProgress> events;
+  StagingOptions options;
+  options.progress = [&](const StagingProgress& p) {
+    absl::MutexLock lock(&mu);
+    events.push_back(p);
+  };
+  StagingRun run = StageWith({}, image, options);
+  ASSERT_TRUE(run.report.all_staged()) << run.report.Summary();
+  ASSERT_EQ(run.report.packages.size(), 2u);
+  for (int pkg = 0; pkg < 2; ++pkg) {
+    const PackageStaging& r = run.report.packages[pkg];
+    EXPECT_EQ(r.package, pkg);
+    EXPECT_EQ(r.cpu, pkg * 4);
+    EXPECT_EQ(r.mailbox_addr, 0xfd000000u + pkg * 0x1000u);
+    EXPECT_EQ(r.bytes_sent, image.size());
+    EXPECT_EQ(r.transactions, 10);  // 40 KiB in 4 KiB chunks
+    EXPECT_EQ(r.retransmits, 0);
+    EXPECT_TRUE(run.platform->mailbox(pkg).HoldsStagedImage(image));
+    EXPECT_EQ(run.platform->mailbox(pkg).stats().protocol_errors, 0u);
+  }
+  EXPECT_EQ(events.size(), 20u);
+  int done = 0;
+  for (const StagingProgress& e : events) done += e.done ? 1 : 0;
+  EXPECT_EQ(done, 2);
+}
+
+TEST(StagingDriver, OddSizedLastChunk) {
+  const auto image = Image(5 * 1024 - microcode::kHeaderSize);  // 5 KiB: 4 KiB + 1 KiB
+  StagingRun run = StageWith({}, image);
+  ASSERT_TRUE(run.report.all_staged()) << run.report.Summary();
+  EXPECT_EQ(run.report.packages[1].transactions, 2);
+}
+
+TEST(StagingDriver, RepeatChunkIsRetransmitted) {
+  const auto image = Image();
+  StagingRun run = StageWith({.fault = MailboxFault::kRepeatChunk, .at = 3, .count = 2}, image);
+  ASSERT_TRUE(run.report.all_staged()) << run.report.Summary();
+  const PackageStaging& r = run.report.packages[1];
+  EXPECT_EQ(r.retransmits, 2);
+  EXPECT_EQ(r.transactions, 12);
+  EXPECT_EQ(r.bytes_sent, image.size() + 2 * 4096);
+}
+
+TEST(StagingDriver, RepeatChunkBeyondTheCapFails) {
+  const auto image = Image();
+  StagingOptions options;
+  options.max_chunk_retransmits = 3;
+  StagingRun run = StageWith({.fault = MailboxFault::kRepeatChunk, .at = 0, .count = 100}, image, options);
+  EXPECT_TRUE(run.report.packages[0].staged());
+  const PackageStaging& r = run.report.packages[1];
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(r.status.message(),
+            "package 1: chunk at offset 0x0 requested 5 times, retransmit cap 3");
+  EXPECT_FALSE(run.platform->mailbox(1).HoldsStagedImage(image));
+  EXPECT_EQ(run.platform->mailbox(1).staged_size(), 0u);
+}
+
+TEST(StagingDriver, RestartFromZeroWithinBudget) {
+  const auto image = Image();
+  StagingRun run = StageWith({.fault = MailboxFault::kRestartFromZero, .at = 4, .count = 1}, image);
+  ASSERT_TRUE(run.report.all_staged()) << run.report.Summary();
+  EXPECT_EQ(run.report.packages[1].retransmits, 5);
+  EXPECT_EQ(run.report.packages[1].bytes_sent, image.size() + 5 * 4096);
+}
+
+TEST(StagingDriver, RestartsExhaustTheTwiceImageBudget) {
+  const auto image = Image();
+  // Each restart after 8 chunks costs 32 KiB: the second one passes 2 x 40 KiB.
+  StagingRun run = StageWith({.fault = MailboxFault::kRestartFromZero, .at = 7, .count = 5}, image);
+  const PackageStaging& r = run.report.packages[1];
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted) << r.status;
+  EXPECT_NE(r.status.message().find("transfer budget exhausted"), std::string::npos) << r.status;
+  EXPECT_LE(r.bytes_sent, 2 * image.size());
+  EXPECT_FALSE(run.platform->mailbox(1).HoldsStagedImage(image));
+}
+
+TEST(StagingDriver, StatusErrorFailsThePackage) {
+  const auto image = Image();
+  StagingRun run = StageWith({.fault = MailboxFault::kStatusError, .at = 2}, image);
+  const PackageStaging& r = run.report.packages[1];
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(r.status.message(),
+            "package 1: mailbox STATUS.ERROR (0x80000004) for chunk at offset 0x2000");
+  EXPECT_EQ(run.report.staged_count(), 1);
+  EXPECT_FALSE(run.platform->mailbox(1).HoldsStagedImage(image));
+}
+
+TEST(StagingDriver, ResponseErrorBit) {
+  StagingRun run = StageWith({.fault = MailboxFault::kResponseError, .at = 1}, Image());
+  EXPECT_EQ(run.report.packages[1].status.message(),
+            "package 1: response status 0x4 has the error bit (chunk at 0x1000)");
+}
+
+TEST(StagingDriver, WrongResponseHeader) {
+  StagingRun run = StageWith({.fault = MailboxFault::kBadResponseHeader, .at = 0}, Image());
+  EXPECT_EQ(run.report.packages[1].status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(run.report.packages[1].status.message(),
+            "package 1: response header 0x00000005000b8086, expected 0x00000004000b8086 (chunk at "
+            "0x0)");
+}
+
+TEST(StagingDriver, OffsetPastTheEnd) {
+  StagingRun run = StageWith({.fault = MailboxFault::kOffsetPastEnd, .at = 3}, Image());
+  EXPECT_EQ(run.report.packages[1].status.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(run.report.packages[1].status.message(),
+            "package 1: response offset 0xb000 beyond image end 0xa000");
+}
+
+TEST(StagingDriver, NeverReadyTimesOut) {
+  StagingOptions options;
+  options.transaction_timeout = absl::Milliseconds(20);
+  StagingRun run = StageWith({.fault = MailboxFault::kNeverReady, .at = 5}, Image(), options);
+  EXPECT_EQ(run.report.packages[1].status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(run.report.packages[1].status.message(),
+            "package 1: mailbox not READY 20ms after GO for chunk at offset 0x5000");
+  EXPECT_TRUE(run.report.packages[0].staged());
+}
+
+TEST(StagingDriver, SlowDeviceStillStages) {
+  const auto image = Image(8 * 1024 - microcode::kHeaderSize);
+  StagingRun run = StageWith({.transaction_delay = absl::Milliseconds(2)}, image);
+  ASSERT_TRUE(run.report.all_staged()) << run.report.Summary();
+  EXPECT_TRUE(run.platform->mailbox(1).HoldsStagedImage(image));
+}
+
+TEST(StagingDriver, AccessCostIsChargedPerRegisterAccess) {
+  const auto image = Image(8 * 1024 - microcode::kHeaderSize);
+  StagingRun run = StageWith({.access_cost = absl::Nanoseconds(100)}, image);
+  ASSERT_TRUE(run.report.all_staged());
+  // 2 chunks: per chunk 4 header/command writes + 1024 data writes + GO + >=1 status read
+  // + 4 reads and 4 acknowledgements, plus the initial ABORT.
+  EXPECT_GE(run.platform->mailbox(1).stats().register_accesses, 1u + 2 * (4 + 1024 + 1 + 1 + 8));
+}
+
+TEST(StagingDriver, CorruptImageIsRefusedByTheDeviceChecks) {
+  auto image = Image();
+  image[200] ^= 0xff;  // data checksum no longer sums to zero
+  StagingRun run = StageWith({}, image);
+  EXPECT_EQ(run.report.staged_count(), 0);
+  EXPECT_EQ(run.report.packages[0].status.code(), absl::StatusCode::kAborted);
+  EXPECT_NE(run.platform->mailbox(0).last_protocol_error().find("checksum"), std::string::npos)
+      << run.platform->mailbox(0).last_protocol_error();
+}
+
+TEST(StagingDriver, NoStagingCapability) {
+  EmulatedHostConfig config;
+  config.staging = false;
+  auto p = platform::EmulatedPlatform::Create(config);
+  ASSERT_TRUE(p.ok());
+  StagingReport report = StageAllPackages(**p, Image(), {});
+  ASSERT_EQ(report.packages.size(), 2u);
+  EXPECT_EQ(report.packages[0].status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(report.staged_count(), 0);
+}
+
+TEST(StagingDriver, SequentialModeGivesTheSameResult) {
+  const auto image = Image();
+  StagingOptions options;
+  options.parallel = false;
+  StagingRun run = StageWith({}, image, options);
+  EXPECT_TRUE(run.report.all_staged()) << run.report.Summary();
+}
+
+TEST(StagingDriver, DriverProtocolViolationsAreCaughtByTheModel) {
+  MailboxModel model;
+  // A request whose header size lies about the dwords written.
+  model.Write32(kMboxControlOffset, kMboxControlAbort);
+  const uint64_t header = MboxHeader(16 + 64);
+  model.Write32(kMboxWrDataOffset, static_cast<uint32_t>(header));
+  model.Write32(kMboxWrDataOffset, static_cast<uint32_t>(header >> 32));
+  model.Write32(kMboxWrDataOffset, kMboxCommandLoad);
+  model.Write32(kMboxWrDataOffset, 0);
+  model.Write32(kMboxWrDataOffset, 0x1234);
+  model.Write32(kMboxControlOffset, kMboxControlGo);
+  EXPECT_EQ(model.Read32(kMboxStatusOffset), kMboxStatusReady | kMboxStatusError);
+  EXPECT_EQ(model.last_protocol_error(), "mailbox header size 20 dwords but 5 dwords written");
+}
+
+}  // namespace
+}  // namespace ucode::staging

@@ -1,0 +1,146 @@
+#include "vmm/ucodectl/host_command_support.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "host/base/status_macros.h"
+#include "host/platform/emulated_platform.h"
+#include "host/platform/linux_platform.h"
+
+namespace ucode::ctl {
+
+std::vector<OptionSpec> PlatformOptionSpecs() {
+  return {
+      {.name = "platform", .takes_value = true, .help = "emulated (default) or linux"},
+      {.name = "host-config", .takes_value = true, .help = "emulated host: key = value file"},
+      {.name = "host", .takes_value = true, .repeatable = true,
+       .help = "emulated host: one KEY=VALUE override (e.g. platform_id=4)"},
+      {.name = "root", .takes_value = true, .help = "linux: root of sysfs/dev/firmware (default /)"},
+      {.name = "json", .takes_value = false, .help = "machine-readable output"},
+  };
+}
+
+absl::StatusOr<std::unique_ptr<platform::Platform>> PlatformFromArgs(const ParsedArgs& args) {
+  const std::string name = args.ValueOr("platform", "emulated");
+  if (name == "linux") {
+    platform::LinuxPlatformOptions options;
+    options.root = args.ValueOr("root", "/");
+    ASSIGN_OR_RETURN(std::unique_ptr<platform::LinuxPlatform> p,
+                     platform::LinuxPlatform::Create(options));
+    return std::unique_ptr<platform::Platform>(std::move(p));
+  }
+  if (name != "emulated") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--platform ", name, ": expected emulated or linux"));
+  }
+  std::string text;
+  if (std::optional<std::string> path = args.Value("host-config")) {
+    ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, microcode::ReadFileBytes(*path, 1 << 20));
+    text.assign(bytes.begin(), bytes.end());
+    text += "\n";
+  }
+  text += absl::StrJoin(args.Values("host"), "\n");
+  ASSIGN_OR_RETURN(platform::EmulatedHostConfig config, platform::ParseEmulatedHostConfig(text));
+  ASSIGN_OR_RETURN(std::unique_ptr<platform::EmulatedPlatform> p,
+                   platform::EmulatedPlatform::Create(config));
+  return std::unique_ptr<platform::Platform>(std::move(p));
+}
+
+namespace {
+
+// Progress state shared by the staging threads.
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(bool tty) : tty_(tty) {}
+  void Update(const staging::StagingProgress& p) {
+    absl::MutexLock lock(&mu_);
+    const int percent = p.image_bytes ? static_cast<int>(100 * p.next_offset / p.image_bytes) : 0;
+    int& last = last_percent_[p.package];
+    if (tty_) {
+      bars_[p.package] = percent;
+      std::string line = "\r";
+      for (const auto& [pkg, pc] : bars_) {
+        const int filled = pc / 5;
+        absl::StrAppendFormat(&line, "pkg%d [%s%s] %3d%%  ", pkg, std::string(filled, '#'),
+                              std::string(20 - filled, '.'), pc);
+      }
+      std::fputs(line.c_str(), stderr);
+      if (p.done && ++done_ == static_cast<int>(bars_.size())) std::fputs("\n", stderr);
+    } else if (p.done || percent / 25 > last / 25) {
+      std::fprintf(stderr, "staging package %d: %d%% (%zu bytes sent, %d retransmits)\n",
+                   p.package, percent, p.bytes_sent, p.retransmits);
+    }
+    last = percent;
+  }
+
+ private:
+  const bool tty_;
+  absl::Mutex mu_;
+  std::map<int, int> bars_ ABSL_GUARDED_BY(mu_);
+  std::map<int, int> last_percent_ ABSL_GUARDED_BY(mu_);
+  int done_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
+staging::StagingProgressFn MakeStagingProgress(bool json) {
+  if (json) return nullptr;
+  auto printer = std::make_shared<ProgressPrinter>(isatty(STDERR_FILENO) == 1);
+  return [printer](const staging::StagingProgress& p) { printer->Update(p); };
+}
+
+std::string StagingReportText(const staging::StagingReport& report) {
+  std::string out;
+  for (const staging::PackageStaging& p : report.packages) {
+    if (p.staged()) {
+      absl::StrAppendFormat(&out,
+                            "package %d (cpu %d, mailbox 0x%x): staged in %s, %d transactions, "
+                            "%d retransmits, %zu bytes sent\n",
+                            p.package, p.cpu, p.mailbox_addr, absl::FormatDuration(p.elapsed),
+                            p.transactions, p.retransmits, p.bytes_sent);
+    } else {
+      absl::StrAppendFormat(&out, "package %d (cpu %d): NOT staged: %s\n", p.package, p.cpu,
+                            p.status.message());
+    }
+  }
+  absl::StrAppend(&out, report.Summary(), "\n");
+  return out;
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string StagingReportJson(const staging::StagingReport& report) {
+  std::vector<std::string> packages;
+  for (const staging::PackageStaging& p : report.packages) {
+    packages.push_back(absl::StrFormat(
+        "{\"package\":%d,\"cpu\":%d,\"mailbox\":%d,\"staged\":%s,\"error\":%s,\"bytes_sent\":%d,"
+        "\"transactions\":%d,\"retransmits\":%d,\"elapsed_us\":%d}",
+        p.package, p.cpu, p.mailbox_addr, p.staged() ? "true" : "false",
+        JsonString(p.status.message()), p.bytes_sent, p.transactions, p.retransmits,
+        absl::ToInt64Microseconds(p.elapsed)));
+  }
+  return absl::StrFormat("{\"image_bytes\":%d,\"staged\":%d,\"elapsed_us\":%d,\"packages\":[%s]}",
+                         report.image_bytes, report.staged_count(),
+                         absl::ToInt64Microseconds(report.elapsed), absl::StrJoin(packages, ","));
+}
+
+}  // namespace ucode::ctl

@@ -1,0 +1,288 @@
+// `ucodectl inspect PATH...`: lists every microcode image in the files (or directories,
+// one level deep) given, with its validation verdict; `--cpu` adds what would be
+// selected for that CPU and why every other image was not. Exit 0 only if every image
+// of every file is valid.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "host/microcode/microcode_image.h"
+#include "host/microcode/selection.h"
+#include "vmm/ucodectl/command_line.h"
+#include "vmm/ucodectl/commands.h"
+
+namespace ucode::ctl {
+namespace {
+
+namespace mc = ::ucode::microcode;
+
+const std::vector<OptionSpec>& Specs() {
+  static const std::vector<OptionSpec> kSpecs = {
+      {"json", false, false, "one JSON object per image instead of text lines"},
+      {"cpu", true, false,
+       "SIG[,PF[,REV]]: show the selection for CPUID(1).EAX SIG, processor flags PF (the "
+       "one-bit mask sysfs shows in cpu*/microcode/processor_flags; default 0x1) and running "
+       "revision REV (default 0); all hex"},
+      {"force-minrev", false, false, "with --cpu: ignore the minimal-revision rule"},
+      {"help", false, false, "this text"},
+  };
+  return kSpecs;
+}
+
+// One image (or unreadable member) found in the inputs.
+struct Row {
+  std::string path;
+  size_t offset = 0;
+  std::optional<mc::MicrocodeHeader> header;  // raw, even when invalid
+  absl::StatusOr<mc::MicrocodeImage> image = absl::UnknownError("unset");
+  std::optional<size_t> valid_index;  // into the images passed to SelectImage
+  std::optional<mc::Candidate> candidate;
+};
+
+// A file's bytes must outlive the images that view them: `buffers` owns them.
+struct Inputs {
+  std::vector<std::vector<uint8_t>> buffers;
+  std::vector<Row> rows;
+  std::vector<std::string> errors;  // unreadable paths
+};
+
+absl::StatusOr<std::vector<std::string>> ExpandPath(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(path, ec)) return std::vector<std::string>{path};
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+    if (entry.is_regular_file(ec)) files.push_back(entry.path().string());
+  }
+  if (ec) return absl::NotFoundError(absl::StrCat("list ", path, ": ", ec.message()));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+Inputs Load(const std::vector<std::string>& paths) {
+  Inputs in;
+  for (const std::string& arg : paths) {
+    absl::StatusOr<std::vector<std::string>> files = ExpandPath(arg);
+    if (!files.ok()) {
+      in.errors.push_back(std::string(files.status().message()));
+      continue;
+    }
+    for (const std::string& file : *files) {
+      absl::StatusOr<std::vector<uint8_t>> bytes = mc::ReadFileBytes(file);
+      if (!bytes.ok()) {
+        in.errors.push_back(std::string(bytes.status().message()));
+        continue;
+      }
+      in.buffers.push_back(*std::move(bytes));
+      const std::vector<uint8_t>& buf = in.buffers.back();
+      if (buf.empty()) in.errors.push_back(absl::StrCat(file, ": empty file holds no image"));
+      for (mc::BundleEntry& entry : mc::ParseBundle(buf)) {
+        Row row;
+        row.path = file;
+        row.offset = entry.offset;
+        row.header = mc::PeekHeader(absl::MakeConstSpan(buf).subspan(entry.offset));
+        row.image = std::move(entry.image);
+        in.rows.push_back(std::move(row));
+      }
+    }
+  }
+  return in;
+}
+
+absl::StatusOr<mc::CpuIdentity> ParseCpu(const std::string& text) {
+  std::vector<std::string> parts = absl::StrSplit(text, ',');
+  const auto hex = [](const std::string& s, uint32_t* out) {
+    absl::string_view v = s;
+    if (v.size() > 2 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) v.remove_prefix(2);
+    return absl::SimpleHexAtoi(v, out);
+  };
+  mc::CpuIdentity cpu;
+  if (parts.empty() || parts.size() > 3 || !hex(parts[0], &cpu.signature)) {
+    return absl::InvalidArgumentError(absl::StrCat("--cpu ", text, ": want SIG[,PF[,REV]]"));
+  }
+  if (parts.size() > 1) {
+    uint32_t pf = 0;
+    if (!hex(parts[1], &pf)) return absl::InvalidArgumentError("--cpu: PF is not a number");
+    // A CPU's flags have exactly one bit, 1 << MSR 0x17[52:50] (what sysfs shows).
+    if (pf == 0 || (pf & (pf - 1)) != 0 || pf > 0x80) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--cpu: PF 0x%x is not a one-bit mask 0x01..0x80", pf));
+    }
+    cpu.platform_id = static_cast<uint32_t>(__builtin_ctz(pf));
+  }
+  if (parts.size() > 2 && !hex(parts[2], &cpu.current_revision)) {
+    return absl::InvalidArgumentError("--cpu: REV is not a hex number");
+  }
+  return cpu;
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      absl::StrAppend(&out, "\\", std::string(1, c));
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string DateOf(const mc::MicrocodeHeader& h) {
+  mc::MicrocodeImage tmp;
+  tmp.header = h;
+  return tmp.DateString();
+}
+
+size_t TotalSizeOf(const mc::MicrocodeHeader& h) {
+  return h.data_size != 0 ? h.total_size : mc::kDefaultTotalSize;
+}
+
+std::string Verdict(const Row& r) {
+  return r.image.ok() ? "valid" : absl::StrCat("INVALID: ", r.image.status().message());
+}
+
+std::string TextLine(const Row& r) {
+  std::string line = absl::StrFormat("%s@0x%x", r.path, r.offset);
+  if (r.header) {
+    const mc::MicrocodeHeader& h = *r.header;
+    absl::StrAppendFormat(&line, "  sig 0x%08x  pf 0x%02x  %s  rev 0x%08x  size %u  min_rev 0x%08x",
+                          h.signature, h.platform_flags, DateOf(h), h.revision, TotalSizeOf(h),
+                          h.min_req_revision);
+  }
+  if (r.image.ok()) {
+    std::vector<std::string> ext;
+    for (const mc::ExtendedSignature& e : r.image->extended_signatures) {
+      ext.push_back(absl::StrFormat("0x%08x/0x%02x", e.signature, e.platform_flags));
+    }
+    absl::StrAppend(&line, "  ext ", ext.empty() ? "-" : absl::StrJoin(ext, ","));
+  }
+  absl::StrAppend(&line, "  ", Verdict(r));
+  if (r.candidate) {
+    absl::StrAppend(&line, "\n    ", r.candidate->selected ? "=> " : "-- ", r.candidate->reason);
+  }
+  return line;
+}
+
+std::string JsonLine(const Row& r, bool with_cpu) {
+  std::string o = absl::StrFormat("{\"path\":%s,\"offset\":%u", JsonString(r.path), r.offset);
+  if (r.header) {
+    const mc::MicrocodeHeader& h = *r.header;
+    absl::StrAppendFormat(&o,
+                          ",\"signature\":\"0x%08x\",\"pf_mask\":\"0x%02x\",\"date\":\"%s\","
+                          "\"revision\":\"0x%08x\",\"total_size\":%u,\"min_rev\":\"0x%08x\"",
+                          h.signature, h.platform_flags, DateOf(h), h.revision, TotalSizeOf(h),
+                          h.min_req_revision);
+  }
+  std::vector<std::string> ext;
+  if (r.image.ok()) {
+    for (const mc::ExtendedSignature& e : r.image->extended_signatures) {
+      ext.push_back(absl::StrFormat("{\"signature\":\"0x%08x\",\"pf_mask\":\"0x%02x\"}",
+                                    e.signature, e.platform_flags));
+    }
+  }
+  absl::StrAppend(&o, ",\"extended_signatures\":[", absl::StrJoin(ext, ","), "]");
+  absl::StrAppend(&o, ",\"valid\":", r.image.ok() ? "true" : "false");
+  if (!r.image.ok()) absl::StrAppend(&o, ",\"error\":", JsonString(r.image.status().message()));
+  if (with_cpu) {
+    absl::StrAppend(&o, ",\"selected\":", r.candidate && r.candidate->selected ? "true" : "false",
+                    ",\"reason\":", JsonString(r.candidate ? r.candidate->reason : ""));
+  }
+  return o + "}";
+}
+
+// Runs the selection over the valid images and attaches a candidate to every row.
+void Select(Inputs& in, const mc::CpuIdentity& cpu, mc::MinRevPolicy policy) {
+  std::vector<mc::MicrocodeImage> valid;
+  for (Row& r : in.rows) {
+    if (!r.image.ok()) {
+      r.candidate = mc::Candidate{0, false, "not considered: image is invalid"};
+      continue;
+    }
+    r.valid_index = valid.size();
+    valid.push_back(*r.image);
+  }
+  mc::Selection s = mc::SelectImage(valid, cpu, policy);
+  for (Row& r : in.rows) {
+    if (r.valid_index) r.candidate = s.candidates[*r.valid_index];
+  }
+}
+
+void PrintUsage(FILE* out) {
+  std::fprintf(out, "usage: ucodectl inspect [--json] [--cpu SIG[,PF[,REV]]] PATH...\n%s",
+               OptionsHelp(Specs()).c_str());
+}
+
+}  // namespace
+
+int RunInspect(const std::vector<std::string>& args) {
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, Specs());
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "ucodectl inspect: %s\n", std::string(parsed.status().message()).c_str());
+    PrintUsage(stderr);
+    return kExitUsage;
+  }
+  if (parsed->Has("help")) {
+    PrintUsage(stdout);
+    return kExitOk;
+  }
+  if (parsed->positional().empty()) {
+    std::fprintf(stderr, "ucodectl inspect: no PATH given\n");
+    PrintUsage(stderr);
+    return kExitUsage;
+  }
+  std::optional<mc::CpuIdentity> cpu;
+  if (std::optional<std::string> text = parsed->Value("cpu")) {
+    absl::StatusOr<mc::CpuIdentity> c = ParseCpu(*text);
+    if (!c.ok()) {
+      std::fprintf(stderr, "ucodectl inspect: %s\n", std::string(c.status().message()).c_str());
+      return kExitUsage;
+    }
+    cpu = *c;
+  }
+  const bool json = parsed->Has("json");
+  const mc::MinRevPolicy policy =
+      parsed->Has("force-minrev") ? mc::MinRevPolicy::kForce : mc::MinRevPolicy::kEnforce;
+
+  Inputs in = Load(parsed->positional());
+  if (cpu) Select(in, *cpu, policy);
+  bool all_valid = in.errors.empty();
+  const mc::Candidate* chosen = nullptr;
+  const Row* chosen_row = nullptr;
+  for (const Row& r : in.rows) {
+    all_valid &= r.image.ok();
+    if (r.candidate && r.candidate->selected) {
+      chosen = &*r.candidate;
+      chosen_row = &r;
+    }
+    std::string line = json ? JsonLine(r, cpu.has_value()) : TextLine(r);
+    std::fprintf(stdout, "%s\n", line.c_str());
+  }
+  for (const std::string& e : in.errors) std::fprintf(stderr, "ucodectl inspect: %s\n", e.c_str());
+  if (cpu && !json) {
+    std::string head = absl::StrFormat(
+        "cpu sig 0x%08x (%s) pf 0x%02x revision 0x%08x, min-rev %s: ", cpu->signature,
+        mc::FirmwareFileName(cpu->signature), 1u << cpu->platform_id, cpu->current_revision,
+        policy == mc::MinRevPolicy::kEnforce ? "enforced" : "forced");
+    if (chosen != nullptr) {
+      std::fprintf(stdout, "%sselect %s@0x%zx revision 0x%08x\n", head.c_str(),
+                   chosen_row->path.c_str(), chosen_row->offset, chosen_row->image->revision());
+    } else {
+      std::fprintf(stdout, "%snothing to load\n", head.c_str());
+    }
+  }
+  return all_valid ? kExitOk : kExitFailed;
+}
+
+}  // namespace ucode::ctl

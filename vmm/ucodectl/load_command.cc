@@ -1,0 +1,100 @@
+// `ucodectl load IMAGE`: validate, select, stage (opportunistic), activate in the
+// stop_machine_nmi-style rendezvous, and verify every CPU's revision.
+#include <cstdio>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "host/late_load/host_update.h"
+#include "vmm/ucodectl/commands.h"
+#include "vmm/ucodectl/host_command_support.h"
+
+namespace ucode::ctl {
+namespace {
+
+std::string LoadJson(const late_load::HostUpdateReport& r) {
+  const late_load::LateLoadResult& l = r.load.load;
+  std::vector<std::string> log;
+  for (const std::string& line : l.kernel_log) log.push_back(JsonString(line));
+  return absl::StrFormat(
+      "{\"ok\":%s,\"plan\":%s,\"staging\":%s,\"load\":{\"summary\":%s,\"updated\":%d,"
+      "\"siblings\":%d,\"timed_out\":%d,\"failed\":%d,\"offline\":%d,\"old_revision\":%d,"
+      "\"new_revision\":%d,\"activation_window_us\":%d,\"modelled_critical_path_us\":%d,"
+      "\"model\":%s,\"kernel_log\":[%s]},\"verify\":%s}",
+      r.status().ok() ? "true" : "false", JsonString(r.plan),
+      r.staging ? StagingReportJson(*r.staging) : "null", JsonString(l.summary), l.updated,
+      l.siblings, l.timed_out, l.failed, l.offline, l.old_revision, l.new_revision,
+      absl::ToInt64Microseconds(l.activation_window),
+      absl::ToInt64Microseconds(l.modelled_critical_path), JsonString(l.model_parameters),
+      absl::StrJoin(log, ","), JsonString(r.load.verify.ok() ? "ok" : r.load.verify.message()));
+}
+
+void PrintLoadText(const late_load::HostUpdateReport& r) {
+  const late_load::LateLoadResult& l = r.load.load;
+  if (r.staging) std::fputs(StagingReportText(*r.staging).c_str(), stdout);
+  std::printf("load: %s\n", l.summary.c_str());
+  for (const late_load::CpuResult& c : l.cpus) {
+    if (!c.detail.empty()) {
+      std::printf("  cpu %d %s: %s\n", c.cpu, late_load::CpuOutcomeName(c.outcome), c.detail.c_str());
+    }
+  }
+  std::printf("revision: 0x%x -> 0x%x\n", l.old_revision, l.new_revision);
+  std::printf("activation window: %s", absl::FormatDuration(l.activation_window).c_str());
+  if (!l.model_parameters.empty()) {
+    std::printf(" (modelled critical path %s; %s)",
+                absl::FormatDuration(l.modelled_critical_path).c_str(), l.model_parameters.c_str());
+  }
+  std::printf("\n");
+  for (const std::string& line : l.kernel_log) std::printf("kernel: %s\n", line.c_str());
+  std::printf("verify: %s\n",
+              r.load.verify.ok() ? "every online CPU reports the new revision"
+                                 : std::string(r.load.verify.message()).c_str());
+}
+
+}  // namespace
+
+int RunLoad(const std::vector<std::string>& raw) {
+  std::vector<OptionSpec> specs = PlatformOptionSpecs();
+  specs.push_back({.name = "force-minrev", .takes_value = false,
+                   .help = "accept an image whose minimal-revision rule refuses this host"});
+  specs.push_back({.name = "no-stage", .takes_value = false, .help = "skip staging"});
+  specs.push_back({.name = "help", .takes_value = false, .help = "this text"});
+  absl::StatusOr<ParsedArgs> args = ParseArgs(raw, specs);
+  if (!args.ok() || args->Has("help") || args->positional().size() != 1) {
+    std::fprintf(args.ok() && args->Has("help") ? stdout : stderr,
+                 "%susage: ucodectl load IMAGE [options]\n%s",
+                 args.ok() ? "" : absl::StrCat("ucodectl load: ", args.status().message(), "\n").c_str(),
+                 OptionsHelp(specs).c_str());
+    return args.ok() && args->Has("help") ? kExitOk : kExitUsage;
+  }
+  const bool json = args->Has("json");
+  auto fail = [&](const absl::Status& s) {
+    if (json) {
+      std::printf("{\"ok\":false,\"error\":%s}\n", JsonString(s.message()).c_str());
+    } else {
+      std::fprintf(stderr, "ucodectl load: %s\n", std::string(s.message()).c_str());
+    }
+    return kExitFailed;
+  };
+  absl::StatusOr<std::unique_ptr<platform::Platform>> platform = PlatformFromArgs(*args);
+  if (!platform.ok()) return fail(platform.status());
+  absl::StatusOr<std::vector<uint8_t>> file = microcode::ReadFileBytes(args->positional()[0]);
+  if (!file.ok()) return fail(file.status());
+  late_load::HostUpdateOptions options;
+  options.policy =
+      args->Has("force-minrev") ? microcode::MinRevPolicy::kForce : microcode::MinRevPolicy::kEnforce;
+  // The kernel stages by itself on Linux 6.19+; user-space staging is for the emulated host.
+  options.stage = !args->Has("no-stage") && (*platform)->HasDirectTrigger();
+  options.staging.progress = MakeStagingProgress(json);
+  absl::StatusOr<late_load::HostUpdateReport> report =
+      late_load::RunHostUpdate(**platform, std::move(*file), options);
+  if (!report.ok()) return fail(report.status());
+  if (json) {
+    std::printf("%s\n", LoadJson(*report).c_str());
+  } else {
+    std::printf("%s: %s\n", (*platform)->name().c_str(), report->plan.c_str());
+    PrintLoadText(*report);
+  }
+  return report->status().ok() ? kExitOk : kExitFailed;
+}
+
+}  // namespace ucode::ctl

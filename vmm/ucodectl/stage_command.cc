@@ -1,0 +1,55 @@
+// `ucodectl stage IMAGE`: validate, select, and push the image through every package's
+// staging mailbox while the host keeps running. Activation is `ucodectl load`.
+#include <cstdio>
+
+#include "absl/strings/str_format.h"
+#include "host/late_load/host_update.h"
+#include "vmm/ucodectl/commands.h"
+#include "vmm/ucodectl/host_command_support.h"
+
+namespace ucode::ctl {
+
+int RunStage(const std::vector<std::string>& raw) {
+  std::vector<OptionSpec> specs = PlatformOptionSpecs();
+  specs.push_back({.name = "force-minrev", .takes_value = false,
+                   .help = "accept an image whose minimal-revision rule refuses this host"});
+  specs.push_back({.name = "help", .takes_value = false, .help = "this text"});
+  absl::StatusOr<ParsedArgs> args = ParseArgs(raw, specs);
+  if (!args.ok() || args->Has("help") || args->positional().size() != 1) {
+    std::fprintf(args.ok() && args->Has("help") ? stdout : stderr,
+                 "%susage: ucodectl stage IMAGE [options]\n%s",
+                 args.ok() ? "" : absl::StrCat("ucodectl stage: ", args.status().message(), "\n").c_str(),
+                 OptionsHelp(specs).c_str());
+    return args.ok() && args->Has("help") ? kExitOk : kExitUsage;
+  }
+  const bool json = args->Has("json");
+  auto fail = [&](const absl::Status& s) {
+    if (json) {
+      std::printf("{\"ok\":false,\"error\":%s}\n", JsonString(s.message()).c_str());
+    } else {
+      std::fprintf(stderr, "ucodectl stage: %s\n", std::string(s.message()).c_str());
+    }
+    return kExitFailed;
+  };
+  absl::StatusOr<std::unique_ptr<platform::Platform>> platform = PlatformFromArgs(*args);
+  if (!platform.ok()) return fail(platform.status());
+  absl::StatusOr<std::vector<uint8_t>> file = microcode::ReadFileBytes(args->positional()[0]);
+  if (!file.ok()) return fail(file.status());
+  absl::StatusOr<late_load::HostUpdatePlan> plan = late_load::PlanHostUpdate(
+      **platform, std::move(*file),
+      args->Has("force-minrev") ? microcode::MinRevPolicy::kForce : microcode::MinRevPolicy::kEnforce);
+  if (!plan.ok()) return fail(plan.status());
+  if (!json) std::printf("%s: %s\n", (*platform)->name().c_str(), plan->Describe().c_str());
+  staging::StagingOptions options;
+  options.progress = MakeStagingProgress(json);
+  staging::StagingReport report = late_load::StageHostUpdate(**platform, *plan, options);
+  if (json) {
+    std::printf("{\"ok\":%s,\"plan\":%s,\"staging\":%s}\n", report.all_staged() ? "true" : "false",
+                JsonString(plan->Describe()).c_str(), StagingReportJson(report).c_str());
+  } else {
+    std::fputs(StagingReportText(report).c_str(), stdout);
+  }
+  return report.all_staged() ? kExitOk : kExitFailed;
+}
+
+}  // namespace ucode::ctl
