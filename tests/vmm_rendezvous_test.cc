@@ -1,0 +1,253 @@
+// Cross-process rendezvous on real KVM: ucode-vmm processes driven by the coordinator.
+#include <algorithm>
+#include <atomic>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/vmm_test_util.h"
+#include "vmm/rendezvous/coordinator.h"
+
+namespace ucode {
+namespace {
+
+using rendezvous::Coordinator;
+using rendezvous::CoordinatorOptions;
+using rendezvous::RendezvousMode;
+using rendezvous::RendezvousOptions;
+using rendezvous::VcpuState;
+using rendezvous::VmResult;
+using ::testing::HasSubstr;
+
+std::unique_ptr<Coordinator> StartOrDie(std::vector<rendezvous::VmSpec> specs,
+                                        absl::Duration deadman = absl::Seconds(5)) {
+  CoordinatorOptions opts;
+  opts.deadman = deadman;
+  opts.log_dir = testing::TestLogDir();
+  auto c = Coordinator::Start(std::move(specs), opts);
+  EXPECT_TRUE(c.ok()) << c.status();
+  if (!c.ok()) return nullptr;
+  absl::Status running = (*c)->WaitGuestsRunning(absl::Seconds(10));
+  EXPECT_TRUE(running.ok()) << running;
+  return std::move(*c);
+}
+
+int CountState(const Coordinator& c, VcpuState st) {
+  int n = 0;
+  for (int i = 0; i < rendezvous::kMaxVms; ++i) {
+    const auto& vm = c.area().vm[i];
+    for (uint32_t j = 0; j < vm.vcpus; ++j) {
+      n += vm.vcpu[j].state.load() == static_cast<uint32_t>(st);
+    }
+  }
+  return n;
+}
+
+// Shuts down and checks that no ucode-vmm process is left.
+void ShutdownAndCheck(std::unique_ptr<Coordinator> c) {
+  std::vector<pid_t> pids = c->pids();
+  EXPECT_TRUE(c->Shutdown().ok());
+  c.reset();
+  EXPECT_TRUE(testing::AllGoneWithin(pids, absl::Seconds(5)));
+}
+
+// Tests check behaviour, not speed: on 2 shared cores a vCPU thread may wait its turn.
+constexpr absl::Duration kPatience = absl::Seconds(5);
+
+uint64_t MsrOf(uint32_t rev) { return uint64_t{rev} << 32; }
+
+// Waits until every vCPU of every VM (of a program that loops) ran at least one more
+// iteration than in `before`. Guests are slow and share 2 cores, hence the patience.
+::testing::AssertionResult AllMakeProgress(Coordinator& c, absl::Duration timeout) {
+  auto before = c.ReadGuestViews();
+  if (!before.ok()) return ::testing::AssertionFailure() << before.status();
+  absl::Time end = absl::Now() + timeout;
+  for (;;) {
+    auto now = c.ReadGuestViews();
+    if (!now.ok()) return ::testing::AssertionFailure() << now.status();
+    std::string stuck;
+    for (size_t i = 0; i < now->size(); ++i) {
+      for (size_t j = 0; j < (*now)[i].vcpus.size(); ++j) {
+        if ((*now)[i].vcpus[j].iterations <= (*before)[i].vcpus[j].iterations) {
+          absl::StrAppend(&stuck, " ", (*now)[i].name, " vcpu ", j);
+        }
+      }
+    }
+    if (stuck.empty()) return ::testing::AssertionSuccess();
+    if (absl::Now() > end) return ::testing::AssertionFailure() << "no progress:" << stuck;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
+TEST(VmmRendezvousTest, StrictSwitchesEveryGuestAfterAllParkedAndNeverBackwards) {
+  SKIP_WITHOUT_KVM();
+  auto c = StartOrDie(testing::Fleet(3, 2, "spin", /*initial_revision=*/0x10));
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(AllMakeProgress(*c, absl::Seconds(10)));  // every guest read the old one
+  for (uint32_t rev : {0x11u, 0x12u}) {
+    int calls = 0;
+    int parked_during_activation = -1;
+    RendezvousOptions o;
+    o.revision = rev;
+    o.mode = RendezvousMode::kStrict;
+    o.park_deadline = kPatience;
+    o.activate = [&]() {
+      ++calls;
+      parked_during_activation = CountState(*c, VcpuState::kParked);
+      return absl::OkStatus();
+    };
+    auto rep = c->Rendezvous(o);
+    ASSERT_TRUE(rep.ok()) << rep.status();
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(parked_during_activation, 6);
+    for (const VmResult& vm : rep->vms_result) {
+      EXPECT_EQ(vm.revision_before, 0x10u) << vm.name;
+      EXPECT_EQ(vm.revision_after, rev) << vm.name;
+      for (const auto& v : vm.vcpus) {
+        EXPECT_EQ(v.backwards, 0u) << vm.name << " vcpu " << v.index;
+        EXPECT_EQ(v.rev_msr, MsrOf(rev)) << vm.name << " vcpu " << v.index;
+        EXPECT_EQ(v.deadman_releases, 0u);
+        // The vCPU stayed parked from its park until the release, which came after every
+        // vCPU of every VM had parked. The guest stores iteration k before it reads the
+        // MSR in iteration k, so a read made before the park carries k <= parked_iteration
+        // and one with k < parked_iteration certainly came before it (no clocks involved;
+        // k == parked_iteration is the one ambiguous case: parked between store and read).
+        bool seen = false;
+        for (const auto& ch : v.changes) {
+          if (ch.rev_msr != MsrOf(rev)) continue;
+          seen = true;
+          EXPECT_GE(ch.iteration, v.parked_iteration) << vm.name << " vcpu " << v.index;
+        }
+        EXPECT_TRUE(seen) << vm.name << " vcpu " << v.index;
+      }
+    }
+    EXPECT_EQ(CountState(*c, VcpuState::kRunning), 6);
+  }
+  ShutdownAndCheck(std::move(c));
+}
+
+TEST(VmmRendezvousTest, FastModeActivatesWhileGuestsRunThenSwitches) {
+  SKIP_WITHOUT_KVM();
+  auto c = StartOrDie(testing::Fleet(2, 2, "spin"));
+  ASSERT_NE(c, nullptr);
+  int parked_during_activation = -1;
+  RendezvousOptions o;
+  o.revision = 2;
+  o.mode = RendezvousMode::kFast;
+  o.park_deadline = kPatience;
+  o.activate = [&]() {
+    parked_during_activation = CountState(*c, VcpuState::kParked);
+    return absl::OkStatus();
+  };
+  auto rep = c->Rendezvous(o);
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  EXPECT_EQ(parked_during_activation, 0);
+  for (const VmResult& vm : rep->vms_result) EXPECT_EQ(vm.revision_after, 2u);
+  ShutdownAndCheck(std::move(c));
+}
+
+TEST(VmmRendezvousTest, FailedActivationReleasesAndKeepsTheOldRevision) {
+  SKIP_WITHOUT_KVM();
+  auto c = StartOrDie(testing::Fleet(2, 1, "spin"));
+  ASSERT_NE(c, nullptr);
+  RendezvousOptions o;
+  o.revision = 2;
+  o.park_deadline = kPatience;
+  o.activate = [] { return absl::InternalError("emulated activation failure"); };
+  auto rep = c->Rendezvous(o);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(CountState(*c, VcpuState::kParked), 0);
+  auto views = c->ReadGuestViews();
+  ASSERT_TRUE(views.ok());
+  for (const VmResult& vm : *views) EXPECT_EQ(vm.revision_after, 1u);
+  ShutdownAndCheck(std::move(c));
+}
+
+class ParkEveryProgramTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ParkEveryProgramTest, ParksAndReleases) {
+  SKIP_WITHOUT_KVM();
+  auto c = StartOrDie(testing::Fleet(2, 2, GetParam()));
+  ASSERT_NE(c, nullptr);
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(c->Park(kPatience).ok()) << GetParam();
+    EXPECT_EQ(CountState(*c, VcpuState::kParked), 4);
+    auto parked = c->ReadGuestViews();
+    ASSERT_TRUE(parked.ok());
+    absl::SleepFor(absl::Milliseconds(20));
+    auto still = c->ReadGuestViews();
+    ASSERT_TRUE(still.ok());
+    for (size_t i = 0; i < parked->size(); ++i) {
+      for (size_t j = 0; j < (*parked)[i].vcpus.size(); ++j) {
+        // Parked means no guest instruction runs.
+        EXPECT_EQ((*parked)[i].vcpus[j].iterations, (*still)[i].vcpus[j].iterations);
+      }
+    }
+    ASSERT_TRUE(c->Release(kPatience).ok());
+    EXPECT_EQ(CountState(*c, VcpuState::kParked), 0);
+  }
+  if (GetParam() != "halt") {
+    EXPECT_TRUE(AllMakeProgress(*c, absl::Seconds(10)));
+  }
+  ShutdownAndCheck(std::move(c));
+}
+
+INSTANTIATE_TEST_SUITE_P(Programs, ParkEveryProgramTest,
+                         ::testing::Values("spin", "cli-spin", "halt", "exit-storm"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+TEST(VmmRendezvousTest, VmThatWillNotParkAbortsWithoutActivation) {
+  SKIP_WITHOUT_KVM();
+  auto specs = testing::Fleet(3, 2, "spin");
+  specs[1].refuse_park_vcpu = 1;
+  auto c = StartOrDie(specs);
+  ASSERT_NE(c, nullptr);
+  bool activated = false;
+  RendezvousOptions o;
+  o.revision = 2;
+  o.park_deadline = absl::Milliseconds(50);
+  o.activate = [&] {
+    activated = true;
+    return absl::OkStatus();
+  };
+  auto rep = c->Rendezvous(o);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.status().code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(std::string(rep.status().message()), HasSubstr("vm1 vcpu 1"));
+  EXPECT_THAT(std::string(rep.status().message()), HasSubstr("5/6"));
+  EXPECT_FALSE(activated);
+  EXPECT_EQ(CountState(*c, VcpuState::kParked), 0);
+  // Everybody runs again and still sees the old revision.
+  EXPECT_TRUE(AllMakeProgress(*c, absl::Seconds(10)));
+  auto after = c->ReadGuestViews();
+  ASSERT_TRUE(after.ok());
+  for (const VmResult& vm : *after) EXPECT_EQ(vm.revision_after, 1u) << vm.name;
+  ShutdownAndCheck(std::move(c));
+}
+
+TEST(VmmRendezvousTest, DeadmanReleasesWhenCoordinatorGoesSilent) {
+  SKIP_WITHOUT_KVM();
+  auto c = StartOrDie(testing::Fleet(2, 2, "spin"), /*deadman=*/absl::Milliseconds(200));
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Park(kPatience).ok());
+  // Say nothing more; each VMM must release its own vCPUs.
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while (CountState(*c, VcpuState::kParked) > 0 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(CountState(*c, VcpuState::kParked), 0);
+  auto views = c->ReadGuestViews();
+  ASSERT_TRUE(views.ok());
+  for (const VmResult& vm : *views) {
+    for (const auto& v : vm.vcpus) EXPECT_EQ(v.deadman_releases, 1u) << vm.name;
+  }
+  EXPECT_TRUE(AllMakeProgress(*c, absl::Seconds(10)));
+  ShutdownAndCheck(std::move(c));
+}
+
+}  // namespace
+}  // namespace ucode

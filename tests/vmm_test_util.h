@@ -1,0 +1,81 @@
+// Helpers shared by the tests/vmm_* tests: skip without /dev/kvm, VM fleets, and the
+// "no ucode-vmm left behind" check.
+#ifndef UCODE_TESTS_VMM_TEST_UTIL_H_
+#define UCODE_TESTS_VMM_TEST_UTIL_H_
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "vmm/rendezvous/coordinator.h"
+
+namespace ucode::testing {
+
+// Empty when /dev/kvm can be opened, else the reason to skip.
+inline std::string KvmUnavailableReason() {
+  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return absl::StrCat("/dev/kvm unavailable: ", strerror(errno));
+  close(fd);
+  return "";
+}
+
+#define SKIP_WITHOUT_KVM()                                        \
+  do {                                                            \
+    std::string reason = ::ucode::testing::KvmUnavailableReason(); \
+    if (!reason.empty()) GTEST_SKIP() << reason;                  \
+  } while (0)
+
+inline std::vector<rendezvous::VmSpec> Fleet(int vms, int vcpus, const std::string& program,
+                                             uint32_t initial_revision = 1) {
+  std::vector<rendezvous::VmSpec> out;
+  for (int i = 0; i < vms; ++i) {
+    rendezvous::VmSpec s;
+    s.name = absl::StrCat("vm", i);
+    s.program = program;
+    s.vcpus = vcpus;
+    s.initial_revision = initial_revision;
+    out.push_back(s);
+  }
+  return out;
+}
+
+inline std::string TestLogDir() {
+  const char* d = getenv("TEST_TMPDIR");
+  return d != nullptr ? d : "/tmp";
+}
+
+// True when no process with this pid exists any more (or it is someone's zombie).
+inline bool ProcessGone(pid_t pid) {
+  if (kill(pid, 0) < 0 && errno == ESRCH) return true;
+  std::string stat;
+  FILE* f = fopen(absl::StrCat("/proc/", pid, "/stat").c_str(), "r");
+  if (f == nullptr) return true;
+  char buf[512];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char* rp = strrchr(buf, ')');
+  return rp != nullptr && rp[1] == ' ' && rp[2] == 'Z';
+}
+
+inline bool AllGoneWithin(const std::vector<pid_t>& pids, absl::Duration timeout) {
+  absl::Time end = absl::Now() + timeout;
+  for (;;) {
+    bool all = true;
+    for (pid_t p : pids) all &= ProcessGone(p);
+    if (all) return true;
+    if (absl::Now() > end) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
+}  // namespace ucode::testing
+
+#endif  // UCODE_TESTS_VMM_TEST_UTIL_H_

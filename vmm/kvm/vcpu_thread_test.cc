@@ -1,0 +1,158 @@
+// In-process tests of one VM's vCPU threads against a private rendezvous area.
+#include "vmm/kvm/vcpu_thread.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "vmm/guest/guest_programs.h"
+#include "vmm/guest/guest_record.h"
+#include "vmm/kvm/kvm_vm.h"
+
+namespace ucode::vmm {
+namespace {
+
+using rendezvous::Command;
+using rendezvous::VcpuState;
+
+bool HaveKvm() {
+  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+class VcpuThreadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm unavailable";
+    ASSERT_TRUE(InstallParkSignalHandler().ok());
+    area_ = std::make_unique<rendezvous::Area>();
+  }
+
+  void Boot(const std::string& program, int vcpus, absl::Duration deadman) {
+    auto vm = KvmVm::Create(4 << 20);
+    ASSERT_TRUE(vm.ok()) << vm.status();
+    vm_ = std::make_unique<KvmVm>(std::move(*vm));
+    ASSERT_TRUE(vm_->LoadProgram(guest::FindGuestProgram(program)->code).ok());
+    area_->vm[0].vcpus = vcpus;
+    for (int i = 0; i < vcpus; ++i) {
+      auto v = vm_->CreateVcpu(i, uint64_t{7} << 32);
+      ASSERT_TRUE(v.ok()) << v.status();
+      VcpuEnv env;
+      env.vm_name = "t";
+      env.area = area_.get();
+      env.vm = &area_->vm[0];
+      env.guest_memory = vm_->memory();
+      env.deadman = deadman;
+      env.coordinator_gone = &gone_;
+      threads_.push_back(std::make_unique<VcpuThread>(std::move(*v), env));
+      threads_.back()->Start();
+    }
+  }
+
+  uint32_t Issue(Command c, uint32_t expected) {
+    area_->acks.store(0);
+    area_->arrived.store(0);
+    area_->expected_acks.store(expected);
+    area_->command.store(rendezvous::MakeCommandWord(++seq_, c));
+    rendezvous::FutexWakeAll(&area_->command);
+    return seq_;
+  }
+
+  bool WaitAcks(uint32_t seq, absl::Duration timeout) {
+    absl::Time end = absl::Now() + timeout;
+    for (;;) {
+      bool all = true;
+      for (uint32_t i = 0; i < area_->vm[0].vcpus; ++i) {
+        all &= area_->vm[0].vcpu[i].ack_seq.load() == seq;
+      }
+      if (all) return true;
+      if (absl::Now() > end) return false;
+      rendezvous::FutexWait(&area_->acks, area_->acks.load(), absl::Milliseconds(1));
+    }
+  }
+
+  uint64_t Iterations(int vcpu) const {
+    uint64_t v;
+    std::memcpy(&v, vm_->memory() + GUEST_RECORD_BASE + vcpu * GUEST_RECORD_SIZE, 8);
+    return v;
+  }
+
+  std::unique_ptr<rendezvous::Area> area_;
+  std::unique_ptr<KvmVm> vm_;
+  std::vector<std::unique_ptr<VcpuThread>> threads_;
+  std::atomic<bool> gone_{false};
+  uint32_t seq_ = 0;
+};
+
+// Many park/release cycles with no pause in between: kicks land at every point of the
+// run loop, including just before KVM_RUN; every one must still park the vCPU.
+TEST_F(VcpuThreadTest, EveryKickParksWhereverItLands) {
+  Boot("exit-storm", 2, absl::Seconds(30));
+  for (int i = 0; i < 200; ++i) {
+    uint32_t seq = Issue(Command::kPark, 2);
+    for (auto& t : threads_) t->Kick();
+    ASSERT_TRUE(WaitAcks(seq, absl::Seconds(10))) << "round " << i;
+    ASSERT_TRUE(WaitAcks(Issue(Command::kRelease, 2), absl::Seconds(10))) << "round " << i;
+  }
+}
+
+TEST_F(VcpuThreadTest, SetRevisionWhileParkedIsReadBack) {
+  Boot("spin", 1, absl::Seconds(30));
+  uint32_t seq = Issue(Command::kPark, 1);
+  threads_[0]->Kick();
+  ASSERT_TRUE(WaitAcks(seq, absl::Seconds(10)));
+  area_->revision.store(uint64_t{9} << 32);
+  ASSERT_TRUE(WaitAcks(Issue(Command::kSetRevision, 1), absl::Seconds(10)));
+  EXPECT_EQ(area_->vm[0].vcpu[0].revision_readback, uint64_t{9} << 32);
+  EXPECT_EQ(area_->vm[0].vcpu[0].last_errno, 0);
+  ASSERT_TRUE(WaitAcks(Issue(Command::kRelease, 1), absl::Seconds(10)));
+}
+
+TEST_F(VcpuThreadTest, ParkedVcpuReleasesItselfWhenCoordinatorIsGone) {
+  Boot("cli-spin", 1, absl::Seconds(30));
+  uint32_t seq = Issue(Command::kPark, 1);
+  threads_[0]->Kick();
+  ASSERT_TRUE(WaitAcks(seq, absl::Seconds(10)));
+  uint64_t parked = Iterations(0);
+  gone_.store(true);
+  rendezvous::FutexWakeAll(&area_->command);
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while (Iterations(0) == parked && absl::Now() < end) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_GT(Iterations(0), parked);
+  EXPECT_EQ(area_->vm[0].vcpu[0].deadman_releases.load(), 1u);
+}
+
+TEST_F(VcpuThreadTest, GuestFaultStopsTheVcpuWithRegisters) {
+  // A guest that writes to an unknown port: the vCPU stops with kExited.
+  auto vm = KvmVm::Create(4 << 20);
+  ASSERT_TRUE(vm.ok());
+  vm_ = std::make_unique<KvmVm>(std::move(*vm));
+  const uint8_t out_port_0x10[] = {0xb0, 0x01, 0xe6, 0x10, 0xf4};  // mov al,1; out 0x10,al
+  ASSERT_TRUE(vm_->LoadProgram(out_port_0x10).ok());
+  area_->vm[0].vcpus = 1;
+  auto v = vm_->CreateVcpu(0, 0);
+  ASSERT_TRUE(v.ok());
+  VcpuEnv env;
+  env.vm_name = "t";
+  env.area = area_.get();
+  env.vm = &area_->vm[0];
+  env.guest_memory = vm_->memory();
+  env.coordinator_gone = &gone_;
+  threads_.push_back(std::make_unique<VcpuThread>(std::move(*v), env));
+  threads_.back()->Start();
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while (area_->vm[0].vcpu[0].state.load() != static_cast<uint32_t>(VcpuState::kExited) &&
+         absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(area_->vm[0].vcpu[0].state.load(), static_cast<uint32_t>(VcpuState::kExited));
+  EXPECT_EQ(area_->vm[0].vcpu[0].exit_reason, uint32_t{KVM_EXIT_IO});
+}
+
+}  // namespace
+}  // namespace ucode::vmm

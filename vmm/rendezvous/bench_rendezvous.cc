@@ -1,0 +1,210 @@
+// bench_rendezvous: park-all, release-all and coordination overhead of the cross-VM
+// rendezvous for several VMs x vCPUs shapes, beside the physical floor (one vCPU's
+// kick-to-parked time x vCPUs / cores), and the RSS of a ucode-vmm process.
+//
+//   bazel run //vmm/rendezvous:bench_rendezvous -- [--rounds=20] [--shapes=1x1,4x2,...]
+//
+// Prints a table and one JSON line. Guests run `spin`; the activation callback is empty,
+// so the coordination overhead is the whole time from the first vCPU out of guest mode to
+// the last one released. gap_* is what the guests measured: the TSC gap spanning the park
+// (median over vCPUs and rounds; median over rounds of the worst vCPU). On a host with
+// more vCPUs than cores it includes the vCPU's ordinary wait for a core before the kick
+// and after the release.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
+#include "absl/time/clock.h"
+#include "vmm/rendezvous/coordinator.h"
+
+ABSL_FLAG(int, rounds, 20, "rendezvous per shape (the median is reported)");
+ABSL_FLAG(std::string, shapes, "1x1,4x2,8x2,16x4,32x4", "VMs x vCPUs per VM");
+ABSL_FLAG(std::string, program, "spin", "guest program");
+ABSL_FLAG(int, gap_ms, 5, "guests run this long between rendezvous");
+
+namespace ucode::rendezvous {
+namespace {
+
+struct Point {
+  int vms = 0, vcpus = 0;
+  double park_us = 0, release_us = 0, set_rev_us = 0, overhead_us = 0;
+  double blackout_med_us = 0, blackout_max_us = 0;  // guest-measured park-spanning gaps
+  double floor_us = 0, ratio = 0;
+  int failures = 0;
+};
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+double Us(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
+
+long RssKib(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(f, line)) {
+    long kib;
+    if (line.rfind("VmRSS:", 0) == 0 &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kib)) {
+      return kib;
+    }
+  }
+  return -1;
+}
+
+absl::StatusOr<Point> Measure(int vms, int vcpus, uint32_t* revision, long* rss_kib) {
+  std::vector<VmSpec> specs;
+  for (int i = 0; i < vms; ++i) {
+    VmSpec s;
+    s.name = absl::StrCat("b", i);
+    s.program = absl::GetFlag(FLAGS_program);
+    s.vcpus = vcpus;
+    s.memory_mib = 4;
+    s.initial_revision = *revision;
+    specs.push_back(s);
+  }
+  CoordinatorOptions copts;
+  copts.deadman = absl::Seconds(5);
+  copts.log_dir = "/tmp/ucode-bench-logs";
+  mkdir(copts.log_dir.c_str(), 0755);
+  auto c = Coordinator::Start(specs, copts);
+  if (!c.ok()) return c.status();
+  if (absl::Status s = (*c)->WaitGuestsRunning(absl::Seconds(30)); !s.ok()) return s;
+  if (rss_kib != nullptr) {
+    std::vector<double> r;
+    for (pid_t p : (*c)->pids()) r.push_back(RssKib(p));
+    *rss_kib = static_cast<long>(Median(r));
+  }
+  Point pt;
+  pt.vms = vms;
+  pt.vcpus = vcpus;
+  std::vector<double> park, release, setrev, overhead, gaps, max_gaps;
+  int rounds = absl::GetFlag(FLAGS_rounds);
+  for (int i = -2; i < rounds; ++i) {  // two warm-up rounds
+    RendezvousOptions o;
+    o.revision = ++*revision;
+    o.mode = RendezvousMode::kStrict;
+    o.activate = [] { return absl::OkStatus(); };
+    o.park_deadline = absl::Seconds(2);
+    o.step_deadline = absl::Seconds(2);
+    o.guest_view_timeout = absl::Seconds(5);  // after the release: not in the timings
+    auto rep = (*c)->Rendezvous(o);
+    if (!rep.ok()) {
+      std::fprintf(stderr, "%dx%d round %d: %s\n", vms, vcpus, i,
+                   std::string(rep.status().message()).c_str());
+      ++pt.failures;
+      continue;
+    }
+    if (i >= 0) {
+      double worst = 0;
+      for (const VmResult& vm : rep->vms_result) {
+        for (const VcpuView& v : vm.vcpus) gaps.push_back(Us(v.park_gap));
+        worst = std::max(worst, Us(vm.guest_blackout));
+      }
+      max_gaps.push_back(worst);
+      park.push_back(Us(rep->park_all));
+      release.push_back(Us(rep->release_all));
+      setrev.push_back(Us(rep->set_revision));
+      overhead.push_back(Us(rep->overhead));
+    }
+    absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms)));
+  }
+  pt.park_us = Median(park);
+  pt.release_us = Median(release);
+  pt.set_rev_us = Median(setrev);
+  pt.overhead_us = Median(overhead);
+  pt.blackout_med_us = Median(gaps);
+  pt.blackout_max_us = Median(max_gaps);
+  absl::Status s = (*c)->Shutdown();
+  if (!s.ok()) std::fprintf(stderr, "shutdown: %s\n", std::string(s.message()).c_str());
+  return pt;
+}
+
+int Main() {
+  int cores = static_cast<int>(std::thread::hardware_concurrency());
+  std::vector<std::pair<int, int>> shapes;
+  for (absl::string_view s : absl::StrSplit(absl::GetFlag(FLAGS_shapes), ',')) {
+    std::vector<std::string> p = absl::StrSplit(s, 'x');
+    int a, b;
+    if (p.size() != 2 || !absl::SimpleAtoi(p[0], &a) || !absl::SimpleAtoi(p[1], &b)) {
+      std::fprintf(stderr, "bad shape '%s'\n", std::string(s).c_str());
+      return 2;
+    }
+    shapes.push_back({a, b});
+  }
+  uint32_t revision = 0x100;
+  // The floor: one vCPU's kick-to-parked time, measured here by a 1x1 fleet.
+  auto one = Measure(1, 1, &revision, nullptr);
+  if (!one.ok()) {
+    std::fprintf(stderr, "1x1: %s\n", one.status().ToString().c_str());
+    return 1;
+  }
+  long rss_kib = -1;
+  auto rss = Measure(1, 2, &revision, &rss_kib);  // 2 vCPUs, 4 MiB guest memory
+  if (!rss.ok()) std::fprintf(stderr, "rss: %s\n", rss.status().ToString().c_str());
+
+  std::vector<Point> points;
+  for (auto [vms, vcpus] : shapes) {
+    auto pt = (vms == 1 && vcpus == 1) ? one : Measure(vms, vcpus, &revision, nullptr);
+    if (!pt.ok()) {
+      std::fprintf(stderr, "%dx%d: %s\n", vms, vcpus, pt.status().ToString().c_str());
+      continue;
+    }
+    int total = vms * vcpus;
+    pt->floor_us = one->park_us * std::max(1.0, double(total) / cores);
+    pt->ratio = pt->floor_us > 0 ? pt->park_us / pt->floor_us : 0;
+    points.push_back(*pt);
+  }
+
+  std::printf("rendezvous on %d cores, %d rounds per shape (medians), guest '%s'\n", cores,
+              absl::GetFlag(FLAGS_rounds), absl::GetFlag(FLAGS_program).c_str());
+  std::printf("%-7s %6s %10s %10s %10s %10s %10s %7s %11s %11s %5s\n", "VMsxV", "vCPUs",
+              "park_us", "setrev_us", "release_us", "overhd_us", "floor_us", "ratio",
+              "gap_med_us", "gap_max_us", "fail");
+  std::vector<std::string> json;
+  for (const Point& p : points) {
+    std::printf("%-7s %6d %10.1f %10.1f %10.1f %10.1f %10.1f %7.2f %11.1f %11.1f %5d\n",
+                absl::StrCat(p.vms, "x", p.vcpus).c_str(), p.vms * p.vcpus, p.park_us,
+                p.set_rev_us, p.release_us, p.overhead_us, p.floor_us, p.ratio,
+                p.blackout_med_us, p.blackout_max_us, p.failures);
+    json.push_back(absl::StrFormat(
+        "{\"vms\":%d,\"vcpus_per_vm\":%d,\"park_all_us\":%.1f,\"set_revision_us\":%.1f,"
+        "\"release_all_us\":%.1f,\"overhead_us\":%.1f,\"floor_us\":%.1f,"
+        "\"park_to_floor_ratio\":%.2f,\"guest_gap_median_us\":%.1f,"
+        "\"guest_gap_max_us\":%.1f,\"failures\":%d}",
+        p.vms, p.vcpus, p.park_us, p.set_rev_us, p.release_us, p.overhead_us, p.floor_us,
+        p.ratio, p.blackout_med_us, p.blackout_max_us, p.failures));
+  }
+  std::printf("one vCPU kick-to-parked: %.1f us; ucode-vmm RSS (2 vCPUs, 4 MiB): %ld KiB\n",
+              one->park_us, rss_kib);
+  std::printf("{\"bench\":\"rendezvous\",\"cores\":%d,\"rounds\":%d,\"one_vcpu_park_us\":%.1f,"
+              "\"vmm_rss_kib\":%ld,\"points\":[%s]}\n",
+              cores, absl::GetFlag(FLAGS_rounds), one->park_us, rss_kib,
+              absl::StrJoin(json, ",").c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace ucode::rendezvous
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return ucode::rendezvous::Main();
+}

@@ -1,0 +1,158 @@
+// The cross-VM vCPU rendezvous coordinator: owns N ucode-vmm processes and the shared
+// rendezvous area, and parks / sets the guest revision / releases every vCPU of every VM.
+//
+// All methods run on the caller's thread (one owner; not thread-safe). The fast path is
+// the shared area (area.h): a command is one store plus one FUTEX_WAKE, a park kick is one
+// tgkill() per vCPU thread straight into the VMM process, and the coordinator sleeps on a
+// single futex until the last vCPU acknowledges. The control sockets are used for setup,
+// guest-record snapshots and shutdown only.
+//
+// Failure rules (ARCHITECTURE.md 3.3): Park() is all or nothing (a VM that does not park
+// by the deadline makes it release everything and fail naming the VM); Rendezvous() never
+// runs the activation callback unless every vCPU is parked (strict mode); each VMM
+// releases its own vCPUs if parked for longer than `deadman` or if this process dies.
+#ifndef UCODE_VMM_RENDEZVOUS_COORDINATOR_H_
+#define UCODE_VMM_RENDEZVOUS_COORDINATOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "host/base/unique_fd.h"
+#include "vmm/rendezvous/area.h"
+#include "vmm/rendezvous/vmm_process.h"
+
+namespace ucode::rendezvous {
+
+struct CoordinatorOptions {
+  std::string vmm_path;  // empty: FindVmmBinary()
+  absl::Duration deadman = absl::Seconds(2);
+  std::string log_dir;  // each VMM logs to <log_dir>/<name>.log; empty: our stderr
+};
+
+enum class RendezvousMode { kStrict, kFast };
+const char* ModeName(RendezvousMode mode);
+
+struct RendezvousOptions {
+  uint32_t revision = 0;  // the guests see MSR 0x8B = revision << 32 afterwards
+  RendezvousMode mode = RendezvousMode::kStrict;
+  // The host activation. Strict: runs while every vCPU is parked. Fast: runs first,
+  // while guests run. May be empty (guest view switch only).
+  std::function<absl::Status()> activate;
+  absl::Duration park_deadline = absl::Milliseconds(250);
+  absl::Duration step_deadline = absl::Milliseconds(500);  // set revision, release
+  // After release, wait (up to this long) for every spinning guest to read the new
+  // revision, then fill the guest-measured fields. Zero: skip.
+  absl::Duration guest_view_timeout = absl::Seconds(2);
+};
+
+// What one vCPU's guest recorded, plus the VMM's park timestamps.
+struct VcpuView {
+  int index = 0;
+  uint64_t iterations = 0;
+  absl::Duration park_gap;     // guest-measured: the TSC gap that spans the last park
+  absl::Duration largest_gap;  // guest-measured: largest TSC gap since the last park
+  uint64_t first_rev_msr = 0;  // MSR 0x8B at guest start
+  uint64_t rev_msr = 0;        // latest MSR 0x8B the guest read
+  uint64_t backwards = 0;      // times the guest saw the revision decrease
+  // Every revision change the guest saw (up to 6): MSR value, guest TSC, and the loop
+  // iteration. Iterations order guest events against parks without trusting clocks:
+  // an iteration above parked_iteration ran after this vCPU's last park ended.
+  struct Change {
+    uint64_t rev_msr;
+    uint64_t guest_tsc;
+    uint64_t iteration;
+  };
+  std::vector<Change> changes;
+  uint64_t parked_iteration = 0;  // guest iteration counter during the last park
+  int64_t parked_ns = 0;
+  int64_t resumed_ns = 0;
+  uint32_t deadman_releases = 0;
+};
+
+struct VmResult {
+  std::string name;
+  pid_t pid = 0;
+  absl::Duration park_latency;  // park command -> last vCPU of this VM parked
+  absl::Duration time_parked;   // first vCPU out of guest mode -> last one back in
+  absl::Duration guest_blackout;  // largest park-spanning TSC gap its vCPUs measured
+  uint32_t revision_before = 0;   // as the guest read MSR 0x8B[63:32]
+  uint32_t revision_after = 0;
+  std::vector<VcpuView> vcpus;
+};
+
+struct RendezvousReport {
+  RendezvousMode mode = RendezvousMode::kStrict;
+  int vms = 0;
+  int vcpus = 0;
+  absl::Duration park_all;         // park command -> last vCPU parked
+  absl::Duration set_revision;     // MSR 0x8B written and read back everywhere
+  absl::Duration release_all;      // release command -> last vCPU re-entering KVM_RUN
+  absl::Duration activation;       // the callback's own duration
+  absl::Duration held;             // first vCPU out -> last vCPU back in
+  absl::Duration overhead;         // held minus activation (strict); held (fast)
+  std::vector<VmResult> vms_result;
+};
+
+class Coordinator {
+ public:
+  // Spawns one ucode-vmm per spec (names must be unique), attaches them to a new
+  // rendezvous area and waits until every vCPU runs. On failure, stops what it started.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Start(std::vector<VmSpec> vms,
+                                                            CoordinatorOptions options);
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+  ~Coordinator();  // Shutdown()
+
+  // The whole operation: park, activate, set revision, release (order per mode).
+  [[nodiscard]] absl::StatusOr<RendezvousReport> Rendezvous(const RendezvousOptions& options);
+
+  // The steps, for tests and benchmarks. Park() releases everything when it fails.
+  [[nodiscard]] absl::Status Park(absl::Duration deadline);
+  [[nodiscard]] absl::Status SetRevision(uint32_t revision, absl::Duration deadline);
+  [[nodiscard]] absl::Status Release(absl::Duration deadline);
+
+  // Snapshot of every guest record (one STATS call per VMM, all sent before any reply
+  // is read) with the park timestamps of the last rendezvous.
+  [[nodiscard]] absl::StatusOr<std::vector<VmResult>> ReadGuestViews();
+
+  // Waits until every looping guest (all programs but halt) has run at least one
+  // iteration, so that "revision before" is what the guest itself read.
+  [[nodiscard]] absl::Status WaitGuestsRunning(absl::Duration timeout);
+
+  // QUIT every VMM (SIGKILL after a grace period) and reap it. Idempotent.
+  absl::Status Shutdown();
+
+  [[nodiscard]] std::vector<pid_t> pids() const;
+  [[nodiscard]] const Area& area() const { return *area_; }
+  [[nodiscard]] int total_vcpus() const { return total_vcpus_; }
+  // Timestamps of the last commands (CLOCK_MONOTONIC ns).
+  [[nodiscard]] int64_t last_park_ns() const { return park_ns_; }
+  [[nodiscard]] int64_t last_release_ns() const { return release_ns_; }
+
+ private:
+  Coordinator() = default;
+  uint32_t Issue(Command command, uint32_t expected_acks);
+  void KickUnparked(uint32_t seq);
+  // Waits until `done(vm, vcpu)` holds for every vCPU or the deadline passes; re-kicks
+  // unparked vCPUs every kRekick when `rekick`. Returns the list of laggards.
+  std::vector<std::string> WaitAll(uint32_t seq, absl::Duration deadline, bool rekick);
+  absl::Status WaitGuestsSee(uint64_t rev_msr, absl::Duration timeout);
+
+  std::vector<std::unique_ptr<VmmProcess>> vmms_;
+  UniqueFd area_fd_;
+  Area* area_ = nullptr;
+  int total_vcpus_ = 0;
+  uint32_t seq_ = 0;
+  int64_t park_ns_ = 0;
+  int64_t release_ns_ = 0;
+};
+
+}  // namespace ucode::rendezvous
+
+#endif  // UCODE_VMM_RENDEZVOUS_COORDINATOR_H_

@@ -1,0 +1,288 @@
+// The rendezvous protocol over the shared area (see area.h and coordinator.h).
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "host/base/status_macros.h"
+#include "vmm/rendezvous/coordinator.h"
+
+namespace ucode::rendezvous {
+namespace {
+
+// A kick is a signal; it cannot be lost once delivered, but a vCPU thread that was
+// between its command check and KVM_RUN when the command changed is covered by
+// immediate_exit, so re-kicks only matter for pathological scheduling.
+constexpr absl::Duration kRekick = absl::Milliseconds(2);
+constexpr int kParkSignal = SIGUSR1;  // must match vmm/kvm/vcpu_thread.h
+
+bool IsState(const VcpuSlot& s, VcpuState st) {
+  return s.state.load(std::memory_order_acquire) == static_cast<uint32_t>(st);
+}
+
+// Runs the coordinator's thread at kCoordinatorRtPriority for a scope, then restores it.
+class RealtimeScope {
+ public:
+  RealtimeScope() {
+    policy_ = sched_getscheduler(0);
+    sched_getparam(0, &param_);
+    if (policy_ != SCHED_FIFO) raised_ = SetRealtime(0, kCoordinatorRtPriority);
+  }
+  ~RealtimeScope() {
+    if (raised_) sched_setscheduler(0, policy_, &param_);
+  }
+
+ private:
+  int policy_;
+  sched_param param_;
+  bool raised_ = false;
+};
+
+}  // namespace
+
+uint32_t Coordinator::Issue(Command command, uint32_t expected_acks) {
+  uint32_t seq = ++seq_;
+  area_->acks.store(0, std::memory_order_relaxed);
+  area_->arrived.store(0, std::memory_order_relaxed);
+  area_->expected_acks.store(expected_acks, std::memory_order_relaxed);
+  for (size_t i = 0; i < vmms_.size(); ++i) area_->vm[i].acks.store(0);
+  int64_t now = MonotonicNs();
+  area_->command_ns.store(now, std::memory_order_relaxed);
+  area_->command.store(MakeCommandWord(seq, command), std::memory_order_release);
+  if (command == Command::kPark) {
+    park_ns_ = now;
+  } else {
+    if (command == Command::kRelease) release_ns_ = now;
+    FutexWakeAll(&area_->command);  // every parked vCPU thread of every VM sleeps here
+  }
+  return seq;
+}
+
+void Coordinator::KickUnparked(uint32_t seq) {
+  for (size_t i = 0; i < vmms_.size(); ++i) {
+    const VmSlot& vm = area_->vm[i];
+    for (uint32_t j = 0; j < vm.vcpus; ++j) {
+      const VcpuSlot& s = vm.vcpu[j];
+      if (s.ack_seq.load(std::memory_order_acquire) == seq) continue;
+      syscall(SYS_tgkill, vmms_[i]->pid(), s.tid, kParkSignal);
+    }
+  }
+}
+
+std::vector<std::string> Coordinator::WaitAll(uint32_t seq, absl::Duration deadline,
+                                              bool rekick) {
+  int64_t end = MonotonicNs() + absl::ToInt64Nanoseconds(deadline);
+  int64_t next_kick = MonotonicNs() + absl::ToInt64Nanoseconds(kRekick);
+  for (;;) {
+    uint32_t acks = area_->acks.load(std::memory_order_acquire);
+    std::vector<std::string> missing;
+    bool exited = false;
+    for (size_t i = 0; i < vmms_.size(); ++i) {
+      const VmSlot& vm = area_->vm[i];
+      for (uint32_t j = 0; j < vm.vcpus; ++j) {
+        const VcpuSlot& s = vm.vcpu[j];
+        if (s.ack_seq.load(std::memory_order_acquire) == seq) continue;
+        bool dead = IsState(s, VcpuState::kExited) || vmms_[i]->exited();
+        exited |= dead;
+        missing.push_back(absl::StrCat(vmms_[i]->spec().name, " vcpu ", j,
+                                       dead ? " (exited)" : ""));
+      }
+    }
+    int64_t now = MonotonicNs();
+    if (missing.empty() || exited || now >= end) return missing;
+    if (rekick && now >= next_kick) {
+      KickUnparked(seq);
+      next_kick = now + absl::ToInt64Nanoseconds(kRekick);
+    }
+    int64_t wait = std::min(end, rekick ? next_kick : end) - now;
+    FutexWait(&area_->acks, acks, absl::Nanoseconds(wait));
+  }
+}
+
+absl::Status Coordinator::Park(absl::Duration deadline) {
+  RealtimeScope rt;
+  uint32_t seq = Issue(Command::kPark, total_vcpus_);
+  // Fan out: one signal per vCPU thread, straight into each VMM process, then raise each
+  // to real-time so that a thread waiting for a core runs (and sees the signal) now.
+  KickUnparked(seq);
+  for (size_t i = 0; i < vmms_.size(); ++i) {
+    for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
+      SetRealtime(area_->vm[i].vcpu[j].tid, kVcpuRtPriority);
+    }
+  }
+  std::vector<std::string> missing = WaitAll(seq, deadline, /*rekick=*/true);
+  if (missing.empty()) return absl::OkStatus();
+  absl::Status released = Release(absl::Milliseconds(500));
+  // Parked vCPUs dropped their priority on release; the ones that never parked did not.
+  for (size_t i = 0; i < vmms_.size(); ++i) {
+    for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
+      if (area_->vm[i].vcpu[j].ack_seq.load() != seq) SetRealtime(area_->vm[i].vcpu[j].tid, 0);
+    }
+  }
+  return absl::AbortedError(absl::StrCat(
+      "park: ", total_vcpus_ - static_cast<int>(missing.size()), "/", total_vcpus_,
+      " vCPUs parked within ", absl::FormatDuration(deadline), "; not parked: ",
+      absl::StrJoin(missing, ", "), "; released all",
+      released.ok() ? "" : absl::StrCat(" (", released.message(), ")")));
+}
+
+absl::Status Coordinator::SetRevision(uint32_t revision, absl::Duration deadline) {
+  RealtimeScope rt;
+  uint64_t msr = uint64_t{revision} << 32;
+  area_->revision.store(msr, std::memory_order_relaxed);
+  uint32_t seq = Issue(Command::kSetRevision, total_vcpus_);
+  std::vector<std::string> missing = WaitAll(seq, deadline, /*rekick=*/false);
+  if (!missing.empty()) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "set revision 0x", absl::Hex(revision), ": no ack from ", absl::StrJoin(missing, ", ")));
+  }
+  std::vector<std::string> bad;
+  for (size_t i = 0; i < vmms_.size(); ++i) {
+    const VmSlot& vm = area_->vm[i];
+    for (uint32_t j = 0; j < vm.vcpus; ++j) {
+      if (vm.vcpu[j].last_errno != 0 || vm.vcpu[j].revision_readback != msr) {
+        bad.push_back(absl::StrCat(vmms_[i]->spec().name, " vcpu ", j, " read back 0x",
+                                   absl::Hex(vm.vcpu[j].revision_readback)));
+      }
+    }
+  }
+  if (!bad.empty()) {
+    return absl::InternalError(absl::StrCat("KVM_SET_MSRS 0x8B=0x", absl::Hex(msr),
+                                            " failed: ", absl::StrJoin(bad, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::Release(absl::Duration deadline) {
+  RealtimeScope rt;
+  uint32_t parked = 0;
+  for (size_t i = 0; i < vmms_.size(); ++i) {
+    for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
+      parked += IsState(area_->vm[i].vcpu[j], VcpuState::kParked);
+    }
+  }
+  uint32_t seq = Issue(Command::kRelease, parked);
+  int64_t end = MonotonicNs() + absl::ToInt64Nanoseconds(deadline);
+  for (;;) {
+    uint32_t acks = area_->acks.load(std::memory_order_acquire);
+    std::vector<std::string> still;
+    for (size_t i = 0; i < vmms_.size(); ++i) {
+      for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
+        const VcpuSlot& s = area_->vm[i].vcpu[j];
+        if (IsState(s, VcpuState::kParked) && s.ack_seq.load() != seq && !vmms_[i]->exited()) {
+          still.push_back(absl::StrCat(vmms_[i]->spec().name, " vcpu ", j));
+        }
+      }
+    }
+    int64_t now = MonotonicNs();
+    if (still.empty()) return absl::OkStatus();
+    if (now >= end) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("release: still parked: ", absl::StrJoin(still, ", "),
+                       " (their dead-man deadline will release them)"));
+    }
+    FutexWait(&area_->acks, acks, absl::Nanoseconds(end - now));
+  }
+}
+
+absl::Status Coordinator::WaitGuestsRunning(absl::Duration timeout) {
+  int64_t end = MonotonicNs() + absl::ToInt64Nanoseconds(timeout);
+  for (;;) {
+    ASSIGN_OR_RETURN(std::vector<VmResult> views, ReadGuestViews());
+    std::vector<std::string> idle;
+    for (size_t i = 0; i < views.size(); ++i) {
+      if (vmms_[i]->spec().program == "halt") continue;
+      for (const VcpuView& v : views[i].vcpus) {
+        if (v.iterations == 0) idle.push_back(absl::StrCat(views[i].name, " vcpu ", v.index));
+      }
+    }
+    if (idle.empty()) return absl::OkStatus();
+    if (MonotonicNs() >= end) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "guests not running after ", absl::FormatDuration(timeout), ": ",
+          absl::StrJoin(idle, ", ")));
+    }
+    usleep(1000);
+  }
+}
+
+absl::Status Coordinator::WaitGuestsSee(uint64_t rev_msr, absl::Duration timeout) {
+  int64_t end = MonotonicNs() + absl::ToInt64Nanoseconds(timeout);
+  for (;;) {
+    ASSIGN_OR_RETURN(std::vector<VmResult> views, ReadGuestViews());
+    std::vector<std::string> stale;
+    for (size_t i = 0; i < views.size(); ++i) {
+      if (vmms_[i]->spec().program == "halt") continue;  // never re-reads MSR 0x8B
+      for (const VcpuView& v : views[i].vcpus) {
+        if (v.rev_msr != rev_msr) stale.push_back(absl::StrCat(views[i].name, " vcpu ", v.index));
+      }
+    }
+    if (stale.empty()) return absl::OkStatus();
+    if (MonotonicNs() >= end) {
+      return absl::DeadlineExceededError(absl::StrCat("guests not yet reading revision 0x",
+                                                      absl::Hex(rev_msr >> 32), " after ",
+                                                      absl::FormatDuration(timeout), ": ",
+                                                      absl::StrJoin(stale, ", ")));
+    }
+    usleep(1000);
+  }
+}
+
+absl::StatusOr<RendezvousReport> Coordinator::Rendezvous(const RendezvousOptions& o) {
+  RendezvousReport rep;
+  rep.mode = o.mode;
+  rep.vms = static_cast<int>(vmms_.size());
+  rep.vcpus = total_vcpus_;
+  auto activate = [&]() -> absl::Status {
+    if (!o.activate) return absl::OkStatus();
+    int64_t t0 = MonotonicNs();
+    absl::Status s = o.activate();
+    rep.activation = absl::Nanoseconds(MonotonicNs() - t0);
+    return s;
+  };
+  if (o.mode == RendezvousMode::kFast) {
+    RETURN_IF_ERROR(activate());  // guests keep running; nothing to undo here
+  }
+  RETURN_IF_ERROR(Park(o.park_deadline));  // on failure: all released, not activated
+  if (o.mode == RendezvousMode::kStrict) {
+    if (absl::Status s = activate(); !s.ok()) {
+      Release(o.step_deadline).IgnoreError();
+      return absl::AbortedError(absl::StrCat("host activation failed while parked: ",
+                                             s.message(),
+                                             "; all vCPUs released, guest view unchanged"));
+    }
+  }
+  int64_t t0 = MonotonicNs();
+  if (absl::Status s = SetRevision(o.revision, o.step_deadline); !s.ok()) {
+    Release(o.step_deadline).IgnoreError();
+    return s;
+  }
+  rep.set_revision = absl::Nanoseconds(MonotonicNs() - t0);
+  RETURN_IF_ERROR(Release(o.step_deadline));
+
+  int64_t last_parked = 0, first_out = INT64_MAX, last_back = 0;
+  for (size_t i = 0; i < vmms_.size(); ++i) {
+    for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
+      const VcpuSlot& s = area_->vm[i].vcpu[j];
+      last_parked = std::max(last_parked, s.parked_ns);
+      first_out = std::min(first_out, s.kicked_out_ns);
+      last_back = std::max(last_back, s.resumed_ns);
+    }
+  }
+  rep.park_all = absl::Nanoseconds(last_parked - park_ns_);
+  rep.release_all = absl::Nanoseconds(last_back - release_ns_);
+  rep.held = absl::Nanoseconds(last_back - first_out);
+  rep.overhead = o.mode == RendezvousMode::kStrict ? rep.held - rep.activation : rep.held;
+
+  if (o.guest_view_timeout > absl::ZeroDuration()) {
+    RETURN_IF_ERROR(WaitGuestsSee(uint64_t{o.revision} << 32, o.guest_view_timeout));
+  }
+  ASSIGN_OR_RETURN(rep.vms_result, ReadGuestViews());
+  return rep;
+}
+
+}  // namespace ucode::rendezvous
