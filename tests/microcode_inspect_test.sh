@@ -34,7 +34,11 @@ out="$("$ucodectl" inspect --cpu 0x806f8,0x80,0x2a000000 "$dir/good/generated-00
 grep -q 'below min_rev 0x2b000000' <<<"$out" || fail "min_rev not enforced: $out"
 grep -q 'nothing to load' <<<"$out" || fail "selected despite min_rev: $out"
 out="$("$ucodectl" inspect --force-minrev --cpu 0x806f8,0x80,0x2a000000 "$dir/good/generated-00")"
-grep -q 'forced despite' <<<"$out" || fail "force-minrev ignored: $out"
+grep -q 'nothing to load' <<<"$out" || fail "--force-minrev (kernel meaning: enforce) loaded: $out"
+out="$("$ucodectl" inspect --ignore-minrev --cpu 0x806f8,0x80,0x2a000000 "$dir/good/generated-00")"
+grep -q 'min-rev rule ignored' <<<"$out" || fail "--ignore-minrev not honoured: $out"
+"$ucodectl" inspect --ignore-minrev --force-minrev "$dir/good/generated-00" >/dev/null 2>&1 \
+  && fail "--ignore-minrev with --force-minrev accepted"
 out="$("$ucodectl" inspect --cpu 0x806f8,0x10,0x2b000000 "$dir/good/generated-00")"
 grep -q 'does not match' <<<"$out" || fail "pf mismatch not explained: $out"
 

@@ -274,7 +274,7 @@ TEST(SelectionTest, MatchesThroughExtendedSignature) {
 TEST(SelectionTest, RevisionsCompareSigned) {
   // A debug revision (high bit set) is negative: never newer than a production one.
   std::vector<MicrocodeImage> images = {Img(0x806f8, 1, 0x80000010)};
-  Selection s = SelectImage(images, CpuIdentity{0x806f8, 0, 0x10}, MinRevPolicy::kForce);
+  Selection s = SelectImage(images, CpuIdentity{0x806f8, 0, 0x10}, MinRevPolicy::kIgnore);
   EXPECT_EQ(s.image, nullptr);
   EXPECT_THAT(s.candidates[0].reason, HasSubstr("not newer"));
   // ... and a production revision is newer than a running debug one.
@@ -291,9 +291,9 @@ TEST(SelectionTest, MinRevRuleHonoursThePolicy) {
   EXPECT_EQ(enforce.image, nullptr);
   EXPECT_THAT(enforce.candidates[0].reason, HasSubstr("min_rev 0"));
   EXPECT_THAT(enforce.candidates[1].reason, HasSubstr("current revision 0x10 below min_rev 0x15"));
-  Selection force = SelectImage(images, cpu, MinRevPolicy::kForce);
+  Selection force = SelectImage(images, cpu, MinRevPolicy::kIgnore);
   ASSERT_EQ(force.image, &images[0]);
-  EXPECT_THAT(force.candidates[0].reason, HasSubstr("forced despite min_rev 0"));
+  EXPECT_THAT(force.candidates[0].reason, HasSubstr("min-rev rule ignored: min_rev 0"));
   EXPECT_THAT(force.candidates[1].reason, HasSubstr("superseded"));
   // At or above min_rev is safe.
   cpu.current_revision = 0x15;

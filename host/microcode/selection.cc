@@ -80,7 +80,7 @@ Selection SelectImage(absl::Span<const MicrocodeImage> images, const CpuIdentity
     } else {
       c.reason = absl::StrFormat("matches %s, revision 0x%x newer than current 0x%x", *source,
                                  image.revision(), cpu.current_revision);
-      if (unsafe) absl::StrAppend(&c.reason, "; forced despite ", *unsafe);
+      if (unsafe) absl::StrAppend(&c.reason, "; min-rev rule ignored: ", *unsafe);
       eligible[i] = true;
       // Strictly newer wins, so the first of equal revisions stays (as the kernel scans).
       if (!best || IsNewer(image.revision(), images[*best].revision())) best = i;

@@ -26,8 +26,9 @@ struct CpuIdentity {
 // The minimal-revision rule (the kernel's ucode_validate_minrev()): an image whose
 // min_req_ver is 0, or above the running revision, is unsafe to late-load. The kernel
 // refuses it when built/booted with force_minrev and otherwise loads it and taints.
-// kEnforce refuses it; kForce is the administrator's override that loads it anyway.
-enum class MinRevPolicy { kEnforce, kForce };
+// kEnforce (ucode's default, the kernel's force_minrev=1) refuses it; kIgnore is the
+// administrator's explicit override that loads it anyway (the kernel's default).
+enum class MinRevPolicy { kEnforce, kIgnore };
 
 struct Candidate {
   size_t index;        // into the span passed to SelectImage

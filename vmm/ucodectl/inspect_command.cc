@@ -20,6 +20,7 @@
 #include "host/microcode/selection.h"
 #include "vmm/ucodectl/command_line.h"
 #include "vmm/ucodectl/commands.h"
+#include "vmm/ucodectl/min_rev_option.h"
 
 namespace ucode::ctl {
 namespace {
@@ -27,15 +28,18 @@ namespace {
 namespace mc = ::ucode::microcode;
 
 const std::vector<OptionSpec>& Specs() {
-  static const std::vector<OptionSpec> kSpecs = {
-      {"json", false, false, "one JSON object per image instead of text lines"},
-      {"cpu", true, false,
-       "SIG[,PF[,REV]]: show the selection for CPUID(1).EAX SIG, processor flags PF (the "
-       "one-bit mask sysfs shows in cpu*/microcode/processor_flags; default 0x1) and running "
-       "revision REV (default 0); all hex"},
-      {"force-minrev", false, false, "with --cpu: ignore the minimal-revision rule"},
-      {"help", false, false, "this text"},
-  };
+  static const std::vector<OptionSpec> kSpecs = [] {
+    std::vector<OptionSpec> specs = {
+        {"json", false, false, "one JSON object per image instead of text lines"},
+        {"cpu", true, false,
+         "SIG[,PF[,REV]]: show the selection for CPUID(1).EAX SIG, processor flags PF (the "
+         "one-bit mask sysfs shows in cpu*/microcode/processor_flags; default 0x1) and running "
+         "revision REV (default 0); all hex"},
+        {"help", false, false, "this text"},
+    };
+    AppendMinRevOptionSpecs(specs);
+    return specs;
+  }();
   return kSpecs;
 }
 
@@ -252,8 +256,12 @@ int RunInspect(const std::vector<std::string>& args) {
     cpu = *c;
   }
   const bool json = parsed->Has("json");
-  const mc::MinRevPolicy policy =
-      parsed->Has("force-minrev") ? mc::MinRevPolicy::kForce : mc::MinRevPolicy::kEnforce;
+  absl::StatusOr<mc::MinRevPolicy> min_rev = MinRevPolicyFromArgs(*parsed);
+  if (!min_rev.ok()) {
+    std::fprintf(stderr, "ucodectl inspect: %s\n", std::string(min_rev.status().message()).c_str());
+    return kExitUsage;
+  }
+  const mc::MinRevPolicy policy = *min_rev;
 
   Inputs in = Load(parsed->positional());
   if (cpu) Select(in, *cpu, policy);
@@ -274,7 +282,7 @@ int RunInspect(const std::vector<std::string>& args) {
     std::string head = absl::StrFormat(
         "cpu sig 0x%08x (%s) pf 0x%02x revision 0x%08x, min-rev %s: ", cpu->signature,
         mc::FirmwareFileName(cpu->signature), 1u << cpu->platform_id, cpu->current_revision,
-        policy == mc::MinRevPolicy::kEnforce ? "enforced" : "forced");
+        policy == mc::MinRevPolicy::kEnforce ? "enforced" : "ignored");
     if (chosen != nullptr) {
       std::fprintf(stdout, "%sselect %s@0x%zx revision 0x%08x\n", head.c_str(),
                    chosen_row->path.c_str(), chosen_row->offset, chosen_row->image->revision());

@@ -7,6 +7,7 @@
 #include "host/late_load/host_update.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
+#include "vmm/ucodectl/min_rev_option.h"
 
 namespace ucode::ctl {
 namespace {
@@ -34,7 +35,8 @@ void PrintLoadText(const late_load::HostUpdateReport& r) {
   std::printf("load: %s\n", l.summary.c_str());
   for (const late_load::CpuResult& c : l.cpus) {
     if (!c.detail.empty()) {
-      std::printf("  cpu %d %s: %s\n", c.cpu, late_load::CpuOutcomeName(c.outcome), c.detail.c_str());
+      std::printf("  cpu %d %s: %s\n", c.cpu, late_load::CpuOutcomeName(c.outcome),
+                  c.detail.c_str());
     }
   }
   std::printf("revision: 0x%x -> 0x%x\n", l.old_revision, l.new_revision);
@@ -45,25 +47,24 @@ void PrintLoadText(const late_load::HostUpdateReport& r) {
   }
   std::printf("\n");
   for (const std::string& line : l.kernel_log) std::printf("kernel: %s\n", line.c_str());
-  std::printf("verify: %s\n",
-              r.load.verify.ok() ? "every online CPU reports the new revision"
-                                 : std::string(r.load.verify.message()).c_str());
+  std::printf("verify: %s\n", r.load.verify.ok() ? "every online CPU reports the new revision"
+                                                 : std::string(r.load.verify.message()).c_str());
 }
 
 }  // namespace
 
 int RunLoad(const std::vector<std::string>& raw) {
   std::vector<OptionSpec> specs = PlatformOptionSpecs();
-  specs.push_back({.name = "force-minrev", .takes_value = false,
-                   .help = "accept an image whose minimal-revision rule refuses this host"});
+  AppendMinRevOptionSpecs(specs);
   specs.push_back({.name = "no-stage", .takes_value = false, .help = "skip staging"});
   specs.push_back({.name = "help", .takes_value = false, .help = "this text"});
   absl::StatusOr<ParsedArgs> args = ParseArgs(raw, specs);
   if (!args.ok() || args->Has("help") || args->positional().size() != 1) {
-    std::fprintf(args.ok() && args->Has("help") ? stdout : stderr,
-                 "%susage: ucodectl load IMAGE [options]\n%s",
-                 args.ok() ? "" : absl::StrCat("ucodectl load: ", args.status().message(), "\n").c_str(),
-                 OptionsHelp(specs).c_str());
+    std::fprintf(
+        args.ok() && args->Has("help") ? stdout : stderr,
+        "%susage: ucodectl load IMAGE [options]\n%s",
+        args.ok() ? "" : absl::StrCat("ucodectl load: ", args.status().message(), "\n").c_str(),
+        OptionsHelp(specs).c_str());
     return args.ok() && args->Has("help") ? kExitOk : kExitUsage;
   }
   const bool json = args->Has("json");
@@ -80,8 +81,9 @@ int RunLoad(const std::vector<std::string>& raw) {
   absl::StatusOr<std::vector<uint8_t>> file = microcode::ReadFileBytes(args->positional()[0]);
   if (!file.ok()) return fail(file.status());
   late_load::HostUpdateOptions options;
-  options.policy =
-      args->Has("force-minrev") ? microcode::MinRevPolicy::kForce : microcode::MinRevPolicy::kEnforce;
+  absl::StatusOr<microcode::MinRevPolicy> policy = MinRevPolicyFromArgs(*args);
+  if (!policy.ok()) return fail(policy.status());
+  options.policy = *policy;
   // The kernel stages by itself on Linux 6.19+; user-space staging is for the emulated host.
   options.stage = !args->Has("no-stage") && (*platform)->HasDirectTrigger();
   options.staging.progress = MakeStagingProgress(json);

@@ -6,20 +6,21 @@
 #include "host/late_load/host_update.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
+#include "vmm/ucodectl/min_rev_option.h"
 
 namespace ucode::ctl {
 
 int RunStage(const std::vector<std::string>& raw) {
   std::vector<OptionSpec> specs = PlatformOptionSpecs();
-  specs.push_back({.name = "force-minrev", .takes_value = false,
-                   .help = "accept an image whose minimal-revision rule refuses this host"});
+  AppendMinRevOptionSpecs(specs);
   specs.push_back({.name = "help", .takes_value = false, .help = "this text"});
   absl::StatusOr<ParsedArgs> args = ParseArgs(raw, specs);
   if (!args.ok() || args->Has("help") || args->positional().size() != 1) {
-    std::fprintf(args.ok() && args->Has("help") ? stdout : stderr,
-                 "%susage: ucodectl stage IMAGE [options]\n%s",
-                 args.ok() ? "" : absl::StrCat("ucodectl stage: ", args.status().message(), "\n").c_str(),
-                 OptionsHelp(specs).c_str());
+    std::fprintf(
+        args.ok() && args->Has("help") ? stdout : stderr,
+        "%susage: ucodectl stage IMAGE [options]\n%s",
+        args.ok() ? "" : absl::StrCat("ucodectl stage: ", args.status().message(), "\n").c_str(),
+        OptionsHelp(specs).c_str());
     return args.ok() && args->Has("help") ? kExitOk : kExitUsage;
   }
   const bool json = args->Has("json");
@@ -35,9 +36,10 @@ int RunStage(const std::vector<std::string>& raw) {
   if (!platform.ok()) return fail(platform.status());
   absl::StatusOr<std::vector<uint8_t>> file = microcode::ReadFileBytes(args->positional()[0]);
   if (!file.ok()) return fail(file.status());
-  absl::StatusOr<late_load::HostUpdatePlan> plan = late_load::PlanHostUpdate(
-      **platform, std::move(*file),
-      args->Has("force-minrev") ? microcode::MinRevPolicy::kForce : microcode::MinRevPolicy::kEnforce);
+  absl::StatusOr<microcode::MinRevPolicy> policy = MinRevPolicyFromArgs(*args);
+  if (!policy.ok()) return fail(policy.status());
+  absl::StatusOr<late_load::HostUpdatePlan> plan =
+      late_load::PlanHostUpdate(**platform, std::move(*file), *policy);
   if (!plan.ok()) return fail(plan.status());
   if (!json) std::printf("%s: %s\n", (*platform)->name().c_str(), plan->Describe().c_str());
   staging::StagingOptions options;
