@@ -1,5 +1,7 @@
 #include "vmm/ucodectl/commands.h"
 
+#include <utility>
+
 namespace ucode::ctl {
 
 // Each subcommand's entry point, defined in its own <name>_command.cc.
@@ -7,6 +9,16 @@ namespace ucode::ctl {
 int RunInspect(const std::vector<std::string>& args);
 int RunStage(const std::vector<std::string>& args);
 int RunLoad(const std::vector<std::string>& args);
+
+namespace {
+GlobalOptions& MutableGlobals() {
+  static GlobalOptions globals;
+  return globals;
+}
+}  // namespace
+
+const GlobalOptions& Globals() { return MutableGlobals(); }
+void SetGlobals(GlobalOptions options) { MutableGlobals() = std::move(options); }
 
 const std::vector<Command>& AllCommands() {
   static const std::vector<Command> kCommands = {

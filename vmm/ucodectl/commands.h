@@ -21,6 +21,14 @@ struct Command {
 // Registered subcommands, in the order `ucodectl help` lists them.
 const std::vector<Command>& AllCommands();
 
+// Options given before the subcommand, as virsh takes them (`ucodectl -c URI apply ...`).
+struct GlobalOptions {
+  std::string connect_uri;  // -c / --connect: libvirt URI; empty means the command's default
+};
+const GlobalOptions& Globals();
+// Set once by main() before the subcommand runs.
+void SetGlobals(GlobalOptions options);
+
 }  // namespace ucode::ctl
 
 #endif  // UCODE_VMM_UCODECTL_COMMANDS_H_

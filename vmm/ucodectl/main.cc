@@ -1,30 +1,63 @@
 // ucodectl: the operator's command line for ucode.
+//
+//   ucodectl [-c URI] COMMAND [ARGS...]
+//
+// Global options come before the command, as virsh takes them.
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "vmm/ucodectl/commands.h"
 
 namespace ucode::ctl {
 namespace {
 
 void PrintHelp(FILE* out) {
-  std::fprintf(out, "usage: ucodectl COMMAND [ARGS...]\n\ncommands:\n");
+  std::fprintf(out,
+               "usage: ucodectl [-c URI] COMMAND [ARGS...]\n\n"
+               "global options:\n"
+               "  -c, --connect URI   libvirt connection for commands that reach libvirt "
+               "domains\n\ncommands:\n");
   for (const Command& c : AllCommands()) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out, "\n`ucodectl COMMAND --help` describes one command.\n");
 }
 
 int Main(int argc, char** argv) {
-  if (argc < 2) {
+  std::vector<std::string> words(argv + 1, argv + argc);
+  GlobalOptions globals;
+  size_t i = 0;
+  for (; i < words.size() && absl::StartsWith(words[i], "-"); ++i) {
+    const std::string& w = words[i];
+    if (w == "-h" || w == "--help") {
+      PrintHelp(stdout);
+      return kExitOk;
+    }
+    if (w == "-c" || w == "--connect") {
+      if (i + 1 == words.size()) {
+        std::fprintf(stderr, "ucodectl: option %s needs a URI\n", w.c_str());
+        return kExitUsage;
+      }
+      globals.connect_uri = words[++i];
+    } else if (absl::StartsWith(w, "--connect=")) {
+      globals.connect_uri = w.substr(sizeof("--connect=") - 1);
+    } else {
+      std::fprintf(stderr, "ucodectl: unknown global option %s\n", w.c_str());
+      PrintHelp(stderr);
+      return kExitUsage;
+    }
+  }
+  if (i == words.size()) {
     PrintHelp(stderr);
     return kExitUsage;
   }
-  std::string name = argv[1];
-  if (name == "help" || name == "--help" || name == "-h") {
+  const std::string& name = words[i];
+  if (name == "help") {
     PrintHelp(stdout);
     return kExitOk;
   }
-  std::vector<std::string> args(argv + 2, argv + argc);
+  SetGlobals(globals);
+  std::vector<std::string> args(words.begin() + i + 1, words.end());
   for (const Command& c : AllCommands()) {
     if (name == c.name) return c.run(args);
   }
