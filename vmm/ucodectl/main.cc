@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "vmm/ucodectl/client_commands.h"
 #include "vmm/ucodectl/commands.h"
 
 namespace ucode::ctl {
@@ -15,12 +16,14 @@ namespace {
 
 void PrintHelp(FILE* out) {
   std::fprintf(out,
-               "usage: ucodectl [-c URI] COMMAND [ARGS...]\n\n"
+               "usage: ucodectl [-c URI] COMMAND [ARGS...]\n"
+               "       ucodectl --server ADDRESS [TLS options] COMMAND [ARGS...]\n\n"
                "global options:\n"
                "  -c, --connect URI   libvirt connection for commands that reach libvirt "
                "domains\n\ncommands:\n");
   for (const Command& c : AllCommands()) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
-  std::fprintf(out, "\n`ucodectl COMMAND --help` describes one command.\n");
+  std::fprintf(out, "\n`ucodectl COMMAND --help` describes one command.\n\n%s",
+               RemoteUsage().c_str());
 }
 
 int Main(int argc, char** argv) {
@@ -32,6 +35,10 @@ int Main(int argc, char** argv) {
     if (w == "-h" || w == "--help") {
       PrintHelp(stdout);
       return kExitOk;
+    }
+    // Client mode: everything goes through ucoded's gRPC API instead.
+    if (w == "--server" || absl::StartsWith(w, "--server=")) {
+      return RunRemote(std::vector<std::string>(words.begin() + i, words.end()));
     }
     if (w == "-c" || w == "--connect") {
       if (i + 1 == words.size()) {

@@ -1,0 +1,156 @@
+#include "vmm/daemon/daemon.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/server_posix.h"
+#include "host/base/status_macros.h"
+#include "vmm/daemon/log.h"
+
+namespace ucode::daemon {
+namespace {
+
+// Headroom over the image limit for the rest of a request message.
+constexpr int kMessageOverhead = 64 << 10;
+
+// Every call on a refused connection ends here. The caller's identity was logged when the
+// connection was accepted; the message tells them which knob admits them.
+class RefuseService final : public grpc::CallbackGenericService {
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    class Reactor final : public grpc::ServerGenericBidiReactor {
+     public:
+      Reactor() {
+        Finish(grpc::Status(grpc::PERMISSION_DENIED,
+                            "caller's uid and gid are not in ucoded's allow list "
+                            "(--allow_uids, --allow_gids)"));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Reactor;
+  }
+};
+
+absl::StatusOr<std::string> ReadText(const std::string& path, absl::string_view what) {
+  std::ifstream in(path);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat(what, ": cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(
+    const DaemonOptions& o) {
+  if (o.tls_cert_file.empty() || o.tls_key_file.empty() || o.tls_client_ca_file.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "TCP address ", o.tcp_address,
+        " needs mutual TLS: --tls_cert, --tls_key and --tls_client_ca must all be set "
+        "(ucoded never listens on TCP without them)"));
+  }
+  ASSIGN_OR_RETURN(std::string cert, ReadText(o.tls_cert_file, "--tls_cert"));
+  ASSIGN_OR_RETURN(std::string key, ReadText(o.tls_key_file, "--tls_key"));
+  ASSIGN_OR_RETURN(std::string ca, ReadText(o.tls_client_ca_file, "--tls_client_ca"));
+  grpc::SslServerCredentialsOptions ssl(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = ca;
+  ssl.pem_key_cert_pairs.push_back({key, cert});
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options,
+                                                      UpdateRunner* runner) {
+  std::unique_ptr<Daemon> d(new Daemon());
+  d->options_ = options;
+  std::shared_ptr<grpc::ServerCredentials> tls;
+  if (!options.tcp_address.empty()) {
+    ASSIGN_OR_RETURN(tls, TlsCredentials(options));
+  }
+  if (options.unix_socket.empty() && options.tcp_address.empty()) {
+    LogLine("warning", {{"message", "no --socket and no --tcp: serving in-process only"}});
+  }
+  ASSIGN_OR_RETURN(d->journal_, Journal::Open(options.journal_path));
+  d->registry_ = std::make_unique<OperationRegistry>(d->journal_.get());
+  RETURN_IF_ERROR(d->registry_->Recover(
+      [runner](const InterruptedOperation& op) { return runner->ConfirmGuestsRunning(op); }));
+  d->service_ =
+      std::make_unique<UcodeServiceImpl>(runner, d->registry_.get(), options.limits);
+
+  grpc::ServerBuilder builder;
+  builder.RegisterService(d->service_.get());
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<size_t>(options.limits.max_image_bytes + kMessageOverhead,
+                                        INT32_MAX)));
+  if (tls != nullptr) builder.AddListeningPort(options.tcp_address, tls, &d->tcp_port_);
+  d->server_ = builder.BuildAndStart();
+  if (d->server_ == nullptr || (tls != nullptr && d->tcp_port_ == 0)) {
+    return absl::UnavailableError(
+        absl::StrCat("gRPC server did not start (TCP address '", options.tcp_address, "')"));
+  }
+
+  d->refuse_service_ = std::make_unique<RefuseService>();
+  grpc::ServerBuilder refuse_builder;
+  refuse_builder.RegisterCallbackGenericService(d->refuse_service_.get());
+  d->refuse_server_ = refuse_builder.BuildAndStart();
+  if (d->refuse_server_ == nullptr) return absl::InternalError("refusing server did not start");
+
+  if (!options.unix_socket.empty()) {
+    ASSIGN_OR_RETURN(d->listener_,
+                     UnixListener::Listen(options.unix_socket, options.unix_socket_mode));
+    Daemon* self = d.get();
+    d->listener_->Start([self](UniqueFd conn, const struct ucred& peer) {
+      bool ok = self->Allowed(peer);
+      if (!ok) {
+        LogLine("caller_refused", {{"pid", absl::StrCat(peer.pid)},
+                                   {"uid", absl::StrCat(peer.uid)},
+                                   {"gid", absl::StrCat(peer.gid)}});
+      }
+      // gRPC owns the fd from here on.
+      grpc::AddInsecureChannelFromFd(ok ? self->server_.get() : self->refuse_server_.get(),
+                                     conn.Release());
+    });
+  }
+  LogLine("ucoded_started",
+          {{"socket", options.unix_socket},
+           {"allow_uids", absl::StrJoin(options.allow_uids, ",")},
+           {"allow_gids", absl::StrJoin(options.allow_gids, ",")},
+           {"tcp", options.tcp_address.empty() ? "off" : absl::StrCat("mtls:", d->tcp_port_)},
+           {"journal", options.journal_path}});
+  return d;
+}
+
+bool Daemon::Allowed(const struct ucred& peer) const {
+  const auto& u = options_.allow_uids;
+  const auto& g = options_.allow_gids;
+  return std::find(u.begin(), u.end(), peer.uid) != u.end() ||
+         std::find(g.begin(), g.end(), peer.gid) != g.end();
+}
+
+std::shared_ptr<grpc::Channel> Daemon::InProcessChannel() {
+  return server_->InProcessChannel(grpc::ChannelArguments());
+}
+
+void Daemon::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  // Also reached from a half-built daemon whose Start failed: every part may be missing.
+  if (listener_ != nullptr) listener_->Stop();
+  // Ends watch streams and cancels a not-yet-parked operation, so Server::Shutdown below
+  // is not held up by handlers waiting for events that will never come.
+  if (service_ != nullptr) service_->Shutdown();
+  auto now = std::chrono::system_clock::now();
+  if (server_ != nullptr) server_->Shutdown(now + absl::ToChronoMilliseconds(grace));
+  if (refuse_server_ != nullptr) refuse_server_->Shutdown(now);
+  if (server_ != nullptr) server_->Wait();
+  if (refuse_server_ != nullptr) refuse_server_->Wait();
+  listener_.reset();
+  if (server_ != nullptr) LogLine("ucoded_stopped", {});
+}
+
+Daemon::~Daemon() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace ucode::daemon

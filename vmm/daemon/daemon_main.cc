@@ -1,0 +1,147 @@
+// ucoded: the per-host ucode daemon. Runs in the foreground (systemd Type=simple, see
+// ucoded.service), logs key=value lines on stderr, stops gracefully on SIGTERM/SIGINT.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "vmm/daemon/daemon.h"
+#include "vmm/daemon/fake_runner.h"
+#include "vmm/daemon/log.h"
+
+ABSL_FLAG(std::string, socket, "/run/ucoded/ucoded.sock",
+          "Unix socket to serve on (empty: none)");
+ABSL_FLAG(std::string, socket_mode, "0660", "permissions of the Unix socket (octal)");
+ABSL_FLAG(std::vector<std::string>, allow_uids, {"0"},
+          "uids allowed to call over the Unix socket (SO_PEERCRED)");
+ABSL_FLAG(std::vector<std::string>, allow_gids, {},
+          "primary gids allowed to call over the Unix socket");
+ABSL_FLAG(std::string, tcp, "", "host:port to serve on with mutual TLS (empty: no TCP)");
+ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for --tcp");
+ABSL_FLAG(std::string, tls_key, "", "server private key (PEM) for --tcp");
+ABSL_FLAG(std::string, tls_client_ca, "", "CA (PEM) that client certificates must chain to");
+ABSL_FLAG(std::string, journal, "/var/lib/ucoded/journal.sqlite", "SQLite operation journal");
+ABSL_FLAG(uint64_t, max_image_bytes, 16u << 20, "largest image accepted");
+ABSL_FLAG(int64_t, shutdown_grace_ms, 2000,
+          "after SIGTERM, how long calls in flight may finish (operations are waited for)");
+ABSL_FLAG(std::string, runner, "orchestrator",
+          "what applies updates: 'orchestrator' (the host) or 'fake' (a rehearsal that "
+          "changes nothing)");
+ABSL_FLAG(int64_t, fake_step_delay_ms, 0, "--runner=fake: delay before each step");
+ABSL_FLAG(std::string, fake_pause_at, "",
+          "--runner=fake: stop at this step (e.g. STEP_ACTIVATED) until killed (tests)");
+
+namespace ucode::daemon {
+namespace {
+
+template <typename T>
+absl::StatusOr<std::vector<T>> ParseIds(const std::vector<std::string>& in,
+                                        absl::string_view flag) {
+  std::vector<T> out;
+  for (const std::string& s : in) {
+    uint32_t v = 0;
+    if (!absl::SimpleAtoi(s, &v)) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", s, "' is not an id"));
+    }
+    out.push_back(static_cast<T>(v));
+  }
+  return out;
+}
+
+// The lead wires vmm/orchestrator in here.
+absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeRunner() {
+  std::string kind = absl::GetFlag(FLAGS_runner);
+  if (kind == "fake") {
+    FakeRunnerOptions o = DefaultFakeRunnerOptions();
+    o.step_delay = absl::Milliseconds(absl::GetFlag(FLAGS_fake_step_delay_ms));
+    auto runner = std::make_unique<FakeUpdateRunner>(o);
+    std::string pause = absl::GetFlag(FLAGS_fake_pause_at);
+    if (!pause.empty()) {
+      ucode::v1::Step step;
+      if (!ucode::v1::Step_Parse(pause, &step)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--fake_pause_at: '", pause, "' is not a Step name"));
+      }
+      runner->PauseAt(step);
+    }
+    return runner;
+  }
+  if (kind == "orchestrator") {
+    return absl::UnimplementedError(
+        "--runner=orchestrator: the orchestrator (vmm/orchestrator) is not wired into ucoded "
+        "yet; --runner=fake rehearses the API");
+  }
+  return absl::InvalidArgumentError(absl::StrCat("--runner: unknown runner '", kind, "'"));
+}
+
+absl::StatusOr<DaemonOptions> OptionsFromFlags() {
+  DaemonOptions o;
+  o.unix_socket = absl::GetFlag(FLAGS_socket);
+  const std::string mode_flag = absl::GetFlag(FLAGS_socket_mode);
+  char* end = nullptr;
+  unsigned long mode = std::strtoul(mode_flag.c_str(), &end, 8);
+  if (mode_flag.empty() || *end != '\0' || mode > 0777) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--socket_mode: '", absl::GetFlag(FLAGS_socket_mode), "' is not an octal mode"));
+  }
+  o.unix_socket_mode = static_cast<mode_t>(mode);
+  auto uids = ParseIds<uid_t>(absl::GetFlag(FLAGS_allow_uids), "allow_uids");
+  if (!uids.ok()) return uids.status();
+  o.allow_uids = *uids;
+  auto gids = ParseIds<gid_t>(absl::GetFlag(FLAGS_allow_gids), "allow_gids");
+  if (!gids.ok()) return gids.status();
+  o.allow_gids = *gids;
+  o.tcp_address = absl::GetFlag(FLAGS_tcp);
+  o.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  o.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  o.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  o.journal_path = absl::GetFlag(FLAGS_journal);
+  o.limits.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
+  return o;
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("ucoded: the per-host ucode daemon (gRPC API ucode.v1)");
+  absl::ParseCommandLine(argc, argv);
+  // Block the stop signals in every thread (threads inherit the mask) and take them with
+  // sigwait below: no async-signal-safety puzzles in a handler.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<DaemonOptions> options = OptionsFromFlags();
+  absl::StatusOr<std::unique_ptr<UpdateRunner>> runner =
+      options.ok() ? MakeRunner() : absl::StatusOr<std::unique_ptr<UpdateRunner>>(options.status());
+  if (!runner.ok()) {
+    LogLine("ucoded_failed", {{"error", runner.status().ToString()}});
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(*options, runner->get());
+  if (!daemon.ok()) {
+    LogLine("ucoded_failed", {{"error", daemon.status().ToString()}});
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&stop, &sig);
+  LogLine("ucoded_stopping", {{"signal", strsignal(sig)}});
+  (*daemon)->Shutdown(absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
+  daemon->reset();
+  return 0;
+}
+
+}  // namespace
+}  // namespace ucode::daemon
+
+int main(int argc, char** argv) { return ucode::daemon::Main(argc, argv); }
