@@ -11,20 +11,9 @@
 namespace ucode::staging {
 namespace {
 
-// Largest request the model buffers: header, command and one page, plus slack so that an
-// oversized request is reported as such instead of growing without bound.
-constexpr size_t kMaxRequestDwords = (kMboxHeaderBytes + kMboxCommandBytes) / 4 +
-                                     2 * kMboxChunkBytes / 4;
 // Images larger than this are refused when their header arrives (the largest public image,
 // 06-ad-01 in the 20251111 release, is 3.3 MB).
 constexpr size_t kMaxImageBytes = 64u << 20;
-
-void SpinFor(absl::Duration d) {
-  if (d <= absl::ZeroDuration()) return;
-  const auto end = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(d);
-  while (std::chrono::steady_clock::now() < end) {
-  }
-}
 
 struct FaultName {
   MailboxFault fault;
@@ -57,62 +46,68 @@ absl::StatusOr<MailboxFault> ParseMailboxFault(absl::string_view name) {
   return absl::InvalidArgumentError(absl::StrFormat("unknown mailbox fault '%s'", name));
 }
 
-MailboxModel::MailboxModel(MailboxBehavior behavior) : behavior_(behavior) {}
+MailboxModel::MailboxModel(MailboxBehavior behavior) { set_behavior(behavior); }
 
 void MailboxModel::set_behavior(const MailboxBehavior& behavior) {
-  std::lock_guard<std::mutex> lock(mu_);
   behavior_ = behavior;
+  cost_ns_ = std::max<int64_t>(0, absl::ToInt64Nanoseconds(behavior.access_cost));
+}
+
+void MailboxModel::PayAccessCost() {
+  if (cost_owed_ns_ == 0) return;
+  charged_ns_.Add(static_cast<uint64_t>(cost_owed_ns_));
+  const auto end = std::chrono::steady_clock::now() + std::chrono::nanoseconds(cost_owed_ns_);
+  cost_owed_ns_ = 0;
+  while (std::chrono::steady_clock::now() < end) {
+  }
 }
 
 uint32_t MailboxModel::Read32(uint32_t offset) {
-  absl::Duration cost;
-  uint32_t value = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    cost = behavior_.access_cost;
-    ++stats_.register_accesses;
-    if (offset == kMboxStatusOffset) {
-      value = (never_ready_ || absl::Now() < ready_at_) ? 0 : status_;
-    } else if (offset == kMboxRdDataOffset && response_index_ < response_.size()) {
-      value = response_[response_index_];
-    }
+  register_accesses_.Add(1);
+  cost_owed_ns_ += cost_ns_;
+  if (offset == kMboxRdDataOffset) {
+    return response_index_ < response_len_ ? response_[response_index_] : 0;
   }
-  SpinFor(cost);
-  return value;
+  if (offset == kMboxStatusOffset) {
+    if (never_ready_) return 0;
+    // The clock is read only for a slow device: a zero-delay device is ready at GO.
+    if (behavior_.transaction_delay > absl::ZeroDuration() && absl::Now() < ready_at_) return 0;
+    return status_;
+  }
+  return 0;
 }
 
 void MailboxModel::Write32(uint32_t offset, uint32_t value) {
-  absl::Duration cost;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    cost = behavior_.access_cost;
-    ++stats_.register_accesses;
-    switch (offset) {
-      case kMboxControlOffset:
-        if (value & kMboxControlAbort) {
-          Abort();
-        } else if (value & kMboxControlGo) {
-          Go();
-        }
-        break;
-      case kMboxWrDataOffset:
-        // One extra dword marks the request as oversized; Process() reports it.
-        if (request_.size() <= kMaxRequestDwords) request_.push_back(value);
-        break;
-      case kMboxRdDataOffset:
-        // Writing 0 acknowledges the dword just read and exposes the next one.
-        if (value == 0 && response_index_ < response_.size()) ++response_index_;
-        break;
-      default:
-        break;
-    }
+  register_accesses_.Add(1);
+  cost_owed_ns_ += cost_ns_;
+  switch (offset) {
+    case kMboxWrDataOffset:
+      // One extra dword marks the request as oversized; Process() reports it.
+      if (request_len_ <= kMaxRequestDwords) request_[request_len_++] = value;
+      break;
+    case kMboxRdDataOffset:
+      // Writing 0 acknowledges the dword just read and exposes the next one; the last
+      // acknowledgement ends the transaction.
+      if (value == 0 && response_index_ < response_len_ && ++response_index_ == response_len_) {
+        PayAccessCost();
+      }
+      break;
+    case kMboxControlOffset:
+      if (value & kMboxControlAbort) {
+        Abort();
+      } else if (value & kMboxControlGo) {
+        Go();
+      }
+      break;
+    default:
+      break;
   }
-  SpinFor(cost);
 }
 
 void MailboxModel::Abort() {
-  request_.clear();
-  response_.clear();
+  PayAccessCost();
+  request_len_ = 0;
+  response_len_ = 0;
   response_index_ = 0;
   status_ = 0;
   never_ready_ = false;
@@ -124,19 +119,26 @@ void MailboxModel::Abort() {
   chunks_since_restart_ = 0;
   faults_done_ = 0;
   // A new transfer replaces whatever was staged before.
+  std::lock_guard<std::mutex> lock(mu_);
   if (!staged_.empty()) {
     staged_.clear();
     ++staged_generation_;
   }
 }
 
+void MailboxModel::RecordProtocolError(std::string message) {
+  protocol_errors_.Add(1);
+  std::lock_guard<std::mutex> lock(mu_);
+  last_protocol_error_ = std::move(message);
+}
+
 absl::StatusOr<uint32_t> MailboxModel::Process() {
   constexpr size_t kPrefixDwords = (kMboxHeaderBytes + kMboxCommandBytes) / 4;
-  if (request_.size() < kPrefixDwords) {
+  if (request_len_ < kPrefixDwords) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("request of %u dwords is shorter than header + command", request_.size()));
+        absl::StrFormat("request of %u dwords is shorter than header + command", request_len_));
   }
-  if (request_.size() > kMaxRequestDwords) {
+  if (request_len_ > kMaxRequestDwords) {
     return absl::InvalidArgumentError("request longer than header + command + one page");
   }
   const uint64_t header = request_[0] | (uint64_t{request_[1]} << 32);
@@ -146,16 +148,16 @@ absl::StatusOr<uint32_t> MailboxModel::Process() {
         "mailbox header 0x%016x: vendor/object 0x%08x, expected 0x%08x", header,
         header & 0xFFFFFFFF, MboxHeader(0) & 0xFFFFFFFF));
   }
-  if (size_dwords != request_.size()) {
+  if (size_dwords != request_len_) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "mailbox header size %u dwords but %u dwords written", size_dwords, request_.size()));
+        "mailbox header size %u dwords but %u dwords written", size_dwords, request_len_));
   }
   const uint64_t command = request_[2] | (uint64_t{request_[3]} << 32);
   if (command != kMboxCommandLoad) {
     return absl::InvalidArgumentError(
         absl::StrFormat("command 0x%x, expected LOAD 0x%x", command, kMboxCommandLoad));
   }
-  const size_t bytes = (request_.size() - kPrefixDwords) * 4;
+  const size_t bytes = (request_len_ - kPrefixDwords) * 4;
   const uint8_t* data = reinterpret_cast<const uint8_t*>(request_.data() + kPrefixDwords);
   if (expected_offset_ == 0 && image_size_ == 0) {
     // The image header (SDM: total size at byte 32, 0 meaning 2048) sizes the transfer.
@@ -179,34 +181,34 @@ absl::StatusOr<uint32_t> MailboxModel::Process() {
         "chunk at offset 0x%x has 0x%x bytes, expected 0x%x", expected_offset_, bytes, expected));
   }
   std::memcpy(buffer_.data() + expected_offset_, data, bytes);
-  stats_.bytes_received += bytes;
-  ++stats_.chunks_accepted;
+  bytes_received_.Add(bytes);
+  chunks_accepted_.Add(1);
   ++chunks_since_restart_;
   return static_cast<uint32_t>(expected_offset_ + bytes);
 }
 
 void MailboxModel::Go() {
+  PayAccessCost();
   const int txn = transaction_++;
-  ++stats_.transactions;
+  transactions_.Add(1);
   status_ = 0;
-  response_.clear();
+  response_len_ = 0;
   response_index_ = 0;
-  ready_at_ = absl::Now() + behavior_.transaction_delay;
+  if (behavior_.transaction_delay > absl::ZeroDuration()) {
+    ready_at_ = absl::Now() + behavior_.transaction_delay;
+  }
   const bool fault_now = txn == behavior_.at;
   const MailboxFault fault = behavior_.fault;
   if (fault == MailboxFault::kNeverReady && fault_now) {
     never_ready_ = true;
-    request_.clear();
+    request_len_ = 0;
     return;
   }
   const uint32_t chunk_offset = expected_offset_;
   absl::StatusOr<uint32_t> next = Process();
-  request_.clear();
+  request_len_ = 0;
   if (!next.ok() || (fault == MailboxFault::kStatusError && fault_now)) {
-    if (!next.ok()) {
-      ++stats_.protocol_errors;
-      last_protocol_error_ = std::string(next.status().message());
-    }
+    if (!next.ok()) RecordProtocolError(std::string(next.status().message()));
     status_ = kMboxStatusReady | kMboxStatusError;
     return;
   }
@@ -235,15 +237,11 @@ void MailboxModel::Go() {
     // Complete: the device checks what it stored before accepting it for activation.
     absl::StatusOr<microcode::MicrocodeImage> image = microcode::ParseImage(buffer_);
     if (!image.ok() || image->total_size() != image_size_) {
-      ++stats_.protocol_errors;
-      last_protocol_error_ = image.ok() ? "staged image size mismatch"
-                                        : std::string(image.status().message());
+      RecordProtocolError(image.ok() ? "staged image size mismatch"
+                                     : std::string(image.status().message()));
       response_status = kMboxResponseError;
     } else {
-      staged_ = std::move(buffer_);
-      buffer_.clear();
-      ++staged_generation_;
-      ++stats_.stagings_completed;
+      CompleteStaging();
       offset = kMboxOffsetEnd;
     }
   }
@@ -251,8 +249,17 @@ void MailboxModel::Go() {
   Respond(header, offset, response_status);
 }
 
+void MailboxModel::CompleteStaging() {
+  stagings_completed_.Add(1);
+  std::lock_guard<std::mutex> lock(mu_);
+  staged_ = std::move(buffer_);
+  buffer_.clear();
+  ++staged_generation_;
+}
+
 void MailboxModel::Respond(uint64_t header, uint32_t offset, uint32_t status) {
   response_ = {static_cast<uint32_t>(header), static_cast<uint32_t>(header >> 32), offset, status};
+  response_len_ = response_.size();
   response_index_ = 0;
   status_ = kMboxStatusReady;
 }
@@ -274,8 +281,13 @@ uint64_t MailboxModel::staged_generation() const {
 }
 
 MailboxStats MailboxModel::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  return MailboxStats{.register_accesses = register_accesses_.Get(),
+                      .transactions = transactions_.Get(),
+                      .chunks_accepted = chunks_accepted_.Get(),
+                      .bytes_received = bytes_received_.Get(),
+                      .stagings_completed = stagings_completed_.Get(),
+                      .protocol_errors = protocol_errors_.Get(),
+                      .charged_access_time = absl::Nanoseconds(charged_ns_.Get())};
 }
 
 std::string MailboxModel::last_protocol_error() const {

@@ -4,14 +4,22 @@
 // the staged image so that activation can tell a staged load from an unstaged one.
 // Faults a test or an operator can choose are in MailboxBehavior.
 //
-// Thread safety: all methods are safe to call concurrently (one mutex). In practice one
-// staging thread drives the registers while activation threads query the staged image.
-// The lock is a std::mutex rather than absl::Mutex because it is taken on every register
-// access: Debian's Abseil is built with deadlock detection, whose global graph made each
-// access cost ~200 ns and serialised packages staged in parallel (bench_staging).
+// Threads: register accesses (Read32/Write32) come from one thread at a time — the
+// MmioWindow contract in host/platform/platform.h — and take no lock, like the device's
+// own registers. The staged image, its generation and the last protocol error are shared
+// with activation threads under `mu_`, which the register path takes only at ABORT, at the
+// end of a transfer and on a refused request. Counters are single-writer atomics, so
+// stats() may be read from any thread. set_behavior() must not race a transfer.
+//
+// Cost model: `access_cost` is charged per register access but paid in one busy-wait at
+// each GO, ABORT and at the acknowledgement of a response's last dword, against one clock
+// read: the device's own clock reads and bookkeeping do not inflate the charged time, and
+// the time between accesses (the driver's work) adds to it, as on real uncached MMIO.
 #ifndef UCODE_HOST_STAGING_MAILBOX_MODEL_H_
 #define UCODE_HOST_STAGING_MAILBOX_MODEL_H_
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -21,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "host/staging/mailbox_protocol.h"
 
 namespace ucode::staging {
 
@@ -56,9 +65,13 @@ struct MailboxStats {
   uint64_t bytes_received = 0;   // image bytes, retransmits included
   uint64_t stagings_completed = 0;
   uint64_t protocol_errors = 0;  // requests the model refused
+  // Busy time charged for register accesses: register_accesses x access_cost, summed
+  // over behaviour changes (deterministic, unlike the wall time it costs).
+  absl::Duration charged_access_time;
 };
 
-class MailboxModel {
+// Cache-line aligned: each package's device is driven by its own thread.
+class alignas(64) MailboxModel {
  public:
   explicit MailboxModel(MailboxBehavior behavior = {});
   MailboxModel(const MailboxModel&) = delete;
@@ -81,25 +94,45 @@ class MailboxModel {
   void set_behavior(const MailboxBehavior& behavior);
 
  private:
+  // Largest request the model buffers: header, command and one page, plus slack so that
+  // an oversized request is reported as such; one more slot marks it oversized.
+  static constexpr size_t kMaxRequestDwords =
+      (kMboxHeaderBytes + kMboxCommandBytes) / 4 + 2 * kMboxChunkBytes / 4;
+
+  // Counters written only by the register-access thread (load + store, no locked RMW)
+  // and read by anyone.
+  struct Counter {
+    std::atomic<uint64_t> v{0};
+    void Add(uint64_t n) {
+      v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    uint64_t Get() const { return v.load(std::memory_order_relaxed); }
+  };
+
   void Abort();
   void Go();
   // Checks the request and stores its chunk; returns the next offset to ask for, or an
   // error that the device reports through STATUS.ERROR.
   absl::StatusOr<uint32_t> Process();
-  uint32_t ApplyResponseFaults(uint32_t next);
-  void Respond(uint64_t header, uint32_t offset, uint32_t status)
-     ;
-  void ChargeAccess() const;
+  void Respond(uint64_t header, uint32_t offset, uint32_t status);
+  void RecordProtocolError(std::string message);
+  void CompleteStaging();
+  // Busy-waits for the access cost charged since the last payment (see the cost model).
+  void PayAccessCost();
 
-  // Everything below is guarded by mu_; the private helpers run with it held.
-  mutable std::mutex mu_;
+  // --- Register state: the register-access thread only. ---
   MailboxBehavior behavior_;
-  MailboxStats stats_;
-  std::vector<uint32_t> request_;  // dwords written since last GO
-  std::vector<uint32_t> response_;
+  int64_t cost_ns_ = 0;          // behavior_.access_cost in ns
+  int64_t cost_owed_ns_ = 0;     // charged, not yet paid
+  Counter register_accesses_, transactions_, chunks_accepted_, bytes_received_,
+      stagings_completed_, protocol_errors_, charged_ns_;
+  std::array<uint32_t, kMaxRequestDwords + 1> request_;  // dwords written since last GO
+  size_t request_len_ = 0;
+  std::array<uint32_t, 4> response_{};
+  size_t response_len_ = 0;
   size_t response_index_ = 0;
   uint32_t status_ = 0;
-  absl::Time ready_at_ = absl::InfinitePast();
+  absl::Time ready_at_ = absl::InfinitePast();  // read only when transaction_delay > 0
   bool never_ready_ = false;
 
   // The transfer in progress since the last ABORT.
@@ -110,9 +143,11 @@ class MailboxModel {
   int chunks_since_restart_ = 0;
   int faults_done_ = 0;
 
-  std::vector<uint8_t> staged_;
-  uint64_t staged_generation_ = 0;
-  std::string last_protocol_error_;
+  // --- Shared with activation threads. ---
+  mutable std::mutex mu_;
+  std::vector<uint8_t> staged_;        // guarded by mu_
+  uint64_t staged_generation_ = 0;     // guarded by mu_
+  std::string last_protocol_error_;    // guarded by mu_
 };
 
 }  // namespace ucode::staging

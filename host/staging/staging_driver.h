@@ -6,7 +6,12 @@
 // each chunk has a retransmit cap (a reviewer's suggestion on the series).
 //
 // Threads: StageAllPackages() starts one thread per package and joins them before it
-// returns. The progress callback is called from those threads, concurrently.
+// returns. The progress callback is called from those threads, concurrently, once per
+// transaction (4 KiB), never per dword. Packages share nothing while they transfer: each
+// thread keeps its counters on its stack and writes its PackageStaging only before and
+// after the transfer.
+// The per-dword path is one load and one MmioWindow::Write32, with no allocation, lock
+// or clock read (bench_staging and callgrind-staging measure it).
 #ifndef UCODE_HOST_STAGING_STAGING_DRIVER_H_
 #define UCODE_HOST_STAGING_STAGING_DRIVER_H_
 

@@ -171,7 +171,23 @@ TEST(StagingDriver, AccessCostIsChargedPerRegisterAccess) {
   ASSERT_TRUE(run.report.all_staged());
   // 2 chunks: per chunk 4 header/command writes + 1024 data writes + GO + >=1 status read
   // + 4 reads and 4 acknowledgements, plus the initial ABORT.
-  EXPECT_GE(run.platform->mailbox(1).stats().register_accesses, 1u + 2 * (4 + 1024 + 1 + 1 + 8));
+  const MailboxStats stats = run.platform->mailbox(1).stats();
+  EXPECT_GE(stats.register_accesses, 1u + 2 * (4 + 1024 + 1 + 1 + 8));
+  // Every access is charged (paid at GO and at the last acknowledgement), none twice.
+  EXPECT_EQ(stats.charged_access_time,
+            absl::Nanoseconds(100) * static_cast<int64_t>(stats.register_accesses));
+}
+
+TEST(StagingDriver, AccessCostOfAFailedTransferIsPaidAtAbort) {
+  const auto image = Image(8 * 1024 - microcode::kHeaderSize);
+  StagingRun run = StageWith({.fault = MailboxFault::kStatusError,
+                              .at = 1,
+                              .access_cost = absl::Nanoseconds(100)},
+                             image);
+  ASSERT_FALSE(run.report.packages[1].staged());
+  const MailboxStats stats = run.platform->mailbox(1).stats();
+  EXPECT_EQ(stats.charged_access_time,
+            absl::Nanoseconds(100) * static_cast<int64_t>(stats.register_accesses));
 }
 
 TEST(StagingDriver, CorruptImageIsRefusedByTheDeviceChecks) {
