@@ -9,6 +9,8 @@ namespace ucode::ctl {
 int RunInspect(const std::vector<std::string>& args);
 int RunStage(const std::vector<std::string>& args);
 int RunLoad(const std::vector<std::string>& args);
+int RunDemo(const std::vector<std::string>& args);
+int RunApply(const std::vector<std::string>& args);
 
 namespace {
 GlobalOptions& MutableGlobals() {
@@ -22,9 +24,11 @@ void SetGlobals(GlobalOptions options) { MutableGlobals() = std::move(options); 
 
 const std::vector<Command>& AllCommands() {
   static const std::vector<Command> kCommands = {
+      {"demo", "the whole update on an emulated host with real KVM VMs", RunDemo},
       {"inspect", "list and validate microcode images", RunInspect},
       {"stage", "push an image through every package's staging mailbox", RunStage},
       {"load", "validate, stage, late-load and verify an image on this host", RunLoad},
+      {"apply", "the update around libvirt domains (-c URI, --domain/--all)", RunApply},
   };
   return kCommands;
 }

@@ -1,0 +1,301 @@
+// The whole update operation on the emulated host with real KVM VMs (ucode-vmm processes):
+// strict and fast modes, a VM that will not park, a staging failure, a cancel.
+#include <algorithm>
+#include <memory>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "host/microcode/image_generator.h"
+#include "host/platform/emulated_platform.h"
+#include "tests/vmm_test_util.h"
+#include "vmm/orchestrator/coordinator_group.h"
+#include "vmm/orchestrator/update_operation.h"
+#include "vmm/rendezvous/coordinator.h"
+
+namespace ucode {
+namespace {
+
+using orchestrator::Step;
+using orchestrator::UpdateMode;
+using orchestrator::UpdateReport;
+using rendezvous::VcpuState;
+using ::testing::HasSubstr;
+
+constexpr uint32_t kOld = 0x2b000000;  // DemoHostConfig().revision
+constexpr uint32_t kNew = 0x2b000001;
+
+std::vector<uint8_t> Image() {
+  microcode::GeneratorOptions g;  // 0x806f8, pf 0x87 (platform id 7), kOld -> kNew
+  g.revision = kNew;
+  g.min_req_revision = kOld;
+  auto image = microcode::GenerateImage(g);
+  EXPECT_TRUE(image.ok()) << image.status();
+  return image.ok() ? *image : std::vector<uint8_t>{};
+}
+
+std::unique_ptr<platform::EmulatedPlatform> Host(
+    platform::EmulatedHostConfig config = platform::DemoHostConfig()) {
+  auto host = platform::EmulatedPlatform::Create(config);
+  EXPECT_TRUE(host.ok()) << host.status();
+  return host.ok() ? std::move(*host) : nullptr;
+}
+
+std::vector<uint32_t> HostRevisions(platform::Platform& host) {
+  std::vector<uint32_t> out;
+  for (int cpu = 0; cpu < platform::DemoHostConfig().cpu_count(); ++cpu) {
+    auto rev = platform::ReadRevision(host, cpu);
+    out.push_back(rev.ok() ? *rev : 0);
+  }
+  return out;
+}
+
+int CountState(const rendezvous::Coordinator& c, VcpuState st) {
+  int n = 0;
+  for (int i = 0; i < rendezvous::kMaxVms; ++i) {
+    const auto& vm = c.area().vm[i];
+    for (uint32_t j = 0; j < vm.vcpus; ++j) n += vm.vcpu[j].state.load() == static_cast<uint32_t>(st);
+  }
+  return n;
+}
+
+// A started fleet of ucode-vmm processes as one GuestGroup; shuts down and checks that no
+// process is left.
+class Fleet {
+ public:
+  explicit Fleet(std::vector<rendezvous::VmSpec> specs) {
+    rendezvous::CoordinatorOptions opts;
+    opts.deadman = absl::Seconds(5);
+    opts.log_dir = testing::TestLogDir();
+    auto c = rendezvous::Coordinator::Start(specs, opts);
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (!c.ok()) return;
+    coordinator_ = std::move(*c);
+    group_ = std::make_unique<orchestrator::CoordinatorGuestGroup>(*coordinator_, specs);
+  }
+  ~Fleet() {
+    if (!coordinator_) return;
+    std::vector<pid_t> pids = coordinator_->pids();
+    EXPECT_TRUE(coordinator_->Shutdown().ok());
+    group_.reset();
+    coordinator_.reset();
+    EXPECT_TRUE(testing::AllGoneWithin(pids, absl::Seconds(5)));
+  }
+  bool ok() const { return coordinator_ != nullptr; }
+  rendezvous::Coordinator& coordinator() { return *coordinator_; }
+  orchestrator::GuestGroup* group() { return group_.get(); }
+
+ private:
+  std::unique_ptr<rendezvous::Coordinator> coordinator_;
+  std::unique_ptr<orchestrator::CoordinatorGuestGroup> group_;
+};
+
+std::vector<rendezvous::VmSpec> Specs(int vms, int vcpus) {
+  return testing::Fleet(vms, vcpus, "spin", kOld);
+}
+
+// Patient deadlines: 2 shared cores; tests check behaviour, never speed.
+orchestrator::UpdateOptions Options(UpdateMode mode) {
+  orchestrator::UpdateOptions o;
+  o.mode = mode;
+  o.park_deadline = absl::Seconds(5);
+  o.step_deadline = absl::Seconds(5);
+  o.guest_view_timeout = absl::Seconds(20);
+  o.guests_running_timeout = absl::Seconds(20);
+  return o;
+}
+
+// Every vCPU ends with the new revision and never saw it go backwards; in strict mode
+// no vCPU read it before its own park ended (iterations order guest reads against the
+// park without trusting clocks, as in vmm_rendezvous_test).
+void ExpectGuestsSwitched(rendezvous::Coordinator& c, bool strict) {
+  auto views = c.ReadGuestViews();
+  ASSERT_TRUE(views.ok()) << views.status();
+  const uint64_t msr = uint64_t{kNew} << 32;
+  for (const rendezvous::VmResult& vm : *views) {
+    EXPECT_EQ(vm.revision_before, kOld) << vm.name;
+    EXPECT_EQ(vm.revision_after, kNew) << vm.name;
+    for (const rendezvous::VcpuView& v : vm.vcpus) {
+      EXPECT_EQ(v.rev_msr, msr) << vm.name << " vcpu " << v.index;
+      EXPECT_EQ(v.backwards, 0u) << vm.name << " vcpu " << v.index;
+      EXPECT_EQ(v.deadman_releases, 0u) << vm.name << " vcpu " << v.index;
+      bool seen = false;
+      for (const auto& ch : v.changes) {
+        if (ch.rev_msr != msr) continue;
+        seen = true;
+        if (strict) {
+          EXPECT_GE(ch.iteration, v.parked_iteration) << vm.name << " vcpu " << v.index;
+        }
+      }
+      EXPECT_TRUE(seen) << vm.name << " vcpu " << v.index;
+    }
+  }
+}
+
+TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(2, 2));
+  ASSERT_TRUE(fleet.ok());
+  auto host = Host();
+  ASSERT_NE(host, nullptr);
+  std::vector<Step> steps;
+  int parked_at_activation = -1;
+  orchestrator::UpdateCallbacks cb;
+  cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
+    if (p != nullptr) return;
+    steps.push_back(s);
+    if (s == Step::kActivated) parked_at_activation = CountState(fleet.coordinator(), VcpuState::kParked);
+  };
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict), cb);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(steps, (std::vector<Step>{Step::kValidated, Step::kStaged, Step::kParked,
+                                      Step::kActivated, Step::kGuestViewsSet, Step::kReleased,
+                                      Step::kVerified, Step::kAgentsNotified, Step::kDone}));
+  EXPECT_EQ(parked_at_activation, 4);  // the host load ran with every vCPU held
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
+  ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true);
+  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kRunning), 4);
+
+  // The report's numbers agree with each other.
+  EXPECT_TRUE(r.host_touched);
+  EXPECT_EQ(r.old_revision, kOld);
+  EXPECT_EQ(r.new_revision, kNew);
+  ASSERT_TRUE(r.staging.has_value());
+  EXPECT_EQ(r.staging->staged_count(), 2);
+  ASSERT_TRUE(r.host.has_value());
+  EXPECT_EQ(r.host->load.cpus.size(), 16u);
+  EXPECT_EQ(r.host->load.updated, 8);
+  EXPECT_EQ(r.host->load.siblings, 8);
+  EXPECT_TRUE(r.host->verify.ok());
+  ASSERT_EQ(r.vms.size(), 2u);
+  EXPECT_EQ(r.total_vcpus(), 4);
+  absl::Duration longest;
+  for (const orchestrator::VmReport& vm : r.vms) {
+    EXPECT_EQ(vm.view, orchestrator::ViewStatus::kVerified) << vm.name << ": " << vm.view_detail;
+    EXPECT_EQ(vm.revision_before, kOld);
+    EXPECT_EQ(vm.revision_after, kNew);
+    EXPECT_EQ(vm.backwards, 0u);
+    EXPECT_GT(vm.time_parked, absl::ZeroDuration());
+    EXPECT_GE(vm.time_parked, r.host->load.activation_window) << vm.name;  // held across it
+    longest = std::max(longest, vm.time_parked);
+  }
+  EXPECT_EQ(r.held, longest);
+  EXPECT_EQ(r.overhead, r.held - r.host->load.activation_window);
+  EXPECT_GE(r.overhead, absl::ZeroDuration());
+  std::string json = orchestrator::ReportJson(r);
+  EXPECT_THAT(json, HasSubstr("\"mode\":\"strict\""));
+  EXPECT_THAT(json, HasSubstr("\"ok\":true"));
+  EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("verified"));
+}
+
+TEST(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(2, 2));
+  ASSERT_TRUE(fleet.ok());
+  auto host = Host();
+  ASSERT_NE(host, nullptr);
+  std::vector<Step> steps;
+  int parked_at_activation = -1;
+  orchestrator::UpdateCallbacks cb;
+  cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
+    if (p != nullptr) return;
+    steps.push_back(s);
+    if (s == Step::kActivated) parked_at_activation = CountState(fleet.coordinator(), VcpuState::kParked);
+  };
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kFast), cb);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(parked_at_activation, 0);  // guests ran through the host activation
+  auto activated = std::find(steps.begin(), steps.end(), Step::kActivated);
+  auto parked = std::find(steps.begin(), steps.end(), Step::kParked);
+  EXPECT_LT(activated, parked);
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
+  ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/false);
+  EXPECT_EQ(r.mode, UpdateMode::kFast);
+  EXPECT_EQ(r.overhead, r.held);
+  EXPECT_THAT(orchestrator::ReportJson(r), HasSubstr("\"mode\":\"fast\""));
+}
+
+TEST(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
+  SKIP_WITHOUT_KVM();
+  std::vector<rendezvous::VmSpec> specs = Specs(2, 2);
+  specs[1].refuse_park_vcpu = 1;
+  Fleet fleet(specs);
+  ASSERT_TRUE(fleet.ok());
+  auto host = Host();
+  ASSERT_NE(host, nullptr);
+  orchestrator::UpdateOptions o = Options(UpdateMode::kStrict);
+  o.park_deadline = absl::Milliseconds(100);
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, o);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kAborted) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("vm1 vcpu 1"));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("host untouched"));
+  EXPECT_FALSE(r.host_touched);
+  EXPECT_FALSE(r.host.has_value());
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
+  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+  // Every vCPU runs again (the refusing one never stopped) and still reads the old revision.
+  auto before = fleet.coordinator().ReadGuestViews();
+  ASSERT_TRUE(before.ok());
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  bool progressed = false;
+  while (!progressed && absl::Now() < end) {
+    auto now = fleet.coordinator().ReadGuestViews();
+    ASSERT_TRUE(now.ok());
+    progressed = true;
+    for (size_t i = 0; i < now->size(); ++i) {
+      for (size_t j = 0; j < (*now)[i].vcpus.size(); ++j) {
+        progressed &= (*now)[i].vcpus[j].iterations > (*before)[i].vcpus[j].iterations;
+      }
+      EXPECT_EQ((*now)[i].revision_after, kOld);
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(progressed);
+  for (const orchestrator::VmReport& vm : r.vms) {
+    EXPECT_EQ(vm.view, orchestrator::ViewStatus::kUnchanged) << vm.name;
+  }
+}
+
+TEST(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(1, 2));
+  ASSERT_TRUE(fleet.ok());
+  platform::EmulatedHostConfig config = platform::DemoHostConfig();
+  config.mailbox.fault = staging::MailboxFault::kStatusError;
+  config.mailbox.at = 1;
+  auto host = Host(config);
+  ASSERT_NE(host, nullptr);
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  ASSERT_TRUE(r.staging.has_value());
+  EXPECT_EQ(r.staging->staged_count(), 0);
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_THAT(r.notes.front(), HasSubstr("unstaged"));
+  EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("unstaged"));
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
+  ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true);
+}
+
+TEST(OrchestratorTest, CancelBeforeRendezvousLeavesEverythingAsItWas) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(1, 1));
+  ASSERT_TRUE(fleet.ok());
+  auto host = Host();
+  ASSERT_NE(host, nullptr);
+  orchestrator::UpdateCallbacks cb;
+  cb.begin_step = [](Step s, absl::string_view) {
+    return s == Step::kParked ? absl::CancelledError("operator cancelled") : absl::OkStatus();
+  };
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict), cb);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(r.host_touched);
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
+  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+}
+
+}  // namespace
+}  // namespace ucode

@@ -1,0 +1,159 @@
+#include "vmm/orchestrator/coordinator_group.h"
+
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+
+namespace ucode::orchestrator {
+
+CoordinatorGuestGroup::CoordinatorGuestGroup(rendezvous::Coordinator& coordinator,
+                                             std::vector<rendezvous::VmSpec> specs)
+    : coordinator_(coordinator), specs_(std::move(specs)) {
+  for (const rendezvous::VmSpec& s : specs_) views_.push_back({.name = s.name});
+}
+
+std::vector<std::string> CoordinatorGuestGroup::names() const {
+  std::vector<std::string> out;
+  for (const rendezvous::VmSpec& s : specs_) out.push_back(s.name);
+  return out;
+}
+
+absl::Status CoordinatorGuestGroup::Prepare(absl::Duration timeout) {
+  return coordinator_.WaitGuestsRunning(timeout);
+}
+
+absl::Status CoordinatorGuestGroup::Park(absl::Duration deadline) {
+  return coordinator_.Park(deadline);
+}
+
+absl::Status CoordinatorGuestGroup::Release(absl::Duration deadline) {
+  return coordinator_.Release(deadline);
+}
+
+std::vector<std::string> CoordinatorGuestGroup::ReadbackMismatches(size_t vm,
+                                                                   uint64_t msr) const {
+  std::vector<std::string> bad;
+  const rendezvous::VmSlot& slot = coordinator_.area().vm[vm];
+  for (uint32_t j = 0; j < slot.vcpus; ++j) {
+    const rendezvous::VcpuSlot& v = slot.vcpu[j];
+    if (v.last_errno != 0 || v.revision_readback != msr) {
+      bad.push_back(absl::StrCat("vcpu ", j, " read back 0x", absl::Hex(v.revision_readback),
+                                 v.last_errno != 0 ? absl::StrCat(" (errno ", v.last_errno, ")")
+                                                   : ""));
+    }
+  }
+  return bad;
+}
+
+GuestViewResult CoordinatorGuestGroup::Result() const {
+  GuestViewResult r;
+  r.vms = views_;
+  std::vector<std::string> failed;
+  for (const VmViewOutcome& v : views_) {
+    if (v.status == ViewStatus::kFailed) failed.push_back(absl::StrCat(v.name, ": ", v.detail));
+  }
+  if (!failed.empty()) {
+    r.status = absl::InternalError(absl::StrCat("guest view: ", absl::StrJoin(failed, "; ")));
+  }
+  return r;
+}
+
+GuestViewResult CoordinatorGuestGroup::SetRevision(uint32_t revision, absl::Duration deadline) {
+  absl::Status s = coordinator_.SetRevision(revision, deadline);
+  const uint64_t msr = uint64_t{revision} << 32;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    std::vector<std::string> bad = ReadbackMismatches(i, msr);
+    if (bad.empty()) {
+      views_[i] = {.name = specs_[i].name, .status = ViewStatus::kSet, .detail = ""};
+    } else {
+      views_[i] = {.name = specs_[i].name, .status = ViewStatus::kFailed,
+                   .detail = absl::StrJoin(bad, ", ")};
+    }
+  }
+  GuestViewResult r = Result();
+  if (!s.ok() && r.status.ok()) r.status = s;  // e.g. a missing ack the slots do not show
+  return r;
+}
+
+GuestViewResult CoordinatorGuestGroup::VerifyGuestViews(uint32_t revision,
+                                                        absl::Duration timeout) {
+  const uint64_t msr = uint64_t{revision} << 32;
+  const absl::Time end = absl::Now() + timeout;
+  for (;;) {
+    absl::StatusOr<std::vector<rendezvous::VmResult>> views = coordinator_.ReadGuestViews();
+    if (!views.ok()) {
+      GuestViewResult r = Result();
+      r.status = views.status();
+      return r;
+    }
+    bool waiting = false;
+    const bool last_try = absl::Now() >= end;
+    for (size_t i = 0; i < views->size() && i < specs_.size(); ++i) {
+      VmViewOutcome& out = views_[i];
+      if (out.status == ViewStatus::kFailed || out.status == ViewStatus::kVerified) continue;
+      std::vector<std::string> bad = ReadbackMismatches(i, msr);
+      if (!bad.empty()) {
+        out = {.name = specs_[i].name, .status = ViewStatus::kFailed,
+               .detail = absl::StrCat("VMM read-back: ", absl::StrJoin(bad, ", "))};
+        continue;
+      }
+      if (specs_[i].program == "halt") {  // never re-reads MSR 0x8B; the read-back stands
+        out = {.name = specs_[i].name, .status = ViewStatus::kSet,
+               .detail = "guest halted: VMM read-back only"};
+        continue;
+      }
+      std::vector<std::string> stale;
+      for (const rendezvous::VcpuView& v : (*views)[i].vcpus) {
+        if (v.rev_msr != msr) {
+          stale.push_back(absl::StrCat("vcpu ", v.index, " reads 0x", absl::Hex(v.rev_msr >> 32)));
+        }
+      }
+      if (stale.empty()) {
+        out = {.name = specs_[i].name, .status = ViewStatus::kVerified, .detail = ""};
+      } else if (last_try) {
+        out = {.name = specs_[i].name, .status = ViewStatus::kFailed,
+               .detail = absl::StrCat("guest not reading 0x", absl::Hex(revision), " after ",
+                                      absl::FormatDuration(timeout), ": ",
+                                      absl::StrJoin(stale, ", "))};
+      } else {
+        waiting = true;
+      }
+    }
+    if (!waiting) return Result();
+    usleep(1000);
+  }
+}
+
+std::vector<VmReport> CoordinatorGuestGroup::Report() {
+  std::vector<VmReport> out;
+  absl::StatusOr<std::vector<rendezvous::VmResult>> views = coordinator_.ReadGuestViews();
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    VmReport r;
+    r.kind = kind();
+    r.name = specs_[i].name;
+    r.vcpus = specs_[i].vcpus;
+    r.view = views_[i].status;
+    r.view_detail = views_[i].detail;
+    if (views.ok() && i < views->size()) {
+      const rendezvous::VmResult& v = (*views)[i];
+      r.park_latency = v.park_latency;
+      r.time_parked = v.time_parked;
+      r.guest_blackout = v.guest_blackout;
+      r.guest_measured = specs_[i].program != "halt";
+      r.revision_before = v.revision_before;
+      r.revision_after = v.revision_after;
+      for (const rendezvous::VcpuView& c : v.vcpus) {
+        r.backwards += c.backwards;
+        r.deadman_releases += c.deadman_releases;
+      }
+    } else if (!views.ok() && r.view_detail.empty()) {
+      r.view_detail = absl::StrCat("no measurements: ", views.status().message());
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace ucode::orchestrator

@@ -1,0 +1,137 @@
+// The one interface the update orchestrator sees VMs through: a group of VMs of one kind
+// (our ucode-vmm fleet through the rendezvous coordinator, libvirt domains, QEMU over QMP),
+// one implementation per backend. The orchestrator parks every group, runs the host load,
+// sets the guest view, releases every group, verifies, notifies agents and reports.
+//
+// Threading: the orchestrator calls a group from one thread at a time, but not always the
+// same thread (with several groups, Park/SetRevision/Release fan out one thread per group
+// and join before the next step). Implementations need no locking for that pattern.
+//
+// Failure rules (ARCHITECTURE.md 3.3): Park() is all-or-nothing within the group: when any
+// VM misses the deadline the group releases what it parked and fails naming the VMs. The
+// orchestrator then releases every other group and aborts with the host untouched.
+// Release() must be safe to call when nothing is parked (it is the RAII guard's action).
+#ifndef UCODE_VMM_ORCHESTRATOR_GUEST_GROUP_H_
+#define UCODE_VMM_ORCHESTRATOR_GUEST_GROUP_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace ucode::orchestrator {
+
+// What a VM's guest view (MSR 0x8B) is after SetRevision / VerifyGuestViews.
+enum class ViewStatus {
+  kUnchanged,          // not touched yet (or the operation aborted before the view step)
+  kSet,                // written on every vCPU and read back through the VMM
+  kVerified,           // kSet, and the guest itself read the new revision
+  kStaleUntilRestart,  // the VMM cannot change it (QEMU keeps the start-time revision)
+  kFailed,             // write, read-back or guest check failed: see detail
+};
+const char* ViewStatusName(ViewStatus status);
+
+struct VmViewOutcome {
+  std::string name;
+  ViewStatus status = ViewStatus::kUnchanged;
+  std::string detail;  // why, for kStaleUntilRestart / kFailed
+};
+
+// Per-VM result of SetRevision / VerifyGuestViews. `status` is OK when every VM is kSet /
+// kVerified or kStaleUntilRestart (stale is reported, not an error); otherwise it names
+// the VMs that failed.
+struct GuestViewResult {
+  absl::Status status;
+  std::vector<VmViewOutcome> vms;
+};
+
+// One VM's line of the report. Durations are zero when the backend cannot measure them;
+// `guest_measured` says whether blackout and revisions come from the guest's own reads.
+struct VmReport {
+  std::string kind;  // GuestGroup::kind()
+  std::string name;
+  int vcpus = 0;
+  absl::Duration park_latency;    // park command -> last vCPU of this VM parked
+  absl::Duration time_parked;     // first vCPU out of guest mode -> last one back in
+  absl::Duration guest_blackout;  // largest park-spanning TSC gap the guest measured
+  bool guest_measured = false;
+  uint32_t revision_before = 0;   // MSR 0x8B[63:32] as the guest read it
+  uint32_t revision_after = 0;
+  uint64_t backwards = 0;         // times a guest saw the revision decrease (must be 0)
+  uint32_t deadman_releases = 0;  // vCPUs the VMM's own dead-man released
+  ViewStatus view = ViewStatus::kUnchanged;
+  std::string view_detail;
+};
+
+// Notifications for guest agents (guest-ucode-prepare before the rendezvous,
+// guest-ucode-complete after). Bounded: a silent or hostile agent never blocks the host.
+struct AgentNotice {
+  enum class Phase { kPrepare, kComplete };
+  Phase phase = Phase::kPrepare;
+  std::string operation_id;
+  uint32_t old_revision = 0;
+  uint32_t new_revision = 0;
+};
+const char* AgentPhaseName(AgentNotice::Phase phase);
+
+struct AgentReply {
+  std::string vm;
+  bool answered = false;  // false: no agent, or it timed out
+  absl::Status status;    // the agent's verdict (or why there is none)
+  std::string message;
+};
+
+struct NotifyResult {
+  std::vector<AgentReply> replies;  // empty: this group has no agents
+};
+
+class GuestGroup {
+ public:
+  virtual ~GuestGroup() = default;
+
+  // "ucode-vmm", "libvirt", "qmp": shown in the report.
+  [[nodiscard]] virtual std::string kind() const = 0;
+  [[nodiscard]] virtual std::vector<std::string> names() const = 0;
+  [[nodiscard]] virtual int total_vcpus() const = 0;
+
+  // Called once before the operation starts (guests must be running so that "revision
+  // before" is what the guest read). Default: nothing to wait for.
+  [[nodiscard]] virtual absl::Status Prepare(absl::Duration timeout) {
+    (void)timeout;
+    return absl::OkStatus();
+  }
+
+  // Holds every vCPU of every VM out of guest mode. All or nothing (see above); the error
+  // is ABORTED and names the VMs (and vCPUs, where known) that did not park.
+  [[nodiscard]] virtual absl::Status Park(absl::Duration deadline) = 0;
+
+  // While parked: sets MSR 0x8B = revision << 32 on every vCPU and reads it back.
+  [[nodiscard]] virtual GuestViewResult SetRevision(uint32_t revision,
+                                                    absl::Duration deadline) = 0;
+
+  // Lets every parked vCPU run again. OK when nothing is parked.
+  [[nodiscard]] virtual absl::Status Release(absl::Duration deadline) = 0;
+
+  // After release: waits (up to `timeout`) until each guest itself reads `revision` (where
+  // the backend can see that) and re-reads the view through the VMM. A VM whose VMM cannot
+  // change the view stays kStaleUntilRestart; one whose guest cannot be observed keeps kSet
+  // with a detail saying why.
+  [[nodiscard]] virtual GuestViewResult VerifyGuestViews(uint32_t revision,
+                                                         absl::Duration timeout) = 0;
+
+  // Per-VM measurements of the last park/release and the guest views.
+  [[nodiscard]] virtual std::vector<VmReport> Report() = 0;
+
+  // Sends `notice` to each VM's guest agent; waits at most `timeout` in total.
+  [[nodiscard]] virtual NotifyResult Notify(const AgentNotice& notice, absl::Duration timeout) {
+    (void)notice;
+    (void)timeout;
+    return {};
+  }
+};
+
+}  // namespace ucode::orchestrator
+
+#endif  // UCODE_VMM_ORCHESTRATOR_GUEST_GROUP_H_

@@ -1,0 +1,87 @@
+// The report of one update operation: what the orchestrator fills in as it goes, and how
+// it is shown (a table for a terminal, one JSON object for machines). Pure data plus
+// formatting; no I/O.
+#ifndef UCODE_VMM_ORCHESTRATOR_REPORT_H_
+#define UCODE_VMM_ORCHESTRATOR_REPORT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "host/late_load/host_update.h"
+#include "host/staging/staging_driver.h"
+#include "vmm/orchestrator/guest_group.h"
+
+namespace ucode::orchestrator {
+
+// Mirrors ucode.v1.Step (proto/ucode/v1/ucoded.proto), same numbers.
+enum class Step {
+  kUnspecified = 0,
+  kValidated = 1,
+  kStaging = 2,
+  kStaged = 3,
+  kParked = 4,
+  kActivated = 5,
+  kGuestViewsSet = 6,
+  kReleased = 7,
+  kVerified = 8,
+  kAgentsNotified = 9,
+  kDone = 10,
+};
+const char* StepName(Step step);  // "VALIDATED", ...
+
+enum class UpdateMode {
+  kStrict,  // vCPUs held across the host activation
+  kFast,    // host activation first, then a brief rendezvous for the guest view only
+};
+const char* UpdateModeName(UpdateMode mode);
+
+struct UpdateReport {
+  std::string operation;
+  UpdateMode mode = UpdateMode::kStrict;
+  absl::Status status;                 // the operation's verdict
+  Step last_step = Step::kUnspecified; // the last step completed
+  bool host_touched = false;           // the late load ran (false: the host is as it was)
+  std::vector<std::string> notes;      // what the operator should know ("loaded unstaged")
+
+  // Image and selection.
+  std::string plan;  // HostUpdatePlan::Describe()
+  uint32_t signature = 0;
+  uint32_t platform_id = 0;
+  uint32_t old_revision = 0;
+  uint32_t new_revision = 0;
+  std::string image_date;
+  size_t image_bytes = 0;
+
+  std::optional<staging::StagingReport> staging;  // absent: not staged (see notes)
+  std::optional<late_load::HostLoadReport> host;  // absent: the host was not loaded
+
+  // The rendezvous, measured by the orchestrator across all groups.
+  absl::Duration park_all;       // park fan-out -> every group parked
+  // The host late-load call (strict: from every VM parked to its return): the activation
+  // window plus the host's own arrival and accounting.
+  absl::Duration host_call;
+  absl::Duration set_views;      // guest view written and read back in every group
+  absl::Duration release_all;    // release fan-out -> every group released
+  absl::Duration held;           // longest time_parked of any VM
+  // Strict: held minus the host activation window; fast: held (no activation inside).
+  absl::Duration overhead;
+  std::vector<VmReport> vms;
+  std::vector<AgentReply> agents_prepare;
+  std::vector<AgentReply> agents_complete;
+  absl::Duration total;  // wall time of the whole operation
+
+  [[nodiscard]] int total_vcpus() const;
+};
+
+// The report as an aligned, human-readable table (several lines, ends with '\n').
+std::string ReportText(const UpdateReport& report);
+// The report as one JSON object on one line (no trailing newline).
+std::string ReportJson(const UpdateReport& report);
+
+}  // namespace ucode::orchestrator
+
+#endif  // UCODE_VMM_ORCHESTRATOR_REPORT_H_
