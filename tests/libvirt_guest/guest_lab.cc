@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -147,22 +148,31 @@ absl::StatusOr<std::unique_ptr<GuestLab>> GuestLab::Create(const GuestLabOptions
   fs::create_directories(fs::path(lab->root_) / "etc");
   std::ofstream(fs::path(lab->root_) / "etc/qemu.conf") << kQemuConf;
 
-  std::vector<std::string> build = {options.build_initramfs, "--agent", options.agent,
-                                    "--out-dir", lab->root_ + "/guest", "--no-install"};
-  for (const std::string& a : options.agent_args) {
-    build.push_back("--agent-arg");
-    build.push_back(a);
+  if (!options.agent.empty()) {
+    std::vector<std::string> build = {options.build_initramfs, "--agent", options.agent,
+                                      "--out-dir", lab->root_ + "/guest", "--no-install"};
+    for (const std::string& a : options.agent_args) {
+      build.push_back("--agent-arg");
+      build.push_back(a);
+    }
+    ASSIGN_OR_RETURN(CommandResult built, RunCommand(build));
+    if (built.exit_code != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("build_initramfs exited ", built.exit_code, " (see its stderr above)"));
+    }
+    lab->kernel_ = lab->root_ + "/guest/vmlinuz";
+    lab->initrd_ = lab->root_ + "/guest/initrd.img";
   }
-  ASSIGN_OR_RETURN(CommandResult built, RunCommand(build));
-  if (built.exit_code != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("build_initramfs exited ", built.exit_code, " (see its stderr above)"));
-  }
-  lab->kernel_ = lab->root_ + "/guest/vmlinuz";
-  lab->initrd_ = lab->root_ + "/guest/initrd.img";
 
-  ASSIGN_OR_RETURN(lab->conn_,
-                   libvirt::Connection::Open(absl::StrCat("qemu:///embed?root=", lab->root_)));
+  if (options.daemon) {
+    ASSIGN_OR_RETURN(PrivateLibvirtd d, PrivateLibvirtd::Start(lab->root_, absl::Seconds(30)));
+    lab->daemon_ = std::make_unique<PrivateLibvirtd>(std::move(d));
+    RememberPid(lab->daemon_->pid());
+    lab->uri_ = lab->daemon_->uri();
+  } else {
+    lab->uri_ = absl::StrCat("qemu:///embed?root=", lab->root_);
+  }
+  ASSIGN_OR_RETURN(lab->conn_, libvirt::Connection::Open(lab->uri_));
   return lab;
 }
 
@@ -174,18 +184,65 @@ std::string GuestLab::ConsoleLog(absl::string_view name) const {
   return ReadFile(ConsolePath(name));
 }
 
-absl::StatusOr<libvirt::Domain> GuestLab::Boot(absl::string_view name) {
+absl::StatusOr<std::string> GuestLab::DomainInitrd(absl::string_view name,
+                                                   const BootOptions& boot) {
+  if (boot.files.empty() && boot.agent_args.empty()) return initrd_;
+  const fs::path dir = fs::path(root_) / absl::StrCat("overlay-", name);
+  auto write = [&](const std::string& path, const std::string& content, fs::perms mode) {
+    const fs::path p = dir / fs::path(path).relative_path();
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << content;
+    fs::permissions(p, mode);
+  };
+  for (const auto& [path, content] : boot.files) write(path, content, fs::perms(0755));
+  if (!boot.agent_args.empty()) {
+    // The format build_initramfs.sh writes and init.sh word-splits.
+    std::string args;
+    for (const std::string& a : boot.agent_args) absl::StrAppend(&args, a, " ");
+    write("/etc/ucode-guest/agent-args", args, fs::perms(0644));
+  }
+  // The kernel unpacks concatenated (separately compressed) newc archives in order, later
+  // files replacing earlier ones (Documentation/driver-api/early-userspace/
+  // buffer-format.rst).
+  const std::string out = absl::StrCat(root_, "/guest/initrd-", name, ".img");
+  const std::string script = absl::StrCat(
+      "set -e; cp '", initrd_, "' '", out, "'; cd '", dir.string(),
+      "'; find . | LC_ALL=C sort | cpio -o -H newc --owner=0:0 --quiet | gzip -1 >> '", out, "'");
+  ASSIGN_OR_RETURN(CommandResult r, RunCommand({"sh", "-c", script}));
+  if (r.exit_code != 0) {
+    return absl::InternalError(absl::StrCat("initramfs overlay for ", name, " exited ", r.exit_code));
+  }
+  return out;
+}
+
+absl::StatusOr<libvirt::Domain> GuestLab::Boot(absl::string_view name, const BootOptions& boot) {
+  if (kernel_.empty()) {
+    return absl::FailedPreconditionError("GuestLab built without a guest (options.agent empty)");
+  }
+  ASSIGN_OR_RETURN(std::string initrd, DomainInitrd(name, boot));
   ASSIGN_OR_RETURN(
       CommandResult xml,
       RunCommand({options_.render_domain_xml, "--name", std::string(name), "--kernel", kernel_,
-                  "--initrd", initrd_, "--console-log", ConsolePath(name), "--memory-mib",
+                  "--initrd", initrd, "--console-log", ConsolePath(name), "--memory-mib",
                   absl::StrCat(options_.memory_mib), "--vcpus", absl::StrCat(options_.vcpus)}));
   if (xml.exit_code != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("render_domain_xml for ", name, " exited ", xml.exit_code));
   }
+  if (!boot.agent_channel) {
+    const size_t begin = xml.out.find("<channel type='unix'>");
+    const size_t end = xml.out.find("</channel>", begin);
+    if (begin == std::string::npos || end == std::string::npos) {
+      return absl::InternalError("domain XML has no agent <channel> to remove");
+    }
+    xml.out.erase(begin, end + strlen("</channel>") - begin);
+  }
+  return BootXml(name, xml.out);
+}
+
+absl::StatusOr<libvirt::Domain> GuestLab::BootXml(absl::string_view name, absl::string_view xml) {
   booted_.emplace_back(name);
-  ASSIGN_OR_RETURN(libvirt::Domain dom, conn_->CreateTransient(xml.out));
+  ASSIGN_OR_RETURN(libvirt::Domain dom, conn_->CreateTransient(xml));
   for (pid_t pid : QemuPids(root_)) {
     ForgetPid(pid);  // no duplicates when several domains boot
     RememberPid(pid);
@@ -203,6 +260,10 @@ GuestLab::~GuestLab() {
     }
     conn_.reset();
   }
+  if (daemon_ != nullptr) {
+    ForgetPid(daemon_->pid());
+    daemon_->Stop();
+  }
   if (root_.empty()) return;
   for (pid_t pid : QemuPids(root_)) {
     if (IsQemu(pid)) {
@@ -216,6 +277,10 @@ GuestLab::~GuestLab() {
     std::error_code ec;
     for (const std::string& name : booted_) {
       fs::copy_file(ConsolePath(name), fs::path(out) / absl::StrCat("console-", name, ".log"),
+                    fs::copy_options::overwrite_existing, ec);
+    }
+    if (daemon_ != nullptr) {
+      fs::copy_file(fs::path(root_) / "libvirtd.log", fs::path(out) / "libvirtd.log",
                     fs::copy_options::overwrite_existing, ec);
     }
   }

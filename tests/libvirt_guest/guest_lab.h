@@ -1,8 +1,11 @@
 // A throwaway libvirt "host" for tests: the QEMU driver embedded in the test process
 // (qemu:///embed?root=DIR, https://libvirt.org/drvqemu.html#embedded-driver) under a
-// fresh root directory, booting real Linux guests (tests/linux_guest) as transient TCG
-// domains. Everything it starts is torn down by the destructor, and by a fatal-signal
-// handler (SIGTERM from a Bazel timeout, SIGABRT, SIGINT) that kills the QEMU processes.
+// fresh root directory, or (options.daemon) a private libvirtd that other processes such
+// as ucodectl can reach too (private_libvirtd.h); booting real Linux guests
+// (tests/linux_guest) as transient TCG domains, each with its own initramfs additions,
+// or any domain XML. Everything it starts is torn down by the destructor, and by a
+// fatal-signal handler (SIGTERM from a Bazel timeout, SIGABRT, SIGINT) that kills the
+// QEMU processes and the daemon.
 #ifndef UCODE_TESTS_LIBVIRT_GUEST_GUEST_LAB_H_
 #define UCODE_TESTS_LIBVIRT_GUEST_GUEST_LAB_H_
 
@@ -12,18 +15,35 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "tests/libvirt_guest/private_libvirtd.h"
 #include "vmm/libvirt/connection.h"
 #include "vmm/libvirt/domain.h"
 
 namespace ucode::testing {
 
 struct GuestLabOptions {
-  std::string agent;            // the guest agent binary put in the initramfs
+  // The guest agent binary put in the initramfs; empty: no Linux guest image (BootXml
+  // only, e.g. firmware-only domains for benchmarks).
+  std::string agent;
   std::vector<std::string> agent_args;
   std::string build_initramfs;  // //tests/linux_guest:build_initramfs
   std::string render_domain_xml;  // //tests/linux_guest:render_domain_xml
   int memory_mib = 192;
   int vcpus = 1;
+  // A private libvirtd instead of the embedded driver (uri() is then reachable from
+  // other processes on this machine).
+  bool daemon = false;
+};
+
+// Per-domain differences from the lab's guest.
+struct BootOptions {
+  // false: no agent channel in the domain at all (libvirt: "agent is not configured").
+  bool agent_channel = true;
+  // Replaces the lab's agent arguments for this domain (when non-empty).
+  std::vector<std::string> agent_args;
+  // Extra executable files in this domain's initramfs: path inside the guest -> content
+  // (e.g. agent hooks). Added as a second cpio archive after the lab's one.
+  std::vector<std::pair<std::string, std::string>> files;
 };
 
 class GuestLab {
@@ -42,10 +62,16 @@ class GuestLab {
 
   [[nodiscard]] libvirt::Connection& connection() { return *conn_; }
   [[nodiscard]] const std::string& root() const { return root_; }
+  [[nodiscard]] const std::string& uri() const { return uri_; }
 
   // Starts a transient domain `name` running the guest; returns once QEMU runs (the
   // guest is still booting: wait with Connection::WaitForAgent).
-  [[nodiscard]] absl::StatusOr<libvirt::Domain> Boot(absl::string_view name);
+  [[nodiscard]] absl::StatusOr<libvirt::Domain> Boot(absl::string_view name,
+                                                     const BootOptions& boot = {});
+
+  // Starts a transient domain from `xml` (its <name> must be `name`).
+  [[nodiscard]] absl::StatusOr<libvirt::Domain> BootXml(absl::string_view name,
+                                                        absl::string_view xml);
 
   // The domain's serial console so far (kernel log, init markers, agent output).
   [[nodiscard]] std::string ConsoleLog(absl::string_view name) const;
@@ -54,9 +80,13 @@ class GuestLab {
   GuestLab() = default;
 
   std::string ConsolePath(absl::string_view name) const;
+  // The lab's initrd plus a cpio archive of `boot`'s additions, for domain `name`.
+  absl::StatusOr<std::string> DomainInitrd(absl::string_view name, const BootOptions& boot);
 
   GuestLabOptions options_;
-  std::string root_;  // embed root, also holds the guest image and console logs
+  std::string root_;  // embed or daemon root, also holds the guest image and console logs
+  std::string uri_;
+  std::unique_ptr<PrivateLibvirtd> daemon_;  // options.daemon only
   std::string kernel_;
   std::string initrd_;
   std::unique_ptr<libvirt::Connection> conn_;

@@ -17,6 +17,19 @@ absl::StatusOr<Domain> Domain::Adopt(virDomainPtr dom) {
   return Domain(std::move(handle), name, uuid);
 }
 
+absl::StatusOr<Domain> Domain::Duplicate() const {
+  if (virDomainRef(handle_.get()) < 0) return LastErrorStatus(absl::StrCat("virDomainRef ", name_));
+  return Domain(DomainHandle(handle_.get()), name_, uuid_);
+}
+
+absl::StatusOr<int> Domain::VcpuCount() const {
+  virDomainInfo info;
+  if (virDomainGetInfo(handle_.get(), &info) < 0) {
+    return LastErrorStatus(absl::StrCat("virDomainGetInfo ", name_));
+  }
+  return static_cast<int>(info.nrVirtCpu);
+}
+
 absl::StatusOr<int> Domain::State() const {
   int state = 0;
   int reason = 0;

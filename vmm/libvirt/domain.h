@@ -42,6 +42,12 @@ class Domain {
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] const std::string& uuid() const { return uuid_; }
 
+  // Another reference to the same libvirt domain object (virDomainRef).
+  [[nodiscard]] absl::StatusOr<Domain> Duplicate() const;
+
+  // virDomainGetInfo's nrVirtCpu: the vCPUs the domain runs now.
+  [[nodiscard]] absl::StatusOr<int> VcpuCount() const;
+
   // virDomainGetState: one of VIR_DOMAIN_RUNNING, VIR_DOMAIN_PAUSED, ...
   [[nodiscard]] absl::StatusOr<int> State() const;
 
