@@ -1,9 +1,9 @@
-#include "vmm/orchestrator/json_writer.h"
+#include "host/base/json_writer.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
-namespace ucode::orchestrator {
+namespace ucode {
 
 void JsonWriter::BeforeValue() {
   if (after_key_) {
@@ -70,10 +70,18 @@ void JsonWriter::AppendEscaped(absl::string_view s) {
   for (char ch : s) {
     const unsigned char c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out_ += "\\\""; break;
-      case '\\': out_ += "\\\\"; break;
-      case '\n': out_ += "\\n"; break;
-      case '\t': out_ += "\\t"; break;
+      case '"':
+        out_ += "\\\"";
+        break;
+      case '\\':
+        out_ += "\\\\";
+        break;
+      case '\n':
+        out_ += "\\n";
+        break;
+      case '\t':
+        out_ += "\\t";
+        break;
       default:
         if (c < 0x20) {
           absl::StrAppendFormat(&out_, "\\u%04x", c);
@@ -85,4 +93,6 @@ void JsonWriter::AppendEscaped(absl::string_view s) {
   out_ += '"';
 }
 
-}  // namespace ucode::orchestrator
+std::string JsonQuote(absl::string_view s) { return JsonWriter().String(s).str(); }
+
+}  // namespace ucode

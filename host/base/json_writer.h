@@ -1,8 +1,8 @@
-// A minimal streaming JSON writer for reports: objects, arrays, strings (escaped), integers
-// and booleans, on one line. Commas are placed for the caller; nesting is the caller's
-// job (Begin/End must pair). No allocation beyond the output string.
-#ifndef UCODE_VMM_ORCHESTRATOR_JSON_WRITER_H_
-#define UCODE_VMM_ORCHESTRATOR_JSON_WRITER_H_
+// A minimal streaming JSON writer for the reports and command output of ucode: objects,
+// arrays, strings (escaped), integers and booleans, on one line. Commas are placed for the caller;
+// nesting is the caller's job (Begin/End must pair). No allocation beyond the output string.
+#ifndef UCODE_HOST_BASE_JSON_WRITER_H_
+#define UCODE_HOST_BASE_JSON_WRITER_H_
 
 #include <cstdint>
 #include <string>
@@ -11,7 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace ucode::orchestrator {
+namespace ucode {
 
 class JsonWriter {
  public:
@@ -45,6 +45,9 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-}  // namespace ucode::orchestrator
+// `s` as one quoted, escaped JSON string.
+std::string JsonQuote(absl::string_view s);
 
-#endif  // UCODE_VMM_ORCHESTRATOR_JSON_WRITER_H_
+}  // namespace ucode
+
+#endif  // UCODE_HOST_BASE_JSON_WRITER_H_

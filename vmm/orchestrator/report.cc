@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "vmm/orchestrator/json_writer.h"
+#include "host/base/json_writer.h"
 
 namespace ucode::orchestrator {
 

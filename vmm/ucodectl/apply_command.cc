@@ -53,8 +53,10 @@ class CancelOnSignal {
         int sig = 0;
         if (sigwait(&set_, &sig) != 0) return;
         if (!cancelled_.exchange(true)) {
-          std::fprintf(stderr, "\nucodectl apply: %s: cancelling; any parked domain is resumed "
-                               "first\n", strsignal(sig));
+          std::fprintf(stderr,
+                       "\nucodectl apply: %s: cancelling; any parked domain is resumed "
+                       "first\n",
+                       strsignal(sig));
         }
       }
     }).detach();
@@ -78,8 +80,9 @@ class Progress {
       return;
     }
     absl::MutexLock lock(&mu_);
-    absl::StrAppendFormat(&held_, "[%7.3fs] %-16s %s\n", absl::ToDoubleSeconds(absl::Now() - start_),
-                          orchestrator::StepName(step), message);
+    absl::StrAppendFormat(&held_, "[%7.3fs] %-16s %s\n",
+                          absl::ToDoubleSeconds(absl::Now() - start_), orchestrator::StepName(step),
+                          message);
     if (step == orchestrator::Step::kParked) holding_ = true;
     if (step == orchestrator::Step::kReleased) holding_ = false;
     if (!holding_) Flush();
@@ -87,7 +90,8 @@ class Progress {
   void Line(absl::string_view text) {
     if (quiet_) return;
     absl::MutexLock lock(&mu_);
-    absl::StrAppendFormat(&held_, "[%7.3fs] %s\n", absl::ToDoubleSeconds(absl::Now() - start_), text);
+    absl::StrAppendFormat(&held_, "[%7.3fs] %s\n", absl::ToDoubleSeconds(absl::Now() - start_),
+                          text);
     Flush();
   }
   void Done() {
@@ -110,13 +114,17 @@ class Progress {
 
 std::vector<OptionSpec> ApplyOptionSpecs() {
   std::vector<OptionSpec> specs = {
-      {.name = "domain", .takes_value = true, .repeatable = true,
+      {.name = "domain",
+       .takes_value = true,
+       .repeatable = true,
        .help = "domain name or UUID (repeatable)"},
       {.name = "all", .takes_value = false, .help = "every running domain"},
       {.name = "mode", .takes_value = true, .help = "strict (default) or fast"},
-      {.name = "agent-timeout", .takes_value = true,
+      {.name = "agent-timeout",
+       .takes_value = true,
        .help = "total wait for guest agents per notification, ms (default 2000)"},
-      {.name = "park-timeout", .takes_value = true,
+      {.name = "park-timeout",
+       .takes_value = true,
        .help = "deadline for suspending (and resuming) every domain, ms (default 5000)"},
       {.name = "help", .takes_value = false, .help = "this text"},
   };
@@ -125,14 +133,13 @@ std::vector<OptionSpec> ApplyOptionSpecs() {
   return specs;
 }
 
+constexpr CommandSyntax kSyntax = {
+    "apply", "[-c URI] apply IMAGE (--domain NAME ... | --all) [options]",
+    "Updates the host's microcode around the selected libvirt domains: suspends\n"
+    "them all, loads, resumes them and tells their guest agents (ucode-agent)."};
+
 int Usage(const std::vector<OptionSpec>& specs, absl::string_view error) {
-  std::fprintf(error.empty() ? stdout : stderr,
-               "%susage: ucodectl [-c URI] apply IMAGE (--domain NAME ... | --all) [options]\n"
-               "Updates the host's microcode around the selected libvirt domains: suspends\n"
-               "them all, loads, resumes them and tells their guest agents (ucode-agent).\n%s",
-               error.empty() ? "" : absl::StrCat("ucodectl apply: ", error, "\n").c_str(),
-               OptionsHelp(specs).c_str());
-  return error.empty() ? kExitOk : kExitUsage;
+  return PrintUsage(kSyntax, specs, error);
 }
 
 absl::StatusOr<absl::Duration> MillisOption(const ParsedArgs& args, absl::string_view name,
@@ -140,19 +147,13 @@ absl::StatusOr<absl::Duration> MillisOption(const ParsedArgs& args, absl::string
   const std::string text = args.ValueOr(name, absl::StrCat(fallback));
   int ms = 0;
   if (!absl::SimpleAtoi(text, &ms) || ms < 1 || ms > 600000) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " ", text, ": expected 1..600000 ms"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " ", text, ": expected 1..600000 ms"));
   }
   return absl::Milliseconds(ms);
 }
 
-int Fail(bool json, const absl::Status& s) {
-  if (json) {
-    std::printf("{\"ok\":false,\"error\":%s}\n", JsonString(s.message()).c_str());
-  } else {
-    std::fprintf(stderr, "ucodectl apply: %s\n", std::string(s.message()).c_str());
-  }
-  return kExitFailed;
-}
+int Fail(bool json, const absl::Status& s) { return ReportFailure("apply", json, s); }
 
 struct ApplyArgs {
   std::string image;
@@ -206,14 +207,15 @@ int RunApply(const std::vector<std::string>& raw) {
   absl::StatusOr<std::vector<uint8_t>> image = microcode::ReadFileBytes(apply->image);
   if (!image.ok()) return Fail(json, image.status());
 
-  const std::string uri = Globals().connect_uri.empty() ? std::string(libvirt::kDefaultUri)
-                                                        : Globals().connect_uri;
+  const std::string uri =
+      Globals().connect_uri.empty() ? std::string(libvirt::kDefaultUri) : Globals().connect_uri;
   absl::StatusOr<std::unique_ptr<libvirt::Connection>> conn = libvirt::Connection::Open(uri);
   if (!conn.ok()) return Fail(json, conn.status());
   absl::StatusOr<std::vector<libvirt::Domain>> domains = (*conn)->ListDomains(apply->selector);
   if (!domains.ok()) return Fail(json, domains.status());
   std::string names;
-  for (const libvirt::Domain& d : *domains) absl::StrAppend(&names, names.empty() ? "" : ", ", d.name());
+  for (const libvirt::Domain& d : *domains)
+    absl::StrAppend(&names, names.empty() ? "" : ", ", d.name());
   progress.Line(absl::StrCat(uri, ": ", domains->size(), " domain(s)",
                              names.empty() ? " (host only)" : absl::StrCat(": ", names)));
 
@@ -225,9 +227,8 @@ int RunApply(const std::vector<std::string>& raw) {
   if (!(*group)->names().empty()) groups.push_back(group->get());
 
   orchestrator::UpdateCallbacks callbacks;
-  callbacks.emit = [&](orchestrator::Step s, absl::string_view m, const staging::StagingProgress* p) {
-    progress.Emit(s, m, p);
-  };
+  callbacks.emit = [&](orchestrator::Step s, absl::string_view m,
+                       const staging::StagingProgress* p) { progress.Emit(s, m, p); };
   callbacks.cancelled = [&] { return cancel.cancelled(); };
   orchestrator::UpdateReport report =
       orchestrator::RunUpdate(**host, *std::move(image), groups, apply->options, callbacks);

@@ -71,13 +71,14 @@ bool FillImage(const Remote& r, const std::string& path, bool send_bytes,
 }
 
 void PrintOperation(const ucode::v1::Operation& op) {
-  std::printf("%s  %s  %s  last step %s%s\n", op.name().c_str(), op.kind().c_str(),
-              ucode::v1::OperationState_Name(op.state()).c_str(),
-              ucode::v1::Step_Name(op.last_step()).c_str(),
-              op.interrupted_step() != ucode::v1::STEP_UNSPECIFIED
-                  ? absl::StrCat(" (interrupted during ",
-                                 ucode::v1::Step_Name(op.interrupted_step()), ")").c_str()
-                  : "");
+  std::printf(
+      "%s  %s  %s  last step %s%s\n", op.name().c_str(), op.kind().c_str(),
+      ucode::v1::OperationState_Name(op.state()).c_str(),
+      ucode::v1::Step_Name(op.last_step()).c_str(),
+      op.interrupted_step() != ucode::v1::STEP_UNSPECIFIED
+          ? absl::StrCat(" (interrupted during ", ucode::v1::Step_Name(op.interrupted_step()), ")")
+                .c_str()
+          : "");
   if (op.has_error() && op.error().code() != 0) {
     std::printf("  error: %s\n", op.error().message().c_str());
   }
@@ -171,9 +172,9 @@ int Inspect(Remote& r, const ParsedArgs& a) {
   return all_valid ? kOk : kFailed;
 }
 
-int StartAndFollow(Remote& r, const ParsedArgs& a, absl::string_view rpc,
-                   const std::function<grpc::Status(grpc::ClientContext*,
-                                                    ucode::v1::Operation*)>& call) {
+int StartAndFollow(
+    Remote& r, const ParsedArgs& a, absl::string_view rpc,
+    const std::function<grpc::Status(grpc::ClientContext*, ucode::v1::Operation*)>& call) {
   grpc::ClientContext ctx;
   ucode::v1::Operation op;
   grpc::Status s = call(&ctx, &op);
@@ -273,12 +274,16 @@ const std::vector<RemoteCommand>& Commands() {
   static const OptionSpec kJson{"json", false, false, "print the response as JSON"};
   static const OptionSpec kBytes{"send-bytes", false, false,
                                  "send the file's bytes (default over TCP) instead of its path"};
-  static const OptionSpec kNoFollow{"no-follow", false, false, "print the operation name and return"};
+  static const OptionSpec kNoFollow{"no-follow", false, false,
+                                    "print the operation name and return"};
   static const std::vector<RemoteCommand> kCommands = {
       {"describe", "describe [--json]", {kJson}, 0, Describe},
       {"guests", "guests", {}, 0, Guests},
-      {"inspect", "inspect FILE [--cpu SIG[:PFID[:REV]]] [--json]",
-       {kJson, kBytes, {"cpu", true, false, "hex CPU identity to select for"}}, 1, Inspect},
+      {"inspect",
+       "inspect FILE [--cpu SIG[:PFID[:REV]]] [--json]",
+       {kJson, kBytes, {"cpu", true, false, "hex CPU identity to select for"}},
+       1,
+       Inspect},
       {"stage", "stage FILE [--no-follow]", {kBytes, kNoFollow}, 1, Stage},
       {"apply",
        "apply FILE [--mode strict|fast] [--force-minrev] [--guest NAME]... "
@@ -295,7 +300,8 @@ const std::vector<RemoteCommand>& Commands() {
        Apply},
       {"watch", "watch OPERATION", {}, 1, Watch},
       {"get", "get OPERATION [--json]", {kJson}, 1, Get},
-      {"list", "list [--page-size N] [--all]",
+      {"list",
+       "list [--page-size N] [--all]",
        {{"page-size", true, false, "operations per page"},
         {"all", false, false, "follow every page"}},
        0,

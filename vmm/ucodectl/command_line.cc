@@ -1,8 +1,11 @@
 #include "vmm/ucodectl/command_line.h"
 
+#include <cstdio>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "host/base/json_writer.h"
 
 namespace ucode::ctl {
 
@@ -84,6 +87,32 @@ std::string OptionsHelp(const std::vector<OptionSpec>& specs) {
     absl::StrAppendFormat(&out, "  %-28s %s\n", left, s.help);
   }
   return out;
+}
+
+int PrintUsage(const CommandSyntax& syntax, const std::vector<OptionSpec>& specs,
+               absl::string_view error) {
+  FILE* out = error.empty() ? stdout : stderr;
+  if (!error.empty()) {
+    std::fprintf(out, "ucodectl %s: %s\n", syntax.name, std::string(error).c_str());
+  }
+  std::fprintf(out, "usage: ucodectl %s\n", syntax.synopsis);
+  if (syntax.description != nullptr && syntax.description[0] != '\0') {
+    std::fprintf(out, "%s\n", syntax.description);
+  }
+  std::fprintf(out, "%s", OptionsHelp(specs).c_str());
+  return error.empty() ? kExitOk : kExitUsage;
+}
+
+int ReportFailure(absl::string_view command, bool json, const absl::Status& status) {
+  if (json) {
+    JsonWriter j;
+    j.BeginObject().Flag("ok", false).Str("error", status.message()).EndObject();
+    std::printf("%s\n", j.str().c_str());
+  } else {
+    std::fprintf(stderr, "ucodectl %s: %s\n", std::string(command).c_str(),
+                 std::string(status.message()).c_str());
+  }
+  return kExitFailed;
 }
 
 }  // namespace ucode::ctl

@@ -10,17 +10,24 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace ucode::ctl {
 
+// Process exit status of every subcommand: 0 success, 1 the operation failed or found a
+// problem, 2 bad usage (virsh's convention).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
 struct OptionSpec {
-  std::string name;       // without the leading "--", e.g. "json"
-  bool takes_value;       // --name VALUE or --name=VALUE; otherwise a switch
+  std::string name;  // without the leading "--", e.g. "json"
+  bool takes_value;  // --name VALUE or --name=VALUE; otherwise a switch
   bool repeatable = false;
-  std::string help;       // one line, for the subcommand's usage text
-  char short_name = 0;    // e.g. 'c' for -c URI (virsh convention)
+  std::string help;     // one line, for the subcommand's usage text
+  char short_name = 0;  // e.g. 'c' for -c URI (virsh convention)
 };
 
 class ParsedArgs {
@@ -46,6 +53,23 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
 
 // "  --name VALUE   help" lines for a usage message.
 std::string OptionsHelp(const std::vector<OptionSpec>& specs);
+
+// What a subcommand's usage text says about it.
+struct CommandSyntax {
+  const char* name;         // "stage"
+  const char* synopsis;     // after "usage: ucodectl ": "stage IMAGE [options]"
+  const char* description;  // optional lines after the synopsis; may be empty
+};
+
+// With an empty `error` (the --help case) prints the usage to stdout and returns kExitOk;
+// otherwise prints "ucodectl NAME: error" and the usage to stderr and returns kExitUsage.
+int PrintUsage(const CommandSyntax& syntax, const std::vector<OptionSpec>& specs,
+               absl::string_view error);
+
+// A failed operation: {"ok":false,"error":"..."} on stdout with --json (so a machine
+// reading stdout always gets one object), else "ucodectl NAME: message" on stderr.
+// Returns kExitFailed.
+int ReportFailure(absl::string_view command, bool json, const absl::Status& status);
 
 }  // namespace ucode::ctl
 

@@ -6,11 +6,9 @@
 #include <string>
 #include <vector>
 
-namespace ucode::ctl {
+#include "vmm/ucodectl/command_line.h"
 
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;
-inline constexpr int kExitUsage = 2;
+namespace ucode::ctl {
 
 struct Command {
   const char* name;

@@ -89,9 +89,9 @@ class ProgressLines {
       if (staging_) staging_(*staging);
       return;
     }
-    std::string line = absl::StrFormat("[%7.3fs] %-16s %s\n",
-                                       absl::ToDoubleSeconds(absl::Now() - start_),
-                                       orchestrator::StepName(step), message);
+    std::string line =
+        absl::StrFormat("[%7.3fs] %-16s %s\n", absl::ToDoubleSeconds(absl::Now() - start_),
+                        orchestrator::StepName(step), message);
     absl::MutexLock lock(&mu_);
     held_ += line;
     if (step == orchestrator::Step::kParked) holding_ = true;
@@ -128,21 +128,24 @@ std::vector<OptionSpec> DemoOptionSpecs() {
   for (OptionSpec& s : PlatformOptionSpecs()) {
     if (s.name == "host-config" || s.name == "host" || s.name == "json") specs.push_back(s);
   }
-  specs.push_back({.name = "image", .takes_value = true,
+  specs.push_back({.name = "image",
+                   .takes_value = true,
                    .help = "microcode file or bundle (default: generate one revision newer)"});
-  specs.push_back({.name = "image-kib", .takes_value = true,
+  specs.push_back({.name = "image-kib",
+                   .takes_value = true,
                    .help = "size of the generated image in KiB (default 64)"});
   specs.push_back({.name = "vms", .takes_value = true, .help = "ucode-vmm processes (default 4)"});
   specs.push_back({.name = "vcpus", .takes_value = true, .help = "vCPUs per VM (default 2)"});
-  specs.push_back({.name = "program", .takes_value = true,
+  specs.push_back({.name = "program",
+                   .takes_value = true,
                    .help = "guest program: spin (default), cli-spin, halt, exit-storm"});
   specs.push_back({.name = "mode", .takes_value = true, .help = "strict (default) or fast"});
   specs.push_back({.name = "help", .takes_value = false, .help = "this text"});
   return specs;
 }
 
-absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback,
-                              int lo, int hi) {
+absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback, int lo,
+                              int hi) {
   std::string text = args.ValueOr(name, absl::StrCat(fallback));
   int v = 0;
   if (!absl::SimpleAtoi(text, &v) || v < lo || v > hi) {
@@ -166,28 +169,17 @@ absl::StatusOr<std::vector<uint8_t>> DemoImage(const ParsedArgs& args, platform:
   return microcode::GenerateImage(g);
 }
 
-int Fail(bool json, const absl::Status& s) {
-  if (json) {
-    std::printf("{\"ok\":false,\"error\":%s}\n", JsonString(s.message()).c_str());
-  } else {
-    std::fprintf(stderr, "ucodectl demo: %s\n", std::string(s.message()).c_str());
-  }
-  return kExitFailed;
-}
-
 }  // namespace
 
 int RunDemo(const std::vector<std::string>& raw) {
   const std::vector<OptionSpec> specs = DemoOptionSpecs();
+  static constexpr CommandSyntax kSyntax = {"demo", "demo [options]", ""};
   absl::StatusOr<ParsedArgs> args = ParseArgs(raw, specs);
-  if (!args.ok() || args->Has("help") || !args->positional().empty()) {
-    const bool help = args.ok() && args->Has("help");
-    std::fprintf(help ? stdout : stderr, "%susage: ucodectl demo [options]\n%s",
-                 args.ok() ? "" : absl::StrCat("ucodectl demo: ", args.status().message(), "\n").c_str(),
-                 OptionsHelp(specs).c_str());
-    return help ? kExitOk : kExitUsage;
-  }
+  if (!args.ok()) return PrintUsage(kSyntax, specs, args.status().message());
+  if (args->Has("help")) return PrintUsage(kSyntax, specs, "");
+  if (!args->positional().empty()) return PrintUsage(kSyntax, specs, "takes no arguments");
   const bool json = args->Has("json");
+  auto Fail = [](bool json, const absl::Status& s) { return ReportFailure("demo", json, s); };
   absl::StatusOr<int> vms = IntOption(*args, "vms", 4, 1, rendezvous::kMaxVms);
   if (!vms.ok()) return Fail(json, vms.status());
   absl::StatusOr<int> vcpus = IntOption(*args, "vcpus", 2, 1, rendezvous::kMaxVcpusPerVm);
@@ -209,11 +201,13 @@ int RunDemo(const std::vector<std::string>& raw) {
 
   std::vector<rendezvous::VmSpec> fleet;
   for (int i = 0; i < *vms; ++i) {
-    fleet.push_back({.name = absl::StrCat("vm", i), .program = program, .vcpus = *vcpus,
+    fleet.push_back({.name = absl::StrCat("vm", i),
+                     .program = program,
+                     .vcpus = *vcpus,
                      .initial_revision = cpu->current_revision});
   }
-  const std::string log_dir = absl::StrCat(std::filesystem::temp_directory_path().string(),
-                                           "/ucode-demo-", getpid());
+  const std::string log_dir =
+      absl::StrCat(std::filesystem::temp_directory_path().string(), "/ucode-demo-", getpid());
   std::filesystem::create_directories(log_dir);
   progress.Line(absl::StrCat("starting ", *vms, " ucode-vmm x ", *vcpus, " vCPUs (", program,
                              ") on an emulated host; VMM logs in ", log_dir));
@@ -231,14 +225,14 @@ int RunDemo(const std::vector<std::string>& raw) {
   orchestrator::GuestGroup* groups[] = {&group};
   orchestrator::UpdateOptions options;
   options.operation = absl::StrCat("demo-", getpid());
-  options.mode = mode == "fast" ? orchestrator::UpdateMode::kFast : orchestrator::UpdateMode::kStrict;
+  options.mode =
+      mode == "fast" ? orchestrator::UpdateMode::kFast : orchestrator::UpdateMode::kStrict;
   orchestrator::UpdateCallbacks callbacks;
-  callbacks.emit = [&](orchestrator::Step s, absl::string_view m, const staging::StagingProgress* p) {
-    progress.Emit(s, m, p);
-  };
+  callbacks.emit = [&](orchestrator::Step s, absl::string_view m,
+                       const staging::StagingProgress* p) { progress.Emit(s, m, p); };
   callbacks.cancelled = [&] { return watcher.interrupted(); };
-  orchestrator::UpdateReport report = orchestrator::RunUpdate(**host, std::move(*image), groups,
-                                                              options, callbacks);
+  orchestrator::UpdateReport report =
+      orchestrator::RunUpdate(**host, std::move(*image), groups, options, callbacks);
   progress.Flush();
   absl::Status stopped = (*coordinator)->Shutdown();
   watcher.MainDone();

@@ -19,9 +19,13 @@ std::vector<OptionSpec> PlatformOptionSpecs() {
   return {
       {.name = "platform", .takes_value = true, .help = "emulated (default) or linux"},
       {.name = "host-config", .takes_value = true, .help = "emulated host: key = value file"},
-      {.name = "host", .takes_value = true, .repeatable = true,
+      {.name = "host",
+       .takes_value = true,
+       .repeatable = true,
        .help = "emulated host: one KEY=VALUE override (e.g. platform_id=4)"},
-      {.name = "root", .takes_value = true, .help = "linux: root of sysfs/dev/firmware (default /)"},
+      {.name = "root",
+       .takes_value = true,
+       .help = "linux: root of sysfs/dev/firmware (default /)"},
       {.name = "json", .takes_value = false, .help = "machine-readable output"},
   };
 }
@@ -73,8 +77,8 @@ class ProgressPrinter {
       std::fputs(line.c_str(), stderr);
       if (p.done && ++done_ == static_cast<int>(bars_.size())) std::fputs("\n", stderr);
     } else if (p.done || percent / 25 > last / 25) {
-      std::fprintf(stderr, "staging package %d: %d%% (%zu bytes sent, %d retransmits)\n",
-                   p.package, percent, p.bytes_sent, p.retransmits);
+      std::fprintf(stderr, "staging package %d: %d%% (%zu bytes sent, %d retransmits)\n", p.package,
+                   percent, p.bytes_sent, p.retransmits);
     }
     last = percent;
   }
@@ -113,21 +117,6 @@ std::string StagingReportText(const staging::StagingReport& report) {
   return out;
 }
 
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 std::string StagingReportJson(const staging::StagingReport& report) {
   std::vector<std::string> packages;
   for (const staging::PackageStaging& p : report.packages) {
@@ -135,7 +124,7 @@ std::string StagingReportJson(const staging::StagingReport& report) {
         "{\"package\":%d,\"cpu\":%d,\"mailbox\":%d,\"staged\":%s,\"error\":%s,\"bytes_sent\":%d,"
         "\"transactions\":%d,\"retransmits\":%d,\"elapsed_us\":%d}",
         p.package, p.cpu, p.mailbox_addr, p.staged() ? "true" : "false",
-        JsonString(p.status.message()), p.bytes_sent, p.transactions, p.retransmits,
+        JsonQuote(p.status.message()), p.bytes_sent, p.transactions, p.retransmits,
         absl::ToInt64Microseconds(p.elapsed)));
   }
   return absl::StrFormat("{\"image_bytes\":%d,\"staged\":%d,\"elapsed_us\":%d,\"packages\":[%s]}",

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "host/base/json_writer.h"
 #include "host/platform/platform.h"
 #include "host/staging/staging_driver.h"
 #include "vmm/ucodectl/command_line.h"
@@ -27,8 +28,6 @@ staging::StagingProgressFn MakeStagingProgress(bool json);
 // The staging report as human lines, and as a JSON object.
 std::string StagingReportText(const staging::StagingReport& report);
 std::string StagingReportJson(const staging::StagingReport& report);
-
-std::string JsonString(absl::string_view s);
 
 }  // namespace ucode::ctl
 

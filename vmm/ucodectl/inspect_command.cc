@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "host/base/json_writer.h"
 #include "host/microcode/microcode_image.h"
 #include "host/microcode/selection.h"
 #include "vmm/ucodectl/command_line.h"
@@ -129,20 +130,6 @@ absl::StatusOr<mc::CpuIdentity> ParseCpu(const std::string& text) {
   return cpu;
 }
 
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      absl::StrAppend(&out, "\\", std::string(1, c));
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 std::string DateOf(const mc::MicrocodeHeader& h) {
   mc::MicrocodeImage tmp;
   tmp.header = h;
@@ -180,7 +167,7 @@ std::string TextLine(const Row& r) {
 }
 
 std::string JsonLine(const Row& r, bool with_cpu) {
-  std::string o = absl::StrFormat("{\"path\":%s,\"offset\":%u", JsonString(r.path), r.offset);
+  std::string o = absl::StrFormat("{\"path\":%s,\"offset\":%u", JsonQuote(r.path), r.offset);
   if (r.header) {
     const mc::MicrocodeHeader& h = *r.header;
     absl::StrAppendFormat(&o,
@@ -198,10 +185,10 @@ std::string JsonLine(const Row& r, bool with_cpu) {
   }
   absl::StrAppend(&o, ",\"extended_signatures\":[", absl::StrJoin(ext, ","), "]");
   absl::StrAppend(&o, ",\"valid\":", r.image.ok() ? "true" : "false");
-  if (!r.image.ok()) absl::StrAppend(&o, ",\"error\":", JsonString(r.image.status().message()));
+  if (!r.image.ok()) absl::StrAppend(&o, ",\"error\":", JsonQuote(r.image.status().message()));
   if (with_cpu) {
     absl::StrAppend(&o, ",\"selected\":", r.candidate && r.candidate->selected ? "true" : "false",
-                    ",\"reason\":", JsonString(r.candidate ? r.candidate->reason : ""));
+                    ",\"reason\":", JsonQuote(r.candidate ? r.candidate->reason : ""));
   }
   return o + "}";
 }
@@ -223,44 +210,25 @@ void Select(Inputs& in, const mc::CpuIdentity& cpu, mc::MinRevPolicy policy) {
   }
 }
 
-void PrintUsage(FILE* out) {
-  std::fprintf(out, "usage: ucodectl inspect [--json] [--cpu SIG[,PF[,REV]]] PATH...\n%s",
-               OptionsHelp(Specs()).c_str());
-}
+constexpr CommandSyntax kSyntax = {"inspect", "inspect [--json] [--cpu SIG[,PF[,REV]]] PATH...",
+                                   ""};
 
 }  // namespace
 
 int RunInspect(const std::vector<std::string>& args) {
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, Specs());
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "ucodectl inspect: %s\n", std::string(parsed.status().message()).c_str());
-    PrintUsage(stderr);
-    return kExitUsage;
-  }
-  if (parsed->Has("help")) {
-    PrintUsage(stdout);
-    return kExitOk;
-  }
-  if (parsed->positional().empty()) {
-    std::fprintf(stderr, "ucodectl inspect: no PATH given\n");
-    PrintUsage(stderr);
-    return kExitUsage;
-  }
+  if (!parsed.ok()) return PrintUsage(kSyntax, Specs(), parsed.status().message());
+  if (parsed->Has("help")) return PrintUsage(kSyntax, Specs(), "");
+  if (parsed->positional().empty()) return PrintUsage(kSyntax, Specs(), "no PATH given");
   std::optional<mc::CpuIdentity> cpu;
   if (std::optional<std::string> text = parsed->Value("cpu")) {
     absl::StatusOr<mc::CpuIdentity> c = ParseCpu(*text);
-    if (!c.ok()) {
-      std::fprintf(stderr, "ucodectl inspect: %s\n", std::string(c.status().message()).c_str());
-      return kExitUsage;
-    }
+    if (!c.ok()) return PrintUsage(kSyntax, Specs(), c.status().message());
     cpu = *c;
   }
   const bool json = parsed->Has("json");
   absl::StatusOr<mc::MinRevPolicy> min_rev = MinRevPolicyFromArgs(*parsed);
-  if (!min_rev.ok()) {
-    std::fprintf(stderr, "ucodectl inspect: %s\n", std::string(min_rev.status().message()).c_str());
-    return kExitUsage;
-  }
+  if (!min_rev.ok()) return PrintUsage(kSyntax, Specs(), min_rev.status().message());
   const mc::MinRevPolicy policy = *min_rev;
 
   Inputs in = Load(parsed->positional());

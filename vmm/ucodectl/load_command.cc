@@ -15,18 +15,18 @@ namespace {
 std::string LoadJson(const late_load::HostUpdateReport& r) {
   const late_load::LateLoadResult& l = r.load.load;
   std::vector<std::string> log;
-  for (const std::string& line : l.kernel_log) log.push_back(JsonString(line));
+  for (const std::string& line : l.kernel_log) log.push_back(JsonQuote(line));
   return absl::StrFormat(
       "{\"ok\":%s,\"plan\":%s,\"staging\":%s,\"load\":{\"summary\":%s,\"updated\":%d,"
       "\"siblings\":%d,\"timed_out\":%d,\"failed\":%d,\"offline\":%d,\"old_revision\":%d,"
       "\"new_revision\":%d,\"activation_window_us\":%d,\"modelled_critical_path_us\":%d,"
       "\"model\":%s,\"kernel_log\":[%s]},\"verify\":%s}",
-      r.status().ok() ? "true" : "false", JsonString(r.plan),
-      r.staging ? StagingReportJson(*r.staging) : "null", JsonString(l.summary), l.updated,
+      r.status().ok() ? "true" : "false", JsonQuote(r.plan),
+      r.staging ? StagingReportJson(*r.staging) : "null", JsonQuote(l.summary), l.updated,
       l.siblings, l.timed_out, l.failed, l.offline, l.old_revision, l.new_revision,
       absl::ToInt64Microseconds(l.activation_window),
-      absl::ToInt64Microseconds(l.modelled_critical_path), JsonString(l.model_parameters),
-      absl::StrJoin(log, ","), JsonString(r.load.verify.ok() ? "ok" : r.load.verify.message()));
+      absl::ToInt64Microseconds(l.modelled_critical_path), JsonQuote(l.model_parameters),
+      absl::StrJoin(log, ","), JsonQuote(r.load.verify.ok() ? "ok" : r.load.verify.message()));
 }
 
 void PrintLoadText(const late_load::HostUpdateReport& r) {
@@ -58,24 +58,13 @@ int RunLoad(const std::vector<std::string>& raw) {
   AppendMinRevOptionSpecs(specs);
   specs.push_back({.name = "no-stage", .takes_value = false, .help = "skip staging"});
   specs.push_back({.name = "help", .takes_value = false, .help = "this text"});
+  static constexpr CommandSyntax kSyntax = {"load", "load IMAGE [options]", ""};
   absl::StatusOr<ParsedArgs> args = ParseArgs(raw, specs);
-  if (!args.ok() || args->Has("help") || args->positional().size() != 1) {
-    std::fprintf(
-        args.ok() && args->Has("help") ? stdout : stderr,
-        "%susage: ucodectl load IMAGE [options]\n%s",
-        args.ok() ? "" : absl::StrCat("ucodectl load: ", args.status().message(), "\n").c_str(),
-        OptionsHelp(specs).c_str());
-    return args.ok() && args->Has("help") ? kExitOk : kExitUsage;
-  }
+  if (!args.ok()) return PrintUsage(kSyntax, specs, args.status().message());
+  if (args->Has("help")) return PrintUsage(kSyntax, specs, "");
+  if (args->positional().size() != 1) return PrintUsage(kSyntax, specs, "expected one IMAGE");
   const bool json = args->Has("json");
-  auto fail = [&](const absl::Status& s) {
-    if (json) {
-      std::printf("{\"ok\":false,\"error\":%s}\n", JsonString(s.message()).c_str());
-    } else {
-      std::fprintf(stderr, "ucodectl load: %s\n", std::string(s.message()).c_str());
-    }
-    return kExitFailed;
-  };
+  auto fail = [&](const absl::Status& s) { return ReportFailure("load", json, s); };
   absl::StatusOr<std::unique_ptr<platform::Platform>> platform = PlatformFromArgs(*args);
   if (!platform.ok()) return fail(platform.status());
   absl::StatusOr<std::vector<uint8_t>> file = microcode::ReadFileBytes(args->positional()[0]);

@@ -14,24 +14,13 @@ int RunStage(const std::vector<std::string>& raw) {
   std::vector<OptionSpec> specs = PlatformOptionSpecs();
   AppendMinRevOptionSpecs(specs);
   specs.push_back({.name = "help", .takes_value = false, .help = "this text"});
+  static constexpr CommandSyntax kSyntax = {"stage", "stage IMAGE [options]", ""};
   absl::StatusOr<ParsedArgs> args = ParseArgs(raw, specs);
-  if (!args.ok() || args->Has("help") || args->positional().size() != 1) {
-    std::fprintf(
-        args.ok() && args->Has("help") ? stdout : stderr,
-        "%susage: ucodectl stage IMAGE [options]\n%s",
-        args.ok() ? "" : absl::StrCat("ucodectl stage: ", args.status().message(), "\n").c_str(),
-        OptionsHelp(specs).c_str());
-    return args.ok() && args->Has("help") ? kExitOk : kExitUsage;
-  }
+  if (!args.ok()) return PrintUsage(kSyntax, specs, args.status().message());
+  if (args->Has("help")) return PrintUsage(kSyntax, specs, "");
+  if (args->positional().size() != 1) return PrintUsage(kSyntax, specs, "expected one IMAGE");
   const bool json = args->Has("json");
-  auto fail = [&](const absl::Status& s) {
-    if (json) {
-      std::printf("{\"ok\":false,\"error\":%s}\n", JsonString(s.message()).c_str());
-    } else {
-      std::fprintf(stderr, "ucodectl stage: %s\n", std::string(s.message()).c_str());
-    }
-    return kExitFailed;
-  };
+  auto fail = [&](const absl::Status& s) { return ReportFailure("stage", json, s); };
   absl::StatusOr<std::unique_ptr<platform::Platform>> platform = PlatformFromArgs(*args);
   if (!platform.ok()) return fail(platform.status());
   absl::StatusOr<std::vector<uint8_t>> file = microcode::ReadFileBytes(args->positional()[0]);
@@ -47,7 +36,7 @@ int RunStage(const std::vector<std::string>& raw) {
   staging::StagingReport report = late_load::StageHostUpdate(**platform, *plan, options);
   if (json) {
     std::printf("{\"ok\":%s,\"plan\":%s,\"staging\":%s}\n", report.all_staged() ? "true" : "false",
-                JsonString(plan->Describe()).c_str(), StagingReportJson(report).c_str());
+                JsonQuote(plan->Describe()).c_str(), StagingReportJson(report).c_str());
   } else {
     std::fputs(StagingReportText(report).c_str(), stdout);
   }
