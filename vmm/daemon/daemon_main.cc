@@ -15,8 +15,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "vmm/daemon/daemon.h"
-#include "vmm/daemon/fake_runner.h"
 #include "vmm/daemon/log.h"
+#include "vmm/daemon/runner_flags.h"
 
 ABSL_FLAG(std::string, socket, "/run/ucoded/ucoded.sock",
           "Unix socket to serve on (empty: none)");
@@ -33,12 +33,6 @@ ABSL_FLAG(std::string, journal, "/var/lib/ucoded/journal.sqlite", "SQLite operat
 ABSL_FLAG(uint64_t, max_image_bytes, 16u << 20, "largest image accepted");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 2000,
           "after SIGTERM, how long calls in flight may finish (operations are waited for)");
-ABSL_FLAG(std::string, runner, "orchestrator",
-          "what applies updates: 'orchestrator' (the host) or 'fake' (a rehearsal that "
-          "changes nothing)");
-ABSL_FLAG(int64_t, fake_step_delay_ms, 0, "--runner=fake: delay before each step");
-ABSL_FLAG(std::string, fake_pause_at, "",
-          "--runner=fake: stop at this step (e.g. STEP_ACTIVATED) until killed (tests)");
 
 namespace ucode::daemon {
 namespace {
@@ -55,32 +49,6 @@ absl::StatusOr<std::vector<T>> ParseIds(const std::vector<std::string>& in,
     out.push_back(static_cast<T>(v));
   }
   return out;
-}
-
-// The lead wires vmm/orchestrator in here.
-absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeRunner() {
-  std::string kind = absl::GetFlag(FLAGS_runner);
-  if (kind == "fake") {
-    FakeRunnerOptions o = DefaultFakeRunnerOptions();
-    o.step_delay = absl::Milliseconds(absl::GetFlag(FLAGS_fake_step_delay_ms));
-    auto runner = std::make_unique<FakeUpdateRunner>(o);
-    std::string pause = absl::GetFlag(FLAGS_fake_pause_at);
-    if (!pause.empty()) {
-      ucode::v1::Step step;
-      if (!ucode::v1::Step_Parse(pause, &step)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--fake_pause_at: '", pause, "' is not a Step name"));
-      }
-      runner->PauseAt(step);
-    }
-    return runner;
-  }
-  if (kind == "orchestrator") {
-    return absl::UnimplementedError(
-        "--runner=orchestrator: the orchestrator (vmm/orchestrator) is not wired into ucoded "
-        "yet; --runner=fake rehearses the API");
-  }
-  return absl::InvalidArgumentError(absl::StrCat("--runner: unknown runner '", kind, "'"));
 }
 
 absl::StatusOr<DaemonOptions> OptionsFromFlags() {
@@ -123,7 +91,8 @@ int Main(int argc, char** argv) {
 
   absl::StatusOr<DaemonOptions> options = OptionsFromFlags();
   absl::StatusOr<std::unique_ptr<UpdateRunner>> runner =
-      options.ok() ? MakeRunner() : absl::StatusOr<std::unique_ptr<UpdateRunner>>(options.status());
+      options.ok() ? MakeRunnerFromFlags(options->journal_path)
+                   : absl::StatusOr<std::unique_ptr<UpdateRunner>>(options.status());
   if (!runner.ok()) {
     LogLine("ucoded_failed", {{"error", runner.status().ToString()}});
     return 2;

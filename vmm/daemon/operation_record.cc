@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "vmm/daemon/log.h"
 
@@ -191,6 +192,9 @@ void OperationRecord::Finish(const absl::StatusOr<std::string>& result,
                            : ucode::v1::OPERATION_STATE_FAILED);
     final_op.mutable_error()->set_code(static_cast<int32_t>(result.status().code()));
     final_op.mutable_error()->set_message(std::string(result.status().message()));
+    if (absl::optional<absl::Cord> report = result.status().GetPayload(kReportJsonPayload)) {
+      final_op.set_report_json(std::string(*report));
+    }
   }
   // Durable before anyone is told: a client that saw DONE finds the same answer after a
   // crash.

@@ -84,6 +84,10 @@ struct InterruptedOperation {
   ucode::v1::Step interrupted_step;        // begun, not finished
 };
 
+// A failed Apply may attach its report (JSON) to the status under this payload type URL;
+// the daemon stores it as the operation's report_json.
+inline constexpr char kReportJsonPayload[] = "type.ucode.dev/ucode.v1.ReportJson";
+
 class UpdateRunner {
  public:
   virtual ~UpdateRunner() = default;

@@ -1,0 +1,101 @@
+// A `ucoded --runner=orchestrator` subprocess on the emulated host with a managed ucode-vmm
+// fleet (real KVM), and what the orchestrator tests ask of it: an image one revision newer
+// than the host runs, an apply, its report.
+#ifndef UCODE_TESTS_DAEMON_E2E_UCODED_PROCESS_H_
+#define UCODE_TESTS_DAEMON_E2E_UCODED_PROCESS_H_
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "host/microcode/image_generator.h"
+#include "tests/daemon_e2e/daemon_test_util.h"
+
+namespace ucode::daemon_e2e {
+
+// Empty when /dev/kvm can be opened, else the reason to skip.
+inline std::string KvmMissing() {
+  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return absl::StrCat("/dev/kvm unavailable: ", strerror(errno));
+  close(fd);
+  return "";
+}
+
+class UcodedProcess {
+ public:
+  // `extra` flags are appended (e.g. --host=activation_fixed_us=600000).
+  UcodedProcess(const ScratchDir& dir, const std::string& fleet,
+                const std::vector<std::string>& extra = {})
+      : socket_(dir.File("ucoded.sock")), log_(dir.File("ucoded.log")) {
+    std::vector<std::string> argv = {Runfile("vmm/daemon/ucoded"),
+                                     "--runner=orchestrator",
+                                     "--platform=emulated",
+                                     "--vmm_fleet=" + fleet,
+                                     "--socket=" + socket_,
+                                     "--journal=" + dir.File("journal.sqlite"),
+                                     "--allow_uids=" + std::to_string(getuid())};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<Subprocess>(argv, log_);
+    serving_ = WaitUntilServing(socket_, absl::Seconds(60));
+    stub_ = UnixStub(socket_);
+  }
+  [[nodiscard]] bool serving() const { return serving_; }
+  [[nodiscard]] const std::string& socket() const { return socket_; }
+  [[nodiscard]] std::string log() const { return ReadFile(log_); }
+  v1::UcodeService::Stub& stub() { return *stub_; }
+  Subprocess& process() { return *process_; }
+
+  // A generated image (`kib` KiB) one revision newer than CPU 0 runs now.
+  std::string NextImage(size_t kib = 16) {
+    grpc::ClientContext ctx;
+    v1::Host host;
+    if (!stub_->DescribeHost(&ctx, v1::DescribeHostRequest(), &host).ok() || host.cpus().empty()) {
+      return "";
+    }
+    microcode::GeneratorOptions g;
+    g.signature = host.signature();
+    g.platform_flags = 1u << host.platform_id();
+    g.revision = host.cpus(0).revision() + 1;
+    g.min_req_revision = host.cpus(0).revision();
+    g.data_size = kib * 1024 - microcode::kHeaderSize;
+    auto img = microcode::GenerateImage(g);
+    return img.ok() ? std::string(img->begin(), img->end()) : "";
+  }
+
+  // Starts an apply of NextImage(); returns the operation name ("" on failure).
+  std::string StartApply(size_t kib = 16) {
+    v1::ApplyUpdateRequest req;
+    req.mutable_image()->set_image_bytes(NextImage(kib));
+    grpc::ClientContext ctx;
+    v1::Operation op;
+    if (!stub_->ApplyUpdate(&ctx, req, &op).ok()) return "";
+    return op.name();
+  }
+
+  v1::Operation Get(const std::string& name) {
+    grpc::ClientContext ctx;
+    v1::GetOperationRequest req;
+    req.set_name(name);
+    v1::Operation op;
+    grpc::Status s = stub_->GetOperation(&ctx, req, &op);
+    if (!s.ok()) op.mutable_error()->set_message(s.error_message());
+    return op;
+  }
+
+ private:
+  std::string socket_;
+  std::string log_;
+  std::unique_ptr<Subprocess> process_;
+  std::unique_ptr<v1::UcodeService::Stub> stub_;
+  bool serving_ = false;
+};
+
+}  // namespace ucode::daemon_e2e
+
+#endif  // UCODE_TESTS_DAEMON_E2E_UCODED_PROCESS_H_

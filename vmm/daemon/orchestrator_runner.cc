@@ -1,0 +1,311 @@
+#include "vmm/daemon/orchestrator_runner.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "host/base/status_macros.h"
+#include "host/late_load/host_update.h"
+#include "vmm/orchestrator/report.h"
+#include "vmm/orchestrator/update_operation.h"
+
+namespace ucode::daemon {
+namespace {
+
+using orchestrator::Step;
+
+// orchestrator::Step mirrors ucode.v1.Step number for number (report.h).
+static_assert(static_cast<int>(Step::kValidated) == ucode::v1::STEP_VALIDATED);
+static_assert(static_cast<int>(Step::kParked) == ucode::v1::STEP_PARKED);
+static_assert(static_cast<int>(Step::kReleased) == ucode::v1::STEP_RELEASED);
+static_assert(static_cast<int>(Step::kDone) == ucode::v1::STEP_DONE);
+
+ucode::v1::Step ToProto(Step step) { return static_cast<ucode::v1::Step>(step); }
+
+// How long a restarted daemon waits for the dead instance's VMMs, beyond their dead-man.
+constexpr absl::Duration kConfirmSlack = absl::Seconds(3);
+
+// The orchestrator's emit callback onto a StepSink. STEP_DONE is the daemon's own event
+// (it carries the final state), so the orchestrator's is dropped. With `defer`, the
+// events of the held window are passed on together with RELEASED (or at Flush).
+class EventRelay {
+ public:
+  EventRelay(StepSink& sink, bool defer) : sink_(sink), defer_(defer) {}
+
+  void Emit(Step step, absl::string_view message, const staging::StagingProgress* p) {
+    if (step == Step::kDone) return;
+    if (p != nullptr) {
+      ucode::v1::StagingProgress sp;
+      sp.set_package(p->package);
+      sp.set_bytes_sent(p->bytes_sent);
+      sp.set_total_bytes(p->image_bytes);
+      sp.set_chunk(p->chunks);
+      sp.set_retransmits(p->retransmits);
+      sink_.Emit(ucode::v1::STEP_STAGING, message, &sp);
+      return;
+    }
+    // Called from the operation thread only (staging progress took the branch above).
+    if (defer_ && (step == Step::kParked || !held_.empty())) {
+      held_.push_back({step, std::string(message)});
+      if (step != Step::kReleased) return;
+      Flush();
+      return;
+    }
+    sink_.Emit(ToProto(step), message);
+  }
+
+  void Flush() {
+    for (const auto& [step, message] : held_) sink_.Emit(ToProto(step), message);
+    held_.clear();
+  }
+
+ private:
+  StepSink& sink_;
+  const bool defer_;
+  std::vector<std::pair<Step, std::string>> held_;
+};
+
+orchestrator::UpdateOptions OptionsFor(const ApplyParams& params, bool stage) {
+  orchestrator::UpdateOptions o;
+  o.operation = params.operation;
+  o.mode = params.mode == ucode::v1::UPDATE_MODE_FAST ? orchestrator::UpdateMode::kFast
+                                                      : orchestrator::UpdateMode::kStrict;
+  // The API's FORCE is the kernel's force_minrev: enforce (there is no "ignore" in v1).
+  o.policy = microcode::MinRevPolicy::kEnforce;
+  o.stage = stage;
+  if (params.park_deadline > absl::ZeroDuration()) o.park_deadline = params.park_deadline;
+  if (params.agent_timeout > absl::ZeroDuration()) o.agent_timeout = params.agent_timeout;
+  return o;
+}
+
+// The failed operation's report travels with its status (kReportJsonPayload).
+absl::Status WithReport(absl::Status status, const std::string& json) {
+  status.SetPayload(kReportJsonPayload, absl::Cord(json));
+  return status;
+}
+
+}  // namespace
+
+OrchestratorRunner::OrchestratorRunner(OrchestratorRunnerOptions options)
+    : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<OrchestratorRunner>> OrchestratorRunner::Create(
+    OrchestratorRunnerOptions options) {
+  if (options.platform == nullptr) return absl::InvalidArgumentError("no platform");
+  std::unique_ptr<OrchestratorRunner> r(new OrchestratorRunner(std::move(options)));
+  RETURN_IF_ERROR(r->StartFleet());
+  r->RefreshSnapshot();
+  return r;
+}
+
+OrchestratorRunner::~OrchestratorRunner() {
+  if (coordinator_ != nullptr) {
+    absl::Status s = coordinator_->Shutdown();
+    (void)s;  // the VMMs are reaped either way (SIGKILL after the grace period)
+  }
+}
+
+absl::Status OrchestratorRunner::StartFleet() {
+  if (!options_.fleet.has_value()) return absl::OkStatus();
+  const std::string& dir = options_.state_dir;
+  if (dir.empty()) return absl::InvalidArgumentError("a VMM fleet needs a state directory");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("create ", dir, ": ", ec.message()));
+  const std::string record = dir + "/fleet.txt";
+  ASSIGN_OR_RETURN(previous_fleet_, ReadFleetRecord(record));
+  // Keep the previous instance's logs (ConfirmGuestsRunning reads them); drop older ones.
+  std::string previous_logs;
+  if (!previous_fleet_.empty()) {
+    previous_logs = std::filesystem::path(previous_fleet_.front().log_path).parent_path();
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("vmm-", 0) == 0 && entry.path().string() != previous_logs) {
+      std::filesystem::remove_all(entry.path(), ec);
+    }
+  }
+  log_dir_ = absl::StrCat(dir, "/vmm-", getpid());
+  std::filesystem::create_directories(log_dir_, ec);
+
+  ASSIGN_OR_RETURN(microcode::CpuIdentity cpu, options_.platform->Identity(0));
+  const VmmFleetSpec& f = *options_.fleet;
+  for (int i = 0; i < f.vms; ++i) {
+    specs_.push_back({.name = absl::StrCat("vm", i), .program = f.program, .vcpus = f.vcpus,
+                      .initial_revision = cpu.current_revision});
+  }
+  rendezvous::CoordinatorOptions copts;
+  copts.vmm_path = options_.vmm_path;
+  copts.deadman = options_.deadman;
+  copts.log_dir = log_dir_;
+  ASSIGN_OR_RETURN(coordinator_, rendezvous::Coordinator::Start(specs_, copts));
+  pids_ = coordinator_->pids();
+  fleet_group_ = std::make_unique<orchestrator::CoordinatorGuestGroup>(*coordinator_, specs_);
+  groups_.push_back(fleet_group_.get());
+  std::vector<FleetRecordEntry> entries;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    entries.push_back({specs_[i].name, pids_[i], absl::StrCat(log_dir_, "/", specs_[i].name, ".log")});
+  }
+  return WriteFleetRecord(record, entries);
+}
+
+std::vector<pid_t> OrchestratorRunner::vmm_pids() const { return pids_; }
+
+absl::Status OrchestratorRunner::CheckGuestSelection(const std::vector<std::string>& guests) const {
+  if (guests.empty()) return absl::OkStatus();
+  std::vector<std::string> known;
+  for (const rendezvous::VmSpec& s : specs_) known.push_back(s.name);
+  for (const std::string& g : guests) {
+    if (std::find(known.begin(), known.end(), g) == known.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("guests: '", g, "' is not a managed guest (",
+                                                     absl::StrJoin(known, ", "), ")"));
+    }
+  }
+  // The fleet parks as one rendezvous group; a VM left running would keep a stale view.
+  if (guests.size() != known.size()) {
+    return absl::InvalidArgumentError(
+        "guests: the ucode-vmm fleet is parked as one group; name all of its VMs or none");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
+                                                      const CancelToken& cancel) {
+  RETURN_IF_ERROR(CheckGuestSelection(params.guests));
+  RefreshSnapshot();
+  busy_.store(true);
+  EventRelay relay(sink, options_.defer_parked_events);
+  orchestrator::UpdateCallbacks cb;
+  cb.begin_step = [&](Step step, absl::string_view what) {
+    absl::Status s = sink.BeginStep(ToProto(step), what);
+    if (s.ok() && step == Step::kParked) holding_.store(true);
+    return s;
+  };
+  cb.emit = [&](Step step, absl::string_view message, const staging::StagingProgress* p) {
+    if (step == Step::kReleased) holding_.store(false);
+    relay.Emit(step, message, p);
+  };
+  cb.cancelled = [&cancel] { return cancel.Cancelled(); };
+  orchestrator::UpdateReport report = orchestrator::RunUpdate(
+      *options_.platform, params.image, groups_, OptionsFor(params, options_.stage), cb);
+  relay.Flush();
+  holding_.store(false);
+  busy_.store(false);
+  RefreshSnapshot();
+  std::string json = orchestrator::ReportJson(report);
+  if (!report.status.ok()) return WithReport(report.status, json);
+  return json;
+}
+
+absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params, StepSink& sink,
+                                                      const CancelToken& cancel) {
+  platform::Platform& host = *options_.platform;
+  if (!host.HasDirectTrigger()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stage: the ", host.name(), " platform stages inside the kernel's reload; apply instead"));
+  }
+  ASSIGN_OR_RETURN(late_load::HostUpdatePlan plan,
+                   late_load::PlanHostUpdate(host, params.image, microcode::MinRevPolicy::kEnforce));
+  orchestrator::UpdateReport report;
+  report.operation = params.operation;
+  report.plan = plan.Describe();
+  report.old_revision = plan.cpu.current_revision;
+  report.new_revision = plan.image.revision();
+  sink.Emit(ucode::v1::STEP_VALIDATED, report.plan);
+  if (cancel.Cancelled()) return absl::CancelledError("cancelled before staging");
+  RETURN_IF_ERROR(sink.BeginStep(ucode::v1::STEP_STAGING, report.plan));
+  EventRelay relay(sink, false);
+  staging::StagingOptions opts;
+  opts.progress = [&relay](const staging::StagingProgress& p) {
+    relay.Emit(Step::kStaging, absl::StrCat("package ", p.package), &p);
+  };
+  busy_.store(true);
+  report.staging = late_load::StageHostUpdate(host, plan, opts);
+  busy_.store(false);
+  report.last_step = Step::kStaged;
+  sink.Emit(ucode::v1::STEP_STAGED, report.staging->Summary());
+  return orchestrator::ReportJson(report);
+}
+
+absl::StatusOr<ucode::v1::Host> OrchestratorRunner::ReadHost() {
+  platform::Platform& p = *options_.platform;
+  ASSIGN_OR_RETURN(platform::Topology topo, p.GetTopology());
+  ucode::v1::Host host;
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  host.set_hostname(name);
+  host.set_platform_backend(p.name());
+  bool identified = false;
+  for (const platform::LogicalCpu& c : topo.cpus) {
+    ucode::v1::LogicalCpu* out = host.add_cpus();
+    out->set_id(c.id);
+    out->set_package(std::max(c.package, 0));
+    out->set_core(c.core);
+    out->set_thread(c.thread);
+    out->set_online(c.online);
+    if (!c.online) continue;
+    absl::StatusOr<microcode::CpuIdentity> id = p.Identity(c.id);
+    if (!id.ok()) continue;
+    out->set_revision(id->current_revision);
+    if (!identified) {
+      identified = true;
+      host.set_signature(id->signature);
+      host.set_platform_id(id->platform_id);
+      absl::StatusOr<uint64_t> arch = p.ReadMsr(c.id, platform::kMsrArchCapabilities);
+      absl::StatusOr<uint64_t> mcu = p.ReadMsr(c.id, platform::kMsrMcuEnumeration);
+      host.set_staging_supported(arch.ok() && mcu.ok() &&
+                                 (*arch & platform::kArchCapMcuEnumeration) != 0 &&
+                                 (*mcu & platform::kMcuEnumerationStaging) != 0);
+    }
+  }
+  return host;
+}
+
+void OrchestratorRunner::RefreshSnapshot() {
+  absl::StatusOr<ucode::v1::Host> host = ReadHost();
+  if (!host.ok()) return;
+  absl::MutexLock lock(&mu_);
+  snapshot_ = std::move(*host);
+}
+
+absl::StatusOr<ucode::v1::Host> OrchestratorRunner::DescribeHost() {
+  if (busy_.load()) {
+    absl::MutexLock lock(&mu_);
+    if (snapshot_.has_value()) return *snapshot_;
+  }
+  ASSIGN_OR_RETURN(ucode::v1::Host host, ReadHost());
+  absl::MutexLock lock(&mu_);
+  snapshot_ = host;
+  return host;
+}
+
+absl::StatusOr<std::vector<ucode::v1::Guest>> OrchestratorRunner::ListGuests() {
+  std::vector<ucode::v1::Guest> out;
+  const bool held = holding_.load();
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    ucode::v1::Guest& g = out.emplace_back();
+    g.set_name(specs_[i].name);
+    g.set_kind("ucode-vmm");
+    g.set_vcpus(specs_[i].vcpus);
+    g.set_state(!VmmAlive(pids_[i], specs_[i].name) ? "exited" : held ? "rendezvous" : "running");
+    g.set_guest_view_updatable(true);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> OrchestratorRunner::ConfirmGuestsRunning(
+    const InterruptedOperation& op) {
+  (void)op;  // every VM of the dead instance is checked, whatever step it died in
+  ASSIGN_OR_RETURN(std::string previous,
+                   ConfirmFleetReleased(previous_fleet_, options_.deadman + kConfirmSlack));
+  int running = 0;
+  for (size_t i = 0; i < specs_.size(); ++i) running += VmmAlive(pids_[i], specs_[i].name);
+  return absl::StrCat(previous, "; this instance runs ", running, " of ", specs_.size(),
+                      " managed VMs");
+}
+
+}  // namespace ucode::daemon

@@ -1,0 +1,96 @@
+// OrchestratorRunner: the UpdateRunner that changes the host. Each Apply is one
+// orchestrator::RunUpdate (vmm/orchestrator/update_operation.h) on the daemon's platform
+// (emulated or Linux) over the daemon's guest groups; its steps, begin-step hooks and
+// cancel map 1:1 onto StepSink / CancelToken.
+//
+// Guests: an optional managed ucode-vmm fleet (`--vmm_fleet=4x2`: real KVM VMs running a
+// guest program, for rehearsals on the emulated host), started at Create() through one
+// rendezvous::Coordinator and kept for the runner's lifetime. The fleet is recorded in
+// `<state_dir>/fleet.txt` (name, pid, log) so that the next daemon instance can confirm,
+// after a crash, that every VM the dead one had parked released itself (ConfirmGuestsRunning).
+//
+// Threads: Apply/Stage run on the daemon's single operation thread (one at a time);
+// DescribeHost/ListGuests on any gRPC thread. The coordinator is touched only by
+// Apply/Stage and the destructor. While an operation runs, DescribeHost answers from the
+// snapshot taken when it started, so callers never read MSRs during a rendezvous.
+#ifndef UCODE_VMM_DAEMON_ORCHESTRATOR_RUNNER_H_
+#define UCODE_VMM_DAEMON_ORCHESTRATOR_RUNNER_H_
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "host/platform/platform.h"
+#include "vmm/daemon/update_runner.h"
+#include "vmm/daemon/vmm_fleet.h"
+#include "vmm/orchestrator/coordinator_group.h"
+#include "vmm/rendezvous/coordinator.h"
+
+namespace ucode::daemon {
+
+struct OrchestratorRunnerOptions {
+  std::unique_ptr<platform::Platform> platform;  // required
+  std::optional<VmmFleetSpec> fleet;             // absent: no managed VMs
+  std::string vmm_path;                          // empty: rendezvous::FindVmmBinary()
+  absl::Duration deadman = absl::Seconds(2);     // each VMM's own release deadline
+  // Holds fleet.txt and one `vmm-<daemon pid>` log directory per daemon instance.
+  std::string state_dir;
+  bool stage = true;
+  // Events emitted while vCPUs are held (PARKED, ACTIVATED, GUEST_VIEWS_SET) are handed to
+  // the sink together with RELEASED, so that waking watchers never lengthens the blackout.
+  bool defer_parked_events = true;
+};
+
+class OrchestratorRunner final : public UpdateRunner {
+ public:
+  // Starts the fleet (if any) and waits until every guest runs; reads the previous
+  // instance's fleet record first (for ConfirmGuestsRunning), then replaces it.
+  static absl::StatusOr<std::unique_ptr<OrchestratorRunner>> Create(
+      OrchestratorRunnerOptions options);
+  ~OrchestratorRunner() override;  // stops the fleet
+  OrchestratorRunner(const OrchestratorRunner&) = delete;
+  OrchestratorRunner& operator=(const OrchestratorRunner&) = delete;
+
+  absl::StatusOr<std::string> Apply(const ApplyParams& params, StepSink& sink,
+                                    const CancelToken& cancel) override;
+  absl::StatusOr<std::string> Stage(const StageParams& params, StepSink& sink,
+                                    const CancelToken& cancel) override;
+  absl::StatusOr<ucode::v1::Host> DescribeHost() override;
+  absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() override;
+  absl::StatusOr<std::string> ConfirmGuestsRunning(const InterruptedOperation& op) override;
+
+  // The managed VMMs' pids and log directory (tests, logs).
+  [[nodiscard]] std::vector<pid_t> vmm_pids() const;
+  [[nodiscard]] const std::string& vmm_log_dir() const { return log_dir_; }
+
+ private:
+  explicit OrchestratorRunner(OrchestratorRunnerOptions options);
+  absl::Status StartFleet();
+  absl::StatusOr<ucode::v1::Host> ReadHost();
+  void RefreshSnapshot();
+  absl::Status CheckGuestSelection(const std::vector<std::string>& guests) const;
+
+  OrchestratorRunnerOptions options_;
+  std::string log_dir_;
+  std::vector<FleetRecordEntry> previous_fleet_;  // from the last instance's record
+  std::vector<rendezvous::VmSpec> specs_;
+  std::unique_ptr<rendezvous::Coordinator> coordinator_;
+  std::unique_ptr<orchestrator::CoordinatorGuestGroup> fleet_group_;
+  std::vector<orchestrator::GuestGroup*> groups_;
+  std::vector<pid_t> pids_;  // fixed after Create
+
+  // Set for the duration of Apply/Stage; `holding` while vCPUs are held.
+  std::atomic<bool> busy_{false};
+  std::atomic<bool> holding_{false};
+  mutable absl::Mutex mu_;
+  std::optional<ucode::v1::Host> snapshot_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace ucode::daemon
+
+#endif  // UCODE_VMM_DAEMON_ORCHESTRATOR_RUNNER_H_

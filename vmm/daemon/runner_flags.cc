@@ -1,0 +1,150 @@
+#include "vmm/daemon/runner_flags.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "host/base/status_macros.h"
+#include "host/microcode/microcode_image.h"
+#include "host/platform/emulated_platform.h"
+#include "host/platform/linux_platform.h"
+#include "vmm/daemon/fake_runner.h"
+#include "vmm/daemon/log.h"
+#include "vmm/daemon/orchestrator_runner.h"
+#include "vmm/rendezvous/vmm_process.h"
+
+ABSL_FLAG(std::string, runner, "orchestrator",
+          "what applies updates: 'orchestrator' (RunUpdate on --platform, over the managed "
+          "guests) or 'fake' (a scripted rehearsal of the API that changes nothing)");
+ABSL_FLAG(std::string, platform, "emulated",
+          "orchestrator: the host backend, 'emulated' (rehearsal host) or 'linux'");
+ABSL_FLAG(std::string, host_config, "",
+          "--platform=emulated: 'key = value' host file (host/platform/emulated_config.h)");
+ABSL_FLAG(std::vector<std::string>, host, {},
+          "--platform=emulated: KEY=VALUE overrides after --host_config, comma-separated");
+ABSL_FLAG(std::string, root, "/", "--platform=linux: root of sysfs, /dev and firmware");
+ABSL_FLAG(std::string, vmm_fleet, "auto",
+          "managed ucode-vmm VMs, VMSxVCPUS[:program] (e.g. 4x2, 2x1:halt), 'none', or 'auto' "
+          "(4x2 spin on the emulated platform when /dev/kvm and ucode-vmm are available)");
+ABSL_FLAG(std::string, vmm_path, "", "ucode-vmm binary (empty: $UCODE_VMM, runfiles, beside us)");
+ABSL_FLAG(int64_t, vmm_deadman_ms, 2000,
+          "each managed VMM releases its own vCPUs when parked this long (or when ucoded dies)");
+ABSL_FLAG(std::string, vmm_state_dir, "",
+          "fleet record and VMM logs (empty: 'vmm' beside --journal)");
+ABSL_FLAG(bool, stage, true, "orchestrator: stage through the mailboxes before activation");
+ABSL_FLAG(bool, defer_parked_events, true,
+          "hand the events of the held window (PARKED, ACTIVATED, GUEST_VIEWS_SET) to watchers "
+          "together with RELEASED, so that no watcher wakes while vCPUs are held");
+ABSL_FLAG(int64_t, fake_step_delay_ms, 0, "--runner=fake: delay before each step");
+ABSL_FLAG(std::string, fake_pause_at, "",
+          "--runner=fake: stop at this step (e.g. STEP_ACTIVATED) until killed (tests)");
+
+namespace ucode::daemon {
+namespace {
+
+absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeFakeRunner() {
+  FakeRunnerOptions o = DefaultFakeRunnerOptions();
+  o.step_delay = absl::Milliseconds(absl::GetFlag(FLAGS_fake_step_delay_ms));
+  auto runner = std::make_unique<FakeUpdateRunner>(o);
+  std::string pause = absl::GetFlag(FLAGS_fake_pause_at);
+  if (!pause.empty()) {
+    ucode::v1::Step step;
+    if (!ucode::v1::Step_Parse(pause, &step)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--fake_pause_at: '", pause, "' is not a Step name"));
+    }
+    runner->PauseAt(step);
+  }
+  return runner;
+}
+
+absl::StatusOr<std::unique_ptr<platform::Platform>> MakePlatform() {
+  const std::string name = absl::GetFlag(FLAGS_platform);
+  if (name == "linux") {
+    platform::LinuxPlatformOptions options;
+    options.root = absl::GetFlag(FLAGS_root);
+    ASSIGN_OR_RETURN(std::unique_ptr<platform::LinuxPlatform> p,
+                     platform::LinuxPlatform::Create(options));
+    return std::unique_ptr<platform::Platform>(std::move(p));
+  }
+  if (name != "emulated") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--platform: '", name, "': expected emulated or linux"));
+  }
+  std::string text;
+  if (std::string path = absl::GetFlag(FLAGS_host_config); !path.empty()) {
+    ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, microcode::ReadFileBytes(path, 1 << 20));
+    text.assign(bytes.begin(), bytes.end());
+    text += "\n";
+  }
+  text += absl::StrJoin(absl::GetFlag(FLAGS_host), "\n");
+  ASSIGN_OR_RETURN(platform::EmulatedHostConfig config, platform::ParseEmulatedHostConfig(text));
+  ASSIGN_OR_RETURN(std::unique_ptr<platform::EmulatedPlatform> p,
+                   platform::EmulatedPlatform::Create(config));
+  return std::unique_ptr<platform::Platform>(std::move(p));
+}
+
+// Why a managed fleet cannot run here, or "".
+std::string FleetUnavailable(const std::string& vmm_path) {
+  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return absl::StrCat("/dev/kvm: ", strerror(errno));
+  close(fd);
+  if (!vmm_path.empty()) return access(vmm_path.c_str(), X_OK) == 0 ? "" : vmm_path + ": not executable";
+  absl::StatusOr<std::string> found = rendezvous::FindVmmBinary();
+  return found.ok() ? "" : std::string(found.status().message());
+}
+
+absl::StatusOr<std::optional<VmmFleetSpec>> FleetFromFlags(const std::string& platform) {
+  const std::string flag = absl::GetFlag(FLAGS_vmm_fleet);
+  if (flag == "none") return std::optional<VmmFleetSpec>();
+  if (flag == "auto") {
+    if (platform != "emulated") return std::optional<VmmFleetSpec>();
+    std::string why = FleetUnavailable(absl::GetFlag(FLAGS_vmm_path));
+    if (!why.empty()) {
+      LogLine("warning", {{"message", "no managed ucode-vmm fleet (--vmm_fleet=auto)"},
+                          {"reason", why}});
+      return std::optional<VmmFleetSpec>();
+    }
+    return std::optional<VmmFleetSpec>(VmmFleetSpec{.vms = 4, .vcpus = 2});
+  }
+  ASSIGN_OR_RETURN(VmmFleetSpec spec, ParseVmmFleet(flag));
+  return std::optional<VmmFleetSpec>(spec);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeRunnerFromFlags(const std::string& journal_path) {
+  const std::string kind = absl::GetFlag(FLAGS_runner);
+  if (kind == "fake") return MakeFakeRunner();
+  if (kind != "orchestrator") {
+    return absl::InvalidArgumentError(absl::StrCat("--runner: unknown runner '", kind, "'"));
+  }
+  OrchestratorRunnerOptions o;
+  ASSIGN_OR_RETURN(o.platform, MakePlatform());
+  ASSIGN_OR_RETURN(o.fleet, FleetFromFlags(o.platform->name()));
+  o.vmm_path = absl::GetFlag(FLAGS_vmm_path);
+  o.deadman = absl::Milliseconds(absl::GetFlag(FLAGS_vmm_deadman_ms));
+  o.state_dir = absl::GetFlag(FLAGS_vmm_state_dir);
+  if (o.state_dir.empty()) {
+    o.state_dir = (std::filesystem::path(journal_path).parent_path() / "vmm").string();
+  }
+  o.stage = absl::GetFlag(FLAGS_stage);
+  o.defer_parked_events = absl::GetFlag(FLAGS_defer_parked_events);
+  const std::string platform = o.platform->name();
+  const std::string fleet =
+      o.fleet ? absl::StrCat(o.fleet->vms, "x", o.fleet->vcpus, ":", o.fleet->program) : "none";
+  ASSIGN_OR_RETURN(std::unique_ptr<OrchestratorRunner> runner,
+                   OrchestratorRunner::Create(std::move(o)));
+  LogLine("runner", {{"runner", "orchestrator"}, {"platform", platform}, {"vmm_fleet", fleet},
+                     {"vmm_logs", runner->vmm_log_dir()}});
+  return std::unique_ptr<UpdateRunner>(std::move(runner));
+}
+
+}  // namespace ucode::daemon
