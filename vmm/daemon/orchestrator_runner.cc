@@ -74,8 +74,9 @@ orchestrator::UpdateOptions OptionsFor(const ApplyParams& params, bool stage) {
   o.operation = params.operation;
   o.mode = params.mode == ucode::v1::UPDATE_MODE_FAST ? orchestrator::UpdateMode::kFast
                                                       : orchestrator::UpdateMode::kStrict;
-  // The API's FORCE is the kernel's force_minrev: enforce (there is no "ignore" in v1).
-  o.policy = microcode::MinRevPolicy::kEnforce;
+  o.policy = params.min_rev_policy == ucode::v1::MIN_REV_POLICY_IGNORE
+                 ? microcode::MinRevPolicy::kIgnore
+                 : microcode::MinRevPolicy::kEnforce;
   o.stage = stage;
   if (params.park_deadline > absl::ZeroDuration()) o.park_deadline = params.park_deadline;
   if (params.agent_timeout > absl::ZeroDuration()) o.agent_timeout = params.agent_timeout;
@@ -135,7 +136,9 @@ absl::Status OrchestratorRunner::StartFleet() {
   ASSIGN_OR_RETURN(microcode::CpuIdentity cpu, options_.platform->Identity(0));
   const VmmFleetSpec& f = *options_.fleet;
   for (int i = 0; i < f.vms; ++i) {
-    specs_.push_back({.name = absl::StrCat("vm", i), .program = f.program, .vcpus = f.vcpus,
+    specs_.push_back({.name = absl::StrCat("vm", i),
+                      .program = f.program,
+                      .vcpus = f.vcpus,
                       .initial_revision = cpu.current_revision});
   }
   rendezvous::CoordinatorOptions copts;
@@ -148,7 +151,8 @@ absl::Status OrchestratorRunner::StartFleet() {
   groups_.push_back(fleet_group_.get());
   std::vector<FleetRecordEntry> entries;
   for (size_t i = 0; i < specs_.size(); ++i) {
-    entries.push_back({specs_[i].name, pids_[i], absl::StrCat(log_dir_, "/", specs_[i].name, ".log")});
+    entries.push_back(
+        {specs_[i].name, pids_[i], absl::StrCat(log_dir_, "/", specs_[i].name, ".log")});
   }
   return WriteFleetRecord(record, entries);
 }
@@ -208,8 +212,9 @@ absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params,
     return absl::FailedPreconditionError(absl::StrCat(
         "stage: the ", host.name(), " platform stages inside the kernel's reload; apply instead"));
   }
-  ASSIGN_OR_RETURN(late_load::HostUpdatePlan plan,
-                   late_load::PlanHostUpdate(host, params.image, microcode::MinRevPolicy::kEnforce));
+  ASSIGN_OR_RETURN(
+      late_load::HostUpdatePlan plan,
+      late_load::PlanHostUpdate(host, params.image, microcode::MinRevPolicy::kEnforce));
   orchestrator::UpdateReport report;
   report.operation = params.operation;
   report.plan = plan.Describe();

@@ -19,8 +19,7 @@ absl::Status Invalid(absl::string_view field, absl::string_view check) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", check));
 }
 
-absl::StatusOr<std::vector<uint8_t>> ReadHostPath(const std::string& path,
-                                                  const std::string& field,
+absl::StatusOr<std::vector<uint8_t>> ReadHostPath(const std::string& path, const std::string& field,
                                                   size_t max_bytes) {
   if (path.empty() || path[0] != '/') {
     return Invalid(field, absl::StrCat("'", path.substr(0, 200), "' is not an absolute path"));
@@ -51,8 +50,8 @@ absl::StatusOr<std::vector<uint8_t>> ReadHostPath(const std::string& path,
     got += static_cast<size_t>(n);
   }
   if (got > max_bytes) {
-    return Invalid(field, absl::StrCat("image size: ", path, " grew past the limit of ",
-                                       max_bytes, " bytes while being read"));
+    return Invalid(field, absl::StrCat("image size: ", path, " grew past the limit of ", max_bytes,
+                                       " bytes while being read"));
   }
   bytes.resize(got);
   return bytes;
@@ -72,8 +71,8 @@ absl::StatusOr<absl::Duration> Bounded(uint64_t value, absl::Duration unit,
   if (value == 0) return default_value;
   absl::Duration d = unit * static_cast<int64_t>(std::min<uint64_t>(value, INT64_MAX / 2));
   if (d > max) {
-    return Invalid(field, absl::StrCat(value, " is over the limit of ",
-                                       max / unit, " (", absl::FormatDuration(max), ")"));
+    return Invalid(field, absl::StrCat(value, " is over the limit of ", max / unit, " (",
+                                       absl::FormatDuration(max), ")"));
   }
   return d;
 }
@@ -114,16 +113,16 @@ absl::StatusOr<ApplyParams> ValidateApply(const ucode::v1::ApplyUpdateRequest& r
       p.mode = ucode::v1::UPDATE_MODE_FAST;
       break;
     default:
-      return Invalid("mode", absl::StrCat(static_cast<int>(request.mode()),
-                                          " is not an UpdateMode"));
+      return Invalid("mode",
+                     absl::StrCat(static_cast<int>(request.mode()), " is not an UpdateMode"));
   }
   switch (request.min_rev_policy()) {
     case ucode::v1::MIN_REV_POLICY_UNSPECIFIED:
     case ucode::v1::MIN_REV_POLICY_ENFORCE:
       p.min_rev_policy = ucode::v1::MIN_REV_POLICY_ENFORCE;
       break;
-    case ucode::v1::MIN_REV_POLICY_FORCE:
-      p.min_rev_policy = ucode::v1::MIN_REV_POLICY_FORCE;
+    case ucode::v1::MIN_REV_POLICY_IGNORE:
+      p.min_rev_policy = ucode::v1::MIN_REV_POLICY_IGNORE;
       break;
     default:
       return Invalid("min_rev_policy", absl::StrCat(static_cast<int>(request.min_rev_policy()),
@@ -145,18 +144,16 @@ absl::StatusOr<ApplyParams> ValidateApply(const ucode::v1::ApplyUpdateRequest& r
     if (!seen.insert(g).second) return Invalid(field, absl::StrCat("'", g, "' named twice"));
     p.guests.push_back(g);
   }
-  ASSIGN_OR_RETURN(p.park_deadline,
-                   Bounded(request.park_deadline_us(), absl::Microseconds(1),
-                           limits.default_park_deadline, limits.max_park_deadline,
-                           "park_deadline_us"));
-  ASSIGN_OR_RETURN(p.agent_timeout,
-                   Bounded(request.agent_timeout_ms(), absl::Milliseconds(1),
-                           limits.default_agent_timeout, limits.max_agent_timeout,
-                           "agent_timeout_ms"));
+  ASSIGN_OR_RETURN(p.park_deadline, Bounded(request.park_deadline_us(), absl::Microseconds(1),
+                                            limits.default_park_deadline, limits.max_park_deadline,
+                                            "park_deadline_us"));
+  ASSIGN_OR_RETURN(p.agent_timeout, Bounded(request.agent_timeout_ms(), absl::Milliseconds(1),
+                                            limits.default_agent_timeout, limits.max_agent_timeout,
+                                            "agent_timeout_ms"));
   if (request.request_id().size() > limits.max_request_id_bytes) {
-    return Invalid("request_id", absl::StrCat(request.request_id().size(),
-                                              " bytes, over the limit of ",
-                                              limits.max_request_id_bytes));
+    return Invalid("request_id",
+                   absl::StrCat(request.request_id().size(), " bytes, over the limit of ",
+                                limits.max_request_id_bytes));
   }
   ASSIGN_OR_RETURN(p.image, LoadImageSource(request.image(), "image", limits));
   RETURN_IF_ERROR(ParseWhole(p.image, "image"));

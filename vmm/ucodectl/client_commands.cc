@@ -15,6 +15,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "vmm/ucodectl/client_channel.h"
 #include "vmm/ucodectl/command_line.h"
+#include "vmm/ucodectl/min_rev_option.h"
 
 namespace ucode::ctl {
 namespace {
@@ -204,8 +205,14 @@ int Apply(Remote& r, const ParsedArgs& a) {
     std::fprintf(stderr, "ucodectl: --mode: '%s' is not strict or fast\n", mode.c_str());
     return kUsage;
   }
-  req.set_min_rev_policy(a.Has("force-minrev") ? ucode::v1::MIN_REV_POLICY_FORCE
-                                               : ucode::v1::MIN_REV_POLICY_ENFORCE);
+  absl::StatusOr<microcode::MinRevPolicy> policy = MinRevPolicyFromArgs(a);
+  if (!policy.ok()) {
+    std::fprintf(stderr, "ucodectl apply: %s\n", std::string(policy.status().message()).c_str());
+    return kUsage;
+  }
+  req.set_min_rev_policy(*policy == microcode::MinRevPolicy::kIgnore
+                             ? ucode::v1::MIN_REV_POLICY_IGNORE
+                             : ucode::v1::MIN_REV_POLICY_ENFORCE);
   for (const std::string& g : a.Values("guest")) req.add_guests(g);
   uint64_t v = 0;
   if (auto d = a.Value("park-deadline-us")) {
@@ -286,12 +293,14 @@ const std::vector<RemoteCommand>& Commands() {
        Inspect},
       {"stage", "stage FILE [--no-follow]", {kBytes, kNoFollow}, 1, Stage},
       {"apply",
-       "apply FILE [--mode strict|fast] [--force-minrev] [--guest NAME]... "
+       "apply FILE [--mode strict|fast] [--force-minrev|--ignore-minrev] [--guest NAME]... "
        "[--park-deadline-us N] [--agent-timeout-ms N] [--request-id ID] [--no-follow]",
        {kBytes,
         kNoFollow,
         {"mode", true, false, "strict (default) or fast"},
-        {"force-minrev", false, false, "load even if the minimal-revision rule refuses"},
+        {"force-minrev", false, false, "enforce the minimal-revision rule (default)"},
+        {"ignore-minrev", false, false,
+         "load even an image the minimal-revision rule calls unsafe"},
         {"guest", true, true, "include only this guest (repeatable)"},
         {"park-deadline-us", true, false, "deadline for every vCPU to park"},
         {"agent-timeout-ms", true, false, "bound on each guest agent's answer"},
