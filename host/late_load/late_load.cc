@@ -1,5 +1,7 @@
 #include "host/late_load/late_load.h"
 
+#include <optional>
+
 #include "absl/strings/str_format.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/stop_machine.h"
@@ -118,6 +120,16 @@ absl::StatusOr<LateLoadResult> RunLateLoad(platform::Platform& platform,
   ASSIGN_OR_RETURN(result.old_revision, platform::ReadRevision(platform, primaries.front()));
   const absl::Span<const uint8_t> exact = update.subspan(0, image.total_size());
 
+  // Everything the emulated rendezvous needs exists before anything is held: the stopper
+  // threads (created once per process and kept, as the kernel's are) and the prepared
+  // rendezvous. Between before_activation and the activation only wake-ups remain.
+  std::optional<StopperThreads::Lease> stoppers;
+  std::optional<EmulatedStopMachine> machine;
+  if (platform.HasDirectTrigger()) {
+    stoppers.emplace(StopperThreads::Acquire(static_cast<int>(topology.cpus.size())));
+    machine.emplace(platform, topology, exact, result.new_revision, options, result);
+  }
+
   if (hooks.before_activation) {
     absl::Status held = hooks.before_activation();
     if (!held.ok()) {
@@ -126,7 +138,7 @@ absl::StatusOr<LateLoadResult> RunLateLoad(platform::Platform& platform,
     }
   }
   if (platform.HasDirectTrigger()) {
-    RunEmulatedStopMachine(platform, topology, exact, result.new_revision, options, result);
+    machine->Run(stoppers->threads());
   } else {
     absl::StatusOr<platform::KernelReloadOutcome> reload =
         platform.KernelReload(exact, image.header.signature);

@@ -1,5 +1,9 @@
 #include "host/late_load/late_load.h"
 
+#include <filesystem>
+#include <set>
+#include <string>
+
 #include "gtest/gtest.h"
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
@@ -141,6 +145,42 @@ TEST(LateLoad, NotNewerImageFailsOnEveryPrimary) {
   auto r = RunLateLoad(*host, Image(), {}, Fast());
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->summary, "update failed: 16 CPUs failed 0 CPUs timed out");
+}
+
+std::set<std::string> Tasks() {
+  std::set<std::string> tids;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    tids.insert(e.path().filename().string());
+  }
+  return tids;
+}
+
+// The stopper threads exist before anything is held (before_activation) and are the
+// same threads on every load: no thread is created or destroyed while vCPUs are held.
+TEST(LateLoad, NoThreadIsCreatedWhileHeldAndStoppersAreKept) {
+  auto host = Host();
+  std::vector<std::set<std::string>> before, after;
+  LateLoadHooks hooks{.before_activation =
+                          [&] {
+                            before.push_back(Tasks());
+                            return absl::OkStatus();
+                          },
+                      .after_activation = [&] { after.push_back(Tasks()); }};
+  for (uint32_t rev = 0x2b000001; rev <= 0x2b000003; ++rev) {
+    auto image = microcode::GenerateImage({.revision = rev});
+    ASSERT_TRUE(image.ok());
+    auto r = RunLateLoad(*host, *image, hooks, Fast());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->status.ok()) << r->status;
+    EXPECT_GT(r->activation_window, absl::ZeroDuration());
+  }
+  ASSERT_EQ(before.size(), 3u);
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_GE(before[0].size(), 17u);  // this thread and 16 stoppers
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(before[i], after[i]) << "load " << i;
+    EXPECT_EQ(before[i], before[0]) << "load " << i;
+  }
 }
 
 }  // namespace

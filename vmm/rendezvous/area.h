@@ -104,9 +104,10 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 inline constexpr size_t kAreaSize = (sizeof(Area) + 4095) & ~size_t{4095};
 
 // Real-time priorities of the rendezvous path (SCHED_FIFO, like the kernel's stop_machine
-// stopper threads): the coordinator runs above the vCPU threads while it fans out, the
-// kicked vCPU threads run above every ordinary task until they re-enter the guest, where
-// they drop back to SCHED_OTHER. Without this, on a loaded host a kicked or released vCPU
+// stopper threads): the coordinator runs above the vCPU threads from the park until the
+// release (coordinator.h), the kicked vCPU threads run above every ordinary task until
+// they re-enter the guest, where they drop back to SCHED_OTHER. The emulated host's
+// stopper threads (host/late_load/stopper_threads.h) run above both. Without this, on a loaded host a kicked or released vCPU
 // thread waits behind every runnable task for its turn.
 inline constexpr int kCoordinatorRtPriority = 2;
 inline constexpr int kVcpuRtPriority = 1;

@@ -4,9 +4,13 @@
 //
 //   bazel run //vmm/rendezvous:bench_rendezvous -- [--rounds=20] [--shapes=1x1,4x2,...]
 //
-// Prints a table and one JSON line. Guests run `spin`; the activation callback is empty,
-// so the coordination overhead is the whole time from the first vCPU out of guest mode to
-// the last one released. gap_* is what the guests measured: the TSC gap spanning the park
+// Prints a table and one JSON line. Guests run `spin`. Two activations per shape:
+//   - none (overhd_us): an empty activation callback, so the coordination overhead is the
+//     whole time from the first vCPU out of guest mode to the last one released;
+//   - host (host_ovh_us): the emulated host late load of a generated image (the demo's
+//     2x4x2 host, --image_kib, unstaged), driven as the orchestrator drives it (park in
+//     before_activation, then set the guest view and release); overhead is the time held
+//     minus the load's activation window (window_us: all CPUs arrived -> last one done). gap_* is what the guests measured: the TSC gap spanning the park
 // (median over vCPUs and rounds; median over rounds of the worst vCPU). On a host with
 // more vCPUs than cores it includes the vCPU's ordinary wait for a core before the kick
 // and after the release.
@@ -30,12 +34,16 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
+#include "host/late_load/late_load.h"
+#include "host/microcode/image_generator.h"
+#include "host/platform/emulated_platform.h"
 #include "vmm/rendezvous/coordinator.h"
 
 ABSL_FLAG(int, rounds, 20, "rendezvous per shape (the median is reported)");
 ABSL_FLAG(std::string, shapes, "1x1,4x2,8x2,16x4,32x4", "VMs x vCPUs per VM");
 ABSL_FLAG(std::string, program, "spin", "guest program");
 ABSL_FLAG(int, gap_ms, 5, "guests run this long between rendezvous");
+ABSL_FLAG(int, image_kib, 64, "size of the generated image the host-load rounds activate");
 
 namespace ucode::rendezvous {
 namespace {
@@ -45,6 +53,9 @@ struct Point {
   double park_us = 0, release_us = 0, set_rev_us = 0, overhead_us = 0;
   double blackout_med_us = 0, blackout_max_us = 0;  // guest-measured park-spanning gaps
   double floor_us = 0, ratio = 0;
+  // With the emulated host late load as the activation.
+  double host_overhead_us = 0, host_window_us = 0, host_park_us = 0, host_release_us = 0;
+  double host_outside_us = 0;
   int failures = 0;
 };
 
@@ -67,6 +78,82 @@ long RssKib(pid_t pid) {
     }
   }
   return -1;
+}
+
+// The emulated host the host-load rounds activate: the demo's 2x4x2 host.
+struct Host {
+  std::unique_ptr<platform::EmulatedPlatform> platform;
+  uint32_t revision = 0;  // running on every CPU
+};
+
+absl::StatusOr<Host> MakeHost() {
+  platform::EmulatedHostConfig config = platform::DemoHostConfig();
+  auto p = platform::EmulatedPlatform::Create(config);
+  if (!p.ok()) return p.status();
+  return Host{std::move(*p), config.revision};
+}
+
+// Polls the guests' own MSR 0x8B reads until every vCPU sees `revision` (not timed).
+absl::Status WaitGuestsSee(Coordinator& c, uint32_t revision) {
+  const absl::Time end = absl::Now() + absl::Seconds(5);
+  for (;;) {
+    auto views = c.ReadGuestViews();
+    if (!views.ok()) return views.status();
+    bool all = true;
+    for (const VmResult& vm : *views) {
+      for (const VcpuView& v : vm.vcpus) all &= (v.rev_msr >> 32) == revision;
+    }
+    if (all) return absl::OkStatus();
+    if (absl::Now() >= end) return absl::DeadlineExceededError("guests did not see the revision");
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
+struct HostRound {
+  double overhead_us, window_us, park_us, release_us;
+  double outside_window_us;  // parked -> load returned, minus the activation window
+};
+
+// One strict rendezvous around the emulated host late load, as the orchestrator runs it
+// (vmm/orchestrator/update_operation.cc): park in before_activation, the load, then the
+// guest view and the release. Held time comes from the vCPUs' own timestamps.
+absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, Host& host, uint32_t guest_revision) {
+  microcode::GeneratorOptions g;
+  g.revision = host.revision + 1;
+  g.data_size = static_cast<size_t>(absl::GetFlag(FLAGS_image_kib)) * 1024 - microcode::kHeaderSize;
+  auto image = microcode::GenerateImage(g);
+  if (!image.ok()) return image.status();
+  late_load::LateLoadHooks hooks;
+  int64_t parked_at = 0;
+  hooks.before_activation = [&] {
+    absl::Status s = c.Park(absl::Seconds(2));
+    parked_at = MonotonicNs();
+    return s;
+  };
+  auto load = late_load::RunLateLoad(*host.platform, *image, hooks);
+  const int64_t loaded_at = MonotonicNs();
+  if (!load.ok()) return load.status();
+  absl::Status view = c.SetRevision(guest_revision, absl::Seconds(2));
+  absl::Status released = c.Release(absl::Seconds(2));
+  if (!load->status.ok()) return load->status;
+  if (!view.ok()) return view;
+  if (!released.ok()) return released;
+  host.revision = g.revision;
+  int64_t first_out = INT64_MAX, last_parked = 0, last_back = 0;
+  const Area& a = c.area();
+  for (int i = 0; i < kMaxVms && a.vm[i].pid.load() != 0; ++i) {
+    for (uint32_t j = 0; j < a.vm[i].vcpus; ++j) {
+      first_out = std::min(first_out, a.vm[i].vcpu[j].kicked_out_ns);
+      last_parked = std::max(last_parked, a.vm[i].vcpu[j].parked_ns);
+      last_back = std::max(last_back, a.vm[i].vcpu[j].resumed_ns);
+    }
+  }
+  const double window = Us(load->activation_window);
+  return HostRound{.overhead_us = (last_back - first_out) / 1e3 - window,
+                   .window_us = window,
+                   .park_us = (last_parked - c.last_park_ns()) / 1e3,
+                   .release_us = Us(c.last_release_all()),
+                   .outside_window_us = (loaded_at - parked_at) / 1e3 - window};
 }
 
 absl::StatusOr<Point> Measure(int vms, int vcpus, uint32_t* revision, long* rss_kib) {
@@ -126,6 +213,36 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, uint32_t* revision, long* rss_
     }
     absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms)));
   }
+  absl::StatusOr<Host> host = MakeHost();
+  if (!host.ok()) return host.status();
+  std::vector<double> h_overhead, h_window, h_park, h_release, h_outside;
+  for (int i = -2; i < rounds; ++i) {  // two warm-up rounds (the first creates the stoppers)
+    const uint32_t guest_revision = ++*revision;
+    absl::StatusOr<HostRound> r = HostLoadRound(**c, *host, guest_revision);
+    if (!r.ok()) {
+      std::fprintf(stderr, "%dx%d host-load round %d: %s\n", vms, vcpus, i,
+                   std::string(r.status().message()).c_str());
+      ++pt.failures;
+      continue;
+    }
+    if (i >= 0) {
+      h_overhead.push_back(r->overhead_us);
+      h_window.push_back(r->window_us);
+      h_park.push_back(r->park_us);
+      h_release.push_back(r->release_us);
+      h_outside.push_back(r->outside_window_us);
+    }
+    if (absl::Status s = WaitGuestsSee(**c, guest_revision); !s.ok()) {
+      std::fprintf(stderr, "%dx%d host-load round %d: %s\n", vms, vcpus, i,
+                   std::string(s.message()).c_str());
+    }
+    absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms)));
+  }
+  pt.host_overhead_us = Median(h_overhead);
+  pt.host_window_us = Median(h_window);
+  pt.host_park_us = Median(h_park);
+  pt.host_release_us = Median(h_release);
+  pt.host_outside_us = Median(h_outside);
   pt.park_us = Median(park);
   pt.release_us = Median(release);
   pt.set_rev_us = Median(setrev);
@@ -175,22 +292,27 @@ int Main() {
 
   std::printf("rendezvous on %d cores, %d rounds per shape (medians), guest '%s'\n", cores,
               absl::GetFlag(FLAGS_rounds), absl::GetFlag(FLAGS_program).c_str());
-  std::printf("%-7s %6s %10s %10s %10s %10s %10s %7s %11s %11s %5s\n", "VMsxV", "vCPUs",
-              "park_us", "setrev_us", "release_us", "overhd_us", "floor_us", "ratio",
-              "gap_med_us", "gap_max_us", "fail");
+  std::printf("%-7s %6s %10s %10s %10s %10s %10s %7s %11s %11s %11s %10s %5s\n", "VMsxV",
+              "vCPUs", "park_us", "setrev_us", "release_us", "overhd_us", "floor_us", "ratio",
+              "gap_med_us", "gap_max_us", "host_ovh_us", "window_us", "fail");
   std::vector<std::string> json;
   for (const Point& p : points) {
-    std::printf("%-7s %6d %10.1f %10.1f %10.1f %10.1f %10.1f %7.2f %11.1f %11.1f %5d\n",
+    std::printf("%-7s %6d %10.1f %10.1f %10.1f %10.1f %10.1f %7.2f %11.1f %11.1f %11.1f %10.1f %5d\n",
                 absl::StrCat(p.vms, "x", p.vcpus).c_str(), p.vms * p.vcpus, p.park_us,
                 p.set_rev_us, p.release_us, p.overhead_us, p.floor_us, p.ratio,
-                p.blackout_med_us, p.blackout_max_us, p.failures);
+                p.blackout_med_us, p.blackout_max_us, p.host_overhead_us, p.host_window_us,
+                p.failures);
     json.push_back(absl::StrFormat(
         "{\"vms\":%d,\"vcpus_per_vm\":%d,\"park_all_us\":%.1f,\"set_revision_us\":%.1f,"
         "\"release_all_us\":%.1f,\"overhead_us\":%.1f,\"floor_us\":%.1f,"
         "\"park_to_floor_ratio\":%.2f,\"guest_gap_median_us\":%.1f,"
-        "\"guest_gap_max_us\":%.1f,\"failures\":%d}",
+        "\"guest_gap_max_us\":%.1f,\"host_load_overhead_us\":%.1f,"
+        "\"host_load_window_us\":%.1f,\"host_load_park_all_us\":%.1f,"
+        "\"host_load_release_all_us\":%.1f,\"host_load_outside_window_us\":%.1f,"
+        "\"failures\":%d}",
         p.vms, p.vcpus, p.park_us, p.set_rev_us, p.release_us, p.overhead_us, p.floor_us,
-        p.ratio, p.blackout_med_us, p.blackout_max_us, p.failures));
+        p.ratio, p.blackout_med_us, p.blackout_max_us, p.host_overhead_us, p.host_window_us,
+        p.host_park_us, p.host_release_us, p.host_outside_us, p.failures));
   }
   std::printf("one vCPU kick-to-parked: %.1f us; ucode-vmm RSS (2 vCPUs, 4 MiB): %ld KiB\n",
               one->park_us, rss_kib);

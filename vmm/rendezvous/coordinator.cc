@@ -66,6 +66,7 @@ Coordinator::~Coordinator() {
 }
 
 absl::Status Coordinator::Shutdown() {
+  DropRealtime();  // a Park() without its Release()
   absl::Status first;
   for (auto& vmm : vmms_) {
     absl::Status s = vmm->Stop();

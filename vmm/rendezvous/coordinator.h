@@ -14,6 +14,8 @@
 #ifndef UCODE_VMM_RENDEZVOUS_COORDINATOR_H_
 #define UCODE_VMM_RENDEZVOUS_COORDINATOR_H_
 
+#include <sched.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -112,7 +114,10 @@ class Coordinator {
   // The whole operation: park, activate, set revision, release (order per mode).
   [[nodiscard]] absl::StatusOr<RendezvousReport> Rendezvous(const RendezvousOptions& options);
 
-  // The steps, for tests and benchmarks. Park() releases everything when it fails.
+  // The steps, for tests and benchmarks. Park() releases everything when it fails. A
+  // successful Park() leaves the calling thread at kCoordinatorRtPriority (SCHED_FIFO)
+  // until Release() (or Shutdown()) restores it: whatever the caller runs while vCPUs are
+  // held (the host activation) then runs before ordinary tasks, as stop_machine would.
   [[nodiscard]] absl::Status Park(absl::Duration deadline);
   [[nodiscard]] absl::Status SetRevision(uint32_t revision, absl::Duration deadline);
   [[nodiscard]] absl::Status Release(absl::Duration deadline);
@@ -134,6 +139,11 @@ class Coordinator {
   // Timestamps of the last commands (CLOCK_MONOTONIC ns).
   [[nodiscard]] int64_t last_park_ns() const { return park_ns_; }
   [[nodiscard]] int64_t last_release_ns() const { return release_ns_; }
+  // The last Release(): release command -> the last released vCPU's resumed_ns (taken as
+  // it re-enters KVM_RUN), from the vCPUs' own timestamps. Measure release-all with this,
+  // not with a clock read after Release() returns: that also counts how long this thread
+  // waited for a core after dropping its real-time priority, which no vCPU waits for.
+  [[nodiscard]] absl::Duration last_release_all() const { return release_all_; }
 
  private:
   Coordinator() = default;
@@ -143,6 +153,9 @@ class Coordinator {
   // unparked vCPUs every kRekick when `rekick`. Returns the list of laggards.
   std::vector<std::string> WaitAll(uint32_t seq, absl::Duration deadline, bool rekick);
   absl::Status WaitGuestsSee(uint64_t rev_msr, absl::Duration timeout);
+  absl::Status WaitReleased(uint32_t seq, absl::Duration deadline);
+  void HoldRealtime();
+  void DropRealtime();
 
   std::vector<std::unique_ptr<VmmProcess>> vmms_;
   UniqueFd area_fd_;
@@ -151,6 +164,16 @@ class Coordinator {
   uint32_t seq_ = 0;
   int64_t park_ns_ = 0;
   int64_t release_ns_ = 0;
+  absl::Duration release_all_;
+  // The thread Park() raised to kCoordinatorRtPriority and what it ran before; Release()
+  // restores it (tid 0: nothing held).
+  struct HeldPriority {
+    pid_t tid = 0;
+    int policy = 0;
+    sched_param param{};
+    bool raised = false;
+  };
+  HeldPriority held_rt_;
 };
 
 }  // namespace ucode::rendezvous

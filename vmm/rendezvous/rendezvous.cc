@@ -25,12 +25,15 @@ bool IsState(const VcpuSlot& s, VcpuState st) {
 }
 
 // Runs the coordinator's thread at kCoordinatorRtPriority for a scope, then restores it.
+// A no-op while the thread already runs a real-time policy (e.g. held from Park()).
 class RealtimeScope {
  public:
   RealtimeScope() {
     policy_ = sched_getscheduler(0);
     sched_getparam(0, &param_);
-    if (policy_ != SCHED_FIFO) raised_ = SetRealtime(0, kCoordinatorRtPriority);
+    if (policy_ != SCHED_FIFO && policy_ != SCHED_RR) {
+      raised_ = SetRealtime(0, kCoordinatorRtPriority);
+    }
   }
   ~RealtimeScope() {
     if (raised_) sched_setscheduler(0, policy_, &param_);
@@ -42,7 +45,28 @@ class RealtimeScope {
   bool raised_ = false;
 };
 
+pid_t Gettid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+
 }  // namespace
+
+// The thread that parks keeps kCoordinatorRtPriority until Release() has let every vCPU
+// go: dropping back to SCHED_OTHER between steps lets the scheduler run ordinary tasks
+// (every other runnable thread of the host) before the next step while vCPUs are held.
+void Coordinator::HoldRealtime() {
+  if (held_rt_.tid != 0) return;
+  held_rt_.tid = Gettid();
+  held_rt_.policy = sched_getscheduler(0);
+  sched_getparam(0, &held_rt_.param);
+  held_rt_.raised = held_rt_.policy != SCHED_FIFO && held_rt_.policy != SCHED_RR &&
+                    SetRealtime(0, kCoordinatorRtPriority);
+}
+
+void Coordinator::DropRealtime() {
+  // May run on another thread than HoldRealtime (the orchestrator fans steps out to
+  // threads), hence the tid.
+  if (held_rt_.raised) sched_setscheduler(held_rt_.tid, held_rt_.policy, &held_rt_.param);
+  held_rt_ = {};
+}
 
 uint32_t Coordinator::Issue(Command command, uint32_t expected_acks) {
   uint32_t seq = ++seq_;
@@ -77,23 +101,38 @@ std::vector<std::string> Coordinator::WaitAll(uint32_t seq, absl::Duration deadl
                                               bool rekick) {
   int64_t end = MonotonicNs() + absl::ToInt64Nanoseconds(deadline);
   int64_t next_kick = MonotonicNs() + absl::ToInt64Nanoseconds(kRekick);
+  // Runs at real-time priority on a core the vCPUs need: the loop only counts; names are
+  // built once, on failure.
+  auto pending = [&](size_t i, uint32_t j) {
+    return area_->vm[i].vcpu[j].ack_seq.load(std::memory_order_acquire) != seq;
+  };
+  auto dead = [&](size_t i, uint32_t j) {
+    return IsState(area_->vm[i].vcpu[j], VcpuState::kExited) || vmms_[i]->exited();
+  };
   for (;;) {
     uint32_t acks = area_->acks.load(std::memory_order_acquire);
-    std::vector<std::string> missing;
+    int missing = 0;
     bool exited = false;
     for (size_t i = 0; i < vmms_.size(); ++i) {
-      const VmSlot& vm = area_->vm[i];
-      for (uint32_t j = 0; j < vm.vcpus; ++j) {
-        const VcpuSlot& s = vm.vcpu[j];
-        if (s.ack_seq.load(std::memory_order_acquire) == seq) continue;
-        bool dead = IsState(s, VcpuState::kExited) || vmms_[i]->exited();
-        exited |= dead;
-        missing.push_back(absl::StrCat(vmms_[i]->spec().name, " vcpu ", j,
-                                       dead ? " (exited)" : ""));
+      for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
+        if (!pending(i, j)) continue;
+        ++missing;
+        exited |= dead(i, j);
       }
     }
     int64_t now = MonotonicNs();
-    if (missing.empty() || exited || now >= end) return missing;
+    if (missing == 0) return {};
+    if (exited || now >= end) {
+      std::vector<std::string> names;
+      for (size_t i = 0; i < vmms_.size(); ++i) {
+        for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
+          if (!pending(i, j)) continue;
+          names.push_back(
+              absl::StrCat(vmms_[i]->spec().name, " vcpu ", j, dead(i, j) ? " (exited)" : ""));
+        }
+      }
+      return names;
+    }
     if (rekick && now >= next_kick) {
       KickUnparked(seq);
       next_kick = now + absl::ToInt64Nanoseconds(kRekick);
@@ -104,7 +143,7 @@ std::vector<std::string> Coordinator::WaitAll(uint32_t seq, absl::Duration deadl
 }
 
 absl::Status Coordinator::Park(absl::Duration deadline) {
-  RealtimeScope rt;
+  HoldRealtime();  // until Release(): see HoldRealtime()
   uint32_t seq = Issue(Command::kPark, total_vcpus_);
   // Fan out: one signal per vCPU thread, straight into each VMM process, then raise each
   // to real-time so that a thread waiting for a core runs (and sees the signal) now.
@@ -166,23 +205,48 @@ absl::Status Coordinator::Release(absl::Duration deadline) {
     }
   }
   uint32_t seq = Issue(Command::kRelease, parked);
+  absl::Status s = WaitReleased(seq, deadline);
+  // What the vCPUs recorded, not when this thread noticed: the last vCPU's resumed_ns
+  // (taken just before it re-entered KVM_RUN) minus the release command.
+  int64_t last_back = 0;
+  for (size_t i = 0; i < vmms_.size(); ++i) {
+    for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
+      const VcpuSlot& v = area_->vm[i].vcpu[j];
+      if (v.ack_seq.load(std::memory_order_acquire) == seq) {
+        last_back = std::max(last_back, v.resumed_ns);
+      }
+    }
+  }
+  release_all_ = last_back > release_ns_ ? absl::Nanoseconds(last_back - release_ns_)
+                                         : absl::ZeroDuration();
+  DropRealtime();
+  return s;
+}
+
+absl::Status Coordinator::WaitReleased(uint32_t seq, absl::Duration deadline) {
+  auto still_parked = [&](size_t i, uint32_t j) {
+    const VcpuSlot& s = area_->vm[i].vcpu[j];
+    return IsState(s, VcpuState::kParked) &&
+           s.ack_seq.load(std::memory_order_acquire) != seq && !vmms_[i]->exited();
+  };
   int64_t end = MonotonicNs() + absl::ToInt64Nanoseconds(deadline);
   for (;;) {
     uint32_t acks = area_->acks.load(std::memory_order_acquire);
-    std::vector<std::string> still;
+    int still = 0;
     for (size_t i = 0; i < vmms_.size(); ++i) {
-      for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
-        const VcpuSlot& s = area_->vm[i].vcpu[j];
-        if (IsState(s, VcpuState::kParked) && s.ack_seq.load() != seq && !vmms_[i]->exited()) {
-          still.push_back(absl::StrCat(vmms_[i]->spec().name, " vcpu ", j));
-        }
-      }
+      for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) still += still_parked(i, j);
     }
     int64_t now = MonotonicNs();
-    if (still.empty()) return absl::OkStatus();
+    if (still == 0) return absl::OkStatus();
     if (now >= end) {
+      std::vector<std::string> names;
+      for (size_t i = 0; i < vmms_.size(); ++i) {
+        for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
+          if (still_parked(i, j)) names.push_back(absl::StrCat(vmms_[i]->spec().name, " vcpu ", j));
+        }
+      }
       return absl::DeadlineExceededError(
-          absl::StrCat("release: still parked: ", absl::StrJoin(still, ", "),
+          absl::StrCat("release: still parked: ", absl::StrJoin(names, ", "),
                        " (their dead-man deadline will release them)"));
     }
     FutexWait(&area_->acks, acks, absl::Nanoseconds(end - now));
@@ -274,7 +338,7 @@ absl::StatusOr<RendezvousReport> Coordinator::Rendezvous(const RendezvousOptions
     }
   }
   rep.park_all = absl::Nanoseconds(last_parked - park_ns_);
-  rep.release_all = absl::Nanoseconds(last_back - release_ns_);
+  rep.release_all = release_all_;
   rep.held = absl::Nanoseconds(last_back - first_out);
   rep.overhead = o.mode == RendezvousMode::kStrict ? rep.held - rep.activation : rep.held;
 
