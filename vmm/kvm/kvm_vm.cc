@@ -200,7 +200,14 @@ absl::StatusOr<VcpuFd> KvmVm::CreateVcpu(int index, uint64_t ucode_rev_msr) {
   regs.rdi = record;
   regs.rsi = index;
   RETURN_IF_ERROR(Ioctl(fd, KVM_SET_REGS, &regs, "KVM_SET_REGS").status());
-  RETURN_IF_ERROR(SetMsr(fd, kMsrIa32UcodeRev, ucode_rev_msr));
+  // The whole product rests on user space setting the revision a guest reads (KVM accepts
+  // host-initiated writes of MSR_IA32_UCODE_REV); say so plainly when this KVM does not.
+  if (absl::Status s = SetMsr(fd, kMsrIa32UcodeRev, ucode_rev_msr); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "KVM lacks user-space writes of MSR 0x8B (IA32_UCODE_REV), needed to set the guest's "
+        "microcode revision: ",
+        s.message()));
+  }
   // With the in-kernel LAPIC, every vCPU but 0 starts waiting for INIT/SIPI (KVM API
   // document 4.38 KVM_SET_MP_STATE); ours start running straight away.
   kvm_mp_state mp{KVM_MP_STATE_RUNNABLE};

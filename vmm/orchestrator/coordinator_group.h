@@ -33,6 +33,9 @@ class CoordinatorGuestGroup final : public GuestGroup {
   [[nodiscard]] GuestViewResult VerifyGuestViews(uint32_t revision,
                                                  absl::Duration timeout) override;
   [[nodiscard]] std::vector<VmReport> Report() override;
+  [[nodiscard]] std::optional<absl::Duration> LastReleaseAll() const override {
+    return coordinator_.last_release_all();
+  }
 
  private:
   // Per VM, the vCPUs whose MSR 0x8B read-back (through the VMM) is not `msr`.

@@ -15,6 +15,7 @@
 #define UCODE_VMM_ORCHESTRATOR_GUEST_GROUP_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,14 @@ class GuestGroup {
 
   // Per-VM measurements of the last park/release and the guest views.
   [[nodiscard]] virtual std::vector<VmReport> Report() = 0;
+
+  // The last Release(), from the release command to the last vCPU back in guest mode, as
+  // the VMs themselves timed it; nullopt when the backend cannot tell (the orchestrator
+  // then times the call). A clock read after Release() returns would also count how long
+  // the caller waited for a core, which no vCPU waits for.
+  [[nodiscard]] virtual std::optional<absl::Duration> LastReleaseAll() const {
+    return std::nullopt;
+  }
 
   // Sends `notice` to each VM's guest agent; waits at most `timeout` in total.
   [[nodiscard]] virtual NotifyResult Notify(const AgentNotice& notice, absl::Duration timeout) {
