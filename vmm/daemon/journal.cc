@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS steps (
   time_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS steps_by_operation ON steps(operation_id);
+CREATE TABLE IF NOT EXISTS paused_domains (
+  operation_id INTEGER NOT NULL REFERENCES operations(id),
+  name TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS paused_domains_by_operation ON paused_domains(operation_id);
 )sql";
 
 absl::Status SqliteError(sqlite3* db, absl::string_view what) {
@@ -181,7 +186,8 @@ absl::Status Journal::UpdateOperation(int64_t id, const Operation& op) {
 }
 
 absl::Status Journal::BeginStep(int64_t id, ucode::v1::Step step, absl::string_view what,
-                                int64_t time_unix_us) {
+                                int64_t time_unix_us,
+                                absl::Span<const std::string> paused_domains) {
   absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.Began());
@@ -194,6 +200,13 @@ absl::Status Journal::BeginStep(int64_t id, ucode::v1::Step step, absl::string_v
   row.Bind(3, what);
   row.Bind(4, time_unix_us);
   RETURN_IF_ERROR(row.Run(absl::StrCat("insert begin step ", step, " of operation ", id)));
+  for (const std::string& name : paused_domains) {
+    Statement dom(db_, "INSERT INTO paused_domains (operation_id, name) VALUES (?, ?)");
+    RETURN_IF_ERROR(dom.Prepared("prepare insert paused domain"));
+    dom.Bind(1, id);
+    dom.Bind(2, name);
+    RETURN_IF_ERROR(dom.Run(absl::StrCat("insert paused domain of operation ", id)));
+  }
   Statement up(db_, "UPDATE operations SET in_progress_step = ?, update_ms = ? WHERE id = ?");
   RETURN_IF_ERROR(up.Prepared("prepare update in-progress step"));
   up.Bind(1, static_cast<int64_t>(step));
@@ -285,6 +298,20 @@ absl::StatusOr<std::vector<JournalStep>> Journal::LoadSteps(int64_t id) {
     out.push_back(std::move(s));
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, absl::StrCat("load steps of operation ", id));
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> Journal::LoadPausedDomains(int64_t id) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "SELECT name FROM paused_domains WHERE operation_id = ? ORDER BY rowid");
+  RETURN_IF_ERROR(st.Prepared("prepare load paused domains"));
+  st.Bind(1, id);
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(st.Text(0));
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, absl::StrCat("load paused domains of operation ", id));
+  }
   return out;
 }
 

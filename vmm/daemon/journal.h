@@ -1,7 +1,9 @@
 // The durable journal of operations: one SQLite database (WAL, synchronous=FULL, so every
 // commit is on disk before the call returns). The daemon writes an operation's row when it
-// is created, a step row BEFORE every step that changes the host or a VM, and the final
-// state when it ends; on start it reads back what a dead process left unfinished.
+// is created, a step row BEFORE every step that changes the host or a VM (with, for the
+// rendezvous, the libvirt domains it is about to pause: they have no dead-man release of
+// their own), and the final state when it ends; on start it reads back what a dead
+// process left unfinished.
 #ifndef UCODE_VMM_DAEMON_JOURNAL_H_
 #define UCODE_VMM_DAEMON_JOURNAL_H_
 
@@ -14,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/ucode/v1/ucoded.pb.h"
 
@@ -49,9 +52,11 @@ class Journal {
                                              const ucode::v1::Operation& op);
   // Writes the whole operation row (state, steps, error, report, times).
   [[nodiscard]] absl::Status UpdateOperation(int64_t id, const ucode::v1::Operation& op);
-  // A step row plus the operation's in-progress step, in one transaction.
+  // A step row plus the operation's in-progress step, in one transaction, with the names
+  // of the libvirt domains the step is about to pause (StepSink::BeginStep).
   [[nodiscard]] absl::Status BeginStep(int64_t id, ucode::v1::Step step,
-                                       absl::string_view what, int64_t time_unix_us);
+                                       absl::string_view what, int64_t time_unix_us,
+                                       absl::Span<const std::string> paused_domains = {});
   // Finished-step rows plus the operation's last step (and in-progress step, cleared
   // when `clears_in_progress`), in one transaction.
   [[nodiscard]] absl::Status RecordFinishedSteps(int64_t id,
@@ -60,6 +65,8 @@ class Journal {
 
   [[nodiscard]] absl::StatusOr<std::vector<JournalRecord>> LoadOperations();
   [[nodiscard]] absl::StatusOr<std::vector<JournalStep>> LoadSteps(int64_t id);
+  // Every domain name BeginStep journaled for the operation, in order written.
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> LoadPausedDomains(int64_t id);
 
  private:
   explicit Journal(sqlite3* db) : db_(db) {}

@@ -67,7 +67,8 @@ OperationEvent& OperationRecord::AppendLocked(Step step, absl::string_view messa
   return e;
 }
 
-absl::Status OperationRecord::BeginStep(Step step, absl::string_view what) {
+absl::Status OperationRecord::BeginStep(Step step, absl::string_view what,
+                                        absl::Span<const std::string> paused_domains) {
   absl::MutexLock journal_lock(&journal_mu_);
   {
     absl::MutexLock lock(&mu_);
@@ -89,7 +90,7 @@ absl::Status OperationRecord::BeginStep(Step step, absl::string_view what) {
     in_progress_ = step;
   }
   FlushPending();
-  absl::Status s = journal_->BeginStep(id_, step, what, NowUs());
+  absl::Status s = journal_->BeginStep(id_, step, what, NowUs(), paused_domains);
   if (!s.ok()) {
     LogLine("journal_error", {{"operation", name_}, {"step", Step_Name(step)},
                               {"error", s.ToString()}});

@@ -41,7 +41,9 @@ class OperationRecord final : public StepSink {
   [[nodiscard]] ucode::v1::Operation Snapshot() const;
 
   // StepSink, called by the runner's threads.
-  absl::Status BeginStep(ucode::v1::Step step, absl::string_view what) override;
+  using StepSink::BeginStep;
+  absl::Status BeginStep(ucode::v1::Step step, absl::string_view what,
+                         absl::Span<const std::string> paused_domains) override;
   void Emit(ucode::v1::Step step, absl::string_view message,
             const ucode::v1::StagingProgress* staging) override;
 

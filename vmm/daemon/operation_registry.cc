@@ -57,7 +57,8 @@ absl::Status OperationRegistry::Recover(
   for (JournalRecord& row : rows) {
     Operation& op = row.operation;
     if (!op.done()) {
-      InterruptedOperation io{op.name(), op.kind(), op.last_step(), op.interrupted_step()};
+      InterruptedOperation io{op.name(), op.kind(), op.last_step(), op.interrupted_step(), {}};
+      ASSIGN_OR_RETURN(io.paused_domains, journal_->LoadPausedDomains(row.id));
       absl::StatusOr<std::string> account = confirm(io);
       op.set_done(true);
       op.set_state(ucode::v1::OPERATION_STATE_INTERRUPTED);

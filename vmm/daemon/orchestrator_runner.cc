@@ -28,6 +28,8 @@ ucode::v1::Step ToProto(Step step) { return static_cast<ucode::v1::Step>(step); 
 
 // How long a restarted daemon waits for the dead instance's VMMs, beyond their dead-man.
 constexpr absl::Duration kConfirmSlack = absl::Seconds(3);
+// How long a restarted daemon waits for each libvirt domain it resumes to acknowledge.
+constexpr absl::Duration kResumeDeadline = absl::Seconds(10);
 
 // The orchestrator's emit callback onto a StepSink. STEP_DONE is the daemon's own event
 // (it carries the final state), so the orchestrator's is dropped. With `defer`, the
@@ -99,6 +101,10 @@ absl::StatusOr<std::unique_ptr<OrchestratorRunner>> OrchestratorRunner::Create(
   if (options.platform == nullptr) return absl::InvalidArgumentError("no platform");
   std::unique_ptr<OrchestratorRunner> r(new OrchestratorRunner(std::move(options)));
   RETURN_IF_ERROR(r->StartFleet());
+  if (!r->options_.libvirt_uri.empty()) {
+    ASSIGN_OR_RETURN(r->libvirt_,
+                     LibvirtGuests::Open(r->options_.libvirt_uri, r->options_.libvirt_domains));
+  }
   r->RefreshSnapshot();
   return r;
 }
@@ -148,7 +154,6 @@ absl::Status OrchestratorRunner::StartFleet() {
   ASSIGN_OR_RETURN(coordinator_, rendezvous::Coordinator::Start(specs_, copts));
   pids_ = coordinator_->pids();
   fleet_group_ = std::make_unique<orchestrator::CoordinatorGuestGroup>(*coordinator_, specs_);
-  groups_.push_back(fleet_group_.get());
   std::vector<FleetRecordEntry> entries;
   for (size_t i = 0; i < specs_.size(); ++i) {
     entries.push_back(
@@ -159,33 +164,71 @@ absl::Status OrchestratorRunner::StartFleet() {
 
 std::vector<pid_t> OrchestratorRunner::vmm_pids() const { return pids_; }
 
-absl::Status OrchestratorRunner::CheckGuestSelection(const std::vector<std::string>& guests) const {
-  if (guests.empty()) return absl::OkStatus();
-  std::vector<std::string> known;
-  for (const rendezvous::VmSpec& s : specs_) known.push_back(s.name);
+absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGuests(
+    const std::vector<std::string>& guests) const {
+  GuestSelection sel;
+  if (guests.empty()) {
+    sel.fleet = fleet_group_ != nullptr;
+    sel.all_libvirt = libvirt_ != nullptr;
+    return sel;
+  }
+  std::vector<std::string> fleet;
+  for (const rendezvous::VmSpec& s : specs_) fleet.push_back(s.name);
+  std::vector<std::string> domains;
+  if (libvirt_ != nullptr) {
+    absl::StatusOr<std::vector<std::string>> names = libvirt_->Names();
+    if (!names.ok()) {
+      return absl::UnavailableError(absl::StrCat("guests: ", names.status().message()));
+    }
+    domains = *std::move(names);
+  }
+  const auto has = [](const std::vector<std::string>& v, const std::string& n) {
+    return std::find(v.begin(), v.end(), n) != v.end();
+  };
+  size_t fleet_named = 0;
   for (const std::string& g : guests) {
-    if (std::find(known.begin(), known.end(), g) == known.end()) {
+    if (has(fleet, g)) {
+      ++fleet_named;
+    } else if (has(domains, g)) {
+      if (!has(sel.libvirt, g)) sel.libvirt.push_back(g);
+    } else {
+      std::vector<std::string> known = fleet;
+      known.insert(known.end(), domains.begin(), domains.end());
       return absl::InvalidArgumentError(absl::StrCat("guests: '", g, "' is not a managed guest (",
                                                      absl::StrJoin(known, ", "), ")"));
     }
   }
   // The fleet parks as one rendezvous group; a VM left running would keep a stale view.
-  if (guests.size() != known.size()) {
+  if (fleet_named != 0 && fleet_named < fleet.size()) {
     return absl::InvalidArgumentError(
         "guests: the ucode-vmm fleet is parked as one group; name all of its VMs or none");
   }
-  return absl::OkStatus();
+  sel.fleet = fleet_named != 0;
+  return sel;
 }
 
 absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
-  RETURN_IF_ERROR(CheckGuestSelection(params.guests));
+  ASSIGN_OR_RETURN(GuestSelection sel, SelectGuests(params.guests));
+  std::vector<orchestrator::GuestGroup*> groups;
+  if (sel.fleet) groups.push_back(fleet_group_.get());
+  LibvirtApplyGroup libvirt;
+  if (libvirt_ != nullptr && (sel.all_libvirt || !sel.libvirt.empty())) {
+    orchestrator::LibvirtGroupOptions lo;
+    lo.mode = params.mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict";
+    ASSIGN_OR_RETURN(libvirt, libvirt_->Group(sel.libvirt, lo));
+    if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
+  }
   RefreshSnapshot();
   busy_.store(true);
   EventRelay relay(sink, options_.defer_parked_events);
   orchestrator::UpdateCallbacks cb;
   cb.begin_step = [&](Step step, absl::string_view what) {
-    absl::Status s = sink.BeginStep(ToProto(step), what);
+    // The domains about to be suspended go into the journal with the rendezvous row: no
+    // dead-man releases them if this process dies (ConfirmGuestsRunning resumes them).
+    absl::Status s = step == Step::kParked
+                         ? sink.BeginStep(ToProto(step), what, libvirt.to_suspend)
+                         : sink.BeginStep(ToProto(step), what);
     if (s.ok() && step == Step::kParked) holding_.store(true);
     return s;
   };
@@ -195,7 +238,7 @@ absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params,
   };
   cb.cancelled = [&cancel] { return cancel.Cancelled(); };
   orchestrator::UpdateReport report = orchestrator::RunUpdate(
-      *options_.platform, params.image, groups_, OptionsFor(params, options_.stage), cb);
+      *options_.platform, params.image, groups, OptionsFor(params, options_.stage), cb);
   relay.Flush();
   holding_.store(false);
   busy_.store(false);
@@ -299,18 +342,50 @@ absl::StatusOr<std::vector<ucode::v1::Guest>> OrchestratorRunner::ListGuests() {
     g.set_state(!VmmAlive(pids_[i], specs_[i].name) ? "exited" : held ? "rendezvous" : "running");
     g.set_guest_view_updatable(true);
   }
+  if (libvirt_ != nullptr) {
+    ASSIGN_OR_RETURN(std::vector<ucode::v1::Guest> domains, libvirt_->Describe());
+    for (ucode::v1::Guest& g : domains) out.push_back(std::move(g));
+  }
   return out;
 }
 
 absl::StatusOr<std::string> OrchestratorRunner::ConfirmGuestsRunning(
     const InterruptedOperation& op) {
-  (void)op;  // every VM of the dead instance is checked, whatever step it died in
+  // Every VM of the dead instance's fleet is checked, whatever step it died in.
   ASSIGN_OR_RETURN(std::string previous,
                    ConfirmFleetReleased(previous_fleet_, options_.deadman + kConfirmSlack));
   int running = 0;
   for (size_t i = 0; i < specs_.size(); ++i) running += VmmAlive(pids_[i], specs_[i].name);
-  return absl::StrCat(previous, "; this instance runs ", running, " of ", specs_.size(),
-                      " managed VMs");
+  std::string account = absl::StrCat(previous, "; this instance runs ", running, " of ",
+                                     specs_.size(), " managed VMs");
+  if (op.paused_domains.empty()) return account;
+  absl::StatusOr<std::string> libvirt = ConfirmLibvirtResumed(op);
+  if (!libvirt.ok()) {
+    return absl::Status(libvirt.status().code(),
+                        absl::StrCat(account, "; ", libvirt.status().message()));
+  }
+  return absl::StrCat(account, "; ", *libvirt);
+}
+
+absl::StatusOr<std::string> OrchestratorRunner::ConfirmLibvirtResumed(
+    const InterruptedOperation& op) const {
+  const std::string names = absl::StrJoin(op.paused_domains, ", ");
+  // STEP_RELEASED is journaled only after every group released: if the journal holds it,
+  // the dead instance resumed its domains itself, and one paused now was paused by
+  // someone else since.
+  const bool held = op.interrupted_step == ucode::v1::STEP_PARKED ||
+                    (op.last_step >= ucode::v1::STEP_PARKED &&
+                     op.last_step < ucode::v1::STEP_RELEASED);
+  if (!held) {
+    return absl::StrCat("libvirt: the operation released its domains (", names,
+                        ") before it was interrupted; none touched");
+  }
+  if (libvirt_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("libvirt: the operation paused ", names,
+                     " but this ucoded has no --libvirt_uri: resume them by hand"));
+  }
+  return libvirt_->ResumePaused(op.paused_domains, kResumeDeadline);
 }
 
 }  // namespace ucode::daemon

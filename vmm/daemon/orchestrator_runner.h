@@ -8,6 +8,10 @@
 // rendezvous::Coordinator and kept for the runner's lifetime. The fleet is recorded in
 // `<state_dir>/fleet.txt` (name, pid, log) so that the next daemon instance can confirm,
 // after a crash, that every VM the dead one had parked released itself (ConfirmGuestsRunning).
+// Beside it, optional libvirt domains (`--libvirt_uri`, libvirt_guests.h): one apply may
+// park both. Libvirt domains have no dead-man release, so the domains an apply is about to
+// suspend are journaled with BeginStep(STEP_PARKED), and ConfirmGuestsRunning resumes
+// those a dead instance left paused.
 //
 // Threads: Apply/Stage run on the daemon's single operation thread (one at a time);
 // DescribeHost/ListGuests on any gRPC thread. The coordinator is touched only by
@@ -26,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "host/platform/platform.h"
+#include "vmm/daemon/libvirt_guests.h"
 #include "vmm/daemon/update_runner.h"
 #include "vmm/daemon/vmm_fleet.h"
 #include "vmm/orchestrator/coordinator_group.h"
@@ -44,6 +49,9 @@ struct OrchestratorRunnerOptions {
   // Events emitted while vCPUs are held (PARKED, ACTIVATED, GUEST_VIEWS_SET) are handed to
   // the sink together with RELEASED, so that waking watchers never lengthens the blackout.
   bool defer_parked_events = true;
+  // Libvirt domains to update too (libvirt_guests.h); empty URI: none.
+  std::string libvirt_uri;
+  libvirt::DomainSelector libvirt_domains = {.all_running = true};
 };
 
 class OrchestratorRunner final : public UpdateRunner {
@@ -70,10 +78,18 @@ class OrchestratorRunner final : public UpdateRunner {
 
  private:
   explicit OrchestratorRunner(OrchestratorRunnerOptions options);
+  // Which guests an apply names: the whole fleet or none of it, any selected domains.
+  struct GuestSelection {
+    bool fleet = false;
+    std::vector<std::string> libvirt;  // empty with `all_libvirt`: every selected domain
+    bool all_libvirt = false;
+  };
+
   absl::Status StartFleet();
   absl::StatusOr<ucode::v1::Host> ReadHost();
   void RefreshSnapshot();
-  absl::Status CheckGuestSelection(const std::vector<std::string>& guests) const;
+  absl::StatusOr<GuestSelection> SelectGuests(const std::vector<std::string>& guests) const;
+  absl::StatusOr<std::string> ConfirmLibvirtResumed(const InterruptedOperation& op) const;
 
   OrchestratorRunnerOptions options_;
   std::string log_dir_;
@@ -81,7 +97,7 @@ class OrchestratorRunner final : public UpdateRunner {
   std::vector<rendezvous::VmSpec> specs_;
   std::unique_ptr<rendezvous::Coordinator> coordinator_;
   std::unique_ptr<orchestrator::CoordinatorGuestGroup> fleet_group_;
-  std::vector<orchestrator::GuestGroup*> groups_;
+  std::unique_ptr<LibvirtGuests> libvirt_;  // null without --libvirt_uri
   std::vector<pid_t> pids_;  // fixed after Create
 
   // Set for the duration of Apply/Stage; `holding` while vCPUs are held.

@@ -10,12 +10,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "host/base/status_macros.h"
-#include "host/microcode/microcode_image.h"
-#include "host/platform/emulated_platform.h"
-#include "host/platform/linux_platform.h"
+#include "host/platform/platform_choice.h"
 #include "vmm/daemon/fake_runner.h"
+#include "vmm/daemon/libvirt_guests.h"
 #include "vmm/daemon/log.h"
 #include "vmm/daemon/orchestrator_runner.h"
 #include "vmm/rendezvous/vmm_process.h"
@@ -33,6 +31,12 @@ ABSL_FLAG(std::string, root, "/", "--platform=linux: root of sysfs, /dev and fir
 ABSL_FLAG(std::string, vmm_fleet, "auto",
           "managed ucode-vmm VMs, VMSxVCPUS[:program] (e.g. 4x2, 2x1:halt), 'none', or 'auto' "
           "(4x2 spin on the emulated platform when /dev/kvm and ucode-vmm are available)");
+ABSL_FLAG(std::string, libvirt_uri, "",
+          "also update these libvirt domains (e.g. qemu:///system; empty: none), parked beside "
+          "the ucode-vmm fleet in the same apply");
+ABSL_FLAG(std::string, libvirt_domains, "all",
+          "--libvirt_uri: NAME,... (names or UUIDs) or 'all' (every running domain at apply "
+          "time)");
 ABSL_FLAG(std::string, vmm_path, "", "ucode-vmm binary (empty: $UCODE_VMM, runfiles, beside us)");
 ABSL_FLAG(int64_t, vmm_deadman_ms, 2000,
           "each managed VMM releases its own vCPUs when parked this long (or when ucoded dies)");
@@ -65,30 +69,13 @@ absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeFakeRunner() {
   return runner;
 }
 
-absl::StatusOr<std::unique_ptr<platform::Platform>> MakePlatform() {
-  const std::string name = absl::GetFlag(FLAGS_platform);
-  if (name == "linux") {
-    platform::LinuxPlatformOptions options;
-    options.root = absl::GetFlag(FLAGS_root);
-    ASSIGN_OR_RETURN(std::unique_ptr<platform::LinuxPlatform> p,
-                     platform::LinuxPlatform::Create(options));
-    return std::unique_ptr<platform::Platform>(std::move(p));
-  }
-  if (name != "emulated") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--platform: '", name, "': expected emulated or linux"));
-  }
-  std::string text;
-  if (std::string path = absl::GetFlag(FLAGS_host_config); !path.empty()) {
-    ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, microcode::ReadFileBytes(path, 1 << 20));
-    text.assign(bytes.begin(), bytes.end());
-    text += "\n";
-  }
-  text += absl::StrJoin(absl::GetFlag(FLAGS_host), "\n");
-  ASSIGN_OR_RETURN(platform::EmulatedHostConfig config, platform::ParseEmulatedHostConfig(text));
-  ASSIGN_OR_RETURN(std::unique_ptr<platform::EmulatedPlatform> p,
-                   platform::EmulatedPlatform::Create(config));
-  return std::unique_ptr<platform::Platform>(std::move(p));
+platform::PlatformChoice PlatformFromFlags() {
+  platform::PlatformChoice choice;
+  choice.backend = absl::GetFlag(FLAGS_platform);
+  choice.host_config_path = absl::GetFlag(FLAGS_host_config);
+  choice.host_overrides = absl::GetFlag(FLAGS_host);
+  choice.root = absl::GetFlag(FLAGS_root);
+  return choice;
 }
 
 // Why a managed fleet cannot run here, or "".
@@ -127,7 +114,7 @@ absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeRunnerFromFlags(const std::str
     return absl::InvalidArgumentError(absl::StrCat("--runner: unknown runner '", kind, "'"));
   }
   OrchestratorRunnerOptions o;
-  ASSIGN_OR_RETURN(o.platform, MakePlatform());
+  ASSIGN_OR_RETURN(o.platform, platform::MakePlatform(PlatformFromFlags()));
   ASSIGN_OR_RETURN(o.fleet, FleetFromFlags(o.platform->name()));
   o.vmm_path = absl::GetFlag(FLAGS_vmm_path);
   o.deadman = absl::Milliseconds(absl::GetFlag(FLAGS_vmm_deadman_ms));
@@ -135,14 +122,24 @@ absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeRunnerFromFlags(const std::str
   if (o.state_dir.empty()) {
     o.state_dir = (std::filesystem::path(journal_path).parent_path() / "vmm").string();
   }
+  o.libvirt_uri = absl::GetFlag(FLAGS_libvirt_uri);
+  if (o.libvirt_uri.empty() && absl::GetFlag(FLAGS_libvirt_domains) != "all") {
+    return absl::InvalidArgumentError("--libvirt_domains needs --libvirt_uri");
+  }
+  ASSIGN_OR_RETURN(o.libvirt_domains, ParseLibvirtDomains(absl::GetFlag(FLAGS_libvirt_domains)));
   o.stage = absl::GetFlag(FLAGS_stage);
   o.defer_parked_events = absl::GetFlag(FLAGS_defer_parked_events);
   const std::string platform = o.platform->name();
+  const std::string libvirt = o.libvirt_uri.empty()
+                                  ? "none"
+                                  : absl::StrCat(o.libvirt_uri, " ",
+                                                 absl::GetFlag(FLAGS_libvirt_domains));
   const std::string fleet =
       o.fleet ? absl::StrCat(o.fleet->vms, "x", o.fleet->vcpus, ":", o.fleet->program) : "none";
   ASSIGN_OR_RETURN(std::unique_ptr<OrchestratorRunner> runner,
                    OrchestratorRunner::Create(std::move(o)));
   LogLine("runner", {{"runner", "orchestrator"}, {"platform", platform}, {"vmm_fleet", fleet},
+                     {"libvirt", libvirt},
                      {"vmm_logs", runner->vmm_log_dir()}});
   return std::unique_ptr<UpdateRunner>(std::move(runner));
 }

@@ -1,5 +1,5 @@
 // The UpdateRunner ucoded drives, chosen and configured by command-line flags
-// (--runner, --platform, --host_config, --host, --root, --vmm_fleet, ...; see
+// (--runner, --platform, --host_config, --host, --root, --vmm_fleet, --libvirt_uri, ...; see
 // `ucoded --help`). Kept apart from daemon_main.cc so the flags of the runner live beside
 // the code that reads them.
 #ifndef UCODE_VMM_DAEMON_RUNNER_FLAGS_H_

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "proto/ucode/v1/ucoded.pb.h"
 
 namespace ucode::daemon {
@@ -48,8 +49,15 @@ class StepSink {
   // returns. A non-OK result means "do not start the step": CANCELLED when the operation
   // was cancelled (cancel is honoured until BeginStep(STEP_PARKED) succeeds), or the
   // journal's error. The runner then returns that status.
-  [[nodiscard]] virtual absl::Status BeginStep(ucode::v1::Step step,
-                                               absl::string_view what) = 0;
+  //
+  // `paused_domains` (with STEP_PARKED): the guests the step is about to pause that have no
+  // dead-man release of their own (libvirt domains), journaled in the same transaction so
+  // that a restarted daemon resumes exactly those (InterruptedOperation::paused_domains).
+  [[nodiscard]] virtual absl::Status BeginStep(ucode::v1::Step step, absl::string_view what,
+                                               absl::Span<const std::string> paused_domains) = 0;
+  [[nodiscard]] absl::Status BeginStep(ucode::v1::Step step, absl::string_view what) {
+    return BeginStep(step, what, {});
+  }
 
   // A progress event: `step` finished (or, for STEP_STAGING, made progress: `staging`
   // set). Never blocks on I/O or on watchers, so it is safe to call while vCPUs are parked.
@@ -82,6 +90,8 @@ struct InterruptedOperation {
   std::string kind;                        // "apply" or "stage"
   ucode::v1::Step last_step;               // last finished step journaled
   ucode::v1::Step interrupted_step;        // begun, not finished
+  // Libvirt domains BeginStep(STEP_PARKED) journaled as about to be paused by us.
+  std::vector<std::string> paused_domains;
 };
 
 // A failed Apply may attach its report (JSON) to the status under this payload type URL;

@@ -15,6 +15,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "vmm/ucodectl/client_channel.h"
 #include "vmm/ucodectl/command_line.h"
+#include "vmm/ucodectl/cpu_option.h"
 #include "vmm/ucodectl/min_rev_option.h"
 
 namespace ucode::ctl {
@@ -133,19 +134,15 @@ int Guests(Remote& r, const ParsedArgs&) {
 int Inspect(Remote& r, const ParsedArgs& a) {
   ucode::v1::InspectImageRequest req;
   if (!FillImage(r, a.positional()[0], a.Has("send-bytes"), req.mutable_image())) return kFailed;
-  if (auto cpu = a.Value("cpu")) {
-    std::vector<std::string> parts = absl::StrSplit(*cpu, ':');
-    uint32_t v[3] = {0, 0, 0};
-    if (parts.size() > 3) return kUsage;
-    for (size_t i = 0; i < parts.size(); ++i) {
-      if (!absl::SimpleHexAtoi(parts[i], &v[i])) {
-        std::fprintf(stderr, "ucodectl: --cpu: '%s' is not hex\n", parts[i].c_str());
-        return kUsage;
-      }
+  if (auto text = a.Value("cpu")) {
+    absl::StatusOr<microcode::CpuIdentity> cpu = ParseCpuOption(*text);
+    if (!cpu.ok()) {
+      std::fprintf(stderr, "ucodectl: %s\n", std::string(cpu.status().message()).c_str());
+      return kUsage;
     }
-    req.mutable_cpu()->set_signature(v[0]);
-    req.mutable_cpu()->set_platform_id(v[1]);
-    req.mutable_cpu()->set_current_revision(v[2]);
+    req.mutable_cpu()->set_signature(cpu->signature);
+    req.mutable_cpu()->set_platform_id(cpu->platform_id);
+    req.mutable_cpu()->set_current_revision(cpu->current_revision);
   }
   grpc::ClientContext ctx;
   ucode::v1::InspectImageResponse resp;
@@ -287,8 +284,8 @@ const std::vector<RemoteCommand>& Commands() {
       {"describe", "describe [--json]", {kJson}, 0, Describe},
       {"guests", "guests", {}, 0, Guests},
       {"inspect",
-       "inspect FILE [--cpu SIG[:PFID[:REV]]] [--json]",
-       {kJson, kBytes, {"cpu", true, false, "hex CPU identity to select for"}},
+       "inspect FILE [--cpu SIG[,PF[,REV]]] [--json]",
+       {kJson, kBytes, {"cpu", true, false, kCpuOptionHelp}},
        1,
        Inspect},
       {"stage", "stage FILE [--no-follow]", {kBytes, kNoFollow}, 1, Stage},

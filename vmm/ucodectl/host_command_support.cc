@@ -10,8 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "host/base/status_macros.h"
-#include "host/platform/emulated_platform.h"
-#include "host/platform/linux_platform.h"
+#include "host/platform/platform_choice.h"
 
 namespace ucode::ctl {
 
@@ -31,29 +30,12 @@ std::vector<OptionSpec> PlatformOptionSpecs() {
 }
 
 absl::StatusOr<std::unique_ptr<platform::Platform>> PlatformFromArgs(const ParsedArgs& args) {
-  const std::string name = args.ValueOr("platform", "emulated");
-  if (name == "linux") {
-    platform::LinuxPlatformOptions options;
-    options.root = args.ValueOr("root", "/");
-    ASSIGN_OR_RETURN(std::unique_ptr<platform::LinuxPlatform> p,
-                     platform::LinuxPlatform::Create(options));
-    return std::unique_ptr<platform::Platform>(std::move(p));
-  }
-  if (name != "emulated") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--platform ", name, ": expected emulated or linux"));
-  }
-  std::string text;
-  if (std::optional<std::string> path = args.Value("host-config")) {
-    ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, microcode::ReadFileBytes(*path, 1 << 20));
-    text.assign(bytes.begin(), bytes.end());
-    text += "\n";
-  }
-  text += absl::StrJoin(args.Values("host"), "\n");
-  ASSIGN_OR_RETURN(platform::EmulatedHostConfig config, platform::ParseEmulatedHostConfig(text));
-  ASSIGN_OR_RETURN(std::unique_ptr<platform::EmulatedPlatform> p,
-                   platform::EmulatedPlatform::Create(config));
-  return std::unique_ptr<platform::Platform>(std::move(p));
+  platform::PlatformChoice choice;
+  choice.backend = args.ValueOr("platform", platform::kEmulatedBackend);
+  choice.host_config_path = args.ValueOr("host-config", "");
+  choice.host_overrides = args.Values("host");
+  choice.root = args.ValueOr("root", "/");
+  return platform::MakePlatform(choice);
 }
 
 namespace {

@@ -11,16 +11,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "host/base/json_writer.h"
 #include "host/microcode/microcode_image.h"
 #include "host/microcode/selection.h"
 #include "vmm/ucodectl/command_line.h"
 #include "vmm/ucodectl/commands.h"
+#include "vmm/ucodectl/cpu_option.h"
 #include "vmm/ucodectl/min_rev_option.h"
 
 namespace ucode::ctl {
@@ -32,10 +31,7 @@ const std::vector<OptionSpec>& Specs() {
   static const std::vector<OptionSpec> kSpecs = [] {
     std::vector<OptionSpec> specs = {
         {"json", false, false, "one JSON object per image instead of text lines"},
-        {"cpu", true, false,
-         "SIG[,PF[,REV]]: show the selection for CPUID(1).EAX SIG, processor flags PF (the "
-         "one-bit mask sysfs shows in cpu*/microcode/processor_flags; default 0x1) and running "
-         "revision REV (default 0); all hex"},
+        {"cpu", true, false, kCpuOptionHelp},
         {"help", false, false, "this text"},
     };
     AppendMinRevOptionSpecs(specs);
@@ -101,33 +97,6 @@ Inputs Load(const std::vector<std::string>& paths) {
     }
   }
   return in;
-}
-
-absl::StatusOr<mc::CpuIdentity> ParseCpu(const std::string& text) {
-  std::vector<std::string> parts = absl::StrSplit(text, ',');
-  const auto hex = [](const std::string& s, uint32_t* out) {
-    absl::string_view v = s;
-    if (v.size() > 2 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) v.remove_prefix(2);
-    return absl::SimpleHexAtoi(v, out);
-  };
-  mc::CpuIdentity cpu;
-  if (parts.empty() || parts.size() > 3 || !hex(parts[0], &cpu.signature)) {
-    return absl::InvalidArgumentError(absl::StrCat("--cpu ", text, ": want SIG[,PF[,REV]]"));
-  }
-  if (parts.size() > 1) {
-    uint32_t pf = 0;
-    if (!hex(parts[1], &pf)) return absl::InvalidArgumentError("--cpu: PF is not a number");
-    // A CPU's flags have exactly one bit, 1 << MSR 0x17[52:50] (what sysfs shows).
-    if (pf == 0 || (pf & (pf - 1)) != 0 || pf > 0x80) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("--cpu: PF 0x%x is not a one-bit mask 0x01..0x80", pf));
-    }
-    cpu.platform_id = static_cast<uint32_t>(__builtin_ctz(pf));
-  }
-  if (parts.size() > 2 && !hex(parts[2], &cpu.current_revision)) {
-    return absl::InvalidArgumentError("--cpu: REV is not a hex number");
-  }
-  return cpu;
 }
 
 std::string DateOf(const mc::MicrocodeHeader& h) {
@@ -222,7 +191,7 @@ int RunInspect(const std::vector<std::string>& args) {
   if (parsed->positional().empty()) return PrintUsage(kSyntax, Specs(), "no PATH given");
   std::optional<mc::CpuIdentity> cpu;
   if (std::optional<std::string> text = parsed->Value("cpu")) {
-    absl::StatusOr<mc::CpuIdentity> c = ParseCpu(*text);
+    absl::StatusOr<mc::CpuIdentity> c = ParseCpuOption(*text);
     if (!c.ok()) return PrintUsage(kSyntax, Specs(), c.status().message());
     cpu = *c;
   }

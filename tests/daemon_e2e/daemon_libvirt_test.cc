@@ -1,0 +1,272 @@
+// ucoded's real runner over libvirt domains, in-process (libvirt's mock driver,
+// test:///default, is shared only inside one process): the emulated host, no ucode-vmm
+// fleet, and the domains of the test driver (no QEMU):
+//  - ListGuests shows the selected domains as kind "libvirt", never updatable;
+//  - one apply suspends and resumes each selected domain exactly once, journals the names
+//    of the domains it was about to suspend, and reports their views stale;
+//  - recovery: for an operation the journal shows interrupted inside the rendezvous, the
+//    next daemon resumes exactly the domains the journal says it paused, and leaves a
+//    domain someone else paused alone.
+#include <libvirt/libvirt.h>
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "host/microcode/image_generator.h"
+#include "host/platform/platform_choice.h"
+#include "nlohmann/json.hpp"
+#include "tests/daemon_e2e/daemon_test_util.h"
+#include "vmm/daemon/daemon.h"
+#include "vmm/daemon/journal.h"
+#include "vmm/daemon/log.h"
+#include "vmm/daemon/orchestrator_runner.h"
+#include "vmm/libvirt/connection.h"
+
+namespace ucode::daemon_e2e {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+constexpr char kUri[] = "test:///default";
+constexpr absl::Duration kEventWait = absl::Seconds(10);
+
+std::string DomainXml(const std::string& name) {
+  return absl::StrCat("<domain type='test'><name>", name,
+                      "</name><memory>65536</memory><vcpu>2</vcpu>"
+                      "<os><type>hvm</type></os></domain>");
+}
+
+class DaemonLibvirtTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    daemon::SetLogEnabled(false);
+    // Our own connection keeps the mock driver's state alive for the whole test and sees
+    // every lifecycle event the daemon's connection causes.
+    absl::StatusOr<std::unique_ptr<libvirt::Connection>> c = libvirt::Connection::Open(kUri);
+    ASSERT_TRUE(c.ok()) << c.status();
+    conn_ = *std::move(c);
+    options_.unix_socket = dir_.File("ucoded.sock");
+    options_.journal_path = dir_.File("journal.sqlite");
+    options_.allow_uids = {getuid()};
+  }
+  void TearDown() override {
+    daemon_.reset();
+    runner_.reset();
+  }
+
+  // A transient running domain with a name unique to this test.
+  std::string AddDomain(const std::string& stem) {
+    const std::string name = absl::StrCat(
+        stem, "-", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    EXPECT_TRUE(conn_->CreateTransient(DomainXml(name)).ok()) << name;
+    return name;
+  }
+
+  void StartDaemon(std::vector<std::string> domains) {
+    daemon::OrchestratorRunnerOptions o;
+    absl::StatusOr<std::unique_ptr<platform::Platform>> p = platform::MakePlatform({});
+    ASSERT_TRUE(p.ok()) << p.status();
+    o.platform = *std::move(p);
+    o.state_dir = dir_.File("state");
+    o.libvirt_uri = kUri;
+    o.libvirt_domains = {.names_or_uuids = std::move(domains)};
+    auto r = daemon::OrchestratorRunner::Create(std::move(o));
+    ASSERT_TRUE(r.ok()) << r.status();
+    runner_ = *std::move(r);
+    auto d = daemon::Daemon::Start(options_, runner_.get());
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = *std::move(d);
+    stub_ = v1::UcodeService::NewStub(daemon_->InProcessChannel());
+  }
+
+  // A generated image one revision newer than the host runs.
+  std::string NextImage() {
+    grpc::ClientContext ctx;
+    v1::Host host;
+    EXPECT_TRUE(stub_->DescribeHost(&ctx, v1::DescribeHostRequest(), &host).ok());
+    microcode::GeneratorOptions g;
+    g.signature = host.signature();
+    g.platform_flags = 1u << host.platform_id();
+    g.revision = host.cpus(0).revision() + 1;
+    g.min_req_revision = host.cpus(0).revision();
+    auto img = microcode::GenerateImage(g);
+    EXPECT_TRUE(img.ok()) << img.status();
+    return img.ok() ? std::string(img->begin(), img->end()) : "";
+  }
+
+  int State(const std::string& name) { return *conn_->LookupDomain(name)->State(); }
+  std::string Uuid(const std::string& name) { return conn_->LookupDomain(name)->uuid(); }
+  int Count(const std::string& name, int type) {
+    return conn_->events().CountLifecycle(Uuid(name), type);
+  }
+  // Waits for the event to reach our connection (the daemon waited on its own).
+  bool Saw(const std::string& name, int type) {
+    return conn_->events()
+        .WaitFor(libvirt::DomainEvent::Kind::kLifecycle, Uuid(name), type, 0,
+                 absl::Now() + kEventWait)
+        .has_value();
+  }
+
+  ScratchDir dir_;
+  daemon::DaemonOptions options_;
+  std::unique_ptr<libvirt::Connection> conn_;
+  std::unique_ptr<daemon::OrchestratorRunner> runner_;
+  std::unique_ptr<daemon::Daemon> daemon_;
+  std::unique_ptr<v1::UcodeService::Stub> stub_;
+};
+
+TEST_F(DaemonLibvirtTest, ApplySuspendsAndResumesEachDomainOnce) {
+  const std::string a = AddDomain("a");
+  const std::string b = AddDomain("b");
+  StartDaemon({a, b});
+
+  grpc::ClientContext lctx;
+  v1::ListGuestsResponse guests;
+  ASSERT_TRUE(stub_->ListGuests(&lctx, v1::ListGuestsRequest(), &guests).ok());
+  ASSERT_EQ(guests.guests_size(), 2);
+  for (const v1::Guest& g : guests.guests()) {
+    EXPECT_EQ(g.kind(), "libvirt");
+    EXPECT_EQ(g.vcpus(), 2u);
+    EXPECT_EQ(g.state(), "running");
+    EXPECT_FALSE(g.guest_view_updatable());
+  }
+
+  v1::ApplyUpdateRequest req;
+  req.mutable_image()->set_image_bytes(NextImage());
+  grpc::ClientContext actx;
+  v1::Operation op;
+  ASSERT_TRUE(stub_->ApplyUpdate(&actx, req, &op).ok());
+  grpc::Status st;
+  std::vector<v1::OperationEvent> events = WatchAll(*stub_, op.name(), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(events.empty());
+  const v1::Operation& done = events.back().final_state();
+  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+
+  for (const std::string& name : {a, b}) {
+    ASSERT_TRUE(Saw(name, VIR_DOMAIN_EVENT_RESUMED)) << name;
+    EXPECT_EQ(Count(name, VIR_DOMAIN_EVENT_SUSPENDED), 1) << name;
+    EXPECT_EQ(Count(name, VIR_DOMAIN_EVENT_RESUMED), 1) << name;
+    EXPECT_EQ(State(name), VIR_DOMAIN_RUNNING) << name;
+  }
+  nlohmann::json report = nlohmann::json::parse(done.report_json());
+  ASSERT_EQ(report["vms"].size(), 2u) << report.dump();
+  for (const nlohmann::json& vm : report["vms"]) {
+    EXPECT_EQ(vm["kind"], "libvirt");
+    EXPECT_THAT(vm.dump(), HasSubstr("stale")) << vm.dump();
+  }
+
+  // The rendezvous row carried the names of the domains about to be suspended.
+  absl::StatusOr<std::unique_ptr<daemon::Journal>> journal =
+      daemon::Journal::Open(options_.journal_path);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  absl::StatusOr<std::vector<std::string>> paused = (*journal)->LoadPausedDomains(1);
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  EXPECT_THAT(*paused, UnorderedElementsAre(a, b));
+}
+
+TEST_F(DaemonLibvirtTest, GuestSelectionNamesDomains) {
+  const std::string a = AddDomain("a");
+  const std::string b = AddDomain("b");
+  StartDaemon({a, b});
+  v1::ApplyUpdateRequest req;
+  req.mutable_image()->set_image_bytes(NextImage());
+  req.add_guests(b);
+  grpc::ClientContext actx;
+  v1::Operation op;
+  ASSERT_TRUE(stub_->ApplyUpdate(&actx, req, &op).ok());
+  grpc::Status st;
+  std::vector<v1::OperationEvent> events = WatchAll(*stub_, op.name(), &st);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED)
+      << events.back().final_state().error().message();
+  ASSERT_TRUE(Saw(b, VIR_DOMAIN_EVENT_RESUMED));
+  EXPECT_EQ(Count(a, VIR_DOMAIN_EVENT_SUSPENDED), 0);
+  EXPECT_EQ(Count(b, VIR_DOMAIN_EVENT_SUSPENDED), 1);
+}
+
+TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused) {
+  const std::string ours = AddDomain("ours");
+  const std::string theirs = AddDomain("theirs");
+  // A dead ucoded's state: it journaled `ours` as about to be suspended, began the
+  // rendezvous and died with `ours` paused. Someone else paused `theirs`.
+  {
+    absl::StatusOr<std::unique_ptr<daemon::Journal>> journal =
+        daemon::Journal::Open(options_.journal_path);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    v1::Operation op;
+    op.set_kind("apply");
+    op.set_state(v1::OPERATION_STATE_RUNNING);
+    ASSERT_TRUE((*journal)->InsertOperation(1, "", op).ok());
+    const int64_t now_us = absl::ToUnixMicros(absl::Now());
+    ASSERT_TRUE(
+        (*journal)->RecordFinishedSteps(1, {{1, v1::STEP_VALIDATED, false, "ok", now_us}}, false)
+            .ok());
+    const std::vector<std::string> paused = {ours};
+    ASSERT_TRUE((*journal)->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
+  }
+  ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(ours)->get()), 0);
+  ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(theirs)->get()), 0);
+
+  StartDaemon({ours, theirs});
+
+  EXPECT_EQ(State(ours), VIR_DOMAIN_RUNNING);
+  EXPECT_EQ(State(theirs), VIR_DOMAIN_PAUSED);
+  ASSERT_TRUE(Saw(ours, VIR_DOMAIN_EVENT_RESUMED));
+  EXPECT_EQ(Count(ours, VIR_DOMAIN_EVENT_RESUMED), 1);
+  EXPECT_EQ(Count(theirs, VIR_DOMAIN_EVENT_RESUMED), 0);
+
+  grpc::ClientContext gctx;
+  v1::GetOperationRequest greq;
+  greq.set_name("operations/1");
+  v1::Operation op;
+  ASSERT_TRUE(stub_->GetOperation(&gctx, greq, &op).ok());
+  EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
+  EXPECT_EQ(op.interrupted_step(), v1::STEP_PARKED);
+  EXPECT_THAT(op.report_json(), HasSubstr("\"guests_confirmed_running\":true"));
+  EXPECT_THAT(op.report_json(),
+              HasSubstr(absl::StrCat("resumed 1 of 1 domain(s) the operation had paused (",
+                                     ours, ")")));
+  ASSERT_EQ(virDomainResume(conn_->LookupDomain(theirs)->get()), 0);
+}
+
+TEST_F(DaemonLibvirtTest, RecoveryAfterTheReleaseTouchesNothing) {
+  const std::string ours = AddDomain("ours");
+  {
+    absl::StatusOr<std::unique_ptr<daemon::Journal>> journal =
+        daemon::Journal::Open(options_.journal_path);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    v1::Operation op;
+    op.set_kind("apply");
+    op.set_state(v1::OPERATION_STATE_RUNNING);
+    ASSERT_TRUE((*journal)->InsertOperation(1, "", op).ok());
+    const int64_t now_us = absl::ToUnixMicros(absl::Now());
+    const std::vector<std::string> paused = {ours};
+    ASSERT_TRUE((*journal)->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
+    ASSERT_TRUE((*journal)
+                    ->RecordFinishedSteps(1, {{1, v1::STEP_RELEASED, false, "released", now_us}},
+                                          true)
+                    .ok());
+    ASSERT_TRUE(
+        (*journal)->BeginStep(1, v1::STEP_AGENTS_NOTIFIED, "notify", now_us).ok());
+  }
+  // Paused again after the operation released it: not ours to resume.
+  ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(ours)->get()), 0);
+  StartDaemon({ours});
+  EXPECT_EQ(State(ours), VIR_DOMAIN_PAUSED);
+  grpc::ClientContext gctx;
+  v1::GetOperationRequest greq;
+  greq.set_name("operations/1");
+  v1::Operation op;
+  ASSERT_TRUE(stub_->GetOperation(&gctx, greq, &op).ok());
+  EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
+  EXPECT_THAT(op.report_json(), HasSubstr("released its domains"));
+  ASSERT_EQ(virDomainResume(conn_->LookupDomain(ours)->get()), 0);
+}
+
+}  // namespace
+}  // namespace ucode::daemon_e2e

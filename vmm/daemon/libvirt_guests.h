@@ -1,0 +1,82 @@
+// The libvirt domains ucoded updates beside its own ucode-vmm fleet (`--libvirt_uri`,
+// `--libvirt_domains`): one connection for the daemon's life, the selection re-read at each
+// use (so `all` means the domains running when an apply starts), a fresh
+// orchestrator::LibvirtGuestGroup per apply, and the recovery of domains a dead daemon
+// left paused.
+//
+// Why recovery is needed: a ucode-vmm VM releases itself when its coordinator dies
+// (dead-man deadline); a libvirt domain stays paused forever. So the runner journals the
+// names of the domains it is about to suspend with BeginStep(STEP_PARKED), and the next
+// daemon resumes exactly those that are still paused on a user request
+// (VIR_DOMAIN_PAUSED_USER, what virDomainSuspend leaves). A domain paused for another
+// reason (I/O error, migration, ...) is left alone and named.
+//
+// Threads: every method may be called from any thread (libvirt::Connection is
+// thread-safe); the daemon calls Group/ResumePaused from its operation thread and
+// Describe from gRPC threads.
+#ifndef UCODE_VMM_DAEMON_LIBVIRT_GUESTS_H_
+#define UCODE_VMM_DAEMON_LIBVIRT_GUESTS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "proto/ucode/v1/ucoded.pb.h"
+#include "vmm/libvirt/connection.h"
+#include "vmm/orchestrator/libvirt_group.h"
+
+namespace ucode::daemon {
+
+// `NAME,...` (names or UUIDs, as virsh takes them) or `all` (every running domain).
+absl::StatusOr<libvirt::DomainSelector> ParseLibvirtDomains(absl::string_view flag);
+
+// One apply's libvirt group and the domains it is about to suspend (those not already
+// paused: a domain someone else paused is never resumed by us).
+struct LibvirtApplyGroup {
+  std::unique_ptr<orchestrator::LibvirtGuestGroup> group;
+  std::vector<std::string> to_suspend;
+};
+
+class LibvirtGuests {
+ public:
+  // Opens `uri` and checks that the selection resolves (every named domain exists).
+  static absl::StatusOr<std::unique_ptr<LibvirtGuests>> Open(absl::string_view uri,
+                                                             libvirt::DomainSelector selector);
+  LibvirtGuests(const LibvirtGuests&) = delete;
+  LibvirtGuests& operator=(const LibvirtGuests&) = delete;
+
+  [[nodiscard]] const std::string& uri() const { return conn_->uri(); }
+  [[nodiscard]] const libvirt::Connection& connection() const { return *conn_; }
+
+  // The selected domains' names, now.
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> Names() const;
+
+  // ListGuests entries: kind "libvirt", never guest_view_updatable (QEMU keeps the
+  // revision it started with).
+  [[nodiscard]] absl::StatusOr<std::vector<ucode::v1::Guest>> Describe() const;
+
+  // The group over the selection, narrowed to `only` when it is not empty (each a selected
+  // domain's name; the caller checked). `group` is null when nothing is selected.
+  [[nodiscard]] absl::StatusOr<LibvirtApplyGroup> Group(
+      const std::vector<std::string>& only, orchestrator::LibvirtGroupOptions options) const;
+
+  // Resumes those of `names` that are paused on a user request, waiting up to `deadline`
+  // for each acknowledgement. Returns a one-line account; an error (with the account) when a
+  // journaled domain could not be checked or resumed.
+  [[nodiscard]] absl::StatusOr<std::string> ResumePaused(const std::vector<std::string>& names,
+                                                         absl::Duration deadline) const;
+
+ private:
+  LibvirtGuests(std::unique_ptr<libvirt::Connection> conn, libvirt::DomainSelector selector)
+      : conn_(std::move(conn)), selector_(std::move(selector)) {}
+
+  std::unique_ptr<libvirt::Connection> conn_;
+  const libvirt::DomainSelector selector_;
+};
+
+}  // namespace ucode::daemon
+
+#endif  // UCODE_VMM_DAEMON_LIBVIRT_GUESTS_H_
