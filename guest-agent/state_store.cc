@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "guest-agent/unique_fd.h"
+#include "guest-agent/write_all.h"
 
 namespace ucode_agent {
 namespace {
@@ -23,17 +24,6 @@ bool MakeDirs(const std::string& dir, std::string* error) {
       *error = Errno("mkdir " + prefix);
       return false;
     }
-  }
-  return true;
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
   }
   return true;
 }

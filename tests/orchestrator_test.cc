@@ -131,27 +131,42 @@ void ExpectGuestsSwitched(rendezvous::Coordinator& c, bool strict) {
   }
 }
 
+// One RunUpdate over `fleet`, with the steps it emitted (staging progress left out) and how
+// many vCPUs were parked when the host activation was reported.
+struct RecordedRun {
+  UpdateReport report;
+  std::vector<Step> steps;
+  int parked_at_activation = -1;
+};
+
+RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode mode) {
+  RecordedRun run;
+  orchestrator::UpdateCallbacks cb;
+  cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
+    if (p != nullptr) return;
+    run.steps.push_back(s);
+    if (s == Step::kActivated) {
+      run.parked_at_activation = CountState(fleet.coordinator(), VcpuState::kParked);
+    }
+  };
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  run.report = orchestrator::RunUpdate(host, Image(), groups, Options(mode), cb);
+  return run;
+}
+
 TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   SKIP_WITHOUT_KVM();
   Fleet fleet(Specs(2, 2));
   ASSERT_TRUE(fleet.ok());
   auto host = Host();
   ASSERT_NE(host, nullptr);
-  std::vector<Step> steps;
-  int parked_at_activation = -1;
-  orchestrator::UpdateCallbacks cb;
-  cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
-    if (p != nullptr) return;
-    steps.push_back(s);
-    if (s == Step::kActivated) parked_at_activation = CountState(fleet.coordinator(), VcpuState::kParked);
-  };
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict), cb);
+  RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kStrict);
+  const UpdateReport& r = run.report;
   ASSERT_TRUE(r.status.ok()) << r.status;
-  EXPECT_EQ(steps, (std::vector<Step>{Step::kValidated, Step::kStaged, Step::kParked,
-                                      Step::kActivated, Step::kGuestViewsSet, Step::kReleased,
-                                      Step::kVerified, Step::kAgentsNotified, Step::kDone}));
-  EXPECT_EQ(parked_at_activation, 4);  // the host load ran with every vCPU held
+  EXPECT_EQ(run.steps, (std::vector<Step>{Step::kValidated, Step::kStaged, Step::kParked,
+                                          Step::kActivated, Step::kGuestViewsSet, Step::kReleased,
+                                          Step::kVerified, Step::kAgentsNotified, Step::kDone}));
+  EXPECT_EQ(run.parked_at_activation, 4);  // the host load ran with every vCPU held
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
   ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true);
   EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kRunning), 4);
@@ -194,20 +209,12 @@ TEST(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
   ASSERT_TRUE(fleet.ok());
   auto host = Host();
   ASSERT_NE(host, nullptr);
-  std::vector<Step> steps;
-  int parked_at_activation = -1;
-  orchestrator::UpdateCallbacks cb;
-  cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
-    if (p != nullptr) return;
-    steps.push_back(s);
-    if (s == Step::kActivated) parked_at_activation = CountState(fleet.coordinator(), VcpuState::kParked);
-  };
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kFast), cb);
+  RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kFast);
+  const UpdateReport& r = run.report;
   ASSERT_TRUE(r.status.ok()) << r.status;
-  EXPECT_EQ(parked_at_activation, 0);  // guests ran through the host activation
-  auto activated = std::find(steps.begin(), steps.end(), Step::kActivated);
-  auto parked = std::find(steps.begin(), steps.end(), Step::kParked);
+  EXPECT_EQ(run.parked_at_activation, 0);  // guests ran through the host activation
+  auto activated = std::find(run.steps.begin(), run.steps.end(), Step::kActivated);
+  auto parked = std::find(run.steps.begin(), run.steps.end(), Step::kParked);
   EXPECT_LT(activated, parked);
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
   ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/false);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "guest-agent/write_all.h"
+
 namespace ucode_agent_e2e {
 
 // Path of the agent binary in the test's runfiles.
@@ -34,7 +36,7 @@ class AgentProcess {
 // it) and leaves the rest in `*buffer`. nullopt on EOF or after 20 s without a
 // complete line (a hang guard, not a timing assertion).
 std::optional<std::string> ReadLine(int fd, std::string* buffer);
-bool WriteAll(int fd, const std::string& data);
+using ::ucode_agent::WriteAll;
 
 }  // namespace ucode_agent_e2e
 

@@ -53,11 +53,8 @@ class DaemonCrashTest : public ::testing::Test {
     return op.name();
   }
   v1::Operation Get(const std::string& name) {
-    grpc::ClientContext ctx;
-    v1::GetOperationRequest req;
-    req.set_name(name);
-    v1::Operation op;
-    grpc::Status s = stub_->GetOperation(&ctx, req, &op);
+    grpc::Status s;
+    v1::Operation op = GetOperation(*stub_, name, &s);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return op;
   }

@@ -98,6 +98,19 @@ class DaemonLibvirtTest : public ::testing::Test {
     return img.ok() ? std::string(img->begin(), img->end()) : "";
   }
 
+  // Opens the journal the next daemon will find and records operation 1 in it: an apply
+  // that was running.
+  void JournalRunningApply(std::unique_ptr<daemon::Journal>* journal) {
+    absl::StatusOr<std::unique_ptr<daemon::Journal>> j =
+        daemon::Journal::Open(options_.journal_path);
+    ASSERT_TRUE(j.ok()) << j.status();
+    *journal = *std::move(j);
+    v1::Operation op;
+    op.set_kind("apply");
+    op.set_state(v1::OPERATION_STATE_RUNNING);
+    ASSERT_TRUE((*journal)->InsertOperation(1, "", op).ok());
+  }
+
   int State(const std::string& name) { return *conn_->LookupDomain(name)->State(); }
   std::string Uuid(const std::string& name) { return conn_->LookupDomain(name)->uuid(); }
   int Count(const std::string& name, int type) {
@@ -195,19 +208,14 @@ TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused
   // A dead ucoded's state: it journaled `ours` as about to be suspended, began the
   // rendezvous and died with `ours` paused. Someone else paused `theirs`.
   {
-    absl::StatusOr<std::unique_ptr<daemon::Journal>> journal =
-        daemon::Journal::Open(options_.journal_path);
-    ASSERT_TRUE(journal.ok()) << journal.status();
-    v1::Operation op;
-    op.set_kind("apply");
-    op.set_state(v1::OPERATION_STATE_RUNNING);
-    ASSERT_TRUE((*journal)->InsertOperation(1, "", op).ok());
+    std::unique_ptr<daemon::Journal> journal;
+    ASSERT_NO_FATAL_FAILURE(JournalRunningApply(&journal));
     const int64_t now_us = absl::ToUnixMicros(absl::Now());
     ASSERT_TRUE(
-        (*journal)->RecordFinishedSteps(1, {{1, v1::STEP_VALIDATED, false, "ok", now_us}}, false)
+        journal->RecordFinishedSteps(1, {{1, v1::STEP_VALIDATED, false, "ok", now_us}}, false)
             .ok());
     const std::vector<std::string> paused = {ours};
-    ASSERT_TRUE((*journal)->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
+    ASSERT_TRUE(journal->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
   }
   ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(ours)->get()), 0);
   ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(theirs)->get()), 0);
@@ -220,11 +228,9 @@ TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused
   EXPECT_EQ(Count(ours, VIR_DOMAIN_EVENT_RESUMED), 1);
   EXPECT_EQ(Count(theirs, VIR_DOMAIN_EVENT_RESUMED), 0);
 
-  grpc::ClientContext gctx;
-  v1::GetOperationRequest greq;
-  greq.set_name("operations/1");
-  v1::Operation op;
-  ASSERT_TRUE(stub_->GetOperation(&gctx, greq, &op).ok());
+  grpc::Status gst;
+  v1::Operation op = GetOperation(*stub_, "operations/1", &gst);
+  ASSERT_TRUE(gst.ok());
   EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
   EXPECT_EQ(op.interrupted_step(), v1::STEP_PARKED);
   EXPECT_THAT(op.report_json(), HasSubstr("\"guests_confirmed_running\":true"));
@@ -237,32 +243,23 @@ TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused
 TEST_F(DaemonLibvirtTest, RecoveryAfterTheReleaseTouchesNothing) {
   const std::string ours = AddDomain("ours");
   {
-    absl::StatusOr<std::unique_ptr<daemon::Journal>> journal =
-        daemon::Journal::Open(options_.journal_path);
-    ASSERT_TRUE(journal.ok()) << journal.status();
-    v1::Operation op;
-    op.set_kind("apply");
-    op.set_state(v1::OPERATION_STATE_RUNNING);
-    ASSERT_TRUE((*journal)->InsertOperation(1, "", op).ok());
+    std::unique_ptr<daemon::Journal> journal;
+    ASSERT_NO_FATAL_FAILURE(JournalRunningApply(&journal));
     const int64_t now_us = absl::ToUnixMicros(absl::Now());
     const std::vector<std::string> paused = {ours};
-    ASSERT_TRUE((*journal)->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
-    ASSERT_TRUE((*journal)
-                    ->RecordFinishedSteps(1, {{1, v1::STEP_RELEASED, false, "released", now_us}},
-                                          true)
-                    .ok());
+    ASSERT_TRUE(journal->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
     ASSERT_TRUE(
-        (*journal)->BeginStep(1, v1::STEP_AGENTS_NOTIFIED, "notify", now_us).ok());
+        journal->RecordFinishedSteps(1, {{1, v1::STEP_RELEASED, false, "released", now_us}}, true)
+            .ok());
+    ASSERT_TRUE(journal->BeginStep(1, v1::STEP_AGENTS_NOTIFIED, "notify", now_us).ok());
   }
   // Paused again after the operation released it: not ours to resume.
   ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(ours)->get()), 0);
   StartDaemon({ours});
   EXPECT_EQ(State(ours), VIR_DOMAIN_PAUSED);
-  grpc::ClientContext gctx;
-  v1::GetOperationRequest greq;
-  greq.set_name("operations/1");
-  v1::Operation op;
-  ASSERT_TRUE(stub_->GetOperation(&gctx, greq, &op).ok());
+  grpc::Status gst;
+  v1::Operation op = GetOperation(*stub_, "operations/1", &gst);
+  ASSERT_TRUE(gst.ok());
   EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
   EXPECT_THAT(op.report_json(), HasSubstr("released its domains"));
   ASSERT_EQ(virDomainResume(conn_->LookupDomain(ours)->get()), 0);

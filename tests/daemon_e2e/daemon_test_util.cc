@@ -122,6 +122,16 @@ std::vector<ucode::v1::OperationEvent> WatchAll(ucode::v1::UcodeService::Stub& s
   return events;
 }
 
+ucode::v1::Operation GetOperation(ucode::v1::UcodeService::Stub& stub, const std::string& name,
+                                  grpc::Status* status) {
+  grpc::ClientContext ctx;
+  ucode::v1::GetOperationRequest req;
+  req.set_name(name);
+  ucode::v1::Operation op;
+  *status = stub.GetOperation(&ctx, req, &op);
+  return op;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

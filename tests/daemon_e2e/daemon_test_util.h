@@ -67,6 +67,10 @@ bool WaitUntilServing(const std::string& socket, absl::Duration timeout);
 std::vector<ucode::v1::OperationEvent> WatchAll(ucode::v1::UcodeService::Stub& stub,
                                                 const std::string& name, grpc::Status* status);
 
+// Operation `name` as GetOperation answers; `status` is the call's.
+ucode::v1::Operation GetOperation(ucode::v1::UcodeService::Stub& stub, const std::string& name,
+                                  grpc::Status* status);
+
 std::string ReadFile(const std::string& path);
 
 }  // namespace ucode::daemon_e2e

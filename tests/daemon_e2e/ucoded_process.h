@@ -79,11 +79,8 @@ class UcodedProcess {
   }
 
   v1::Operation Get(const std::string& name) {
-    grpc::ClientContext ctx;
-    v1::GetOperationRequest req;
-    req.set_name(name);
-    v1::Operation op;
-    grpc::Status s = stub_->GetOperation(&ctx, req, &op);
+    grpc::Status s;
+    v1::Operation op = GetOperation(*stub_, name, &s);
     if (!s.ok()) op.mutable_error()->set_message(s.error_message());
     return op;
   }

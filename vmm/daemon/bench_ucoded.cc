@@ -73,6 +73,36 @@ Stats TimeDescribe(v1::UcodeService::Stub& stub, int calls) {
   return Summarize(std::move(us));
 }
 
+// Starts an apply of `image` that the runner holds at its first step until Resume, so that
+// a watcher attached before then sees every event live. Returns the operation name, or ""
+// when ApplyUpdate fails.
+std::string StartHeldApply(v1::UcodeService::Stub& stub, FakeUpdateRunner& runner,
+                           const std::string& image) {
+  runner.PauseAt(v1::STEP_VALIDATED);
+  v1::ApplyUpdateRequest req;
+  req.mutable_image()->set_image_bytes(image);
+  grpc::ClientContext ctx;
+  v1::Operation op;
+  if (!stub.ApplyUpdate(&ctx, req, &op).ok()) return "";
+  return op.name();
+}
+
+std::unique_ptr<grpc::ClientReader<v1::OperationEvent>> Watch(v1::UcodeService::Stub& stub,
+                                                              grpc::ClientContext* ctx,
+                                                              const std::string& name) {
+  v1::WatchOperationRequest req;
+  req.set_name(name);
+  return stub.WatchOperation(ctx, req);
+}
+
+// Releases the runner held by StartHeldApply; returns when it was released.
+absl::Time ReleaseHeldApply(FakeUpdateRunner& runner) {
+  (void)runner.WaitUntilPausedAt(v1::STEP_VALIDATED, absl::Seconds(10));
+  absl::Time released = absl::Now();
+  runner.Resume(v1::STEP_VALIDATED);
+  return released;
+}
+
 // Lag of every live event of `applies` applies, and each apply's total duration.
 void TimeApplies(v1::UcodeService::Stub& stub, FakeUpdateRunner& runner, int applies,
                  std::vector<double>* lag_us, std::vector<double>* apply_ms) {
@@ -81,19 +111,11 @@ void TimeApplies(v1::UcodeService::Stub& stub, FakeUpdateRunner& runner, int app
   image.assign(img->begin(), img->end());
   for (int i = 0; i < applies; ++i) {
     // Held at its first step until the watcher is attached, so every event is live.
-    runner.PauseAt(v1::STEP_VALIDATED);
-    v1::ApplyUpdateRequest req;
-    req.mutable_image()->set_image_bytes(image);
-    grpc::ClientContext ctx;
-    v1::Operation op;
-    if (!stub.ApplyUpdate(&ctx, req, &op).ok()) return;
+    const std::string name = StartHeldApply(stub, runner, image);
+    if (name.empty()) return;
     grpc::ClientContext wctx;
-    v1::WatchOperationRequest wreq;
-    wreq.set_name(op.name());
-    auto reader = stub.WatchOperation(&wctx, wreq);
-    (void)runner.WaitUntilPausedAt(v1::STEP_VALIDATED, absl::Seconds(10));
-    absl::Time released = absl::Now();
-    runner.Resume(v1::STEP_VALIDATED);
+    auto reader = Watch(stub, &wctx, name);
+    absl::Time released = ReleaseHeldApply(runner);
     v1::OperationEvent e;
     while (reader->Read(&e)) {
       lag_us->push_back(static_cast<double>(absl::ToUnixMicros(absl::Now()) - e.time_unix_us()));
@@ -155,24 +177,18 @@ LoadedApplies TimeAppliesUnderLoad(const std::string& socket, FakeUpdateRunner& 
   }
   LoadedApplies out;
   for (int i = 0; i < applies; ++i) {
-    runner.PauseAt(v1::STEP_VALIDATED);
-    v1::ApplyUpdateRequest req;
-    req.mutable_image()->set_image_bytes(image);
-    grpc::ClientContext ctx;
-    v1::Operation op;
-    if (!timing->ApplyUpdate(&ctx, req, &op).ok()) break;
+    const std::string name = StartHeldApply(*timing, runner, image);
+    if (name.empty()) break;
     {
       absl::MutexLock l(&current_mu);
-      current = op.name();
+      current = name;
     }
     std::vector<std::thread> watchers;
     std::atomic<int> attached{0};
     for (int c = 0; c < clients; ++c) {
       watchers.emplace_back([&, c] {
         grpc::ClientContext w;
-        v1::WatchOperationRequest wr;
-        wr.set_name(op.name());
-        auto reader = stubs[c]->WatchOperation(&w, wr);
+        auto reader = Watch(*stubs[c], &w, name);
         attached.fetch_add(1);
         v1::OperationEvent e;
         while (reader->Read(&e)) {
@@ -182,12 +198,8 @@ LoadedApplies TimeAppliesUnderLoad(const std::string& socket, FakeUpdateRunner& 
     }
     while (attached.load() < clients) absl::SleepFor(absl::Milliseconds(1));
     grpc::ClientContext wctx;
-    v1::WatchOperationRequest wreq;
-    wreq.set_name(op.name());
-    auto reader = timing->WatchOperation(&wctx, wreq);
-    (void)runner.WaitUntilPausedAt(v1::STEP_VALIDATED, absl::Seconds(10));
-    absl::Time released = absl::Now();
-    runner.Resume(v1::STEP_VALIDATED);
+    auto reader = Watch(*timing, &wctx, name);
+    absl::Time released = ReleaseHeldApply(runner);
     v1::OperationEvent e;
     int64_t parked_us = 0;
     while (reader->Read(&e)) {
@@ -268,9 +280,7 @@ RealLag TimeRealApplies(const std::string& dir, int applies) {
     if (!stub->ApplyUpdate(&ctx, req, &op).ok()) break;
     const int64_t attached = absl::ToUnixMicros(absl::Now());
     grpc::ClientContext wctx;
-    v1::WatchOperationRequest wreq;
-    wreq.set_name(op.name());
-    auto reader = stub->WatchOperation(&wctx, wreq);
+    auto reader = Watch(*stub, &wctx, op.name());
     v1::OperationEvent e;
     while (reader->Read(&e)) {
       if (e.time_unix_us() < attached) continue;
