@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "guest-agent/json.h"
+#include "guest-agent/utf8.h"
 
 namespace ucode_agent::json {
 namespace {
@@ -201,16 +202,34 @@ class Parser {
     if (pos_ >= s_.size()) return Fail("unterminated string");
     char c = s_[pos_++];
     switch (c) {
-      case '"': out->push_back('"'); return true;
-      case '\\': out->push_back('\\'); return true;
-      case '/': out->push_back('/'); return true;
-      case 'b': out->push_back('\b'); return true;
-      case 'f': out->push_back('\f'); return true;
-      case 'n': out->push_back('\n'); return true;
-      case 'r': out->push_back('\r'); return true;
-      case 't': out->push_back('\t'); return true;
-      case 'u': break;
-      default: return Fail("invalid escape");
+      case '"':
+        out->push_back('"');
+        return true;
+      case '\\':
+        out->push_back('\\');
+        return true;
+      case '/':
+        out->push_back('/');
+        return true;
+      case 'b':
+        out->push_back('\b');
+        return true;
+      case 'f':
+        out->push_back('\f');
+        return true;
+      case 'n':
+        out->push_back('\n');
+        return true;
+      case 'r':
+        out->push_back('\r');
+        return true;
+      case 't':
+        out->push_back('\t');
+        return true;
+      case 'u':
+        break;
+      default:
+        return Fail("invalid escape");
     }
     uint32_t cp = 0;
     if (!ParseHex4(&cp)) return false;
@@ -229,31 +248,11 @@ class Parser {
     return true;
   }
 
-  // Validates one raw UTF-8 sequence starting at pos_ (RFC 3629 section 4:
-  // no overlongs, no surrogates, nothing above U+10FFFF) and copies it.
+  // Validates one raw multi-byte UTF-8 sequence starting at pos_ and copies it.
   bool CopyUtf8(std::string* out) {
-    auto b = [&](size_t i) { return static_cast<unsigned char>(s_[i]); };
-    unsigned char c = b(pos_);
-    size_t len;
-    uint32_t min;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4, min = 0x10000;
-    } else {
-      return Fail("invalid UTF-8");
-    }
-    if (s_.size() - pos_ < len) return Fail("truncated UTF-8");
-    uint32_t cp = c & (0xFF >> (len + 1));
-    for (size_t i = 1; i < len; ++i) {
-      if ((b(pos_ + i) & 0xC0) != 0x80) return Fail("invalid UTF-8");
-      cp = (cp << 6) | (b(pos_ + i) & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return Fail("invalid UTF-8");
-    }
+    const int len = Utf8SequenceLength(s_, pos_);
+    if (len == kUtf8Truncated) return Fail("truncated UTF-8");
+    if (len == kUtf8Invalid) return Fail("invalid UTF-8");
     out->append(s_.substr(pos_, len));
     pos_ += len;
     return true;
