@@ -32,8 +32,7 @@ absl::StatusOr<HostUpdatePlan> PlanHostUpdate(platform::Platform& platform,
       return absl::FailedPreconditionError(absl::StrFormat(
           "cpu %d is sig 0x%x platform id %u but cpu 0 is sig 0x%x platform id %u: mixed host",
           c.id, id.signature, id.platform_id, plan.cpu.signature, plan.cpu.platform_id));
-    } else if (static_cast<int32_t>(id.current_revision) <
-               static_cast<int32_t>(plan.cpu.current_revision)) {
+    } else if (microcode::IsNewerRevision(plan.cpu.current_revision, id.current_revision)) {
       plan.cpu.current_revision = id.current_revision;  // judge against the oldest CPU
     }
   }

@@ -62,6 +62,7 @@ const char* CpuOutcomeName(CpuOutcome outcome) {
   switch (outcome) {
     case CpuOutcome::kUpdated: return "updated";
     case CpuOutcome::kSibling: return "sibling";
+    case CpuOutcome::kAlreadyCurrent: return "already-current";
     case CpuOutcome::kTimedOut: return "timed-out";
     case CpuOutcome::kFailed: return "failed";
     case CpuOutcome::kOffline: return "offline";
@@ -74,7 +75,8 @@ void Account(LateLoadResult& r, int online_cpus, int offline_cpus) {
   for (const CpuResult& c : r.cpus) {
     switch (c.outcome) {
       case CpuOutcome::kUpdated: ++r.updated; break;
-      case CpuOutcome::kSibling: ++r.siblings; break;
+      case CpuOutcome::kSibling:
+      case CpuOutcome::kAlreadyCurrent: ++r.siblings; break;  // the kernel's UCODE_OK
       case CpuOutcome::kTimedOut: ++r.timed_out; break;
       case CpuOutcome::kOffline: ++r.offline; break;
       case CpuOutcome::kFailed: ++r.failed; break;

@@ -5,7 +5,8 @@
 //
 // The accounting mirrors the kernel's load_late_stop_cpus() (arch/x86/kernel/cpu/
 // microcode/core.c): every CPU ends as updated (primary that applied), sibling (re-read the
-// new revision), timed out, failed, or offline (an offline SMT sibling brought in by NMI);
+// new revision), already current, timed out, failed, or offline (an offline SMT sibling
+// brought in by NMI);
 // results are accumulated, never overwritten.
 #ifndef UCODE_HOST_LATE_LOAD_LATE_LOAD_H_
 #define UCODE_HOST_LATE_LOAD_LATE_LOAD_H_
@@ -36,18 +37,26 @@ struct LateLoadHooks {
 
 // Faults for the emulated rendezvous (tests and rehearsals).
 struct RendezvousFaults {
-  std::set<int> never_arrive;   // these CPUs never join (stuck with interrupts off)
-  std::set<int> primary_hangs;  // these primaries never finish WRMSR 0x79: siblings time out
+  std::set<int> never_arrive;    // these CPUs never join (stuck with interrupts off)
+  std::set<int> late_arrival;    // these join only after every other CPU gave up waiting
+  std::set<int> primary_hangs;   // these primaries never finish WRMSR 0x79: siblings time out
+  std::set<int> offline_silent;  // these offline siblings never answer the NMI kick
 };
 
 struct LateLoadOptions {
   // Kernel: wait_for_cpus() and wait_for_ctrl() each allow one second.
   absl::Duration arrival_timeout = absl::Seconds(1);
   absl::Duration sibling_timeout = absl::Seconds(1);
+  // Kernel: kick_offline_cpus() waits half a second for the offline siblings.
+  absl::Duration offline_kick_timeout = absl::Milliseconds(500);
   RendezvousFaults faults;
 };
 
-enum class CpuOutcome { kUpdated, kSibling, kTimedOut, kFailed, kOffline };
+// kAlreadyCurrent: a primary whose core already ran the update's revision or newer; the
+// kernel's __apply_microcode() skips WRMSR 0x79 and answers UCODE_OK, which
+// load_late_stop_cpus() counts with the siblings (so a retry after a partial load
+// completes).
+enum class CpuOutcome { kUpdated, kSibling, kAlreadyCurrent, kTimedOut, kFailed, kOffline };
 const char* CpuOutcomeName(CpuOutcome outcome);
 
 struct CpuResult {

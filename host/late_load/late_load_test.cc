@@ -138,13 +138,84 @@ TEST(LateLoad, OfflinePrimaryRefusesLikeEbusy) {
             "cpu 2 (a core's primary thread) is offline: loading aborted (kernel: -EBUSY)");
 }
 
-TEST(LateLoad, NotNewerImageFailsOnEveryPrimary) {
+TEST(LateLoad, NotNewerImageChangesNothingLikeUcodeOk) {
   EmulatedHostConfig config;
   config.revision = 0x2b000005;
   auto host = Host(config);
   auto r = RunLateLoad(*host, Image(), {}, Fast());
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->summary, "update failed: 16 CPUs failed 0 CPUs timed out");
+  EXPECT_TRUE(r->status.ok()) << r->status;
+  EXPECT_EQ(r->summary, "nothing to update");
+  EXPECT_EQ(r->cpus[0].outcome, CpuOutcome::kAlreadyCurrent);
+  EXPECT_EQ(*platform::ReadRevision(*host, 0), 0x2b000005u);
+}
+
+// Kernel __apply_microcode(): a core already at the revision answers UCODE_OK, so a retry
+// after a partial load completes instead of counting the updated cores as failed.
+TEST(LateLoad, RetryAfterAPartialLoadCompletes) {
+  auto host = Host();
+  const auto image = Image();
+  LateLoadOptions partial = Fast();
+  partial.faults.primary_hangs = {5};
+  auto first = RunLateLoad(*host, image, {}, partial);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->updated, 7);
+  EXPECT_EQ(*platform::ReadRevision(*host, 5), 0x2b000000u);
+
+  auto retry = RunLateLoad(*host, image, {}, Fast());
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE(retry->status.ok()) << retry->status;
+  EXPECT_EQ(retry->summary, "updated on 1 primary CPUs with 15 siblings");
+  EXPECT_EQ(retry->cpus[0].outcome, CpuOutcome::kAlreadyCurrent);
+  EXPECT_EQ(retry->cpus[5].outcome, CpuOutcome::kUpdated);
+  EXPECT_EQ(retry->cpus[13].outcome, CpuOutcome::kSibling);
+  for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000001u);
+}
+
+// Kernel wait_for_cpus(): CPUs that give up take their arrival back, so one arriving
+// after that times out as well instead of applying alone.
+TEST(LateLoad, LateArrivalTimesOutInsteadOfApplying) {
+  auto host = Host();
+  LateLoadOptions options = Fast();
+  options.faults.late_arrival = {3};
+  auto r = RunLateLoad(*host, Image(), {}, options);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->summary, "update failed: 0 CPUs failed 16 CPUs timed out");
+  EXPECT_EQ(r->cpus[3].outcome, CpuOutcome::kTimedOut);
+  for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000000u);
+}
+
+// Kernel load_primary(): CPU 0 kicks the offline siblings before the arrival wait, so an
+// arrival timeout is reported as such, not as silent offline siblings.
+TEST(LateLoad, ArrivalTimeoutDoesNotBlameOfflineSiblings) {
+  EmulatedHostConfig config;
+  config.offline_cpus = {9};
+  auto host = Host(config);
+  LateLoadOptions options = Fast();
+  options.faults.never_arrive = {3};
+  auto r = RunLateLoad(*host, Image(), {}, options);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->summary, "update failed: 1 CPUs failed 14 CPUs timed out");
+  EXPECT_EQ(r->cpus[9].outcome, CpuOutcome::kOffline);
+}
+
+TEST(LateLoad, SilentOfflineSiblingStopsCpu0FromLoading) {
+  EmulatedHostConfig config;
+  config.offline_cpus = {9, 12};
+  auto host = Host(config);
+  LateLoadOptions options = Fast();
+  options.faults.offline_silent = {12};
+  auto r = RunLateLoad(*host, Image(), {}, options);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(r->summary, "1 offline siblings did not respond");
+  EXPECT_EQ(r->cpus[0].outcome, CpuOutcome::kFailed);
+  EXPECT_EQ(r->cpus[0].detail,
+            "skipped the load: 1 of 2 offline siblings did not answer the NMI kick within 500ms");
+  EXPECT_EQ(r->cpus[9].outcome, CpuOutcome::kOffline);
+  EXPECT_EQ(r->cpus[12].outcome, CpuOutcome::kFailed);
+  EXPECT_EQ(r->cpus[1].outcome, CpuOutcome::kTimedOut);
+  for (int cpu : {0, 1, 8}) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000000u);
 }
 
 std::set<std::string> Tasks() {

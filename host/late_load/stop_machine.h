@@ -1,10 +1,14 @@
 // The emulated stop_machine_nmi() rendezvous, one stopper thread per logical CPU
-// (stopper_threads.h), following the kernel's load_cpus_stopped() / __load_primary() /
-// load_secondary() (arch/x86/kernel/cpu/microcode/core.c):
-//   1. every online CPU arrives and waits until all have (arrival_timeout);
-//   2. each core's primary thread kicks its offline siblings (they answer from the NMI
-//      handler and are counted offline), then writes MSR 0x79 (ApplyUpdateOnCpu);
-//   3. it tells its online siblings APPLY (success) or DONE (failure);
+// (stopper_threads.h), following the kernel's load_primary() / __load_primary() /
+// load_secondary() / kick_offline_cpus() (arch/x86/kernel/cpu/microcode/core.c):
+//   0. CPU 0 kicks every offline SMT sibling by NMI and waits for all of them
+//      (offline_kick_timeout); if one is missing it skips its own load, so the others
+//      time out, and it releases the offline siblings in any case;
+//   1. every online CPU arrives and waits until all have (arrival_timeout); one that gives
+//      up takes its arrival back, so a late comer times out too (wait_for_cpus());
+//   2. each core's primary thread writes MSR 0x79 (ApplyUpdateOnCpu), unless the core
+//      already runs that revision or newer (UCODE_OK);
+//   3. it tells its online siblings APPLY (updated or already current) or DONE (failure);
 //   4. siblings wait for that word (sibling_timeout) and re-read the revision.
 // Waits are futexes on per-CPU words (the kernel spins on them with interrupts off).
 #ifndef UCODE_HOST_LATE_LOAD_STOP_MACHINE_H_
@@ -43,8 +47,13 @@ class EmulatedStopMachine {
     std::vector<size_t> online, offline;  // indexes into topology.cpus
   };
 
+  // Offline sibling word: kicked by CPU 0, then released by it.
+  enum Kick : uint32_t { kNotKicked = 0, kKicked = 1, kReleased = 2 };
+
   void CpuMain(size_t index);
-  bool Arrive();
+  bool KickOfflineSiblings();
+  void ReleaseOfflineSiblings();
+  bool Arrive(int cpu);
   void Primary(size_t index, CpuResult& r);
   void Secondary(size_t index, CpuResult& r);
   void OfflineSibling(size_t index, CpuResult& r);
@@ -57,12 +66,19 @@ class EmulatedStopMachine {
   LateLoadResult& result_;  // each CPU writes only its own result_.cpus slot
   const uint32_t expected_;
   std::vector<Siblings> siblings_;  // per CPU; filled for primaries only
+  std::vector<size_t> offline_;     // indexes of every offline CPU
+  size_t kicker_ = 0;               // CPU 0: kicks and releases the offline siblings
+  int punctual_ = 0;                // online CPUs without an arrival fault
 
-  std::atomic<uint32_t> arrived_{0};
+  // The kernel's late_cpus_in: counts down to 0 as CPUs arrive; a CPU that gives up adds
+  // its arrival back, so the count can reach 0 only if nobody gave up.
+  std::atomic<uint32_t> late_cpus_in_;
+  std::atomic<uint32_t> gave_up_{0};         // CPUs that timed out waiting for arrival
+  std::atomic<uint32_t> offline_in_nmi_{0};  // offline siblings that answered the kick
   std::atomic<int64_t> all_arrived_ns_{0};
   std::atomic<int64_t> last_done_ns_{0};
   std::vector<std::atomic<uint32_t>> ctrl_;    // Ctrl, per CPU (online siblings)
-  std::vector<std::atomic<uint32_t>> kicked_;  // 1 once kicked, per CPU (offline siblings)
+  std::vector<std::atomic<uint32_t>> kicked_;  // Kick, per CPU (offline siblings)
 };
 
 }  // namespace ucode::late_load

@@ -27,7 +27,7 @@ inline constexpr size_t kExtSignatureSize = 12;
 // The 48-byte header, little-endian dwords at offsets 0..44.
 struct MicrocodeHeader {
   uint32_t header_version;    // 0: must be 1
-  uint32_t revision;          // 4: signed in the kernel's comparisons (Intel's rule)
+  uint32_t revision;          // 4: compared unsigned, as the kernel does (IsNewerRevision)
   uint32_t date;              // 8: BCD mmddyyyy
   uint32_t signature;         // 12: CPUID(1).EAX
   uint32_t checksum;          // 16

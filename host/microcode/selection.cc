@@ -14,12 +14,6 @@ uint32_t CpuPlatformMask(const CpuIdentity& cpu) {
   return cpu.platform_id < 8 ? (uint32_t{1} << cpu.platform_id) : 0;
 }
 
-// Intel's revisions are signed: pre-production/debug revisions are negative and must not
-// look "newer" than any production revision. The contract in microcode_image.h.
-bool IsNewer(uint32_t candidate, uint32_t current) {
-  return static_cast<int32_t>(candidate) > static_cast<int32_t>(current);
-}
-
 // Where `image` matches `cpu`: "primary", "extended entry N", or nullopt.
 std::optional<std::string> MatchSource(const MicrocodeImage& image, const CpuIdentity& cpu) {
   if (SignatureMatches(image.header.signature, image.header.platform_flags, cpu)) {
@@ -49,6 +43,8 @@ std::optional<std::string> MinRevProblem(const MicrocodeImage& image, const CpuI
 
 }  // namespace
 
+bool IsNewerRevision(uint32_t candidate, uint32_t current) { return candidate > current; }
+
 bool SignatureMatches(uint32_t signature, uint32_t pf_mask, const CpuIdentity& cpu) {
   if (signature != cpu.signature) return false;
   // intel_cpu_signatures_match(): the flags are both zero or they intersect.
@@ -71,7 +67,7 @@ Selection SelectImage(absl::Span<const MicrocodeImage> images, const CpuIdentity
           "signature 0x%x pf 0x%x (+%u extended) does not match cpu signature 0x%x pf 0x%x",
           image.header.signature, image.header.platform_flags, image.extended_signatures.size(),
           cpu.signature, CpuPlatformMask(cpu));
-    } else if (!IsNewer(image.revision(), cpu.current_revision)) {
+    } else if (!IsNewerRevision(image.revision(), cpu.current_revision)) {
       c.reason = absl::StrFormat("revision 0x%x not newer than current 0x%x", image.revision(),
                                  cpu.current_revision);
     } else if (std::optional<std::string> unsafe = MinRevProblem(image, cpu);
@@ -83,7 +79,7 @@ Selection SelectImage(absl::Span<const MicrocodeImage> images, const CpuIdentity
       if (unsafe) absl::StrAppend(&c.reason, "; min-rev rule ignored: ", *unsafe);
       eligible[i] = true;
       // Strictly newer wins, so the first of equal revisions stays (as the kernel scans).
-      if (!best || IsNewer(image.revision(), images[*best].revision())) best = i;
+      if (!best || IsNewerRevision(image.revision(), images[*best].revision())) best = i;
     }
     out.candidates.push_back(std::move(c));
   }

@@ -20,7 +20,9 @@ struct CpuIdentity {
   uint32_t signature = 0;         // CPUID(1).EAX
   uint32_t platform_id = 0;       // MSR 0x17 bits 52:50 (0..7); the image mask bit is 1 << id
                                   // kNoPlatformId: no MSR 0x17 (family 6 model < 5), mask 0
-  uint32_t current_revision = 0;  // MSR 0x8B after the CPUID(1) dance
+  uint32_t current_revision = 0;  // MSR 0x8B bits 63:32 after writing 0 and CPUID(1) (SDM
+                                  // Vol. 3A §10.11.7); on Linux without the msr device, the
+                                  // kernel's copy in sysfs microcode/version
 };
 
 // The minimal-revision rule (the kernel's ucode_validate_minrev()): an image whose
@@ -50,6 +52,14 @@ bool SignatureMatches(uint32_t signature, uint32_t pf_mask, const CpuIdentity& c
 // an error only for a caller mistake.
 Selection SelectImage(absl::Span<const MicrocodeImage> images, const CpuIdentity& cpu,
                       MinRevPolicy policy);
+
+// True if `candidate` is a newer revision than `current`. Compared unsigned, as the kernel
+// does (scan_microcode(), parse_microcode_blobs() and __apply_microcode() in
+// arch/x86/kernel/cpu/microcode/intel.c compare `u32`/`unsigned int` revisions): on Linux
+// the kernel makes the final choice, and ucode must never pick an image the kernel would
+// refuse or refuse one it would load. The SDM calls the field signed; the kernel does not
+// follow that, so neither do we.
+bool IsNewerRevision(uint32_t candidate, uint32_t current);
 
 // "06-8f-08" for a signature: the file name Linux looks for under intel-ucode/.
 std::string FirmwareFileName(uint32_t signature);

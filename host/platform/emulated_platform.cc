@@ -163,8 +163,7 @@ absl::StatusOr<absl::Duration> EmulatedPlatform::ApplyUpdateOnCpu(
         "wrmsr 0x79 on cpu %d: image sig 0x%x pf 0x%x does not match cpu sig 0x%x platform id %u",
         cpu, image->header.signature, image->header.platform_flags, id.signature, id.platform_id));
   }
-  // Revisions compare as signed values (the kernel's intel.c does the same).
-  if (static_cast<int32_t>(image->revision()) <= static_cast<int32_t>(id.current_revision)) {
+  if (!microcode::IsNewerRevision(image->revision(), id.current_revision)) {
     return absl::FailedPreconditionError(
         absl::StrFormat("wrmsr 0x79 on cpu %d: revision 0x%x not newer than running 0x%x", cpu,
                         image->revision(), id.current_revision));
