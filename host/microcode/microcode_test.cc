@@ -271,16 +271,17 @@ TEST(SelectionTest, MatchesThroughExtendedSignature) {
   EXPECT_THAT(s.candidates[0].reason, HasSubstr("extended signature 1"));
 }
 
-TEST(SelectionTest, RevisionsCompareSigned) {
-  // A debug revision (high bit set) is negative: never newer than a production one.
+TEST(SelectionTest, RevisionsCompareUnsignedAsTheKernel) {
+  // The kernel compares u32 revisions: a high-bit revision is newer than a low one, so
+  // ucode selects what the kernel's reload would load.
   std::vector<MicrocodeImage> images = {Img(0x806f8, 1, 0x80000010)};
   Selection s = SelectImage(images, CpuIdentity{0x806f8, 0, 0x10}, MinRevPolicy::kIgnore);
-  EXPECT_EQ(s.image, nullptr);
-  EXPECT_THAT(s.candidates[0].reason, HasSubstr("not newer"));
-  // ... and a production revision is newer than a running debug one.
+  EXPECT_EQ(s.image, &images[0]);
   images = {Img(0x806f8, 1, 0x10, 0x10)};
   s = SelectImage(images, CpuIdentity{0x806f8, 0, 0x80000010}, MinRevPolicy::kEnforce);
-  EXPECT_EQ(s.image, &images[0]);
+  EXPECT_EQ(s.image, nullptr);
+  EXPECT_THAT(s.candidates[0].reason, HasSubstr("not newer"));
+  EXPECT_TRUE(IsNewerRevision(0x80000000u, 0x7fffffffu));
 }
 
 TEST(SelectionTest, MinRevRuleHonoursThePolicy) {
