@@ -1,5 +1,6 @@
 #include "host/platform/emulated_config.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -27,6 +28,17 @@ absl::StatusOr<uint64_t> ParseNumber(absl::string_view key, absl::string_view va
   return out;
 }
 
+// A non-negative duration in microseconds with a fraction ("9.8" is 9800 ns), up to an
+// hour; the model's defaults are not whole microseconds.
+absl::StatusOr<absl::Duration> ParseMicroseconds(absl::string_view key, absl::string_view value) {
+  double us = 0;
+  if (!absl::SimpleAtod(value, &us) || !std::isfinite(us) || us < 0 || us > 3.6e9) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: '%s' is not a duration in microseconds (0 to 3.6e9, fractions allowed)", key, value));
+  }
+  return absl::Nanoseconds(std::llround(us * 1000.0));
+}
+
 absl::StatusOr<std::set<int>> ParseList(absl::string_view key, absl::string_view value) {
   std::set<int> out;
   for (absl::string_view item : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
@@ -45,14 +57,24 @@ absl::Status Apply(EmulatedHostConfig& c, absl::string_view key, absl::string_vi
     ASSIGN_OR_RETURN(c.failing_cpus, ParseList(key, value));
     return absl::OkStatus();
   }
-  if (key == "staging") {
-    if (value == "true" || value == "1") c.staging = true;
-    else if (value == "false" || value == "0") c.staging = false;
-    else return absl::InvalidArgumentError(absl::StrFormat("staging: '%s' is not a bool", value));
+  if (key == "staging" || key == "arch_capabilities") {
+    bool& flag = key == "staging" ? c.staging : c.arch_capabilities;
+    if (value == "true" || value == "1") flag = true;
+    else if (value == "false" || value == "0") flag = false;
+    else return absl::InvalidArgumentError(absl::StrFormat("%s: '%s' is not a bool", key, value));
     return absl::OkStatus();
   }
   if (key == "mailbox_fault") {
     ASSIGN_OR_RETURN(c.mailbox.fault, staging::ParseMailboxFault(value));
+    return absl::OkStatus();
+  }
+  if (absl::EndsWith(key, "_us") || absl::EndsWith(key, "_us_per_kib")) {
+    ASSIGN_OR_RETURN(absl::Duration d, ParseMicroseconds(key, value));
+    if (key == "mailbox_delay_us") c.mailbox.transaction_delay = d;
+    else if (key == "activation_fixed_us") c.activation.fixed = d;
+    else if (key == "activation_unstaged_us_per_kib") c.activation.per_kib_unstaged = d;
+    else if (key == "activation_staged_us_per_kib") c.activation.per_kib_staged = d;
+    else return absl::InvalidArgumentError(absl::StrFormat("unknown key '%s'", key));
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(uint64_t n, ParseNumber(key, value));
@@ -66,11 +88,7 @@ absl::Status Apply(EmulatedHostConfig& c, absl::string_view key, absl::string_vi
   else if (key == "mailbox_base") c.mailbox_base = n;
   else if (key == "mailbox_fault_at") c.mailbox.at = i;
   else if (key == "mailbox_fault_count") c.mailbox.count = i;
-  else if (key == "mailbox_delay_us") c.mailbox.transaction_delay = absl::Microseconds(n);
   else if (key == "mailbox_access_ns") c.mailbox.access_cost = absl::Nanoseconds(n);
-  else if (key == "activation_fixed_us") c.activation.fixed = absl::Microseconds(n);
-  else if (key == "activation_unstaged_us_per_kib") c.activation.per_kib_unstaged = absl::Microseconds(n);
-  else if (key == "activation_staged_us_per_kib") c.activation.per_kib_staged = absl::Microseconds(n);
   else return absl::InvalidArgumentError(absl::StrFormat("unknown key '%s'", key));
   return absl::OkStatus();
 }

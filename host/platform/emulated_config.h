@@ -39,6 +39,8 @@ struct EmulatedHostConfig {
   uint32_t platform_id = 7;         // MSR 0x17 bits 52:50; image mask bit 1 << id
   uint32_t revision = 0x2b000000;   // running revision (MSR 0x8B bits 63:32)
 
+  // CPUID.(EAX=7,ECX=0):EDX[29]: MSR 0x10A exists (older CPUs #GP on it).
+  bool arch_capabilities = true;
   bool staging = true;  // ARCH_CAPABILITIES bit 16 and MCU_ENUMERATION bit 4
   uint64_t mailbox_base = 0xfd000000;  // package p's mailbox at base + p * stride
   uint64_t mailbox_stride = 0x1000;
@@ -55,10 +57,11 @@ struct EmulatedHostConfig {
 EmulatedHostConfig DemoHostConfig();
 
 // Parses `key = value` lines ('#' comments). Keys: packages, cores, threads, offline,
-// signature, platform_id, revision, staging, mailbox_base, mailbox_fault,
+// signature, platform_id, revision, arch_capabilities, staging, mailbox_base, mailbox_fault,
 // mailbox_fault_at, mailbox_fault_count, mailbox_delay_us, mailbox_access_ns,
 // activation_fixed_us, activation_unstaged_us_per_kib, activation_staged_us_per_kib,
-// failing_cpus. Lists are comma-separated; numbers may be hex (0x...). Starts from
+// failing_cpus. Lists are comma-separated; numbers may be hex (0x...); `_us` values may
+// have a fraction (activation_staged_us_per_kib = 9.8). Starts from
 // DemoHostConfig(), so a file names only what differs.
 absl::StatusOr<EmulatedHostConfig> ParseEmulatedHostConfig(absl::string_view text);
 absl::StatusOr<EmulatedHostConfig> LoadEmulatedHostConfig(const std::string& path);

@@ -76,6 +76,11 @@ absl::StatusOr<LogicalCpu> EmulatedPlatform::CpuInfo(int cpu) const {
   return *c;
 }
 
+absl::StatusOr<bool> EmulatedPlatform::HasArchCapabilities(int cpu) {
+  RETURN_IF_ERROR(CpuInfo(cpu).status());
+  return config_.arch_capabilities;
+}
+
 absl::StatusOr<uint64_t> EmulatedPlatform::ReadMsr(int cpu, uint32_t msr) {
   ASSIGN_OR_RETURN(LogicalCpu c, CpuInfo(cpu));
   switch (msr) {
@@ -86,6 +91,7 @@ absl::StatusOr<uint64_t> EmulatedPlatform::ReadMsr(int cpu, uint32_t msr) {
       return uint64_t{revision_[cpu]} << kUcodeRevisionShift;
     }
     case kMsrArchCapabilities:
+      if (!config_.arch_capabilities) return GeneralProtection("rdmsr", cpu, msr);
       return config_.staging ? kArchCapMcuEnumeration : 0;
     case kMsrMcuEnumeration:
       if (!config_.staging) return GeneralProtection("rdmsr", cpu, msr);

@@ -26,6 +26,7 @@ class EmulatedPlatform : public Platform {
 
   [[nodiscard]] std::string name() const override { return "emulated"; }
   absl::StatusOr<Topology> GetTopology() override;
+  absl::StatusOr<bool> HasArchCapabilities(int cpu) override;
   absl::StatusOr<uint64_t> ReadMsr(int cpu, uint32_t msr) override;
   absl::Status WriteMsr(int cpu, uint32_t msr, uint64_t value) override;
   absl::StatusOr<std::unique_ptr<MmioWindow>> MapMmio(uint64_t phys_addr, size_t size) override;

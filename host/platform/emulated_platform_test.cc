@@ -91,6 +91,28 @@ TEST(EmulatedHostConfig, ParsesKeyValueText) {
   EXPECT_EQ(c->mailbox.count, 3);
 }
 
+TEST(EmulatedHostConfig, MicrosecondValuesMayHaveAFraction) {
+  auto c = ParseEmulatedHostConfig(
+      "activation_staged_us_per_kib = 9.8\nactivation_fixed_us = 500\nmailbox_delay_us = 0.25\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->activation.per_kib_staged, absl::Nanoseconds(9800));
+  EXPECT_EQ(c->activation.fixed, absl::Microseconds(500));
+  EXPECT_EQ(c->mailbox.transaction_delay, absl::Nanoseconds(250));
+  EXPECT_EQ(ParseEmulatedHostConfig("activation_fixed_us = -1\n").status().message(),
+            "host config line 1: activation_fixed_us: '-1' is not a duration in microseconds "
+            "(0 to 3.6e9, fractions allowed)");
+  EXPECT_FALSE(ParseEmulatedHostConfig("activation_fixed_us = nan\n").ok());
+}
+
+TEST(EmulatedPlatform, NoArchCapabilitiesMsrMeansGeneralProtection) {
+  auto c = ParseEmulatedHostConfig("arch_capabilities = false\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto p = EmulatedPlatform::Create(*c);
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(*(*p)->HasArchCapabilities(0));
+  EXPECT_FALSE((*p)->ReadMsr(0, kMsrArchCapabilities).ok());
+}
+
 TEST(EmulatedHostConfig, ErrorsNameTheLine) {
   EXPECT_EQ(ParseEmulatedHostConfig("packages = 2\nbogus = 1\n").status().message(),
             "host config line 2: unknown key 'bogus'");

@@ -92,6 +92,10 @@ class Platform {
   [[nodiscard]] virtual std::string name() const = 0;  // "emulated" or "linux"
   virtual absl::StatusOr<Topology> GetTopology() = 0;
 
+  // CPUID.(EAX=7,ECX=0):EDX[29] on `cpu`: IA32_ARCH_CAPABILITIES (MSR 0x10A) exists. The
+  // kernel reads that MSR only behind this bit (x86_read_arch_cap_msr()).
+  virtual absl::StatusOr<bool> HasArchCapabilities(int cpu) = 0;
+
   virtual absl::StatusOr<uint64_t> ReadMsr(int cpu, uint32_t msr) = 0;
   virtual absl::Status WriteMsr(int cpu, uint32_t msr, uint64_t value) = 0;
   virtual absl::StatusOr<std::unique_ptr<MmioWindow>> MapMmio(uint64_t phys_addr,

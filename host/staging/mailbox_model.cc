@@ -62,9 +62,14 @@ void MailboxModel::PayAccessCost() {
   }
 }
 
+bool MailboxModel::GoPending() const {
+  return behavior_.stale_ready > absl::ZeroDuration() && absl::Now() < taken_at_;
+}
+
 uint32_t MailboxModel::Read32(uint32_t offset) {
   register_accesses_.Add(1);
   cost_owed_ns_ += cost_ns_;
+  if (GoPending()) return offset == kMboxStatusOffset ? stale_status_ : 0;
   if (offset == kMboxRdDataOffset) {
     return response_index_ < response_len_ ? response_[response_index_] : 0;
   }
@@ -88,7 +93,8 @@ void MailboxModel::Write32(uint32_t offset, uint32_t value) {
     case kMboxRdDataOffset:
       // Writing 0 acknowledges the dword just read and exposes the next one; the last
       // acknowledgement ends the transaction.
-      if (value == 0 && response_index_ < response_len_ && ++response_index_ == response_len_) {
+      if (value == 0 && !GoPending() && response_index_ < response_len_ &&
+          ++response_index_ == response_len_) {
         PayAccessCost();
       }
       break;
@@ -112,6 +118,8 @@ void MailboxModel::Abort() {
   status_ = 0;
   never_ready_ = false;
   ready_at_ = absl::InfinitePast();
+  taken_at_ = absl::InfinitePast();
+  stale_status_ = 0;
   buffer_.clear();
   image_size_ = 0;
   expected_offset_ = 0;
@@ -160,14 +168,16 @@ absl::StatusOr<uint32_t> MailboxModel::Process() {
   const size_t bytes = (request_len_ - kPrefixDwords) * 4;
   const uint8_t* data = reinterpret_cast<const uint8_t*>(request_.data() + kPrefixDwords);
   if (expected_offset_ == 0 && image_size_ == 0) {
-    // The image header (SDM: total size at byte 32, 0 meaning 2048) sizes the transfer.
+    // The image header sizes the transfer, by the kernel's get_totalsize(): a zero datasize
+    // (byte 28) means the legacy 2048-byte image, whatever totalsize (byte 32) holds.
     if (bytes < microcode::kHeaderSize) {
       return absl::InvalidArgumentError(
           absl::StrFormat("first chunk of %u bytes does not hold the image header", bytes));
     }
-    uint32_t total;
+    uint32_t datasize, total;
+    std::memcpy(&datasize, data + 28, sizeof(datasize));
     std::memcpy(&total, data + 32, sizeof(total));
-    const size_t size = total == 0 ? microcode::kDefaultTotalSize : total;
+    const size_t size = datasize == 0 ? microcode::kDefaultTotalSize : total;
     if (size < microcode::kHeaderSize || size > kMaxImageBytes || size % 4 != 0) {
       return absl::InvalidArgumentError(
           absl::StrFormat("image header total size 0x%x unacceptable", total));
@@ -191,6 +201,10 @@ void MailboxModel::Go() {
   PayAccessCost();
   const int txn = transaction_++;
   transactions_.Add(1);
+  if (behavior_.stale_ready > absl::ZeroDuration()) {
+    stale_status_ = status_;
+    taken_at_ = absl::Now() + behavior_.stale_ready;
+  }
   status_ = 0;
   response_len_ = 0;
   response_index_ = 0;

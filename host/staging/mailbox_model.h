@@ -54,6 +54,9 @@ struct MailboxBehavior {
   int count = 1;  // repetitions for kRepeatChunk / kRestartFromZero
   // READY appears this long after GO (a slow device).
   absl::Duration transaction_delay = absl::ZeroDuration();
+  // For this long after GO the device has not taken it yet: STATUS still shows the
+  // previous transaction's value (READY) and RDDATA holds nothing (reads 0).
+  absl::Duration stale_ready = absl::ZeroDuration();
   // Busy time charged on every register access (uncached MMIO is ~100 ns or more).
   absl::Duration access_cost = absl::ZeroDuration();
 };
@@ -111,6 +114,8 @@ class alignas(64) MailboxModel {
 
   void Abort();
   void Go();
+  // True while the last GO has not been taken (MailboxBehavior::stale_ready).
+  bool GoPending() const;
   // Checks the request and stores its chunk; returns the next offset to ask for, or an
   // error that the device reports through STATUS.ERROR.
   absl::StatusOr<uint32_t> Process();
@@ -133,6 +138,8 @@ class alignas(64) MailboxModel {
   size_t response_index_ = 0;
   uint32_t status_ = 0;
   absl::Time ready_at_ = absl::InfinitePast();  // read only when transaction_delay > 0
+  absl::Time taken_at_ = absl::InfinitePast();  // read only when stale_ready > 0
+  uint32_t stale_status_ = 0;                    // STATUS before the last GO
   bool never_ready_ = false;
 
   // The transfer in progress since the last ABORT.

@@ -41,6 +41,8 @@ inline constexpr size_t kMboxResponseBytes = 8;  // next offset + status
 inline constexpr size_t kMboxChunkBytes = 4096;  // kernel: one PAGE_SIZE per transaction
 inline constexpr uint32_t kMboxOffsetEnd = 0xFFFFFFFF;
 inline constexpr absl::Duration kMboxTransactionTimeout = absl::Seconds(10);
+// The kernel sleeps this long before each STATUS read (wait_for_transaction(): msleep(1)).
+inline constexpr absl::Duration kMboxPollInterval = absl::Milliseconds(1);
 
 // Mailbox header for a message of `total_bytes` (header included): vendor in bits 15:0,
 // object type in 31:16, size in dwords in 63:32.

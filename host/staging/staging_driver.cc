@@ -26,19 +26,15 @@ uint32_t ReadDword(MmioWindow& m) {
   return v;
 }
 
-// Polls STATUS until READY or ERROR. A fast device is ready at the first poll, which
-// costs one register read and no clock read; otherwise the deadline starts at the first
-// poll that finds the device busy (microseconds after GO), the next polls are back to back,
-// then the sleep doubles up to 1 ms, the kernel's msleep(1) period.
+// Polls STATUS until READY or ERROR, in the kernel's order (wait_for_transaction()): wait
+// one interval, then read, so that READY left over from the previous transaction, which
+// the device clears only once it takes the GO, is never read as this one's answer.
 absl::Status WaitForTransaction(MmioWindow& m, int package, size_t offset,
-                                absl::Duration timeout) {
-  uint32_t status = m.Read32(kMboxStatusOffset);
-  if ((status & (kMboxStatusReady | kMboxStatusError)) == kMboxStatusReady) {
-    return absl::OkStatus();
-  }
-  const absl::Time deadline = absl::Now() + timeout;
-  absl::Duration nap = absl::Microseconds(1);
-  for (int polls = 1;; ++polls) {
+                                const StagingOptions& options) {
+  const absl::Time deadline = absl::Now() + options.transaction_timeout;
+  for (;;) {
+    if (options.poll_interval > absl::ZeroDuration()) absl::SleepFor(options.poll_interval);
+    const uint32_t status = m.Read32(kMboxStatusOffset);
     if (status & kMboxStatusError) {
       return absl::AbortedError(absl::StrFormat(
           "package %d: mailbox STATUS.ERROR (0x%08x) for chunk at offset 0x%x", package, status,
@@ -48,13 +44,8 @@ absl::Status WaitForTransaction(MmioWindow& m, int package, size_t offset,
     if (absl::Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrFormat(
           "package %d: mailbox not READY %s after GO for chunk at offset 0x%x", package,
-          absl::FormatDuration(timeout), offset));
+          absl::FormatDuration(options.transaction_timeout), offset));
     }
-    if (polls >= 16) {
-      absl::SleepFor(nap);
-      nap = std::min(nap * 2, absl::Milliseconds(1));
-    }
-    status = m.Read32(kMboxStatusOffset);
   }
 }
 
@@ -133,7 +124,7 @@ absl::Status Transfer(MmioWindow& m, absl::Span<const uint8_t> image, const Stag
     SendChunk(m, image.subspan(offset, chunk));
     c.bytes_sent += chunk;
     ++c.transactions;
-    RETURN_IF_ERROR(WaitForTransaction(m, pkg, offset, options.transaction_timeout));
+    RETURN_IF_ERROR(WaitForTransaction(m, pkg, offset, options));
 
     // Response: 64-bit header, next offset, status (kernel: fetch_next_offset()).
     uint64_t header = ReadDword(m);
@@ -153,6 +144,13 @@ absl::Status Transfer(MmioWindow& m, absl::Span<const uint8_t> image, const Stag
       return absl::OutOfRangeError(absl::StrFormat(
           "package %d: response offset 0x%x beyond image end 0x%x", pkg, next, size));
     }
+    // Chunks are sent a dword at a time: an unaligned offset would make the last chunk's
+    // loop step over the image's end.
+    if (next != kMboxOffsetEnd && next % 4 != 0) {
+      return absl::OutOfRangeError(absl::StrFormat(
+          "package %d: response offset 0x%x is not a multiple of 4 (chunk at 0x%x)", pkg, next,
+          offset));
+    }
     const bool done = next == kMboxOffsetEnd;
     offset = done ? size : next;
     if (options.progress) {
@@ -171,6 +169,8 @@ absl::Status Transfer(MmioWindow& m, absl::Span<const uint8_t> image, const Stag
 }  // namespace
 
 absl::StatusOr<bool> StagingSupported(platform::Platform& platform, int cpu) {
+  ASSIGN_OR_RETURN(bool has_arch_caps, platform.HasArchCapabilities(cpu));
+  if (!has_arch_caps) return false;
   ASSIGN_OR_RETURN(uint64_t arch_caps, platform.ReadMsr(cpu, platform::kMsrArchCapabilities));
   if (!(arch_caps & platform::kArchCapMcuEnumeration)) return false;
   ASSIGN_OR_RETURN(uint64_t enumeration, platform.ReadMsr(cpu, platform::kMsrMcuEnumeration));
@@ -186,7 +186,8 @@ void StageOnePackage(platform::Platform& platform, absl::Span<const uint8_t> ima
     ASSIGN_OR_RETURN(bool supported, StagingSupported(platform, r.cpu));
     if (!supported) {
       return absl::FailedPreconditionError(absl::StrFormat(
-          "package %d: cpu %d does not advertise staging (MSR 0x10A bit 16, MSR 0x7B bit 4)",
+          "package %d: staging unsupported: cpu %d does not advertise it (CPUID.7.0:EDX[29], "
+          "MSR 0x10A bit 16, MSR 0x7B bit 4)",
           r.package, r.cpu));
     }
     ASSIGN_OR_RETURN(r.mailbox_addr, platform.ReadMsr(r.cpu, platform::kMsrMcuStagingMboxAddr));

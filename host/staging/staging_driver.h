@@ -42,6 +42,11 @@ using StagingProgressFn = std::function<void(const StagingProgress&)>;
 
 struct StagingOptions {
   absl::Duration transaction_timeout = kMboxTransactionTimeout;
+  // STATUS is first read one interval after GO, then once per interval (the kernel's
+  // wait_for_transaction(): msleep(1) before every read), so a READY still set from the
+  // previous transaction is not taken for this one's. Zero polls at once: only for a
+  // device known to clear READY at GO (the model in benchmarks).
+  absl::Duration poll_interval = kMboxPollInterval;
   int max_chunk_retransmits = 8;  // per chunk offset
   bool parallel = true;
   StagingProgressFn progress;     // optional; called from staging threads
@@ -71,8 +76,10 @@ struct StagingReport {
   [[nodiscard]] std::string Summary() const;
 };
 
-// True if the CPU advertises staging: ARCH_CAPABILITIES bit 16 (MCU_ENUMERATION present)
-// and MCU_ENUMERATION bit 4 (kernel: staging_available()).
+// True if the CPU advertises staging (kernel: staging_available()): MSR 0x10A exists
+// (CPUID.7.0:EDX[29], checked first: reading it on a CPU without it is a #GP, which means
+// "unsupported", not an error), its bit 16 says MCU_ENUMERATION exists, and that MSR's
+// bit 4 says staging.
 absl::StatusOr<bool> StagingSupported(platform::Platform& platform, int cpu);
 
 // Stages `image` through one mailbox window: ABORT, then request/response transactions

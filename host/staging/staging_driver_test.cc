@@ -1,6 +1,8 @@
 // Every mailbox behaviour, driven end to end through the driver on an emulated host.
 #include "host/staging/staging_driver.h"
 
+#include <cstring>
+
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "host/microcode/image_generator.h"
@@ -198,6 +200,96 @@ TEST(StagingDriver, CorruptImageIsRefusedByTheDeviceChecks) {
   EXPECT_EQ(run.report.packages[0].status.code(), absl::StatusCode::kAborted);
   EXPECT_NE(run.platform->mailbox(0).last_protocol_error().find("checksum"), std::string::npos)
       << run.platform->mailbox(0).last_protocol_error();
+}
+
+// Kernel get_totalsize(): datasize 0 means a 2048-byte image even if totalsize holds
+// something else; the device sizes the transfer the same way.
+TEST(StagingDriver, DatasizeZeroMeans2048Bytes) {
+  auto image = microcode::GenerateImage({.legacy_layout = true});
+  ASSERT_TRUE(image.ok());
+  auto set32 = [&](size_t at, uint32_t v) { std::memcpy(image->data() + at, &v, 4); };
+  auto get32 = [&](size_t at) {
+    uint32_t v;
+    std::memcpy(&v, image->data() + at, 4);
+    return v;
+  };
+  set32(32, 0x1000);               // totalsize: ignored when datasize is 0
+  set32(16, get32(16) - 0x1000);   // keep the header + data sum at zero
+  ASSERT_TRUE(microcode::ParseImage(*image).ok());
+  StagingRun run = StageWith({}, *image);
+  ASSERT_TRUE(run.report.all_staged()) << run.report.Summary();
+  EXPECT_EQ(run.platform->mailbox(1).staged_size(), 2048u);
+}
+
+// Kernel wait_for_transaction(): the first STATUS read comes one interval after GO, so
+// READY left from the previous transaction is not taken for this one's.
+TEST(StagingDriver, ReadyLeftFromThePreviousTransactionIsNotTakenForThisOne) {
+  const auto image = Image();
+  StagingRun run = StageWith({.stale_ready = absl::Microseconds(300)}, image);
+  ASSERT_TRUE(run.report.all_staged()) << run.report.Summary();
+  EXPECT_EQ(run.report.packages[1].transactions, 10);
+  EXPECT_TRUE(run.platform->mailbox(1).HoldsStagedImage(image));
+}
+
+// A device that answers every GO at once with a scripted next offset.
+class ScriptedMailbox : public platform::MmioWindow {
+ public:
+  explicit ScriptedMailbox(std::vector<uint32_t> offsets) : offsets_(std::move(offsets)) {}
+  uint32_t Read32(uint32_t offset) override {
+    if (offset == kMboxStatusOffset) return kMboxStatusReady;
+    if (offset != kMboxRdDataOffset || next_read_ >= response_.size()) return 0;
+    return response_[next_read_];
+  }
+  void Write32(uint32_t offset, uint32_t value) override {
+    if (offset == kMboxRdDataOffset && value == 0) ++next_read_;
+    if (offset == kMboxControlOffset && value == kMboxControlGo) {
+      const uint32_t next = gos_ < offsets_.size() ? offsets_[gos_] : kMboxOffsetEnd;
+      ++gos_;
+      response_ = {static_cast<uint32_t>(kMboxResponseHeader),
+                   static_cast<uint32_t>(kMboxResponseHeader >> 32), next, kMboxResponseSuccess};
+      next_read_ = 0;
+    }
+  }
+
+ private:
+  std::vector<uint32_t> offsets_;
+  std::vector<uint32_t> response_;
+  size_t gos_ = 0, next_read_ = 0;
+};
+
+TEST(StagingDriver, UnalignedOffsetFromTheDeviceIsRejected) {
+  const auto image = Image();  // 0xa000 bytes
+  struct Case {
+    std::vector<uint32_t> offsets;
+    std::string error;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{1}, "package 0: response offset 0x1 is not a multiple of 4 (chunk at 0x0)"},
+           {{0x1000, 0x2002}, "package 0: response offset 0x2002 is not a multiple of 4 (chunk at 0x1000)"},
+           {{0x9ffd}, "package 0: response offset 0x9ffd is not a multiple of 4 (chunk at 0x0)"},
+           {{0x9fff}, "package 0: response offset 0x9fff is not a multiple of 4 (chunk at 0x0)"},
+       }) {
+    ScriptedMailbox device(c.offsets);
+    StagingOptions options;
+    options.poll_interval = absl::ZeroDuration();
+    PackageStaging r;
+    absl::Status s = StageThroughMailbox(device, image, options, r);
+    EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange) << s;
+    EXPECT_EQ(s.message(), c.error);
+  }
+}
+
+TEST(StagingDriver, NoArchCapabilitiesMsrIsUnsupportedNotAnError) {
+  EmulatedHostConfig config;
+  config.arch_capabilities = false;
+  auto p = platform::EmulatedPlatform::Create(config);
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(*StagingSupported(**p, 0));
+  StagingReport report = StageAllPackages(**p, Image(), {});
+  ASSERT_EQ(report.packages.size(), 2u);
+  EXPECT_EQ(report.packages[0].status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(report.packages[0].status.message().find("staging unsupported"), std::string::npos)
+      << report.packages[0].status;
 }
 
 TEST(StagingDriver, NoStagingCapability) {
