@@ -6,6 +6,7 @@
 #include "host/base/status_macros.h"
 #include "host/late_load/stop_machine.h"
 #include "host/microcode/microcode_image.h"
+#include "host/microcode/selection.h"
 
 namespace ucode::late_load {
 namespace {
@@ -45,7 +46,7 @@ void AccountFromRevisions(platform::Platform& platform, const platform::Topology
       r.detail = std::string(rev.status().message());
     } else {
       r.revision_after = *rev;
-      if (*rev == result.new_revision) {
+      if (!microcode::IsNewerRevision(result.new_revision, *rev)) {
         r.outcome = c.thread == 0 ? CpuOutcome::kUpdated : CpuOutcome::kSibling;
       } else {
         r.detail = absl::StrFormat("revision 0x%x after reload, expected 0x%x", *rev,
@@ -122,19 +123,27 @@ absl::StatusOr<LateLoadResult> RunLateLoad(platform::Platform& platform,
   ASSIGN_OR_RETURN(result.old_revision, platform::ReadRevision(platform, primaries.front()));
   const absl::Span<const uint8_t> exact = update.subspan(0, image.total_size());
 
-  // Everything the emulated rendezvous needs exists before anything is held: the stopper
-  // threads (created once per process and kept, as the kernel's are) and the prepared
-  // rendezvous. Between before_activation and the activation only wake-ups remain.
+  // Everything the rendezvous needs exists before anything is held: on the emulated host
+  // the stopper threads (created once per process and kept, as the kernel's are) and the
+  // prepared rendezvous; on Linux the installed, page-cached firmware file. Between
+  // before_activation and the activation only wake-ups, or the reload write, remain.
   std::optional<StopperThreads::Lease> stoppers;
   std::optional<EmulatedStopMachine> machine;
+  std::unique_ptr<platform::PreparedKernelReload> prepared;
   if (platform.HasDirectTrigger()) {
     stoppers.emplace(StopperThreads::Acquire(static_cast<int>(topology.cpus.size())));
     machine.emplace(platform, topology, exact, result.new_revision, options, result);
+  } else {
+    ASSIGN_OR_RETURN(microcode::CpuIdentity cpu, platform.Identity(primaries.front()));
+    ASSIGN_OR_RETURN(prepared, platform.PrepareKernelReload(exact, cpu.signature));
+    result.prepare = prepared->prepare_time();
+    result.window_name = kReloadWriteWindow;
   }
 
   if (hooks.before_activation) {
     absl::Status held = hooks.before_activation();
     if (!held.ok()) {
+      // `prepared`, if any, puts the previous firmware file back as it goes.
       return absl::Status(held.code(),
                           absl::StrFormat("before activation: %s; host untouched", held.message()));
     }
@@ -142,11 +151,11 @@ absl::StatusOr<LateLoadResult> RunLateLoad(platform::Platform& platform,
   if (platform.HasDirectTrigger()) {
     machine->Run(stoppers->threads());
   } else {
-    absl::StatusOr<platform::KernelReloadOutcome> reload =
-        platform.KernelReload(exact, image.header.signature);
+    absl::StatusOr<platform::KernelReloadOutcome> reload = prepared->Reload();
     if (reload.ok()) {
       result.activation_window = reload->elapsed;
       result.kernel_log = reload->kmsg_lines;
+      result.reload = *reload;
     }
     AccountFromRevisions(platform, topology, result);
     if (!reload.ok()) {

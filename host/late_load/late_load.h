@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -67,6 +68,10 @@ struct CpuResult {
   absl::Duration modelled;       // WRMSR 0x79 time on a primary (emulated model)
 };
 
+inline constexpr char kActivationWindow[] = "activation window";
+inline constexpr char kReloadWriteWindow[] =
+    "reload write (kernel firmware request, kernel staging, stop_machine)";
+
 struct LateLoadResult {
   std::vector<CpuResult> cpus;  // every present CPU, by id
   int updated = 0;
@@ -76,10 +81,18 @@ struct LateLoadResult {
   int offline = 0;
   uint32_t old_revision = 0;
   uint32_t new_revision = 0;   // the image's revision
-  // Wall time from the moment every CPU had arrived to the moment the last one was done:
-  // how long the host was stopped for the activation itself. The orchestrator subtracts
+  // Emulated host: wall time from the moment every CPU had arrived to the moment the last
+  // one was done, how long the host was stopped for the activation itself. Linux: the
+  // whole write to microcode/reload (window_name says which). The orchestrator subtracts
   // this from the time vCPUs were parked to get its own overhead.
   absl::Duration activation_window;
+  // What activation_window measured, for reports: kActivationWindow, or on Linux
+  // kReloadWriteWindow.
+  const char* window_name = kActivationWindow;
+  // Linux: the file installed and its page cache warmed before before_activation (outside
+  // any hold), and what the kernel's reload did.
+  absl::Duration prepare;
+  std::optional<platform::KernelReloadOutcome> reload;
   // Longest modelled WRMSR 0x79 time of any primary: the model's critical path (zero on
   // Linux, where the kernel does not tell).
   absl::Duration modelled_critical_path;
@@ -92,9 +105,11 @@ struct LateLoadResult {
 };
 
 // Runs the late load of `update` (one validated image). Fails without touching the host if
-// the CPUs are not in a loadable state (an offline primary thread: the kernel's -EBUSY) or
-// before_activation fails; otherwise returns the result, whose `status` says whether every
-// CPU took the update.
+// the CPUs are not in a loadable state (an offline primary thread: the kernel's -EBUSY),
+// the kernel cannot take the file (Linux), or before_activation fails; otherwise returns
+// the result, whose `status` says whether every CPU took the update. On Linux the file is
+// installed (named after the CPU's own signature) and its page cache warmed before
+// before_activation, so whatever the hook holds is held only across the reload write.
 absl::StatusOr<LateLoadResult> RunLateLoad(platform::Platform& platform,
                                            absl::Span<const uint8_t> update,
                                            const LateLoadHooks& hooks,

@@ -83,74 +83,29 @@ int DefaultWriteReload(const std::string& path) {
   return 0;
 }
 
-absl::Status WriteFileSynced(const std::string& path, absl::Span<const uint8_t> bytes) {
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("create ", path));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = write(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ErrnoStatus(errno, absl::StrCat("write ", path));
-    done += static_cast<size_t>(n);
+// CPUID(1) on `cpu` through the cpuid module: a read at offset 1 runs leaf 1 there.
+absl::Status DefaultCpuidLeaf1(const std::string& root, int cpu) {
+  const std::string path = absl::StrCat(root, "dev/cpu/", cpu, "/cpuid");
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return absl::OkStatus();  // no cpuid module: the MSR keeps its last loaded value
+  uint32_t regs[4];
+  if (pread(fd.get(), regs, sizeof(regs), 1) != sizeof(regs)) {
+    return ErrnoStatus(errno, absl::StrFormat("cpuid leaf 1 on cpu %d", cpu));
   }
-  if (fsync(fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", path));
   return absl::OkStatus();
-}
-
-// New kernel log records since `fd`'s position, microcode ones only. /dev/kmsg returns one
-// record per read ("6,1234,5678,-;microcode: ..."); a fake regular file may hold several
-// lines per read, so both are split by line.
-std::vector<std::string> ReadKmsg(int fd) {
-  std::vector<std::string> lines;
-  if (fd < 0) return lines;
-  std::string pending;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EPIPE) continue;  // a record was overwritten; keep reading
-    if (n <= 0) break;
-    pending.append(buf, static_cast<size_t>(n));
-  }
-  for (absl::string_view line : absl::StrSplit(pending, '\n', absl::SkipEmpty())) {
-    if (size_t semi = line.find(';'); semi != absl::string_view::npos) line = line.substr(semi + 1);
-    if (absl::StrContains(line, "microcode")) lines.emplace_back(line);
-  }
-  return lines;
 }
 
 }  // namespace
 
-absl::Status ReloadErrnoStatus(int err) {
-  switch (err) {
-    case 0:
-      return absl::OkStatus();
-    case ENOENT:
-      return absl::FailedPreconditionError(
-          "reload: -ENOENT: the kernel found no newer image it considers safe (not newer, or the "
-          "minimal-revision rule without force_minrev)");
-    case EBUSY:
-      return absl::FailedPreconditionError(
-          "reload: -EBUSY: a CPU is offline; the kernel late-loads only with every primary "
-          "thread online");
-    case EIO:
-      return absl::InternalError(
-          "reload: -EIO: some CPUs failed or timed out during the late load (see kernel log)");
-    case EINVAL:
-      return absl::InvalidArgumentError("reload: -EINVAL: the kernel accepts only '1'");
-    case EPERM:
-    case EACCES:
-      return absl::PermissionDeniedError(
-          "reload: permission denied (root needed; lockdown forbids late loading)");
-    default:
-      return ErrnoStatus(err, "reload");
-  }
-}
+absl::StatusOr<std::string> ReadSysfsText(const std::string& path) { return ReadText(path); }
 
 absl::StatusOr<std::unique_ptr<LinuxPlatform>> LinuxPlatform::Create(LinuxPlatformOptions options) {
-  if (!options.write_reload) options.write_reload = DefaultWriteReload;
   if (options.root.empty()) options.root = "/";
   if (options.root.back() != '/') options.root += '/';
+  if (!options.write_reload) options.write_reload = DefaultWriteReload;
+  if (!options.cpuid_leaf1) {
+    options.cpuid_leaf1 = [root = options.root](int cpu) { return DefaultCpuidLeaf1(root, cpu); };
+  }
   struct stat st;
   const std::string cpu_dir = options.root + kCpuDir;
   if (stat(cpu_dir.c_str(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", cpu_dir));
@@ -240,24 +195,31 @@ absl::StatusOr<std::unique_ptr<MmioWindow>> LinuxPlatform::MapMmio(uint64_t phys
       new DevMemWindow(map, map_size, static_cast<size_t>(phys_addr - base)));
 }
 
-absl::StatusOr<uint32_t> LinuxPlatform::Signature(int cpu) const {
+absl::StatusOr<std::string> LinuxPlatform::CpuinfoField(int cpu, absl::string_view key) const {
   ASSIGN_OR_RETURN(std::string cpuinfo, ReadText(Path("proc/cpuinfo")));
-  int current = -1, family = -1, model = -1, stepping = -1;
+  int current = -1;
   for (absl::string_view line : absl::StrSplit(cpuinfo, '\n')) {
     std::vector<absl::string_view> kv = absl::StrSplit(line, absl::MaxSplits(':', 1));
     if (kv.size() != 2) continue;
-    const absl::string_view key = absl::StripAsciiWhitespace(kv[0]);
-    int value;
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(kv[1]), &value)) continue;
-    if (key == "processor") current = value;
-    if (current != cpu) continue;
-    if (key == "cpu family") family = value;
-    if (key == "model") model = value;
-    if (key == "stepping") stepping = value;
+    const absl::string_view k = absl::StripAsciiWhitespace(kv[0]);
+    const absl::string_view v = absl::StripAsciiWhitespace(kv[1]);
+    if (k == "processor" && !absl::SimpleAtoi(v, &current)) current = -1;
+    if (current == cpu && k == key) return std::string(v);
   }
-  if (family < 0 || model < 0 || stepping < 0) {
-    return absl::NotFoundError(absl::StrFormat("%s: no family/model/stepping for cpu %d",
-                                               Path("proc/cpuinfo"), cpu));
+  return absl::NotFoundError(
+      absl::StrFormat("%s: no '%s' for cpu %d", Path("proc/cpuinfo"), key, cpu));
+}
+
+absl::StatusOr<uint32_t> LinuxPlatform::Signature(int cpu) const {
+  int family = -1, model = -1, stepping = -1;
+  for (auto [key, out] : {std::pair<const char*, int*>{"cpu family", &family},
+                          {"model", &model},
+                          {"stepping", &stepping}}) {
+    ASSIGN_OR_RETURN(std::string text, CpuinfoField(cpu, key));
+    if (!absl::SimpleAtoi(text, out) || *out < 0 || *out > 0xff + 0xf) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s: cpu %d %s '%s' unreadable",
+                                                        Path("proc/cpuinfo"), cpu, key, text));
+    }
   }
   // CPUID(1).EAX layout (SDM Vol. 2A, CPUID): stepping 3:0, model 7:4, family 11:8,
   // extended model 19:16, extended family 27:20 (family 0xF + ext).
@@ -265,6 +227,30 @@ absl::StatusOr<uint32_t> LinuxPlatform::Signature(int cpu) const {
   const uint32_t ext_family = family >= 0xF ? family - 0xF : 0;
   return (ext_family << 20) | ((model >> 4) << 16) | (base_family << 8) | ((model & 0xF) << 4) |
          stepping;
+}
+
+absl::StatusOr<bool> LinuxPlatform::HasArchCapabilities(int cpu) {
+  // The kernel names CPUID.7.0:EDX[29] "arch_capabilities" in the flags line.
+  ASSIGN_OR_RETURN(std::string flags, CpuinfoField(cpu, "flags"));
+  for (absl::string_view flag : absl::StrSplit(flags, ' ', absl::SkipEmpty())) {
+    if (flag == "arch_capabilities") return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::optional<uint32_t>> LinuxPlatform::RevisionFromMsr(int cpu) {
+  const std::string msr = Path(absl::StrCat("dev/cpu/", cpu, "/msr"));
+  if (access(msr.c_str(), F_OK) != 0) return std::optional<uint32_t>();
+  // SDM Vol. 3A §10.11.7: write 0 to MSR 0x8B, execute CPUID(1), read MSR 0x8B (the
+  // kernel's intel_get_microcode_revision()). The msr module taints the kernel for a write
+  // to an MSR it does not know unless msr.allow_writes=on (arch/x86/kernel/msr.c,
+  // filter_write()), so without that the write is skipped: the CPUID alone reloads the
+  // value on current CPUs, and the cross-check with sysfs catches a stale one.
+  absl::StatusOr<std::string> writes = ReadText(Path("sys/module/msr/parameters/allow_writes"));
+  if (writes.ok() && *writes == "on") RETURN_IF_ERROR(WriteMsr(cpu, kMsrUcodeRevision, 0));
+  RETURN_IF_ERROR(options_.cpuid_leaf1(cpu));
+  ASSIGN_OR_RETURN(uint64_t value, ReadMsr(cpu, kMsrUcodeRevision));
+  return std::optional<uint32_t>(static_cast<uint32_t>(value >> kUcodeRevisionShift));
 }
 
 absl::StatusOr<microcode::CpuIdentity> LinuxPlatform::Identity(int cpu) {
@@ -280,51 +266,19 @@ absl::StatusOr<microcode::CpuIdentity> LinuxPlatform::Identity(int cpu) {
         absl::StrFormat("%s: version '%s' / processor_flags '%s' unreadable", dir, version, flags));
   }
   id.platform_id = static_cast<uint32_t>(__builtin_ctz(mask));  // the kernel shows 1 << id
+  ASSIGN_OR_RETURN(std::optional<uint32_t> msr_revision, RevisionFromMsr(cpu));
+  if (msr_revision && *msr_revision != id.current_revision) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "cpu %d: MSR 0x8B reports revision 0x%x but the kernel's %sversion says 0x%x (microcode "
+        "loaded behind the kernel's back?)",
+        cpu, *msr_revision, dir, id.current_revision));
+  }
   return id;
 }
 
-absl::StatusOr<KernelReloadOutcome> LinuxPlatform::KernelReload(absl::Span<const uint8_t> update,
-                                                                uint32_t signature) {
-  KernelReloadOutcome out;
-  const std::string dir = Path("lib/firmware/intel-ucode");
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
-  }
-  out.installed_path = absl::StrCat(dir, "/", microcode::FirmwareFileName(signature));
-  const std::string staging_path = out.installed_path + ".ucode-new";
-  const std::string prev_path = out.installed_path + ".ucode-prev";
-  RETURN_IF_ERROR(WriteFileSynced(staging_path, update));
-  // Keep the current file for rollback (a hard link, so the name never goes missing), then
-  // swap the new one in atomically.
-  if (access(out.installed_path.c_str(), F_OK) == 0) {
-    unlink(prev_path.c_str());
-    if (link(out.installed_path.c_str(), prev_path.c_str()) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("link ", prev_path));
-    }
-    out.previous_path = prev_path;
-  }
-  if (rename(staging_path.c_str(), out.installed_path.c_str()) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("rename to ", out.installed_path));
-  }
-
-  UniqueFd kmsg(open(Path("dev/kmsg").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-  if (kmsg) lseek(kmsg.get(), 0, SEEK_END);
-  const absl::Time start = absl::Now();
-  const int err = options_.write_reload(Path(absl::StrCat(kCpuDir, "/microcode/reload")));
-  out.elapsed = absl::Now() - start;
-  out.kmsg_lines = ReadKmsg(kmsg.get());
-  if (err == 0) return out;
-
-  // The kernel did not take it: put the previous file back so the host is as it was.
-  if (!out.previous_path.empty()) {
-    rename(out.previous_path.c_str(), out.installed_path.c_str());
-  } else {
-    unlink(out.installed_path.c_str());
-  }
-  absl::Status s = ReloadErrnoStatus(err);
-  std::string log;
-  for (const std::string& l : out.kmsg_lines) absl::StrAppend(&log, log.empty() ? "" : " | ", l);
-  return absl::Status(s.code(), log.empty() ? s.message() : absl::StrCat(s.message(), "; kernel: ", log));
+std::string LinuxPlatform::KernelRelease() {
+  absl::StatusOr<std::string> release = ReadText(Path("proc/sys/kernel/osrelease"));
+  return release.ok() ? *release : "";
 }
 
 }  // namespace ucode::platform

@@ -1,19 +1,24 @@
 // LinuxPlatform: the production host seen through the kernel's interfaces.
 //   topology   <root>/sys/devices/system/cpu/{present, cpuN/online, cpuN/topology/*}
-//   identity   <root>/proc/cpuinfo (family/model/stepping -> CPUID(1).EAX),
-//              cpuN/microcode/{version, processor_flags}
+//   identity   <root>/proc/cpuinfo (family/model/stepping -> CPUID(1).EAX, flags),
+//              cpuN/microcode/processor_flags; the revision from MSR 0x8B where
+//              /dev/cpu/N/msr exists (cross-checked with cpuN/microcode/version, the
+//              kernel's cached copy), else from that sysfs file
 //   MSRs       <root>/dev/cpu/N/msr, pread/pwrite at the MSR index (msr module)
 //   MMIO       <root>/dev/mem, mmap of the page holding the window
-//   late load  install <root>/lib/firmware/intel-ucode/FF-MM-SS (atomic rename, previous
-//              file kept as FF-MM-SS.ucode-prev), write 1 to microcode/reload, collect the
-//              kernel's microcode lines from <root>/dev/kmsg.
-// Every path takes the root prefix, so tests run against a fake tree; the reload write is
-// a replaceable function so a test responder can play the kernel.
+//   late load  install intel-ucode/FF-MM-SS (the CPU's own signature) where the kernel's
+//              firmware loader reads it first (linux_firmware.h), warm it, then write 1 to
+//              microcode/reload and collect the kernel's microcode lines from
+//              <root>/dev/kmsg (linux_reload.cc).
+// Every path takes the root prefix, so tests run against a fake tree; the reload write and
+// the CPUID(1) execution are replaceable functions so a responder can play the kernel and
+// the CPU (fake_linux_kernel.h).
 #ifndef UCODE_HOST_PLATFORM_LINUX_PLATFORM_H_
 #define UCODE_HOST_PLATFORM_LINUX_PLATFORM_H_
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "host/platform/platform.h"
@@ -24,6 +29,10 @@ struct LinuxPlatformOptions {
   std::string root = "/";
   // Writes "1" to `reload_path`; returns 0 or the errno the kernel gave. Default: write(2).
   std::function<int(const std::string& reload_path)> write_reload;
+  // Executes CPUID(1) on `cpu`, which makes the CPU load its revision into MSR 0x8B (SDM
+  // Vol. 3A §10.11.7). Default: read leaf 1 from <root>/dev/cpu/N/cpuid (cpuid module);
+  // without that device it does nothing.
+  std::function<absl::Status(int cpu)> cpuid_leaf1;
 };
 
 class LinuxPlatform : public Platform {
@@ -32,20 +41,26 @@ class LinuxPlatform : public Platform {
 
   [[nodiscard]] std::string name() const override { return "linux"; }
   absl::StatusOr<Topology> GetTopology() override;
+  absl::StatusOr<bool> HasArchCapabilities(int cpu) override;
   absl::StatusOr<uint64_t> ReadMsr(int cpu, uint32_t msr) override;
   absl::Status WriteMsr(int cpu, uint32_t msr, uint64_t value) override;
   absl::StatusOr<std::unique_ptr<MmioWindow>> MapMmio(uint64_t phys_addr, size_t size) override;
   absl::StatusOr<microcode::CpuIdentity> Identity(int cpu) override;
   [[nodiscard]] bool HasDirectTrigger() const override { return false; }
-  absl::StatusOr<KernelReloadOutcome> KernelReload(absl::Span<const uint8_t> update,
-                                                   uint32_t signature) override;
+  absl::StatusOr<std::unique_ptr<PreparedKernelReload>> PrepareKernelReload(
+      absl::Span<const uint8_t> update, uint32_t cpu_signature) override;
+  [[nodiscard]] std::string KernelRelease() override;
 
   // <root>/<relative>
   [[nodiscard]] std::string Path(const std::string& relative) const;
 
  private:
   explicit LinuxPlatform(LinuxPlatformOptions options) : options_(std::move(options)) {}
+  // The value of `key` in `cpu`'s block of /proc/cpuinfo.
+  absl::StatusOr<std::string> CpuinfoField(int cpu, absl::string_view key) const;
   absl::StatusOr<uint32_t> Signature(int cpu) const;
+  // MSR 0x8B bits 63:32 by the SDM's sequence, or nullopt without /dev/cpu/N/msr.
+  absl::StatusOr<std::optional<uint32_t>> RevisionFromMsr(int cpu);
 
   const LinuxPlatformOptions options_;
 };
@@ -53,6 +68,9 @@ class LinuxPlatform : public Platform {
 // The message for an errno from writing microcode/reload (kernel: reload_store() and
 // load_late_locked() in arch/x86/kernel/cpu/microcode/core.c).
 absl::Status ReloadErrnoStatus(int err);
+
+// Reads a small sysfs/procfs text file, whitespace stripped.
+absl::StatusOr<std::string> ReadSysfsText(const std::string& path);
 
 }  // namespace ucode::platform
 

@@ -1,8 +1,8 @@
-// The Linux backend against a fake sysfs/proc/dev tree, with a responder playing the
-// kernel's microcode/reload for each outcome.
+// The Linux backend against a fake sysfs/proc/dev tree whose kernel side
+// (fake_linux_kernel.h) answers reload the way the kernel does: it reads firmware only
+// where the firmware loader looks, named after the CPU's own signature.
 #include "host/platform/linux_platform.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,162 +11,322 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "host/late_load/late_load.h"
 #include "host/microcode/image_generator.h"
+#include "host/microcode/release_dir.h"
+#include "host/platform/fake_linux_kernel.h"
+#include "host/staging/staging_driver.h"
 
 namespace ucode::platform {
 namespace {
 
 namespace fs = std::filesystem;
-
-void Write(const fs::path& path, const std::string& text, bool append = false) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, append ? std::ios::app : std::ios::trunc) << text;
-}
+using ::testing::HasSubstr;
 
 std::string Read(const fs::path& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
 class FakeLinux : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::path(std::getenv("TEST_TMPDIR")) /
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    const fs::path cpu = root_ / "sys/devices/system/cpu";
-    Write(cpu / "present", "0-3\n");
-    // 1 package, 2 cores, 2 threads; cpu3 (sibling of cpu1) offline.
-    for (int id = 0; id < 4; ++id) {
-      const fs::path c = cpu / absl::StrCat("cpu", id);
-      if (id != 0) Write(c / "online", id == 3 ? "0\n" : "1\n");
-      if (id != 3) {
-        Write(c / "topology/physical_package_id", "0\n");
-        Write(c / "topology/core_id", absl::StrCat(id % 2, "\n"));
-        Write(c / "topology/thread_siblings_list", id % 2 ? "1,3\n" : "0,2\n");
-      }
-      Write(c / "microcode/version", "0x2b000000\n");
-      Write(c / "microcode/processor_flags", "0x80\n");
-      Write(root_ / "proc/cpuinfo", absl::StrCat("processor\t: ", id,
-                                                 "\ncpu family\t: 6\nmodel\t\t: 143\nstepping\t: 8\n\n"),
-            /*append=*/true);
-    }
-    Write(cpu / "microcode/reload", "");
-    Write(root_ / "dev/kmsg", "6,1,1,-;microcode: an old line\n");
-    // An MSR device: a sparse file with MSR 0x8B's value at offset 0x8B.
-    fs::create_directories(root_ / "dev/cpu/0");
-    std::ofstream msr(root_ / "dev/cpu/0/msr", std::ios::binary);
-    msr.seekp(0x8B);
-    const uint64_t rev = uint64_t{0x2b000000} << 32;
-    msr.write(reinterpret_cast<const char*>(&rev), sizeof(rev));
+  fs::path Root() {
+    return fs::path(std::getenv("TEST_TMPDIR")) /
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
   }
 
-  // The kernel's side of reload: check the installed file, update versions, log, answer.
-  int Kernel(int answer) {
-    const fs::path fw = root_ / "lib/firmware/intel-ucode/06-8f-08";
-    installed_ = Read(fw);
-    if (answer == 0) {
-      for (int id : {0, 1, 2}) {
-        Write(root_ / absl::StrCat("sys/devices/system/cpu/cpu", id, "/microcode/version"),
-              "0x2b000001\n");
-      }
-      Write(root_ / "dev/kmsg",
-            "6,2,2,-;microcode: load: updated on 2 primary CPUs with 1 siblings\n"
-            "6,3,3,-;microcode: revision: 0x2b000000 -> 0x2b000001\n",
-            true);
-    } else if (answer == EIO) {
-      Write(root_ / "dev/kmsg", "3,2,2,-;microcode: update failed: 2 CPUs failed 0 CPUs timed out\n",
-            true);
-    }
-    return answer;
+  // A fresh tree; cpu3 (the sibling of cpu1) offline unless the config says otherwise.
+  void Boot(FakeKernelConfig config = {}, const std::string& subdir = "") {
+    if (config.offline.empty()) config.offline = {3};
+    platform_.reset();
+    const fs::path root = Root() / subdir;
+    fs::remove_all(root);
+    auto k = FakeLinuxKernel::Create(root.string(), config);
+    ASSERT_TRUE(k.ok()) << k.status();
+    kernel_ = std::move(*k);
+    auto p = LinuxPlatform::Create(kernel_->PlatformOptions());
+    ASSERT_TRUE(p.ok()) << p.status();
+    platform_ = std::move(*p);
   }
 
-  std::unique_ptr<LinuxPlatform> Platform(int answer) {
-    LinuxPlatformOptions options;
-    options.root = root_.string();
-    options.write_reload = [this, answer](const std::string& path) {
-      EXPECT_TRUE(fs::exists(path)) << path;
-      return Kernel(answer);
-    };
-    auto p = LinuxPlatform::Create(options);
-    EXPECT_TRUE(p.ok()) << p.status();
-    return std::move(*p);
-  }
-
-  std::vector<uint8_t> Image() {
-    auto image = microcode::GenerateImage({});
+  std::vector<uint8_t> Image(uint32_t revision = 0x2b000001) {
+    auto image = microcode::GenerateImage({.revision = revision});
     EXPECT_TRUE(image.ok());
     return *image;
   }
 
-  fs::path root_;
-  std::string installed_;
+  fs::path Under(const std::string& path) { return fs::path(kernel_->root()) / path; }
+
+  std::unique_ptr<FakeLinuxKernel> kernel_;
+  std::unique_ptr<LinuxPlatform> platform_;
 };
 
 TEST_F(FakeLinux, TopologyAndIdentity) {
-  auto p = Platform(0);
-  auto topo = p->GetTopology();
+  Boot();
+  auto topo = platform_->GetTopology();
   ASSERT_TRUE(topo.ok()) << topo.status();
   ASSERT_EQ(topo->cpus.size(), 4u);
   EXPECT_EQ(topo->cpus[2].thread, 1);
   EXPECT_EQ(topo->cpus[2].core, 0);
   EXPECT_FALSE(topo->cpus[3].online);
   EXPECT_EQ(topo->CorePrimaries(), (std::vector<int>{0, 1}));
-  auto id = p->Identity(1);
+  auto id = platform_->Identity(1);
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(id->signature, 0x806f8u);
   EXPECT_EQ(id->platform_id, 7u);
   EXPECT_EQ(id->current_revision, 0x2b000000u);
+  EXPECT_TRUE(*platform_->HasArchCapabilities(0));
+  EXPECT_EQ(platform_->KernelRelease(), "6.18.0-1-amd64");
 }
 
-TEST_F(FakeLinux, MsrThroughTheDevice) {
-  auto p = Platform(0);
-  EXPECT_EQ(*p->ReadMsr(0, kMsrUcodeRevision), uint64_t{0x2b000000} << 32);
-  auto missing = p->ReadMsr(1, kMsrUcodeRevision);
+// SDM §10.11.7: write 0 to MSR 0x8B, CPUID(1), read. With msr.allow_writes=on the write
+// happens (the CPU found 0 there at CPUID); otherwise it would taint the kernel, so it is
+// skipped and only CPUID(1) reloads the value.
+TEST_F(FakeLinux, RevisionComesFromMsr8bInTheSdmOrder) {
+  Boot();
+  ASSERT_TRUE(platform_->Identity(0).ok());
+  EXPECT_EQ(kernel_->msr_8b_before_cpuid(), (std::vector<uint64_t>{0}));
+
+  Boot({.msr_allow_writes = "default"});
+  ASSERT_TRUE(platform_->Identity(0).ok());
+  EXPECT_EQ(kernel_->msr_8b_before_cpuid(), (std::vector<uint64_t>{uint64_t{0x2b000000} << 32}));
+}
+
+TEST_F(FakeLinux, MsrAndTheKernelsCachedVersionMustAgree) {
+  Boot();
+  kernel_->SetSysfsVersion(1, 0x2a000000);  // the kernel's copy is stale
+  auto id = platform_->Identity(1);
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(id.status().message(), HasSubstr("MSR 0x8B reports revision 0x2b000000"));
+  EXPECT_THAT(id.status().message(), HasSubstr("version says 0x2a000000"));
+}
+
+TEST_F(FakeLinux, WithoutTheMsrDeviceTheKernelsVersionIsUsed) {
+  Boot({.msr_device = false});
+  kernel_->SetSysfsVersion(1, 0x2a000000);
+  auto id = platform_->Identity(1);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(id->current_revision, 0x2a000000u);
+  auto missing = platform_->ReadMsr(1, kMsrUcodeRevision);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(missing.status().message().find("msr module"), std::string::npos);
+  EXPECT_THAT(missing.status().message(), HasSubstr("msr module"));
 }
 
-TEST_F(FakeLinux, ReloadSuccessInstallsAndCollectsTheKernelLog) {
-  Write(root_ / "lib/firmware/intel-ucode/06-8f-08", "previous");
-  auto p = Platform(0);
+TEST_F(FakeLinux, ReloadReplacesTheFileTheKernelReadsAndKeepsThePrevious) {
+  Boot();
+  const std::string distro = "lib/firmware/intel-ucode/06-8f-08";
+  ASSERT_TRUE(kernel_->WriteFile(distro, Bytes("previous")).ok());
   const auto image = Image();
-  auto r = late_load::RunLateLoad(*p, image, {});
+  auto r = late_load::RunLateLoad(*platform_, image, {});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->status.ok()) << r->status;
   EXPECT_EQ(r->summary, "updated on 2 primary CPUs with 1 siblings");
   EXPECT_EQ(r->kernel_log, (std::vector<std::string>{
                                "microcode: load: updated on 2 primary CPUs with 1 siblings",
                                "microcode: revision: 0x2b000000 -> 0x2b000001"}));
-  EXPECT_EQ(installed_, std::string(image.begin(), image.end()));
-  EXPECT_EQ(Read(root_ / "lib/firmware/intel-ucode/06-8f-08.ucode-prev"), "previous");
+  ASSERT_TRUE(r->reload.has_value());
+  EXPECT_EQ(r->reload->installed_path, Under(distro).string());
+  EXPECT_EQ(r->reload->kernel_path, kernel_->last_firmware_path());
+  EXPECT_EQ(r->reload->kernel_path, r->reload->installed_path);
+  EXPECT_EQ(Read(Under(distro)), std::string(image.begin(), image.end()));
+  EXPECT_EQ(Read(Under(distro + ".ucode-prev")), "previous");
+  EXPECT_STREQ(r->window_name, late_load::kReloadWriteWindow);
+  EXPECT_EQ(*ReadRevision(*platform_, 2), 0x2b000001u);
 }
 
-struct ErrnoCase {
-  int err;
-  absl::StatusCode code;
-  const char* text;
-};
+// The firmware loader reads /lib/firmware/updates before /lib/firmware: an older file
+// there would win over one written to /lib/firmware/intel-ucode.
+TEST_F(FakeLinux, InstallsWhereTheKernelLooksFirst) {
+  Boot();
+  const auto older = Image(0x2b000001);
+  ASSERT_TRUE(kernel_->WriteFile("lib/firmware/updates/intel-ucode/06-8f-08", older).ok());
+  ASSERT_TRUE(kernel_->WriteFile("lib/firmware/intel-ucode/06-8f-08", older).ok());
+  auto r = late_load::RunLateLoad(*platform_, Image(0x2b000002), {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->status.ok()) << r->status;
+  EXPECT_EQ(kernel_->last_loaded_revision(), 0x2b000002u);
+  EXPECT_EQ(r->reload->kernel_path, Under("lib/firmware/updates/intel-ucode/06-8f-08").string());
+  EXPECT_EQ(r->reload->shadowed,
+            (std::vector<std::string>{Under("lib/firmware/intel-ucode/06-8f-08").string()}));
 
-TEST_F(FakeLinux, EachReloadErrnoHasItsMessageAndRollsBack) {
-  for (const ErrnoCase& c : {ErrnoCase{ENOENT, absl::StatusCode::kFailedPrecondition, "-ENOENT"},
-                             ErrnoCase{EBUSY, absl::StatusCode::kFailedPrecondition, "offline"},
-                             ErrnoCase{EIO, absl::StatusCode::kInternal, "2 CPUs failed"},
-                             ErrnoCase{EINVAL, absl::StatusCode::kInvalidArgument, "-EINVAL"}}) {
-    Write(root_ / "lib/firmware/intel-ucode/06-8f-08", "previous");
-    auto p = Platform(c.err);
-    auto r = late_load::RunLateLoad(*p, Image(), {});
+  // No copy anywhere, firmware_class.path set: ours goes there, the first place searched.
+  Boot({.firmware_class_path = "/opt/fw"});
+  r = late_load::RunLateLoad(*platform_, Image(), {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(kernel_->last_firmware_path(), Under("opt/fw/intel-ucode/06-8f-08").string());
+
+  // No copy, no parameter: /lib/firmware/updates.
+  Boot();
+  r = late_load::RunLateLoad(*platform_, Image(), {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(kernel_->last_firmware_path(),
+            Under("lib/firmware/updates/intel-ucode/06-8f-08").string());
+}
+
+TEST_F(FakeLinux, KernelWithoutLateLoadingIsNamedAndNothingIsInstalled) {
+  Boot({.late_loading = false});
+  bool held = false;
+  auto r = late_load::RunLateLoad(*platform_, Image(),
+                                  {.before_activation = [&] {
+                                    held = true;
+                                    return absl::OkStatus();
+                                  }});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), HasSubstr("the kernel has late loading disabled"));
+  EXPECT_THAT(r.status().message(), HasSubstr("CONFIG_MICROCODE_LATE_LOADING=n"));
+  EXPECT_FALSE(held);
+  EXPECT_FALSE(fs::exists(Under("lib/firmware/updates/intel-ucode/06-8f-08")));
+}
+
+// The file is installed and warmed before anything is parked; a park that fails puts
+// the previous file back.
+TEST_F(FakeLinux, InstallHappensBeforeTheParkAndIsRolledBackIfItFails) {
+  Boot();
+  const std::string distro = "lib/firmware/intel-ucode/06-8f-08";
+  ASSERT_TRUE(kernel_->WriteFile(distro, Bytes("previous")).ok());
+  const auto image = Image();
+  std::string seen_at_park;
+  auto r = late_load::RunLateLoad(*platform_, image,
+                                  {.before_activation = [&] {
+                                    seen_at_park = Read(Under(distro));
+                                    return absl::DeadlineExceededError("vm-1 did not park");
+                                  }});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(seen_at_park, std::string(image.begin(), image.end()));
+  EXPECT_EQ(Read(Under(distro)), "previous");
+  EXPECT_FALSE(fs::exists(Under(distro + ".ucode-prev")));
+  EXPECT_EQ(kernel_->last_firmware_path(), "");  // reload never written
+}
+
+TEST_F(FakeLinux, KernelAnswersAndRollsBack) {
+  const std::string distro = "lib/firmware/intel-ucode/06-8f-08";
+  // Not newer than the running revision: -ENOENT.
+  Boot({.revision = 0x2b000005});
+  ASSERT_TRUE(kernel_->WriteFile(distro, Bytes("previous")).ok());
+  auto r = late_load::RunLateLoad(*platform_, Image(), {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r->status.message(), HasSubstr("-ENOENT"));
+  EXPECT_EQ(Read(Under(distro)), "previous");
+
+  // An offline primary thread: -EBUSY.
+  Boot({.offline = {1}});
+  r = late_load::RunLateLoad(*platform_, Image(), {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->status.message(), HasSubstr("-EBUSY"));
+  EXPECT_FALSE(fs::exists(Under("lib/firmware/updates/intel-ucode/06-8f-08")));
+}
+
+// force_minrev makes the kernel skip an image whose min_rev the running revision does not
+// reach; the message says that is the kernel enforcing the rule, not the reverse.
+TEST_F(FakeLinux, ForceMinrevRefusalIsWordedTheRightWayRound) {
+  Boot({.force_minrev = true});
+  auto image = microcode::GenerateImage({.min_req_revision = 0x2b000001});
+  ASSERT_TRUE(image.ok());
+  auto r = late_load::RunLateLoad(*platform_, *image, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->status.message(),
+              HasSubstr("only ones the minimal-revision rule rejects because the kernel runs "
+                        "with force_minrev"));
+  // Without force_minrev the kernel loads it (and says so).
+  Boot({.force_minrev = false});
+  r = late_load::RunLateLoad(*platform_, *image, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->status.ok()) << r->status;
+  EXPECT_THAT(r->kernel_log,
+              testing::Contains("microcode: Late microcode loading without minimal revision check."));
+}
+
+TEST_F(FakeLinux, OtherErrnosKeepTheirMeaning) {
+  for (int err : {EIO, EINVAL, EBADFD}) {
+    Boot();
+    LinuxPlatformOptions options = kernel_->PlatformOptions();
+    options.write_reload = [err](const std::string&) { return err; };
+    auto p = LinuxPlatform::Create(options);
+    ASSERT_TRUE(p.ok());
+    auto r = late_load::RunLateLoad(**p, Image(), {});
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(r->status.code(), c.code) << c.err << ": " << r->status;
-    EXPECT_NE(r->status.message().find(c.text), std::string::npos) << r->status;
-    EXPECT_EQ(Read(root_ / "lib/firmware/intel-ucode/06-8f-08"), "previous") << c.err;
+    EXPECT_FALSE(r->status.ok());
+    EXPECT_FALSE(fs::exists(Under("lib/firmware/updates/intel-ucode/06-8f-08"))) << err;
   }
+  EXPECT_THAT(ReloadErrnoStatus(EBADFD).message(), HasSubstr("malformed"));
+  EXPECT_THAT(ReloadErrnoStatus(ENOMEM).message(), HasSubstr("errno"));
 }
 
-TEST(ReloadErrnoStatus, UnknownErrnoKeepsTheErrno) {
-  EXPECT_NE(ReloadErrnoStatus(ENOMEM).message().find("errno"), std::string::npos);
+// A 6.19 kernel on a staging CPU stages inside reload; the report times it from the log.
+TEST_F(FakeLinux, KernelThatStagesItself) {
+  Boot({.release = "6.19.0-1-amd64", .cpu_staging = true});
+  auto r = late_load::RunLateLoad(*platform_, Image(), {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->status.ok()) << r->status;
+  EXPECT_THAT(r->kernel_log,
+              testing::Contains("microcode: Staging of patch revision 0x2b000001 succeeded."));
+  ASSERT_TRUE(r->reload->staged_after.has_value());
+  EXPECT_LE(*r->reload->staged_after, r->activation_window);
+
+  // ucode's own staging through /dev/mem would be ABORTed by that kernel: refused, with
+  // the reason, unless forced.
+  staging::StagingReport refused = staging::StageAllPackages(*platform_, Image(), {});
+  ASSERT_EQ(refused.packages.size(), 1u);
+  EXPECT_EQ(refused.packages[0].status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.packages[0].status.message(),
+              HasSubstr("kernel 6.19.0-1-amd64 stages microcode itself"));
+  staging::StagingOptions force;
+  force.force = true;
+  staging::StagingReport forced = staging::StageAllPackages(*platform_, Image(), force);
+  EXPECT_THAT(forced.packages[0].status.message(), HasSubstr("dev/mem"));
+
+  // 6.18 does not stage: no refusal (it then fails only for want of /dev/mem here).
+  Boot({.release = "6.18.3", .cpu_staging = true});
+  staging::StagingReport older = staging::StageAllPackages(*platform_, Image(), {});
+  EXPECT_THAT(older.packages[0].status.message(), HasSubstr("dev/mem"));
+}
+
+// Release 20251111 has seven files that match their CPU only through the extended
+// signature table. Installed for such a CPU, each must land under the CPU's own name.
+TEST_F(FakeLinux, ExtendedSignatureFilesAreInstalledUnderTheCpusOwnName) {
+  auto dir = microcode::FindReleaseDir();
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  int checked = 0;
+  for (const char* name :
+       {"06-8f-07", "06-97-05", "06-9a-04", "06-ba-03", "06-bf-02", "06-bf-05", "06-c5-02"}) {
+    auto file = microcode::ReadFileBytes(absl::StrCat(*dir, "/", name));
+    ASSERT_TRUE(file.ok()) << file.status();
+    auto images = microcode::ParseBundleStrict(*file);
+    ASSERT_TRUE(images.ok()) << name << ": " << images.status();
+    // An image that matches the CPU this file is named after only by extension.
+    const microcode::MicrocodeImage* match = nullptr;
+    const microcode::ExtendedSignature* cpu = nullptr;
+    for (const microcode::MicrocodeImage& image : *images) {
+      for (const microcode::ExtendedSignature& ext : image.extended_signatures) {
+        if (match == nullptr && microcode::FirmwareFileName(ext.signature) == name) {
+          match = &image;
+          cpu = &ext;
+        }
+      }
+    }
+    ASSERT_NE(match, nullptr) << name;
+    ASSERT_NE(microcode::FirmwareFileName(match->header.signature), name);
+    SCOPED_TRACE(name);
+    Boot({.signature = cpu->signature,
+          .platform_id = static_cast<uint32_t>(__builtin_ctz(cpu->platform_flags)),
+          .revision = 1},
+         name);
+    auto r = late_load::RunLateLoad(*platform_, match->bytes, {});
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->status.ok()) << r->status;
+    EXPECT_EQ(kernel_->last_firmware_path(),
+              Under(absl::StrCat("lib/firmware/updates/intel-ucode/", name)).string());
+    EXPECT_EQ(kernel_->last_loaded_revision(), match->revision());
+    EXPECT_FALSE(fs::exists(Under(absl::StrCat("lib/firmware/updates/intel-ucode/",
+                                               microcode::FirmwareFileName(match->header.signature)))));
+    ++checked;
+  }
+  EXPECT_EQ(checked, 7);
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "host/base/status_macros.h"
 
 namespace ucode::platform {
@@ -67,10 +69,20 @@ absl::StatusOr<absl::Duration> Platform::ApplyUpdateOnCpu(int cpu, absl::Span<co
                    "; the kernel owns the late-load rendezvous here"));
 }
 
-absl::StatusOr<KernelReloadOutcome> Platform::KernelReload(absl::Span<const uint8_t>,
-                                                           uint32_t) {
+absl::StatusOr<std::unique_ptr<PreparedKernelReload>> Platform::PrepareKernelReload(
+    absl::Span<const uint8_t>, uint32_t) {
   return absl::UnimplementedError(
       absl::StrCat(name(), " platform: no kernel reload; use the direct trigger"));
+}
+
+bool KernelReleaseAtLeast(absl::string_view release, int major, int minor) {
+  std::vector<absl::string_view> parts = absl::StrSplit(release, absl::ByAnyChar(".-"));
+  int have_major = 0, have_minor = 0;
+  if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &have_major) ||
+      !absl::SimpleAtoi(parts[1], &have_minor)) {
+    return false;
+  }
+  return have_major > major || (have_major == major && have_minor >= minor);
 }
 
 absl::StatusOr<uint32_t> ReadRevision(Platform& platform, int cpu) {

@@ -9,11 +9,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "host/microcode/selection.h"
@@ -77,12 +79,35 @@ class MmioWindow {
   MmioWindow() = default;
 };
 
-// What the kernel's reload path produced (Linux backend).
+// What the kernel's reload produced (Linux backend).
 struct KernelReloadOutcome {
-  std::string installed_path;          // firmware file written for the kernel to find
-  std::string previous_path;           // the file it replaced, kept for rollback ("" if none)
-  std::vector<std::string> kmsg_lines; // kernel log lines emitted during the reload
-  absl::Duration elapsed;              // wall time of the write to microcode/reload
+  std::string installed_path;           // the file ucode installed for the kernel
+  std::string previous_path;            // the file it replaced, kept for rollback ("" if none)
+  // The file the kernel's firmware loader read: the first of that name in its search
+  // order (firmware_class.path, /lib/firmware/updates[/RELEASE], /lib/firmware[/RELEASE]).
+  std::string kernel_path;
+  std::vector<std::string> shadowed;    // same name later in the search order, not read
+  std::vector<std::string> kmsg_lines;  // kernel log lines emitted during the reload
+  // Wall time of the write to microcode/reload: the kernel's firmware request, its own
+  // staging (6.19+), and its stop_machine rendezvous, in that order.
+  absl::Duration elapsed;
+  // From the write to the kernel's "Staging of patch revision ... succeeded" log line
+  // (firmware request + staging), when the kernel staged; its stop_machine came after.
+  std::optional<absl::Duration> staged_after;
+};
+
+// A microcode file installed where the kernel will read it, its page cache warmed, the
+// reload not yet written. Destroying it before a successful Reload() puts back what was
+// there: the host is as it was.
+class PreparedKernelReload {
+ public:
+  virtual ~PreparedKernelReload() = default;
+  [[nodiscard]] virtual const std::string& installed_path() const = 0;
+  // Time spent installing and warming the file (outside any park window).
+  [[nodiscard]] virtual absl::Duration prepare_time() const = 0;
+  // Writes 1 to microcode/reload and collects the kernel's verdict. Once only. On failure
+  // the previous file is restored.
+  virtual absl::StatusOr<KernelReloadOutcome> Reload() = 0;
 };
 
 class Platform {
@@ -118,14 +143,25 @@ class Platform {
   virtual absl::StatusOr<absl::Duration> ApplyUpdateOnCpu(int cpu,
                                                           absl::Span<const uint8_t> update);
 
-  // Installs `update` where the kernel looks for it and asks the kernel to late-load it
-  // (sysfs microcode/reload). The kernel does the stop_machine rendezvous.
-  virtual absl::StatusOr<KernelReloadOutcome> KernelReload(absl::Span<const uint8_t> update,
-                                                           uint32_t signature);
+  // Installs `update` under the name the kernel asks for (intel-ucode/FF-MM-SS of the
+  // CPU's own `cpu_signature`, which may differ from the image's primary signature) where
+  // the kernel will read it first, and warms its page cache; the reload is written later
+  // by PreparedKernelReload::Reload(). Fails with nothing changed when the kernel cannot
+  // late-load (CONFIG_MICROCODE_LATE_LOADING=n) or the file cannot go where it would be
+  // read.
+  virtual absl::StatusOr<std::unique_ptr<PreparedKernelReload>> PrepareKernelReload(
+      absl::Span<const uint8_t> update, uint32_t cpu_signature);
+
+  // The running kernel's release ("6.19.0-1-amd64") when a kernel loads the microcode
+  // (Linux), "" when ucode does (emulated host).
+  [[nodiscard]] virtual std::string KernelRelease() { return ""; }
 
   // The activation time model's parameters, for reports ("" when the timing is real).
   [[nodiscard]] virtual std::string ActivationModel() const { return ""; }
 };
+
+// True if a kernel release string ("6.19.0-1-amd64") is `major`.`minor` or later.
+bool KernelReleaseAtLeast(absl::string_view release, int major, int minor);
 
 // The running revision of `cpu` (Identity().current_revision).
 absl::StatusOr<uint32_t> ReadRevision(Platform& platform, int cpu);

@@ -177,6 +177,18 @@ absl::StatusOr<bool> StagingSupported(platform::Platform& platform, int cpu) {
   return (enumeration & platform::kMcuEnumerationStaging) != 0;
 }
 
+absl::StatusOr<std::string> KernelStagingConflict(platform::Platform& platform, int cpu) {
+  const std::string release = platform.KernelRelease();
+  if (release.empty() || !platform::KernelReleaseAtLeast(release, 6, 19)) return std::string();
+  ASSIGN_OR_RETURN(bool supported, StagingSupported(platform, cpu));
+  if (!supported) return std::string();
+  return absl::StrFormat(
+      "kernel %s stages microcode itself on this CPU (Linux 6.19+, MSR 0x10A bit 16, MSR 0x7B "
+      "bit 4): its reload first ABORTs every mailbox, discarding what ucode stages; not "
+      "staging (--force stages anyway)",
+      release);
+}
+
 namespace {
 
 void StageOnePackage(platform::Platform& platform, absl::Span<const uint8_t> image,
@@ -219,6 +231,16 @@ StagingReport StageAllPackages(platform::Platform& platform, absl::Span<const ui
   }
   for (int cpu : topology->PackageLeaders()) {
     report.packages.push_back(PackageStaging{.package = topology->Find(cpu)->package, .cpu = cpu});
+  }
+  if (!options.force && !report.packages.empty()) {
+    absl::StatusOr<std::string> conflict = KernelStagingConflict(platform, report.packages[0].cpu);
+    if (!conflict.ok() || !conflict->empty()) {
+      for (PackageStaging& r : report.packages) {
+        r.status = conflict.ok() ? absl::FailedPreconditionError(*conflict) : conflict.status();
+      }
+      report.elapsed = absl::Now() - start;
+      return report;
+    }
   }
   if (options.parallel && report.packages.size() > 1) {
     std::vector<std::jthread> threads;

@@ -50,6 +50,9 @@ struct StagingOptions {
   int max_chunk_retransmits = 8;  // per chunk offset
   bool parallel = true;
   StagingProgressFn progress;     // optional; called from staging threads
+  // Stage even where the kernel stages by itself (KernelStagingConflict): the operator's
+  // explicit override (ucodectl stage --force).
+  bool force = false;
 };
 
 struct PackageStaging {
@@ -82,6 +85,12 @@ struct StagingReport {
 // bit 4 says staging.
 absl::StatusOr<bool> StagingSupported(platform::Platform& platform, int cpu);
 
+// Why staging from user space is pointless on this host, or "" if it is not: a Linux
+// 6.19+ kernel on a CPU that advertises staging stages the image itself inside every
+// reload, starting with an ABORT of each mailbox (intel.c init_stage()), which discards
+// what ucode pushed through /dev/mem.
+absl::StatusOr<std::string> KernelStagingConflict(platform::Platform& platform, int cpu);
+
 // Stages `image` through one mailbox window: ABORT, then request/response transactions
 // until the end marker. Fills `result` (bytes, transactions, retransmits, accesses) and
 // returns the first failure, naming the package and the values.
@@ -89,7 +98,8 @@ absl::Status StageThroughMailbox(platform::MmioWindow& mailbox, absl::Span<const
                                  const StagingOptions& options, PackageStaging& result);
 
 // Stages `image` on every package (first online primary thread of each). Never fails as a
-// whole: staging is opportunistic, each package reports its own outcome.
+// whole: staging is opportunistic, each package reports its own outcome. Where the kernel
+// stages by itself every package is refused with the reason, unless options.force.
 StagingReport StageAllPackages(platform::Platform& platform, absl::Span<const uint8_t> image,
                                const StagingOptions& options);
 
