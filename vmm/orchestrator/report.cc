@@ -81,13 +81,20 @@ void AppendHostText(const UpdateReport& r, std::string& out) {
   const late_load::LateLoadResult& l = r.host->load;
   absl::StrAppendFormat(&out, "host load:  %d CPUs: %s\n", static_cast<int>(l.cpus.size()),
                         l.summary);
-  absl::StrAppendFormat(&out, "            revision 0x%x -> 0x%x; activation window %s", l.old_revision,
-                        l.new_revision, Dur(l.activation_window));
+  absl::StrAppendFormat(&out, "            revision 0x%x -> 0x%x; %s %s", l.old_revision,
+                        l.new_revision, l.window_name, Dur(l.activation_window));
   if (!l.model_parameters.empty()) {
     absl::StrAppendFormat(&out, " (modelled critical path %s; model: %s)",
                           Dur(l.modelled_critical_path), l.model_parameters);
   }
   out += "\n";
+  if (l.reload) {
+    absl::StrAppendFormat(&out, "            kernel read %s (installed and warmed in %s, before any park)\n",
+                          l.reload->kernel_path, Dur(l.prepare));
+    for (const std::string& s : l.reload->shadowed) {
+      absl::StrAppendFormat(&out, "            shadowed, not read: %s\n", s);
+    }
+  }
   for (const late_load::CpuResult& c : l.cpus) {
     if (!c.detail.empty()) {
       absl::StrAppendFormat(&out, "            cpu %d %s: %s\n", c.cpu,
@@ -98,6 +105,29 @@ void AppendHostText(const UpdateReport& r, std::string& out) {
                   r.host->verify.ok() ? "every online CPU reports the new revision"
                                       : std::string(r.host->verify.message()),
                   "\n");
+}
+
+// What the VMs' park window held and for how long. On Linux a strict park spans the whole
+// reload write, the kernel's firmware request and staging included.
+std::string ParkWindowContents(const UpdateReport& r) {
+  if (!r.host_touched || !r.host) return "";
+  const late_load::LateLoadResult& l = r.host->load;
+  if (r.mode == UpdateMode::kFast) {
+    return absl::StrFormat("held %s for the guest-view switch only; the host's %s (%s) ran "
+                           "before, guests running",
+                           Dur(r.held), l.window_name, Dur(l.activation_window));
+  }
+  std::string out = absl::StrFormat("held %s across the host's %s (%s)", Dur(r.held),
+                                    l.window_name, Dur(l.activation_window));
+  if (l.reload && l.reload->staged_after) {
+    absl::StrAppendFormat(&out, ", of which firmware request + kernel staging %s",
+                          Dur(*l.reload->staged_after));
+  }
+  if (l.reload) {
+    absl::StrAppendFormat(&out, "; file installed and warmed before the park (%s)",
+                          Dur(l.prepare));
+  }
+  return out;
 }
 
 void AppendVmsText(const UpdateReport& r, std::string& out) {
@@ -122,9 +152,10 @@ void AppendVmsText(const UpdateReport& r, std::string& out) {
                           "rendezvous: park all %s, host call %s, set views %s, release all %s; held %s\n",
                           Dur(r.park_all), Dur(r.host_call), Dur(r.set_views), Dur(r.release_all),
                           Dur(r.held));
+    absl::StrAppendFormat(&out, "park:       %s\n", ParkWindowContents(r));
     absl::StrAppendFormat(&out, "overhead:   %s (%s)\n", Dur(r.overhead),
                           r.mode == UpdateMode::kStrict
-                              ? "time parked minus the host activation window"
+                              ? absl::StrCat("time parked minus the host ", r.host->load.window_name)
                               : "fast mode: the whole time parked; activation ran before");
   }
 }
@@ -176,6 +207,11 @@ void WriteHostJson(const late_load::HostLoadReport& h, JsonWriter& j) {
       .Num("old_revision", l.old_revision)
       .Num("new_revision", l.new_revision)
       .Micros("activation_window_us", l.activation_window)
+      .Str("window", l.window_name)
+      .Str("kernel_firmware", l.reload ? l.reload->kernel_path : "")
+      .Micros("prepare_us", l.prepare)
+      .Micros("kernel_staged_after_us",
+              l.reload && l.reload->staged_after ? *l.reload->staged_after : absl::ZeroDuration())
       .Micros("modelled_critical_path_us", l.modelled_critical_path)
       .Str("model", l.model_parameters)
       .Str("verify", h.verify.ok() ? "ok" : h.verify.message())
@@ -255,6 +291,7 @@ std::string ReportJson(const UpdateReport& r) {
       .Micros("release_all_us", r.release_all)
       .Micros("held_us", r.held)
       .Micros("overhead_us", r.overhead)
+      .Str("park_window", ParkWindowContents(r))
       .EndObject();
   j.Key("vms").BeginArray();
   for (const VmReport& vm : r.vms) {

@@ -19,14 +19,15 @@ std::string LoadJson(const late_load::HostUpdateReport& r) {
   return absl::StrFormat(
       "{\"ok\":%s,\"plan\":%s,\"staging\":%s,\"load\":{\"summary\":%s,\"updated\":%d,"
       "\"siblings\":%d,\"timed_out\":%d,\"failed\":%d,\"offline\":%d,\"old_revision\":%d,"
-      "\"new_revision\":%d,\"activation_window_us\":%d,\"modelled_critical_path_us\":%d,"
-      "\"model\":%s,\"kernel_log\":[%s]},\"verify\":%s}",
+      "\"new_revision\":%d,\"activation_window_us\":%d,\"window\":%s,"
+      "\"modelled_critical_path_us\":%d,\"model\":%s,\"kernel_firmware\":%s,"
+      "\"kernel_log\":[%s]},\"verify\":%s}",
       r.status().ok() ? "true" : "false", JsonQuote(r.plan),
       r.staging ? StagingReportJson(*r.staging) : "null", JsonQuote(l.summary), l.updated,
       l.siblings, l.timed_out, l.failed, l.offline, l.old_revision, l.new_revision,
-      absl::ToInt64Microseconds(l.activation_window),
+      absl::ToInt64Microseconds(l.activation_window), JsonQuote(l.window_name),
       absl::ToInt64Microseconds(l.modelled_critical_path), JsonQuote(l.model_parameters),
-      absl::StrJoin(log, ","), JsonQuote(r.load.verify.ok() ? "ok" : r.load.verify.message()));
+      JsonQuote(l.reload ? l.reload->kernel_path : ""), absl::StrJoin(log, ","), JsonQuote(r.load.verify.ok() ? "ok" : r.load.verify.message()));
 }
 
 void PrintLoadText(const late_load::HostUpdateReport& r) {
@@ -40,12 +41,13 @@ void PrintLoadText(const late_load::HostUpdateReport& r) {
     }
   }
   std::printf("revision: 0x%x -> 0x%x\n", l.old_revision, l.new_revision);
-  std::printf("activation window: %s", absl::FormatDuration(l.activation_window).c_str());
+  std::printf("%s: %s", l.window_name, absl::FormatDuration(l.activation_window).c_str());
   if (!l.model_parameters.empty()) {
     std::printf(" (modelled critical path %s; %s)",
                 absl::FormatDuration(l.modelled_critical_path).c_str(), l.model_parameters.c_str());
   }
   std::printf("\n");
+  if (l.reload) std::printf("kernel read: %s\n", l.reload->kernel_path.c_str());
   for (const std::string& line : l.kernel_log) std::printf("kernel: %s\n", line.c_str());
   std::printf("verify: %s\n", r.load.verify.ok() ? "every online CPU reports the new revision"
                                                  : std::string(r.load.verify.message()).c_str());

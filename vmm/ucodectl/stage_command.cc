@@ -13,6 +13,9 @@ namespace ucode::ctl {
 int RunStage(const std::vector<std::string>& raw) {
   std::vector<OptionSpec> specs = PlatformOptionSpecs();
   AppendMinRevOptionSpecs(specs);
+  specs.push_back({.name = "force",
+                   .takes_value = false,
+                   .help = "stage even where the kernel stages by itself (Linux 6.19+)"});
   specs.push_back({.name = "help", .takes_value = false, .help = "this text"});
   static constexpr CommandSyntax kSyntax = {"stage", "stage IMAGE [options]", ""};
   absl::StatusOr<ParsedArgs> args = ParseArgs(raw, specs);
@@ -33,6 +36,7 @@ int RunStage(const std::vector<std::string>& raw) {
   if (!json) std::printf("%s: %s\n", (*platform)->name().c_str(), plan->Describe().c_str());
   staging::StagingOptions options;
   options.progress = MakeStagingProgress(json);
+  options.force = args->Has("force");
   staging::StagingReport report = late_load::StageHostUpdate(**platform, *plan, options);
   if (json) {
     std::printf("{\"ok\":%s,\"plan\":%s,\"staging\":%s}\n", report.all_staged() ? "true" : "false",
