@@ -45,7 +45,9 @@ absl::Status Stage(Context& c, const late_load::HostUpdatePlan& plan) {
     return absl::OkStatus();
   }
   if (!c.platform.HasDirectTrigger()) {
-    c.report.notes.push_back("staging left to the kernel (Linux stages by itself)");
+    c.report.notes.push_back(
+        "staging left to the kernel (Linux 6.19+ stages inside the reload write; older kernels "
+        "load unstaged)");
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(c.Begin(Step::kStaging, plan.Describe()));
