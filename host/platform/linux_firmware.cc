@@ -87,6 +87,7 @@ absl::StatusOr<std::unique_ptr<InstalledFirmware>> InstalledFirmware::Install(
     const std::string& root, const std::vector<std::string>& dirs, const std::string& name,
     const std::string& new_file_dir, absl::Span<const uint8_t> bytes) {
   std::unique_ptr<InstalledFirmware> out(new InstalledFirmware());
+  out->rolled_back_ = true;  // nothing to undo until the rename below
   const std::vector<std::string> found = FindFirmware(root, dirs, name);
   if (!found.empty()) {
     out->path_ = found.front();
@@ -133,9 +134,9 @@ absl::StatusOr<std::unique_ptr<InstalledFirmware>> InstalledFirmware::Install(
     const absl::Status s = ErrnoStatus(errno, absl::StrCat("rename to ", path));
     unlink(temp.c_str());
     if (!out->previous_path_.empty()) unlink(out->previous_path_.c_str());
-    out->rolled_back_ = true;
     return s;
   }
+  out->rolled_back_ = false;
   WarmPageCache(path);
   return out;
 }

@@ -57,7 +57,7 @@ class InstalledFirmware {
   std::string path_;
   std::string previous_path_;  // "" when there was no file
   bool kept_ = false;
-  bool rolled_back_ = false;
+  bool rolled_back_ = false;  // also true while nothing has been replaced yet
 };
 
 }  // namespace ucode::platform

@@ -202,6 +202,22 @@ TEST_F(FakeLinux, InstallHappensBeforeTheParkAndIsRolledBackIfItFails) {
   EXPECT_EQ(kernel_->last_firmware_path(), "");  // reload never written
 }
 
+// An install that fails half-way (the rollback name is taken) leaves the kernel's file as
+// it was.
+TEST_F(FakeLinux, FailedInstallLeavesTheExistingFileAlone) {
+  Boot();
+  const std::string distro = "lib/firmware/intel-ucode/06-8f-08";
+  ASSERT_TRUE(kernel_->WriteFile(distro, Bytes("previous")).ok());
+  fs::create_directories(Under(distro + ".ucode-prev/x"));
+  auto r = late_load::RunLateLoad(*platform_, Image(), {});
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr(".ucode-prev"));
+  EXPECT_EQ(Read(Under(distro)), "previous");
+  for (const auto& e : fs::directory_iterator(Under("lib/firmware/intel-ucode"))) {
+    EXPECT_EQ(e.path().string().find(".ucode-new"), std::string::npos) << e.path();
+  }
+}
+
 TEST_F(FakeLinux, KernelAnswersAndRollsBack) {
   const std::string distro = "lib/firmware/intel-ucode/06-8f-08";
   // Not newer than the running revision: -ENOENT.
