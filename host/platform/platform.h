@@ -93,6 +93,8 @@ struct KernelReloadOutcome {
   absl::Duration elapsed;
   // From the write to the kernel's "Staging of patch revision ... succeeded" log line
   // (firmware request + staging), when the kernel staged; its stop_machine came after.
+  // Read from the record's timestamp (the kernel's local_clock(), which tracks
+  // CLOCK_MONOTONIC closely enough for milliseconds).
   std::optional<absl::Duration> staged_after;
 };
 
