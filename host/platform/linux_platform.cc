@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -195,8 +196,10 @@ absl::StatusOr<std::unique_ptr<MmioWindow>> LinuxPlatform::MapMmio(uint64_t phys
       new DevMemWindow(map, map_size, static_cast<size_t>(phys_addr - base)));
 }
 
-absl::StatusOr<std::string> LinuxPlatform::CpuinfoField(int cpu, absl::string_view key) const {
+absl::StatusOr<std::map<std::string, std::string>> LinuxPlatform::CpuinfoBlock(int cpu) const {
+  // One read per call: /proc/cpuinfo is large and slow to produce on big hosts.
   ASSIGN_OR_RETURN(std::string cpuinfo, ReadText(Path("proc/cpuinfo")));
+  std::map<std::string, std::string> block;
   int current = -1;
   for (absl::string_view line : absl::StrSplit(cpuinfo, '\n')) {
     std::vector<absl::string_view> kv = absl::StrSplit(line, absl::MaxSplits(':', 1));
@@ -204,18 +207,23 @@ absl::StatusOr<std::string> LinuxPlatform::CpuinfoField(int cpu, absl::string_vi
     const absl::string_view k = absl::StripAsciiWhitespace(kv[0]);
     const absl::string_view v = absl::StripAsciiWhitespace(kv[1]);
     if (k == "processor" && !absl::SimpleAtoi(v, &current)) current = -1;
-    if (current == cpu && k == key) return std::string(v);
+    if (current == cpu) block.emplace(std::string(k), std::string(v));
   }
-  return absl::NotFoundError(
-      absl::StrFormat("%s: no '%s' for cpu %d", Path("proc/cpuinfo"), key, cpu));
+  if (block.empty()) {
+    return absl::NotFoundError(absl::StrFormat("%s: no block for cpu %d (offline?)",
+                                               Path("proc/cpuinfo"), cpu));
+  }
+  return block;
 }
 
 absl::StatusOr<uint32_t> LinuxPlatform::Signature(int cpu) const {
+  ASSIGN_OR_RETURN(auto block, CpuinfoBlock(cpu));
   int family = -1, model = -1, stepping = -1;
   for (auto [key, out] : {std::pair<const char*, int*>{"cpu family", &family},
                           {"model", &model},
                           {"stepping", &stepping}}) {
-    ASSIGN_OR_RETURN(std::string text, CpuinfoField(cpu, key));
+    auto it = block.find(key);
+    const std::string text = it == block.end() ? "" : it->second;
     if (!absl::SimpleAtoi(text, out) || *out < 0 || *out > 0xff + 0xf) {
       return absl::InvalidArgumentError(absl::StrFormat("%s: cpu %d %s '%s' unreadable",
                                                         Path("proc/cpuinfo"), cpu, key, text));
@@ -231,8 +239,8 @@ absl::StatusOr<uint32_t> LinuxPlatform::Signature(int cpu) const {
 
 absl::StatusOr<bool> LinuxPlatform::HasArchCapabilities(int cpu) {
   // The kernel names CPUID.7.0:EDX[29] "arch_capabilities" in the flags line.
-  ASSIGN_OR_RETURN(std::string flags, CpuinfoField(cpu, "flags"));
-  for (absl::string_view flag : absl::StrSplit(flags, ' ', absl::SkipEmpty())) {
+  ASSIGN_OR_RETURN(auto block, CpuinfoBlock(cpu));
+  for (absl::string_view flag : absl::StrSplit(block["flags"], ' ', absl::SkipEmpty())) {
     if (flag == "arch_capabilities") return true;
   }
   return false;

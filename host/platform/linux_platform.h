@@ -17,6 +17,7 @@
 #define UCODE_HOST_PLATFORM_LINUX_PLATFORM_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,8 +57,8 @@ class LinuxPlatform : public Platform {
 
  private:
   explicit LinuxPlatform(LinuxPlatformOptions options) : options_(std::move(options)) {}
-  // The value of `key` in `cpu`'s block of /proc/cpuinfo.
-  absl::StatusOr<std::string> CpuinfoField(int cpu, absl::string_view key) const;
+  // `cpu`'s block of /proc/cpuinfo, key -> value.
+  absl::StatusOr<std::map<std::string, std::string>> CpuinfoBlock(int cpu) const;
   absl::StatusOr<uint32_t> Signature(int cpu) const;
   // MSR 0x8B bits 63:32 by the SDM's sequence, or nullopt without /dev/cpu/N/msr.
   absl::StatusOr<std::optional<uint32_t>> RevisionFromMsr(int cpu);
