@@ -252,10 +252,11 @@ absl::StatusOr<std::optional<uint32_t>> LinuxPlatform::RevisionFromMsr(int cpu) 
   // SDM Vol. 3A §10.11.7: write 0 to MSR 0x8B, execute CPUID(1), read MSR 0x8B (the
   // kernel's intel_get_microcode_revision()). The msr module taints the kernel for a write
   // to an MSR it does not know unless msr.allow_writes=on (arch/x86/kernel/msr.c,
-  // filter_write()), so without that the write is skipped: the CPUID alone reloads the
-  // value on current CPUs, and the cross-check with sysfs catches a stale one.
+  // filter_write(); kernels before 5.9 have no filter and no parameter), so otherwise the
+  // write is skipped, as it is when lockdown refuses it: the CPUID alone reloads the value
+  // on current CPUs, and the cross-check with sysfs catches a stale one.
   absl::StatusOr<std::string> writes = ReadText(Path("sys/module/msr/parameters/allow_writes"));
-  if (writes.ok() && *writes == "on") RETURN_IF_ERROR(WriteMsr(cpu, kMsrUcodeRevision, 0));
+  if (!writes.ok() || *writes == "on") WriteMsr(cpu, kMsrUcodeRevision, 0).IgnoreError();
   RETURN_IF_ERROR(options_.cpuid_leaf1(cpu));
   ASSIGN_OR_RETURN(uint64_t value, ReadMsr(cpu, kMsrUcodeRevision));
   return std::optional<uint32_t>(static_cast<uint32_t>(value >> kUcodeRevisionShift));
