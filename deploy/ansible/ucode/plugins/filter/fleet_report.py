@@ -113,7 +113,7 @@ def fleet_report(names, hostvars):
     for w in waves:
         lines.append('wave %d: %d host(s) in %.2fs: %s' % (w['wave'], len(w['hosts']),
                                                           w['seconds'], ', '.join(w['hosts'])))
-    return dict(lines=[l.rstrip() for l in lines], hosts=rows, waves=waves)
+    return dict(lines=[' '.join(l.split('\n')).rstrip() for l in lines], hosts=rows, waves=waves)
 
 
 class FilterModule(object):

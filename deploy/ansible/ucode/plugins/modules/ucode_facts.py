@@ -41,7 +41,7 @@ ansible_facts:
         - C(hostname), C(backend) (C(emulated) or C(linux)), C(signature) (CPUID(1).EAX, hex),
           C(platform_id) (MSR 0x17 bits 52:50), C(revision) (the oldest online CPU's, hex),
           C(revisions) (every distinct online revision; more than one means a host left
-          half-updated), C(cpus), C(cpus_online), C(staging_supported), and C(guests): per
+          half-updated), C(cpus), C(cpus_online), C(staging_supported), and C(guests), per
           guest C(name), C(kind), C(vcpus), C(state) and C(view) (C(updatable) or
           C(stale until restart)).
       type: dict

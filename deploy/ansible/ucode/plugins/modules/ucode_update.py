@@ -128,6 +128,11 @@ from ansible_collections.ucode.fleet.plugins.module_utils.ucodectl import (
     parse_duration_us, plan_update)
 
 
+def fail(module, result, msg):
+    result['msg'] = msg
+    module.fail_json(**result)
+
+
 def apply_args(params, image, durations):
     args = ['apply', image, '--mode', params['mode']]
     if durations['park_deadline'] is not None:
@@ -166,9 +171,8 @@ def run_update(module, ctl, image, plan, durations, result):
         if not started:
             raise
         result.update(operation=started.group(1), changed=True, finished=time.time())
-        module.fail_json(msg='%s: %s; its outcome is unknown here: ask ucoded '
-                             '(ucodectl get %s)' % (started.group(1), e, started.group(1)),
-                         **result)
+        fail(module, result, '%s: %s; its outcome is unknown here: ask ucoded '
+             '(ucodectl get %s)' % (started.group(1), e, started.group(1)))
     result['finished'] = time.time()
     result['operation'] = op.get('name', '')
     try:
@@ -181,21 +185,19 @@ def run_update(module, ctl, image, plan, durations, result):
     state = op.get('state', 'OPERATION_STATE_UNSPECIFIED')
     if rc != 0 or state != 'OPERATION_STATE_SUCCEEDED':
         error = op.get('error', {}).get('message') or report.get('error') or state
-        module.fail_json(msg='%s %s: %s' % (result['operation'], state, error), **result)
+        fail(module, result, '%s %s: %s' % (result['operation'], state, error))
     loaded = (report.get('host') or {}).get('new_revision')
     result['new_revision'] = hex_value(loaded)
     if result['new_revision'] != plan['new_revision']:
-        module.fail_json(msg='%s succeeded but the host runs %s, not the selected %s'
-                         % (result['operation'], result['new_revision'], plan['new_revision']),
-                         **result)
+        fail(module, result, '%s succeeded but the host runs %s, not the selected %s'
+             % (result['operation'], result['new_revision'], plan['new_revision']))
     limit = durations['max_guest_blackout']
     over = [vm for vm in result['vms']
             if limit is not None and vm['guest_blackout_us'] is not None
             and vm['guest_blackout_us'] > limit]
     if over:
-        module.fail_json(msg='guest blackout over max_guest_blackout %dus: %s' % (
-            limit, ', '.join('%s %dus' % (vm['name'], vm['guest_blackout_us']) for vm in over)),
-            **result)
+        fail(module, result, 'guest blackout over max_guest_blackout %dus: %s' % (
+            limit, ', '.join('%s %dus' % (vm['name'], vm['guest_blackout_us']) for vm in over)))
     result['msg'] = 'updated %s -> %s in %s mode' % (plan['old_revision'], result['new_revision'],
                                                      module.params['mode'])
 
@@ -245,7 +247,7 @@ def main():
             module.exit_json(**result)
         run_update(module, ctl, image, plan, durations, result)
     except (UcodectlError, PlanError) as e:
-        module.fail_json(msg=str(e), **result)
+        fail(module, result, str(e))
     module.exit_json(**result)
 
 
