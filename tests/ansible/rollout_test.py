@@ -52,19 +52,22 @@ def check(condition, message):
 class Daemon(object):
     """One ucoded on a socket of its own, in a fresh private directory."""
 
-    def __init__(self, args, root, name, host, fleet, extra_host=''):
+    started = []  # every one, so that a failing test still stops them all
+
+    def __init__(self, args, root, name, flags):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=name + '.', dir=root)  # mode 0700
         self.socket = os.path.join(self.dir, 'ucoded.sock')
         self.ucodectl = args.ucodectl
-        self.log = open(os.path.join(self.dir, 'ucoded.log'), 'w')
-        host_flag = host + (',' + extra_host if extra_host else '')
-        self.proc = subprocess.Popen(
-            [args.ucoded, '--socket=' + self.socket,
-             '--journal=' + os.path.join(self.dir, 'journal.sqlite'),
-             '--vmm_fleet=' + fleet,
-             '--host=' + host_flag, '--allow_uids=%d' % os.getuid()],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        self.argv = [args.ucoded, '--socket=' + self.socket,
+                     '--journal=' + os.path.join(self.dir, 'journal.sqlite'),
+                     '--allow_uids=%d' % os.getuid()] + flags
+        self.start()
+        Daemon.started.append(self)
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, 'ucoded.log'), 'a')
+        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
 
     def ctl(self, *words):
         return subprocess.run([self.ucodectl, '--server', 'unix:' + self.socket] + list(words),
@@ -89,6 +92,11 @@ class Daemon(object):
         check(r.returncode == 0, '%s: list: %s' % (self.name, r.stderr))
         return [l.split()[0] for l in r.stdout.splitlines() if l.startswith('operations/')]
 
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -97,15 +105,22 @@ class Daemon(object):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+        self.log.close()  # closing twice is harmless
 
 
 class Fleet(object):
+    @staticmethod
+    def of(daemons):
+        fleet = Fleet.__new__(Fleet)
+        fleet.daemons = daemons
+        return fleet
+
     def __init__(self, args, root, failing_canary=False):
         self.daemons = []
         for i, (name, host, vmm, plan) in enumerate(FLEET):
-            extra = 'failing_cpus=1' if failing_canary and i == 0 else ''
-            self.daemons.append(Daemon(args, root, name, host, vmm, extra))
+            if failing_canary and i == 0:
+                host += ',failing_cpus=1'
+            self.daemons.append(Daemon(args, root, name, ['--host=' + host, '--vmm_fleet=' + vmm]))
         for d in self.daemons:
             d.wait_ready()
         self.before = dict((d.name, d.revisions()) for d in self.daemons)
@@ -172,16 +187,22 @@ class Ansible(object):
         return r.returncode, output, json.load(open(report)), seconds
 
 
-    def module(self, fleet, host, **options):
-        """Runs ucode_update alone (ad hoc) on one host; returns (status word, result)."""
+    def module(self, fleet, host, check_mode=False, background=False, **options):
+        """Runs ucode_update alone (ad hoc) on one host; returns (status word, result), or
+        a function that waits for them when `background`."""
         daemon = [d for d in fleet.daemons if d.name == host][0]
         options.update(src=self.image, socket=daemon.socket, ucodectl=self.ucodectl)
         cmd = ['ansible', '-i', self.inventory(fleet), host, '-m', 'ucode.fleet.ucode_update',
-               '-a', json.dumps(options)]
-        r = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=self.root)
-        m = re.search(r'^%s \| (\S+)! => (\{.*\})\s*$' % re.escape(host), r.stdout, re.M | re.S)
-        check(m is not None, 'ad hoc ucode_update printed no result:\n%s%s' % (r.stdout, r.stderr))
-        return m.group(1), json.loads(m.group(2))
+               '-a', json.dumps(options)] + (['--check'] if check_mode else [])
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self.env, cwd=self.root)
+
+        def result():
+            out, err = proc.communicate()
+            m = re.search(r'^%s \| (\S+)! => (\{.*\})\s*$' % re.escape(host), out, re.M | re.S)
+            check(m is not None, 'ad hoc ucode_update printed no result:\n%s%s' % (out, err))
+            return m.group(1), json.loads(m.group(2))
+        return result if background else result()
 
 
 def recap(output):
@@ -305,6 +326,32 @@ def test_max_guest_blackout(ansible, fleet):
     print('max_guest_blackout 1us: %s (%s)' % (status, result['msg']))
 
 
+def test_min_rev_and_interrupted(args, ansible, root):
+    """ucoded's fake runner: a host below the image's min_rev, and an operation that never
+    ends (--fake_pause_at) whose daemon dies under the module."""
+    daemon = Daemon(args, root, 'fake', ['--runner=fake', '--fake_pause_at=STEP_ACTIVATED'])
+    daemon.wait_ready()
+    fleet = Fleet.of([daemon])
+    status, result = ansible.module(fleet, 'fake', check_mode=True)
+    check(status == 'FAILED' and 'may not be late-loaded' in result['msg'], str(result))
+    check(daemon.operations() == [], 'check mode started %s' % daemon.operations())
+    wait = ansible.module(fleet, 'fake', background=True, ignore_minrev=True)
+    while not daemon.operations():  # the operation then holds at STEP_ACTIVATED for good
+        time.sleep(0.05)
+    operation = daemon.operations()[0]
+    daemon.kill()
+    status, result = wait()
+    check(status == 'FAILED' and result['changed'] and result.get('operation') == operation,
+          str(result))
+    check('outcome is unknown' in result['msg'] and 'ucodectl: ' in result['msg'], str(result))
+    daemon.start()  # the same journal: ucoded reports the operation interrupted
+    daemon.wait_ready()
+    op = json.loads(daemon.ctl('get', operation, '--json').stdout)
+    check(op['state'] == 'OPERATION_STATE_INTERRUPTED', str(op))
+    daemon.stop()
+    print('min_rev refused in check mode; interrupted operation: %s' % result['msg'])
+
+
 def find_release_file():
     here = os.path.dirname(os.path.realpath(__file__))  # tests/ansible in the source tree
     workspace = os.path.dirname(os.path.dirname(here))
@@ -332,7 +379,6 @@ def main():
         subprocess.run([os.path.join(workspace, 'tools', 'install-deps')], check=True)
 
     root = tempfile.mkdtemp(prefix='ucode-ansible.', dir='/tmp')  # sun_path is short
-    fleet = None
     try:
         ansible = Ansible(args, root, image)
         fleet = Fleet(args, root)
@@ -343,9 +389,11 @@ def main():
         fleet = Fleet(args, root, failing_canary=True)
         test_failing_canary(ansible, fleet)
         test_max_guest_blackout(ansible, fleet)
+        fleet.stop()
+        test_min_rev_and_interrupted(args, ansible, root)
     finally:
-        if fleet is not None:
-            fleet.stop()
+        for daemon in Daemon.started:
+            daemon.stop()
         logs = os.environ.get('TEST_UNDECLARED_OUTPUTS_DIR')
         if logs:
             for name in os.listdir(root):

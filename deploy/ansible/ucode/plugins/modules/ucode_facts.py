@@ -11,15 +11,8 @@ short_description: Describe a KVM host's CPU, microcode revision and guests thro
 description:
   - Sets C(ansible_facts.ucode) from C(ucodectl describe --json) and C(ucodectl guests --json).
   - Never changes anything; runs the same in check mode.
-options:
-  ucodectl:
-    description: Path of ucodectl on the managed host.
-    type: path
-    default: /usr/local/bin/ucodectl
-  socket:
-    description: ucoded's Unix socket on the managed host.
-    type: path
-    default: /run/ucoded/ucoded.sock
+options: {}
+extends_documentation_fragment: ucode.fleet.ucoded
 '''
 
 EXAMPLES = r'''

@@ -59,14 +59,7 @@ options:
   request_id:
     description: Makes a retried apply idempotent in ucoded (the same id never applies twice).
     type: str
-  ucodectl:
-    description: Path of ucodectl on the managed host.
-    type: path
-    default: /usr/local/bin/ucodectl
-  socket:
-    description: ucoded's Unix socket on the managed host.
-    type: path
-    default: /run/ucoded/ucoded.sock
+extends_documentation_fragment: ucode.fleet.ucoded
 '''
 
 EXAMPLES = r'''
