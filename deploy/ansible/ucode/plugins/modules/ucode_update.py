@@ -76,6 +76,10 @@ plan:
   description: C(update), C(current) (already runs the image's revision or newer) or C(no_fit).
   returned: always
   type: str
+host:
+  description: C(hostname), C(signature) (hex) and C(platform_id), as ucoded describes the host.
+  returned: when ucoded answered
+  type: dict
 old_revision:
   description: Revision before (the oldest online CPU), hex.
   returned: always
@@ -215,7 +219,8 @@ def main():
     if params['src'] is not None:
         module.fail_json(msg='src is copied by the ucode.fleet.ucode_update action; '
                              'call the module by its full name, or give image')
-    image = params['image']
+    # Absolute, so that ucodectl never reads a file name as an option.
+    image = os.path.abspath(params['image'])
     if not os.path.isfile(image):
         module.fail_json(msg='image %s: no such file on this host' % image)
     try:
