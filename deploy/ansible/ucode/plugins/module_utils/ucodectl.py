@@ -152,6 +152,12 @@ def plan_update(inspect, host, ignore_minrev):
         raise PlanError('invalid image file: ' + '; '.join(invalid))
     if not host.get('revision'):
         raise PlanError('; '.join(reasons) or 'ucoded reports no online CPU')
+    # Every valid image carries ucoded's verdict once it knows the CPU; without them (CPU
+    # unknown, or a ucoded older than SelectionVerdict) "up to date" and "not for this
+    # CPU" cannot be told apart, and guessing could report a stale host as done.
+    if any('verdict' not in im for im in images):
+        raise PlanError('ucoded gave no selection verdict per image (CPU unknown, or ucoded '
+                        'older than this collection): ' + '; '.join(reasons))
 
     def verdict(name):
         return [im for im in images if im.get('verdict') == 'SELECTION_VERDICT_' + name]
