@@ -299,6 +299,9 @@ def test_failing_canary(ansible, fleet):
     check(s['canary']['status'] == 'FAILED' and daemon_error in s['canary']['detail'],
           'canary row %s lacks the daemon\'s error %r' % (s['canary'], daemon_error))
     check(daemon_error in out, 'the daemon\'s error is not in the output')
+    # Half-updated (its failing CPU kept the old revision): never reported as the new one.
+    check(s['canary']['new_revision'] != '0x%x' % IMAGE_REVISION and
+          len(s['canary']['revisions_after']) == 2, str(s['canary']))
     check(any(l.startswith('canary') and 'FAILED' in l for l in report['lines']),
           'fleet report lacks the canary line: %s' % report['lines'])
     check(re.search(r'"canary +FAILED ', out), 'the fleet report is not in the output')

@@ -49,7 +49,8 @@ def _host_row(name, hv):
                    old_revision=result.get('old_revision', row['old_revision']),
                    new_revision=result.get('new_revision', row['new_revision']))
         if result.get('failed'):
-            row.update(status='FAILED', detail=result.get('msg', ''))
+            row.update(status='FAILED', detail=result.get('msg', ''),
+                       revisions_after=result.get('revisions_after') or [])
         elif result.get('operation'):
             row.update(status='updated', detail=result.get('operation'))
         elif result.get('changed'):
@@ -102,6 +103,9 @@ def fleet_report(names, hostvars):
         if r['status'] in ('updated', 'would update', 'not run') and \
                 r['new_revision'] and r['new_revision'] != r['old_revision']:
             revision += ' -> %s' % r['new_revision']
+        after = r.get('revisions_after') or []
+        if r['status'] == 'FAILED' and after and after != [r['old_revision']]:
+            revision += ' -> now %s' % '/'.join(after)  # several: a half-updated host
         vms = ', '.join('%s %s/%s' % (vm.get('name', '?'), _ms(vm.get('park_time_us')),
                                        _ms(vm.get('guest_blackout_us'))) for vm in r['vms'])
         table.append((r['host'], r['status'], '%s pf %s' % (r['signature'], r['platform_id']),

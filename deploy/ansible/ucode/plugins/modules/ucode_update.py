@@ -85,7 +85,10 @@ old_revision:
   returned: always
   type: str
 new_revision:
-  description: Revision after (or that would be loaded, in check mode), hex.
+  description:
+    - Revision after (or that would be loaded, in check mode), hex. After a failed
+      operation, the oldest revision the host's CPUs report (with every distinct one in
+      C(revisions_after)); null when ucoded cannot be asked.
   returned: always
   type: str
 mode:
@@ -157,6 +160,17 @@ def vm_rows(report):
     return rows
 
 
+def revisions_after(ctl, result):
+    """After a failed operation, what the host really runs (it may be half-updated), so
+    that no result claims the selected revision."""
+    try:
+        host = host_facts(ctl.describe(), [])
+    except UcodectlError as e:
+        result.update(new_revision=None, revisions_after=[], describe_error=str(e))
+        return
+    result.update(new_revision=host['revision'], revisions_after=host['revisions'])
+
+
 def run_update(module, ctl, image, plan, durations, result):
     result['started'] = time.time()
     try:
@@ -168,6 +182,7 @@ def run_update(module, ctl, image, plan, durations, result):
         if not started:
             raise
         result.update(operation=started.group(1), changed=True, finished=time.time())
+        revisions_after(ctl, result)
         fail(module, result, '%s: %s; its outcome is unknown here: ask ucoded '
              '(ucodectl get %s)' % (started.group(1), e, started.group(1)))
     result['finished'] = time.time()
@@ -182,6 +197,7 @@ def run_update(module, ctl, image, plan, durations, result):
     state = op.get('state', 'OPERATION_STATE_UNSPECIFIED')
     if rc != 0 or state != 'OPERATION_STATE_SUCCEEDED':
         error = op.get('error', {}).get('message') or report.get('error') or state
+        revisions_after(ctl, result)
         fail(module, result, '%s %s: %s' % (result['operation'], state, error))
     loaded = (report.get('host') or {}).get('new_revision')
     result['new_revision'] = hex_value(loaded)
