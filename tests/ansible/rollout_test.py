@@ -228,6 +228,17 @@ def assert_untouched(fleet, daemons, what):
         check(d.operations() == [], '%s: %s started operations %s' % (d.name, what, d.operations()))
 
 
+def test_bad_option(ansible, fleet):
+    """An option the module refuses fails the pre-flight everywhere: nothing is touched."""
+    rc, out, report, _ = ansible.rollout(fleet, '-e', 'ucode_max_guest_blackout=20')
+    check(rc != 0, 'a bad option did not fail the playbook:\n' + out[-4000:])
+    for h in report['hosts']:
+        check(h['status'] == 'FAILED' and 'pre-flight' in h['detail'] and
+              'is not a duration' in h['detail'], str(h))
+    assert_untouched(fleet, fleet.daemons, 'a refused option')
+    print('bad option: pre-flight failed on every host, nothing touched')
+
+
 def test_check_mode(ansible, fleet):
     rc, out, report, _ = ansible.rollout(fleet, '--check')
     check(rc == 0, 'check run exited %d:\n%s' % (rc, out[-6000:]))
@@ -385,6 +396,7 @@ def main():
     try:
         ansible = Ansible(args, root, image)
         fleet = Fleet(args, root)
+        test_bad_option(ansible, fleet)
         test_check_mode(ansible, fleet)
         operations = test_rollout(ansible, fleet)
         test_second_run(ansible, fleet, operations)
