@@ -261,6 +261,11 @@ TEST(SelectionTest, PicksNewestMatchingAndExplainsTheRest) {
   EXPECT_THAT(s.candidates[1].reason, HasSubstr("does not match"));
   EXPECT_THAT(s.candidates[3].reason, HasSubstr("does not match"));
   EXPECT_THAT(s.candidates[4].reason, HasSubstr("not newer than current 0x2b000200"));
+  EXPECT_EQ(s.candidates[0].verdict, Verdict::kSuperseded);
+  EXPECT_EQ(s.candidates[1].verdict, Verdict::kNoMatch);
+  EXPECT_EQ(s.candidates[2].verdict, Verdict::kSelected);
+  EXPECT_EQ(s.candidates[3].verdict, Verdict::kNoMatch);
+  EXPECT_EQ(s.candidates[4].verdict, Verdict::kNotNewer);
 }
 
 TEST(SelectionTest, MatchesThroughExtendedSignature) {
@@ -292,6 +297,7 @@ TEST(SelectionTest, MinRevRuleHonoursThePolicy) {
   EXPECT_EQ(enforce.image, nullptr);
   EXPECT_THAT(enforce.candidates[0].reason, HasSubstr("min_rev 0"));
   EXPECT_THAT(enforce.candidates[1].reason, HasSubstr("current revision 0x10 below min_rev 0x15"));
+  EXPECT_EQ(enforce.candidates[1].verdict, Verdict::kMinRevUnsafe);
   Selection force = SelectImage(images, cpu, MinRevPolicy::kIgnore);
   ASSERT_EQ(force.image, &images[0]);
   EXPECT_THAT(force.candidates[0].reason, HasSubstr("min-rev rule ignored: min_rev 0"));

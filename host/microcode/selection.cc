@@ -67,12 +67,15 @@ Selection SelectImage(absl::Span<const MicrocodeImage> images, const CpuIdentity
           "signature 0x%x pf 0x%x (+%u extended) does not match cpu signature 0x%x pf 0x%x",
           image.header.signature, image.header.platform_flags, image.extended_signatures.size(),
           cpu.signature, CpuPlatformMask(cpu));
+      c.verdict = Verdict::kNoMatch;
     } else if (!IsNewerRevision(image.revision(), cpu.current_revision)) {
       c.reason = absl::StrFormat("revision 0x%x not newer than current 0x%x", image.revision(),
                                  cpu.current_revision);
+      c.verdict = Verdict::kNotNewer;
     } else if (std::optional<std::string> unsafe = MinRevProblem(image, cpu);
                unsafe && policy == MinRevPolicy::kEnforce) {
       c.reason = absl::StrCat("unsafe for late load: ", *unsafe);
+      c.verdict = Verdict::kMinRevUnsafe;
     } else {
       c.reason = absl::StrFormat("matches %s, revision 0x%x newer than current 0x%x", *source,
                                  image.revision(), cpu.current_revision);
@@ -88,8 +91,10 @@ Selection SelectImage(absl::Span<const MicrocodeImage> images, const CpuIdentity
   for (Candidate& c : out.candidates) {
     if (c.index == *best) {
       c.selected = true;
+      c.verdict = Verdict::kSelected;
       c.reason = absl::StrCat("selected: ", c.reason);
     } else if (eligible[c.index]) {
+      c.verdict = Verdict::kSuperseded;
       c.reason = absl::StrFormat("eligible but superseded by image %u revision 0x%x (%s)",
                                  *best, images[*best].revision(), c.reason);
     }

@@ -32,10 +32,21 @@ struct CpuIdentity {
 // administrator's explicit override that loads it anyway (the kernel's default).
 enum class MinRevPolicy { kEnforce, kIgnore };
 
+// The rule that decided a candidate, for callers that act on it (a fleet rollout tells
+// "already runs this revision" from "not for this CPU" without reading `reason`).
+enum class Verdict {
+  kSelected,
+  kSuperseded,    // eligible, but a newer eligible image was selected
+  kNoMatch,       // neither signature nor any extended signature matches the CPU
+  kNotNewer,      // matches; the CPU already runs this revision or a newer one
+  kMinRevUnsafe,  // matches and is newer, refused by the minimal-revision rule
+};
+
 struct Candidate {
   size_t index;        // into the span passed to SelectImage
   bool selected;
   std::string reason;  // why chosen, or why not ("signature 0x806f8 pf 0x87 does not match ...")
+  Verdict verdict = Verdict::kNoMatch;
 };
 
 struct Selection {

@@ -6,6 +6,20 @@
 #include "host/microcode/microcode_image.h"
 
 namespace ucode::daemon {
+namespace {
+
+ucode::v1::SelectionVerdict ToProto(microcode::Verdict v) {
+  switch (v) {
+    case microcode::Verdict::kSelected: return ucode::v1::SELECTION_VERDICT_SELECTED;
+    case microcode::Verdict::kSuperseded: return ucode::v1::SELECTION_VERDICT_SUPERSEDED;
+    case microcode::Verdict::kNoMatch: return ucode::v1::SELECTION_VERDICT_NO_MATCH;
+    case microcode::Verdict::kNotNewer: return ucode::v1::SELECTION_VERDICT_NOT_NEWER;
+    case microcode::Verdict::kMinRevUnsafe: return ucode::v1::SELECTION_VERDICT_MIN_REV_UNSAFE;
+  }
+  return ucode::v1::SELECTION_VERDICT_UNSPECIFIED;
+}
+
+}  // namespace
 
 ucode::v1::InspectImageResponse InspectImage(absl::Span<const uint8_t> bytes,
                                              const microcode::CpuIdentity* cpu,
@@ -48,6 +62,7 @@ ucode::v1::InspectImageResponse InspectImage(absl::Span<const uint8_t> bytes,
   for (const microcode::Candidate& c : sel.candidates) {
     int index = summary_index[c.index];
     if (c.selected) out.set_selected_index(index);
+    out.mutable_images(index)->set_verdict(ToProto(c.verdict));
     out.add_selection_reasons(absl::StrCat("image ", index, ": ", c.reason));
   }
   if (valid.empty()) out.add_selection_reasons("no valid image to select");

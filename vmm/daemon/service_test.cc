@@ -284,6 +284,9 @@ TEST_F(ServiceTest, InspectImage) {
   EXPECT_EQ(resp.images(0).signature(), 0x806f8u);
   EXPECT_EQ(resp.images(1).offset(), image.size());
   EXPECT_GE(resp.selected_index(), 0);
+  // The same revision twice: the first wins (as the kernel scans), the second is eligible.
+  EXPECT_EQ(resp.images(resp.selected_index()).verdict(), v1::SELECTION_VERDICT_SELECTED);
+  EXPECT_EQ(resp.images(1 - resp.selected_index()).verdict(), v1::SELECTION_VERDICT_SUPERSEDED);
   // Another CPU: nothing selected, with a reason per image.
   r.mutable_cpu()->set_signature(0x50657);
   {
@@ -292,6 +295,7 @@ TEST_F(ServiceTest, InspectImage) {
   }
   EXPECT_EQ(resp.selected_index(), -1);
   EXPECT_EQ(resp.selection_reasons_size(), 2);
+  EXPECT_EQ(resp.images(0).verdict(), v1::SELECTION_VERDICT_NO_MATCH);
   // A corrupted member is reported, not an RPC error.
   image[20] ^= 0xff;  // loader_version
   r.mutable_image()->set_image_bytes(image);

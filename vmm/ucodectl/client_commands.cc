@@ -118,11 +118,15 @@ int Describe(Remote& r, const ParsedArgs& a) {
   return kOk;
 }
 
-int Guests(Remote& r, const ParsedArgs&) {
+int Guests(Remote& r, const ParsedArgs& a) {
   grpc::ClientContext ctx;
   ucode::v1::ListGuestsResponse resp;
   grpc::Status s = r.stub->ListGuests(&ctx, ucode::v1::ListGuestsRequest(), &resp);
   if (!s.ok()) return RpcFailed("ListGuests", s);
+  if (a.Has("json")) {
+    PrintJson(resp);
+    return kOk;
+  }
   std::printf("%-24s %-10s %5s %-10s %s\n", "name", "kind", "vcpus", "state", "view");
   for (const auto& g : resp.guests()) {
     std::printf("%-24s %-10s %5u %-10s %s\n", g.name().c_str(), g.kind().c_str(), g.vcpus(),
@@ -177,9 +181,16 @@ int StartAndFollow(
   ucode::v1::Operation op;
   grpc::Status s = call(&ctx, &op);
   if (!s.ok()) return RpcFailed(rpc, s);
-  std::printf("%s started\n", op.name().c_str());
+  // With --json, stdout holds only the final operation; progress goes to stderr.
+  const bool json = a.Has("json");
+  FILE* progress = json ? stderr : stdout;
+  std::fprintf(progress, "%s started\n", op.name().c_str());
   if (a.Has("no-follow")) return kOk;
-  return FollowOperation(*r.stub, op.name(), stdout);
+  if (!json) return FollowOperation(*r.stub, op.name(), stdout);
+  ucode::v1::Operation final_state;
+  int rc = FollowOperation(*r.stub, op.name(), stderr, &final_state);
+  if (final_state.done()) PrintJson(final_state);
+  return rc;
 }
 
 int Stage(Remote& r, const ParsedArgs& a) {
@@ -282,7 +293,7 @@ const std::vector<RemoteCommand>& Commands() {
                                     "print the operation name and return"};
   static const std::vector<RemoteCommand> kCommands = {
       {"describe", "describe [--json]", {kJson}, 0, Describe},
-      {"guests", "guests", {}, 0, Guests},
+      {"guests", "guests [--json]", {kJson}, 0, Guests},
       {"inspect",
        "inspect FILE [--cpu SIG[,PF[,REV]]] [--json]",
        {kJson, kBytes, {"cpu", true, false, kCpuOptionHelp}},
@@ -291,9 +302,11 @@ const std::vector<RemoteCommand>& Commands() {
       {"stage", "stage FILE [--no-follow]", {kBytes, kNoFollow}, 1, Stage},
       {"apply",
        "apply FILE [--mode strict|fast] [--force-minrev|--ignore-minrev] [--guest NAME]... "
-       "[--park-deadline-us N] [--agent-timeout-ms N] [--request-id ID] [--no-follow]",
+       "[--park-deadline-us N] [--agent-timeout-ms N] [--request-id ID] [--no-follow] [--json]",
        {kBytes,
         kNoFollow,
+        {"json", false, false,
+         "print the finished operation as JSON (progress goes to stderr)"},
         {"mode", true, false, "strict (default) or fast"},
         {"force-minrev", false, false, "enforce the minimal-revision rule (default)"},
         {"ignore-minrev", false, false,
@@ -385,7 +398,8 @@ int RunRemote(const std::vector<std::string>& args) {
   return kUsage;
 }
 
-int FollowOperation(UcodeService::StubInterface& stub, const std::string& operation, FILE* out) {
+int FollowOperation(UcodeService::StubInterface& stub, const std::string& operation, FILE* out,
+                    ucode::v1::Operation* final_out) {
   grpc::ClientContext ctx;
   ucode::v1::WatchOperationRequest req;
   req.set_name(operation);
@@ -415,6 +429,11 @@ int FollowOperation(UcodeService::StubInterface& stub, const std::string& operat
                  operation.c_str());
     return kFailed;
   }
+  const bool succeeded = final_state.state() == ucode::v1::OPERATION_STATE_SUCCEEDED;
+  if (final_out != nullptr) {
+    *final_out = std::move(final_state);
+    return succeeded ? kOk : kFailed;
+  }
   std::fprintf(out, "%s %s\n", final_state.name().c_str(),
                ucode::v1::OperationState_Name(final_state.state()).c_str());
   if (final_state.error().code() != 0) {
@@ -423,7 +442,7 @@ int FollowOperation(UcodeService::StubInterface& stub, const std::string& operat
   if (!final_state.report_json().empty()) {
     std::fprintf(out, "  report: %s\n", final_state.report_json().c_str());
   }
-  return final_state.state() == ucode::v1::OPERATION_STATE_SUCCEEDED ? kOk : kFailed;
+  return succeeded ? kOk : kFailed;
 }
 
 }  // namespace ucode::ctl

@@ -18,9 +18,10 @@ bool WantsServer(const std::vector<std::string>& args);
 // 0 success, 1 the call or the operation failed, 2 bad usage.
 int RunRemote(const std::vector<std::string>& args);
 
-// Streams `operation`'s events to `out` until it is done; 0 if it SUCCEEDED, else 1.
+// Streams `operation`'s events to `out` until it is done; 0 if it SUCCEEDED, else 1. The
+// final state goes to `final_state` when given (the caller prints it), else to `out`.
 int FollowOperation(ucode::v1::UcodeService::StubInterface& stub, const std::string& operation,
-                    FILE* out);
+                    FILE* out, ucode::v1::Operation* final_state = nullptr);
 
 // The usage text of client mode.
 std::string RemoteUsage();
