@@ -90,15 +90,13 @@ bool WriteJson(const std::string& path, const std::string& json) {
 
 // With --expect-failure the test passes only if the rehearsal failed for the reason given.
 int ExpectedFailureVerdict(const RehearsalReport& report, const std::string& text) {
-  for (const std::string& f : report.Failures()) {
-    if (absl::StrContains(f, text)) {
-      std::printf("expected failure seen: %s\n", f.c_str());
-      return 0;
-    }
+  absl::StatusOr<std::string> seen = FindExpectedFailure(report, text);
+  if (!seen.ok()) {
+    std::printf("%s\n", std::string(seen.status().message()).c_str());
+    return 1;
   }
-  std::printf("expected a failure containing \"%s\", but %s\n", text.c_str(),
-              report.ok() ? "the rehearsal passed" : "no failure above contains it");
-  return 1;
+  std::printf("expected failure seen: %s\n", seen->c_str());
+  return 0;
 }
 
 int Run(int argc, char** argv) {

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "host/base/status_macros.h"
@@ -173,6 +174,17 @@ std::vector<std::string> RehearsalReport::Failures() const {
     if (!reported.count(f)) out.push_back(absl::StrCat("release: ", f));
   }
   return out;
+}
+
+absl::StatusOr<std::string> FindExpectedFailure(const RehearsalReport& report,
+                                                absl::string_view text) {
+  const std::vector<std::string> failures = report.Failures();
+  for (const std::string& f : failures) {
+    if (absl::StrContains(f, text)) return f;
+  }
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "expected a failure containing \"%s\", but %s", text,
+      failures.empty() ? "the rehearsal passed" : "no failure above contains it"));
 }
 
 RehearsalReport Rehearse(const ImageSet& release, const ImageSet* baseline,

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "host/rehearsal/fleet.h"
 #include "host/rehearsal/image_set.h"
@@ -51,6 +53,11 @@ struct RehearsalReport {
 // `baseline` (may be null) is the release the fleet runs today.
 RehearsalReport Rehearse(const ImageSet& release, const ImageSet* baseline,
                          const std::vector<FleetSku>& fleet);
+
+// For a rehearsal expected to fail: the failure line that contains `text`, or
+// FAILED_PRECONDITION saying that the rehearsal passed or that no failure contains it.
+absl::StatusOr<std::string> FindExpectedFailure(const RehearsalReport& report,
+                                                absl::string_view text);
 
 }  // namespace ucode::rehearsal
 
