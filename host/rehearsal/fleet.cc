@@ -4,11 +4,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "host/base/config_text.h"
 #include "host/base/status_macros.h"
 #include "host/microcode/microcode_image.h"
 #include "host/platform/emulated_config.h"
@@ -16,17 +15,8 @@
 namespace ucode::rehearsal {
 namespace {
 
-absl::StatusOr<uint64_t> ParseNumber(absl::string_view field, absl::string_view text) {
-  uint64_t out = 0;
-  const bool ok = absl::StartsWithIgnoreCase(text, "0x")
-                      ? absl::SimpleHexAtoi(text.substr(2), &out)
-                      : absl::SimpleAtoi(text, &out);
-  if (!ok) return absl::InvalidArgumentError(absl::StrFormat("%s '%s' is not a number", field, text));
-  return out;
-}
-
 absl::StatusOr<uint32_t> ParseU32(absl::string_view field, absl::string_view text) {
-  ASSIGN_OR_RETURN(uint64_t n, ParseNumber(field, text));
+  ASSIGN_OR_RETURN(uint64_t n, ParseConfigNumber(field, text));
   if (n > 0xffffffffu) {
     return absl::InvalidArgumentError(absl::StrFormat("%s '%s' does not fit 32 bits", field, text));
   }
@@ -57,7 +47,7 @@ absl::Status ParseShape(absl::string_view text, FleetSku& sku) {
   }
   int* fields[] = {&sku.packages, &sku.cores_per_package, &sku.threads_per_core};
   for (int i = 0; i < 3; ++i) {
-    ASSIGN_OR_RETURN(uint64_t n, ParseNumber("shape", parts[i]));
+    ASSIGN_OR_RETURN(uint64_t n, ParseConfigNumber("shape", parts[i]));
     if (n < 1 || n > kMaxSkuCpus) {
       return absl::InvalidArgumentError(absl::StrFormat("shape '%s': %d out of range", text, n));
     }
@@ -78,7 +68,7 @@ absl::Status ParseShape(absl::string_view text, FleetSku& sku) {
 absl::Status ParseOption(absl::string_view field, FleetSku& sku) {
   std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(field, absl::MaxSplits('=', 1));
   if (kv.first == "hosts" && !sku.hosts) {
-    ASSIGN_OR_RETURN(uint64_t n, ParseNumber("hosts", kv.second));
+    ASSIGN_OR_RETURN(uint64_t n, ParseConfigNumber("hosts", kv.second));
     if (n < 1 || n > kMaxHosts) {
       return absl::InvalidArgumentError(absl::StrFormat("hosts %d outside 1..%d", n, kMaxHosts));
     }
@@ -131,12 +121,7 @@ std::string FleetSku::Shape() const {
 absl::StatusOr<std::vector<FleetSku>> ParseFleet(absl::string_view text) {
   std::vector<FleetSku> fleet;
   std::set<std::string> names;
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    if (size_t hash = line.find('#'); hash != absl::string_view::npos) line = line.substr(0, hash);
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
+  for (const auto& [line_no, line] : ContentLines(text)) {
     absl::StatusOr<FleetSku> sku = ParseLine(line);
     if (!sku.ok()) {
       return absl::InvalidArgumentError(

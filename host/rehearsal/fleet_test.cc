@@ -42,7 +42,7 @@ TEST(Fleet, RefusesBadLinesNamingLineAndValue) {
   } cases[] = {
       {"a 0x806f8 7 0x2b000620", "fleet line 1: 4 fields"},
       {"a 0x806f8 7 0x2b000620 1x2x2 hosts=1 deadline=1ms x=1", "8 fields"},
-      {"a zz 7 0x2b000620 1x2x2", "signature 'zz' is not a number"},
+      {"a zz 7 0x2b000620 1x2x2", "signature: 'zz' is not a number"},
       {"a 0x1806f8ff0 7 0x2b000620 1x2x2", "does not fit 32 bits"},
       {"a 0x806f8 8 0x2b000620 1x2x2", "platform_id 8 > 7"},
       {"a 0x806f8 7 0x2b000620 1x2", "shape '1x2' is not PACKAGESxCORESxTHREADS"},
