@@ -43,7 +43,8 @@ ImageSet ImageSet::Load(const std::vector<std::string>& paths) {
 
 void ImageSet::AddFile(const std::string& path) {
   const std::string file = BaseName(path);
-  absl::StatusOr<std::vector<uint8_t>> bytes = microcode::ReadFileBytes(path);
+  absl::StatusOr<std::vector<uint8_t>> bytes =
+      microcode::ReadFileBytes(path, kMaxImageSetBytes - total_bytes_);
   if (!bytes.ok()) {
     invalid_.push_back({file, 0, 0, std::string(bytes.status().message())});
     return;
@@ -52,6 +53,7 @@ void ImageSet::AddFile(const std::string& path) {
     invalid_.push_back({file, 0, 0, "empty file holds no image"});
     return;
   }
+  total_bytes_ += bytes->size();
   buffers_.push_back(std::make_unique<std::vector<uint8_t>>(*std::move(bytes)));
   const std::vector<uint8_t>& buffer = *buffers_.back();
   for (microcode::BundleEntry& entry : microcode::ParseBundle(buffer)) {

@@ -12,6 +12,10 @@
 
 namespace ucode::rehearsal {
 
+// Intel's whole 20251111 release is 15 MiB; a set refuses files past this total rather than
+// read whatever a misdirected path holds.
+inline constexpr size_t kMaxImageSetBytes = size_t{512} << 20;
+
 // A member that failed validation (or a path that could not be read: offset 0, no header).
 struct InvalidImage {
   std::string file;                    // base name, e.g. "06-8f-08"
@@ -63,6 +67,7 @@ class ImageSet {
   void AddFile(const std::string& path);
 
   std::vector<std::unique_ptr<std::vector<uint8_t>>> buffers_;
+  size_t total_bytes_ = 0;
   std::vector<SourcedImage> valid_;
   std::vector<InvalidImage> invalid_;
 };
