@@ -4,9 +4,10 @@
 //   # SKU      signature  platform_id  revision    shape (PxCxT)  [hosts=N] [deadline=D]
 //   spr-e5     0x806f8    7            0x2b000620  2x56x2         hosts=400 deadline=50ms
 //
-// platform_id is MSR 0x17 bits 52:50 (0..7), as /proc/cpuinfo's host tools and
-// host/platform's `platform_id` key name it; revision is what MSR 0x8B reads today;
-// deadline is the VM dead-man deadline the SKU's hosts run with (absl duration syntax).
+// platform_id is MSR 0x17 bits 52:50 (0..7), as host/platform's `platform_id` key names it
+// (sysfs shows the mask, 1 << id, in cpu*/microcode/processor_flags); revision is what
+// MSR 0x8B reads today; deadline is the VM dead-man deadline the SKU's hosts run with
+// (absl duration syntax). Numbers are decimal or 0x hex.
 #ifndef UCODE_HOST_REHEARSAL_FLEET_H_
 #define UCODE_HOST_REHEARSAL_FLEET_H_
 
