@@ -1,23 +1,31 @@
 """C++ code generation for protocol buffers and gRPC services with Debian's protoc.
 
 Bazel 4.2.3's native proto rules want @com_google_protobuf from the network; Debian's
-/usr/bin/protoc and grpc_cpp_plugin do the same job offline.
+protoc and grpc_cpp_plugin (@ucode_system, declared by deps.bzl) do the same job offline.
 """
+
+_PROTOC = Label("@ucode_system//:bin/protoc")
+_GRPC_PLUGIN = Label("@ucode_system//:bin/grpc_cpp_plugin")
 
 def ucode_cc_grpc_library(name, src, deps = [], visibility = None):
     """Generates <src>.pb.{h,cc} and <src>.grpc.pb.{h,cc} and a cc_library over them."""
     base = src[:-len(".proto")]
     outs = [base + ext for ext in [".pb.h", ".pb.cc", ".grpc.pb.h", ".grpc.pb.cc"]]
+
+    # Imports and generated #includes are relative to the repository root, which is
+    # external/<name> in the execroot when ucode is another workspace's dependency.
+    root = Label("//:BUILD.bazel").workspace_root or "."
     native.genrule(
         name = name + "_codegen",
         srcs = [src],
         outs = outs,
+        tools = [_PROTOC, _GRPC_PLUGIN],
         cmd = " ".join([
-            "/usr/bin/protoc",
-            "--proto_path=.",
-            "--cpp_out=$(GENDIR)",
-            "--grpc_out=$(GENDIR)",
-            "--plugin=protoc-gen-grpc=/usr/bin/grpc_cpp_plugin",
+            "$(location %s)" % _PROTOC,
+            "--proto_path=" + root,
+            "--cpp_out=$(GENDIR)/" + root,
+            "--grpc_out=$(GENDIR)/" + root,
+            "--plugin=protoc-gen-grpc=$(location %s)" % _GRPC_PLUGIN,
             "$(location " + src + ")",
         ]),
     )
@@ -25,6 +33,6 @@ def ucode_cc_grpc_library(name, src, deps = [], visibility = None):
         name = name,
         srcs = [o for o in outs if o.endswith(".cc")],
         hdrs = [o for o in outs if o.endswith(".h")],
-        deps = deps + ["@system//:grpc"],
+        deps = deps + ["@ucode_system//:grpc"],
         visibility = visibility,
     )

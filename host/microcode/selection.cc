@@ -52,6 +52,16 @@ bool SignatureMatches(uint32_t signature, uint32_t pf_mask, const CpuIdentity& c
   return cpu_mask == pf_mask || (cpu_mask & pf_mask) != 0;
 }
 
+SignatureMatch MatchImage(const MicrocodeImage& image, const CpuIdentity& cpu) {
+  if (SignatureMatches(image.header.signature, image.header.platform_flags, cpu)) {
+    return SignatureMatch::kPrimary;
+  }
+  for (const ExtendedSignature& e : image.extended_signatures) {
+    if (SignatureMatches(e.signature, e.platform_flags, cpu)) return SignatureMatch::kExtended;
+  }
+  return SignatureMatch::kNone;
+}
+
 Selection SelectImage(absl::Span<const MicrocodeImage> images, const CpuIdentity& cpu,
                       MinRevPolicy policy) {
   Selection out;

@@ -58,6 +58,11 @@ struct Selection {
 // both masks zero, as the kernel's cpu_signatures_match()).
 bool SignatureMatches(uint32_t signature, uint32_t pf_mask, const CpuIdentity& cpu);
 
+// How `image` matches `cpu`: by its primary signature, by an entry of its extended
+// signature table (the kernel's intel_find_matching_signature()), or not at all.
+enum class SignatureMatch { kNone, kPrimary, kExtended };
+SignatureMatch MatchImage(const MicrocodeImage& image, const CpuIdentity& cpu);
+
 // Picks the newest matching image that is newer than the running revision and passes the
 // minimal-revision rule. Returns the selection (image null with reasons if nothing fits);
 // an error only for a caller mistake.

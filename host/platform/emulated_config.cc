@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "host/base/config_text.h"
 #include "host/base/status_macros.h"
 
 namespace ucode::platform {
@@ -18,15 +19,6 @@ namespace {
 constexpr int kMaxPackages = 64;
 constexpr int kMaxCoresPerPackage = 512;
 constexpr int kMaxThreadsPerCore = 8;
-
-absl::StatusOr<uint64_t> ParseNumber(absl::string_view key, absl::string_view value) {
-  uint64_t out = 0;
-  bool ok = absl::StartsWithIgnoreCase(value, "0x")
-                ? absl::SimpleHexAtoi(value.substr(2), &out)
-                : absl::SimpleAtoi(value, &out);
-  if (!ok) return absl::InvalidArgumentError(absl::StrFormat("%s: '%s' is not a number", key, value));
-  return out;
-}
 
 // A non-negative duration in microseconds with a fraction ("9.8" is 9800 ns), up to an
 // hour; the model's defaults are not whole microseconds.
@@ -42,7 +34,7 @@ absl::StatusOr<absl::Duration> ParseMicroseconds(absl::string_view key, absl::st
 absl::StatusOr<std::set<int>> ParseList(absl::string_view key, absl::string_view value) {
   std::set<int> out;
   for (absl::string_view item : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
-    ASSIGN_OR_RETURN(uint64_t n, ParseNumber(key, absl::StripAsciiWhitespace(item)));
+    ASSIGN_OR_RETURN(uint64_t n, ParseConfigNumber(key, absl::StripAsciiWhitespace(item)));
     out.insert(static_cast<int>(n));
   }
   return out;
@@ -77,7 +69,7 @@ absl::Status Apply(EmulatedHostConfig& c, absl::string_view key, absl::string_vi
     else return absl::InvalidArgumentError(absl::StrFormat("unknown key '%s'", key));
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(uint64_t n, ParseNumber(key, value));
+  ASSIGN_OR_RETURN(uint64_t n, ParseConfigNumber(key, value));
   const int i = static_cast<int>(n);
   if (key == "packages") c.packages = i;
   else if (key == "cores") c.cores_per_package = i;
@@ -131,12 +123,7 @@ absl::Status ValidateEmulatedHostConfig(const EmulatedHostConfig& c) {
 
 absl::StatusOr<EmulatedHostConfig> ParseEmulatedHostConfig(absl::string_view text) {
   EmulatedHostConfig config = DemoHostConfig();
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    if (size_t hash = line.find('#'); hash != absl::string_view::npos) line = line.substr(0, hash);
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
+  for (const auto& [line_no, line] : ContentLines(text)) {
     const size_t eq = line.find('=');
     if (eq == absl::string_view::npos) {
       return absl::InvalidArgumentError(
