@@ -65,4 +65,32 @@ for attempt in 1 2 3 4 5; do
 done
 [[ $interrupted -eq 1 ]] || fail "SIGINT never landed mid-demo"
 grep -q "stopping every VM" "$dir/int.err" || fail "no interrupt message: $(cat "$dir/int.err")"
+
+# 4. A local user's trap: the demo's log directory used to be /tmp/ucode-demo-<pid>, an
+# existing one was accepted and vmN.log followed symlinks, so root wrote into a file the
+# user pointed it at. The user (uid 65534, a real unprivileged process) plants the
+# directory for the pid the demo will run as (exec keeps it) with vm0.log -> a path in a
+# root-only directory; the demo must neither create that file nor touch the trap.
+if command -v setpriv >/dev/null; then
+  trap_tmp="$(mktemp -d /tmp/ucode-demo-trap.XXXXXX)"
+  chmod 1777 "$trap_tmp"
+  mkdir -m 0700 "$dir/secret"; secret="$dir/secret/planted"
+  fifo="$dir/go"; mkfifo "$fifo"
+  ( read -r _ <"$fifo"; TMPDIR="$trap_tmp" exec "$ucodectl" demo --json --vms 1 --vcpus 1 ) \
+    >"$dir/trap.json" 2>"$dir/trap.err" &
+  pid=$!
+  setpriv --reuid=65534 --regid=65534 --clear-groups sh -c \
+    "mkdir -m 0777 '$trap_tmp/ucode-demo-$pid' && ln -s '$secret' '$trap_tmp/ucode-demo-$pid/vm0.log'" ||
+    fail "could not plant the trap as uid 65534"
+  echo go >"$fifo"
+  rc=0; wait "$pid" || rc=$?
+  [[ $rc -eq 0 ]] || fail "demo beside a planted trap exited $rc: $(cat "$dir/trap.err")"
+  [[ ! -e "$secret" ]] || fail "root created $secret through the planted symlink"
+  [[ "$(ls -A "$trap_tmp/ucode-demo-$pid" 2>&1)" == vm0.log ]] ||
+    fail "the trap was used: $(ls -lA "$trap_tmp/ucode-demo-$pid" 2>&1)"
+  no_vmm_left "the trap run"
+  rm -rf "$trap_tmp"
+else
+  echo "SKIP 4: no setpriv"
+fi
 echo PASS

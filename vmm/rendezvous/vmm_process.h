@@ -31,8 +31,9 @@ absl::StatusOr<std::string> FindVmmBinary();
 
 class VmmProcess {
  public:
-  // Starts `vmm_path` for `spec`; its stdout/stderr go to `log_path` (appended) or, if
-  // empty, to ours. Only the child's end of the control socket is inherited.
+  // Starts `vmm_path` for `spec`; its stdout/stderr go to `log_path`, which must not exist
+  // (created 0600 with O_EXCL | O_NOFOLLOW: a file or symlink already there fails the
+  // spawn), or, if empty, to ours. Only the child's end of the control socket is inherited.
   static absl::StatusOr<std::unique_ptr<VmmProcess>> Spawn(const std::string& vmm_path,
                                                            const VmSpec& spec,
                                                            const std::string& log_path);
