@@ -31,7 +31,7 @@ uint32_t ReadDword(MmioWindow& m) {
 // poll that finds the device busy (microseconds after GO), the next polls are back to back,
 // then the sleep doubles up to 1 ms, the kernel's msleep(1) period.
 absl::Status WaitForTransaction(MmioWindow& m, int package, size_t offset,
-                                absl::Duration timeout) {
+                                absl::Duration timeout, const std::function<bool()>& cancelled) {
   uint32_t status = m.Read32(kMboxStatusOffset);
   if ((status & (kMboxStatusReady | kMboxStatusError)) == kMboxStatusReady) {
     return absl::OkStatus();
@@ -51,6 +51,11 @@ absl::Status WaitForTransaction(MmioWindow& m, int package, size_t offset,
           absl::FormatDuration(timeout), offset));
     }
     if (polls >= 16) {
+      if (cancelled && cancelled()) {
+        return absl::CancelledError(absl::StrFormat(
+            "package %d: cancelled while the chunk at offset 0x%x was in flight", package,
+            offset));
+      }
       absl::SleepFor(nap);
       nap = std::min(nap * 2, absl::Milliseconds(1));
     }
@@ -129,11 +134,17 @@ absl::Status Transfer(MmioWindow& m, absl::Span<const uint8_t> image, const Stag
           "package %d: chunk at offset 0x%x requested %d times, retransmit cap %d", pkg, offset,
           times + 1, options.max_chunk_retransmits));
     }
+    if (options.cancelled && options.cancelled()) {
+      return absl::CancelledError(absl::StrFormat(
+          "package %d: cancelled after %d transactions, at offset 0x%x of 0x%x", pkg,
+          c.transactions, offset, size));
+    }
     if (times++ > 0) ++c.retransmits;
     SendChunk(m, image.subspan(offset, chunk));
     c.bytes_sent += chunk;
     ++c.transactions;
-    RETURN_IF_ERROR(WaitForTransaction(m, pkg, offset, options.transaction_timeout));
+    RETURN_IF_ERROR(
+        WaitForTransaction(m, pkg, offset, options.transaction_timeout, options.cancelled));
 
     // Response: 64-bit header, next offset, status (kernel: fetch_next_offset()).
     uint64_t header = ReadDword(m);

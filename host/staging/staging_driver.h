@@ -45,6 +45,10 @@ struct StagingOptions {
   int max_chunk_retransmits = 8;  // per chunk offset
   bool parallel = true;
   StagingProgressFn progress;     // optional; called from staging threads
+  // Optional; polled from the staging threads before each transaction and while a slow
+  // device is polled: true stops the transfer (CANCELLED), and the package's mailbox is
+  // reset with ABORT like any failed one. Must be cheap and thread-safe.
+  std::function<bool()> cancelled;
 };
 
 struct PackageStaging {

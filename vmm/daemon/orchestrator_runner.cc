@@ -8,6 +8,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "host/base/private_files.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/host_update.h"
 #include "vmm/orchestrator/report.h"
@@ -136,8 +137,8 @@ absl::Status OrchestratorRunner::StartFleet() {
       std::filesystem::remove_all(entry.path(), ec);
     }
   }
-  log_dir_ = absl::StrCat(dir, "/vmm-", getpid());
-  std::filesystem::create_directories(log_dir_, ec);
+  // mkdtemp: a recycled pid never lands on the previous instance's logs (kept above).
+  ASSIGN_OR_RETURN(log_dir_, MakePrivateDir(dir, absl::StrCat("vmm-", getpid(), "-")));
 
   ASSIGN_OR_RETURN(microcode::CpuIdentity cpu, options_.platform->Identity(0));
   const VmmFleetSpec& f = *options_.fleet;
@@ -271,9 +272,14 @@ absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params,
   opts.progress = [&relay](const staging::StagingProgress& p) {
     relay.Emit(Step::kStaging, absl::StrCat("package ", p.package), &p);
   };
+  opts.cancelled = [&cancel] { return cancel.Cancelled(); };
   busy_.store(true);
   report.staging = late_load::StageHostUpdate(host, plan, opts);
   busy_.store(false);
+  if (cancel.Cancelled()) {
+    return absl::CancelledError(
+        absl::StrCat("cancelled during staging: ", report.staging->Summary()));
+  }
   report.last_step = Step::kStaged;
   sink.Emit(ucode::v1::STEP_STAGED, report.staging->Summary());
   return orchestrator::ReportJson(report);

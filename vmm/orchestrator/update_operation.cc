@@ -57,7 +57,12 @@ absl::Status Stage(Context& c, const late_load::HostUpdatePlan& plan) {
       emit(Step::kStaging, absl::StrCat("package ", p.package), &p);
     };
   }
+  opts.cancelled = c.cb.cancelled;  // honoured inside the transfer too
   c.report.staging = late_load::StageHostUpdate(c.platform, plan, opts);
+  if (c.cb.cancelled && c.cb.cancelled()) {
+    return absl::CancelledError(
+        absl::StrCat("cancelled during staging: ", c.report.staging->Summary()));
+  }
   if (!c.report.staging->all_staged()) {
     c.report.notes.push_back(absl::StrCat(c.report.staging->Summary(),
                                           ": activation on those packages loads unstaged"));
