@@ -312,6 +312,10 @@ absl::StatusOr<KernelReloadOutcome> LinuxPlatform::KernelReload(absl::Span<const
   const absl::Time start = absl::Now();
   const int err = options_.write_reload(Path(absl::StrCat(kCpuDir, "/microcode/reload")));
   out.elapsed = absl::Now() - start;
+  {
+    absl::MutexLock lock(&mu_);
+    longest_reload_ = std::max(longest_reload_.value_or(absl::ZeroDuration()), out.elapsed);
+  }
   out.kmsg_lines = ReadKmsg(kmsg.get());
   if (err == 0) return out;
 
@@ -325,6 +329,11 @@ absl::StatusOr<KernelReloadOutcome> LinuxPlatform::KernelReload(absl::Span<const
   std::string log;
   for (const std::string& l : out.kmsg_lines) absl::StrAppend(&log, log.empty() ? "" : " | ", l);
   return absl::Status(s.code(), log.empty() ? s.message() : absl::StrCat(s.message(), "; kernel: ", log));
+}
+
+std::optional<absl::Duration> LinuxPlatform::PredictActivation(absl::Span<const uint8_t>) {
+  absl::MutexLock lock(&mu_);
+  return longest_reload_;
 }
 
 }  // namespace ucode::platform

@@ -16,6 +16,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "host/platform/platform.h"
 
 namespace ucode::platform {
@@ -39,6 +41,9 @@ class LinuxPlatform : public Platform {
   [[nodiscard]] bool HasDirectTrigger() const override { return false; }
   absl::StatusOr<KernelReloadOutcome> KernelReload(absl::Span<const uint8_t> update,
                                                    uint32_t signature) override;
+  // The longest reload this process measured (the kernel does not predict its own).
+  [[nodiscard]] std::optional<absl::Duration> PredictActivation(
+      absl::Span<const uint8_t> update) override;
 
   // <root>/<relative>
   [[nodiscard]] std::string Path(const std::string& relative) const;
@@ -48,6 +53,8 @@ class LinuxPlatform : public Platform {
   absl::StatusOr<uint32_t> Signature(int cpu) const;
 
   const LinuxPlatformOptions options_;
+  absl::Mutex mu_;
+  std::optional<absl::Duration> longest_reload_ ABSL_GUARDED_BY(mu_);
 };
 
 // The message for an errno from writing microcode/reload (kernel: reload_store() and

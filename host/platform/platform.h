@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,16 @@ class Platform {
 
   // The activation time model's parameters, for reports ("" when the timing is real).
   [[nodiscard]] virtual std::string ActivationModel() const { return ""; }
+
+  // How long activating `update` is expected to hold the host (the longest any core
+  // spends in it): the emulated model's figure, or on Linux the longest reload this
+  // process measured. nullopt when nothing predicts it. The orchestrator refuses to park
+  // VMs for longer than their own dead-man deadline would hold them.
+  [[nodiscard]] virtual std::optional<absl::Duration> PredictActivation(
+      absl::Span<const uint8_t> update) {
+    (void)update;
+    return std::nullopt;
+  }
 };
 
 // The running revision of `cpu` (Identity().current_revision).

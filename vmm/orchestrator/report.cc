@@ -122,6 +122,7 @@ void AppendVmsText(const UpdateReport& r, std::string& out) {
                           "rendezvous: park all %s, host call %s, set views %s, release all %s; held %s\n",
                           Dur(r.park_all), Dur(r.host_call), Dur(r.set_views), Dur(r.release_all),
                           Dur(r.held));
+    if (!r.views_atomic) out += "guest view: set NON-ATOMICALLY, after the VMs ran again (see notes)\n";
     absl::StrAppendFormat(&out, "overhead:   %s (%s)\n", Dur(r.overhead),
                           r.mode == UpdateMode::kStrict
                               ? "time parked minus the host activation window"
@@ -255,6 +256,7 @@ std::string ReportJson(const UpdateReport& r) {
       .Micros("release_all_us", r.release_all)
       .Micros("held_us", r.held)
       .Micros("overhead_us", r.overhead)
+      .Flag("guest_views_atomic", r.views_atomic)
       .EndObject();
   j.Key("vms").BeginArray();
   for (const VmReport& vm : r.vms) {

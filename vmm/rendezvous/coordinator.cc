@@ -47,6 +47,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(std::vector<VmSp
     c->vmms_.push_back(std::move(vmm));
     c->total_vcpus_ += s.vcpus;
   }
+  c->deadman_ = options.deadman;
   int64_t deadman_ms = absl::ToInt64Milliseconds(options.deadman);
   for (size_t i = 0; i < c->vmms_.size(); ++i) {
     RETURN_IF_ERROR(c->vmms_[i]

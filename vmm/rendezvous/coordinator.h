@@ -136,6 +136,8 @@ class Coordinator {
   [[nodiscard]] std::vector<pid_t> pids() const;
   [[nodiscard]] const Area& area() const { return *area_; }
   [[nodiscard]] int total_vcpus() const { return total_vcpus_; }
+  // How long a VMM keeps its vCPUs parked before releasing them itself.
+  [[nodiscard]] absl::Duration deadman() const { return deadman_; }
   // Timestamps of the last commands (CLOCK_MONOTONIC ns).
   [[nodiscard]] int64_t last_park_ns() const { return park_ns_; }
   [[nodiscard]] int64_t last_release_ns() const { return release_ns_; }
@@ -161,6 +163,7 @@ class Coordinator {
   UniqueFd area_fd_;
   Area* area_ = nullptr;
   int total_vcpus_ = 0;
+  absl::Duration deadman_;
   uint32_t seq_ = 0;
   int64_t park_ns_ = 0;
   int64_t release_ns_ = 0;
