@@ -210,13 +210,37 @@ absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGue
 
 absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
-  ASSIGN_OR_RETURN(GuestSelection sel, SelectGuests(params.guests));
+  return RunOnGuests(params.guests, params.mode, sink, cancel,
+                     [&](absl::Span<orchestrator::GuestGroup* const> groups,
+                         const orchestrator::UpdateCallbacks& cb) {
+                       return orchestrator::RunUpdate(*options_.platform, params.image, groups,
+                                                      OptionsFor(params, options_.stage), cb);
+                     });
+}
+
+absl::StatusOr<std::string> OrchestratorRunner::SyncGuestViews(const SyncParams& params,
+                                                               StepSink& sink,
+                                                               const CancelToken& cancel) {
+  orchestrator::UpdateOptions o;
+  o.operation = params.operation;
+  if (params.park_deadline > absl::ZeroDuration()) o.park_deadline = params.park_deadline;
+  return RunOnGuests(params.guests, ucode::v1::UPDATE_MODE_STRICT, sink, cancel,
+                     [&](absl::Span<orchestrator::GuestGroup* const> groups,
+                         const orchestrator::UpdateCallbacks& cb) {
+                       return orchestrator::SyncGuestViews(*options_.platform, groups, o, cb);
+                     });
+}
+
+absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
+    const std::vector<std::string>& guests, ucode::v1::UpdateMode mode, StepSink& sink,
+    const CancelToken& cancel, const RunFn& run) {
+  ASSIGN_OR_RETURN(GuestSelection sel, SelectGuests(guests));
   std::vector<orchestrator::GuestGroup*> groups;
   if (sel.fleet) groups.push_back(fleet_group_.get());
   LibvirtApplyGroup libvirt;
   if (libvirt_ != nullptr && (sel.all_libvirt || !sel.libvirt.empty())) {
     orchestrator::LibvirtGroupOptions lo;
-    lo.mode = params.mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict";
+    lo.mode = mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict";
     ASSIGN_OR_RETURN(libvirt, libvirt_->Group(sel.libvirt, lo));
     if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
   }
@@ -238,8 +262,7 @@ absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params,
     relay.Emit(step, message, p);
   };
   cb.cancelled = [&cancel] { return cancel.Cancelled(); };
-  orchestrator::UpdateReport report = orchestrator::RunUpdate(
-      *options_.platform, params.image, groups, OptionsFor(params, options_.stage), cb);
+  orchestrator::UpdateReport report = run(groups, cb);
   relay.Flush();
   holding_.store(false);
   busy_.store(false);

@@ -21,6 +21,7 @@
 #define UCODE_VMM_DAEMON_ORCHESTRATOR_RUNNER_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,7 @@
 #include "vmm/daemon/update_runner.h"
 #include "vmm/daemon/vmm_fleet.h"
 #include "vmm/orchestrator/coordinator_group.h"
+#include "vmm/orchestrator/update_operation.h"
 #include "vmm/rendezvous/coordinator.h"
 
 namespace ucode::daemon {
@@ -68,6 +70,8 @@ class OrchestratorRunner final : public UpdateRunner {
                                     const CancelToken& cancel) override;
   absl::StatusOr<std::string> Stage(const StageParams& params, StepSink& sink,
                                     const CancelToken& cancel) override;
+  absl::StatusOr<std::string> SyncGuestViews(const SyncParams& params, StepSink& sink,
+                                             const CancelToken& cancel) override;
   absl::StatusOr<ucode::v1::Host> DescribeHost() override;
   absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() override;
   absl::StatusOr<std::string> ConfirmGuestsRunning(const InterruptedOperation& op) override;
@@ -85,6 +89,13 @@ class OrchestratorRunner final : public UpdateRunner {
     bool all_libvirt = false;
   };
 
+  // One orchestrator run (`run`) over the guests an operation names, with the daemon's
+  // journal, event and cancel hooks; returns the report JSON (attached to a failure).
+  using RunFn = std::function<orchestrator::UpdateReport(
+      absl::Span<orchestrator::GuestGroup* const>, const orchestrator::UpdateCallbacks&)>;
+  absl::StatusOr<std::string> RunOnGuests(const std::vector<std::string>& guests,
+                                          ucode::v1::UpdateMode mode, StepSink& sink,
+                                          const CancelToken& cancel, const RunFn& run);
   absl::Status StartFleet();
   absl::StatusOr<ucode::v1::Host> ReadHost();
   void RefreshSnapshot();
