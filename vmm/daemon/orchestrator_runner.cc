@@ -7,6 +7,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "host/base/private_files.h"
 #include "host/base/status_macros.h"
@@ -153,17 +154,63 @@ absl::Status OrchestratorRunner::StartFleet() {
   copts.deadman = options_.deadman;
   copts.log_dir = log_dir_;
   ASSIGN_OR_RETURN(coordinator_, rendezvous::Coordinator::Start(specs_, copts));
-  pids_ = coordinator_->pids();
   fleet_group_ = std::make_unique<orchestrator::CoordinatorGuestGroup>(*coordinator_, specs_);
-  std::vector<FleetRecordEntry> entries;
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    entries.push_back(
-        {specs_[i].name, pids_[i], absl::StrCat(log_dir_, "/", specs_[i].name, ".log")});
+  for (const rendezvous::VmSpec& s : specs_) {
+    log_paths_.push_back(absl::StrCat(log_dir_, "/", s.name, ".log"));
   }
-  return WriteFleetRecord(record, entries);
+  return RecordFleet();
 }
 
-std::vector<pid_t> OrchestratorRunner::vmm_pids() const { return pids_; }
+absl::Status OrchestratorRunner::RecordFleet() {
+  std::vector<pid_t> pids = coordinator_->pids();
+  std::vector<FleetRecordEntry> entries;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    entries.push_back({specs_[i].name, pids[i], log_paths_[i]});
+  }
+  {
+    absl::MutexLock lock(&pids_mu_);
+    pids_ = std::move(pids);
+  }
+  return WriteFleetRecord(options_.state_dir + "/fleet.txt", entries);
+}
+
+absl::StatusOr<std::string> OrchestratorRunner::RepairFleet() {
+  if (coordinator_ == nullptr) return std::string();
+  std::vector<std::string> stopped;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    if (VmmState(vmm_pids()[i], specs_[i].name) == "stopped") {
+      stopped.push_back(absl::StrCat(specs_[i].name, " (pid ", vmm_pids()[i], ")"));
+    }
+  }
+  if (!stopped.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "managed VMs stopped (SIGSTOP or a tracer), their vCPUs cannot park: ",
+        absl::StrJoin(stopped, ", "), "; continue them (SIGCONT) first; nothing parked"));
+  }
+  ASSIGN_OR_RETURN(microcode::CpuIdentity host, late_load::HostIdentity(*options_.platform));
+  absl::StatusOr<std::vector<rendezvous::Coordinator::Restart>> restarts =
+      coordinator_->RestartExited(host.current_revision);
+  if (!restarts.ok()) {
+    RecordFleet().IgnoreError();  // the VMs restarted before the failure
+    return absl::Status(restarts.status().code(),
+                        absl::StrCat("managed VM: ", restarts.status().message()));
+  }
+  if (restarts->empty()) return std::string();
+  std::vector<std::string> lines;
+  for (const rendezvous::Coordinator::Restart& r : *restarts) {
+    log_paths_[r.index] = r.log_path;
+    lines.push_back(absl::StrFormat("%s (pid %d) had exited (%s): reaped, restarted as pid %d "
+                                    "at revision 0x%x",
+                                    r.name, r.old_pid, r.how, r.new_pid, host.current_revision));
+  }
+  RETURN_IF_ERROR(RecordFleet());
+  return absl::StrCat("managed fleet: ", absl::StrJoin(lines, "; "));
+}
+
+std::vector<pid_t> OrchestratorRunner::vmm_pids() const {
+  absl::MutexLock lock(&pids_mu_);
+  return pids_;
+}
 
 absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGuests(
     const std::vector<std::string>& guests) const {
@@ -234,7 +281,12 @@ absl::StatusOr<std::string> OrchestratorRunner::SyncGuestViews(const SyncParams&
 absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
     const std::vector<std::string>& guests, ucode::v1::UpdateMode mode, StepSink& sink,
     const CancelToken& cancel, const RunFn& run) {
+  absl::MutexLock fleet(&fleet_mu_);
   ASSIGN_OR_RETURN(GuestSelection sel, SelectGuests(guests));
+  std::string repaired;
+  if (sel.fleet) {
+    ASSIGN_OR_RETURN(repaired, RepairFleet());
+  }
   std::vector<orchestrator::GuestGroup*> groups;
   if (sel.fleet) groups.push_back(fleet_group_.get());
   LibvirtApplyGroup libvirt;
@@ -267,6 +319,7 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
   holding_.store(false);
   busy_.store(false);
   RefreshSnapshot();
+  if (!repaired.empty()) report.notes.insert(report.notes.begin(), repaired);
   std::string json = orchestrator::ReportJson(report);
   if (!report.status.ok()) return WithReport(report.status, json);
   return json;
@@ -361,14 +414,22 @@ absl::StatusOr<ucode::v1::Host> OrchestratorRunner::DescribeHost() {
 }
 
 absl::StatusOr<std::vector<ucode::v1::Guest>> OrchestratorRunner::ListGuests() {
+  // Idle (no operation holds the fleet): a dead VMM is reaped and restarted now rather
+  // than listed as exited until the next operation. A stopped one is listed as such.
+  if (fleet_mu_.TryLock()) {
+    RepairFleet().IgnoreError();
+    fleet_mu_.Unlock();
+  }
   std::vector<ucode::v1::Guest> out;
   const bool held = holding_.load();
+  const std::vector<pid_t> pids = vmm_pids();
   for (size_t i = 0; i < specs_.size(); ++i) {
     ucode::v1::Guest& g = out.emplace_back();
     g.set_name(specs_[i].name);
     g.set_kind("ucode-vmm");
     g.set_vcpus(specs_[i].vcpus);
-    g.set_state(!VmmAlive(pids_[i], specs_[i].name) ? "exited" : held ? "rendezvous" : "running");
+    const std::string state = VmmState(pids[i], specs_[i].name);
+    g.set_state(state == "running" && held ? "rendezvous" : state);
     g.set_guest_view_updatable(true);
   }
   if (libvirt_ != nullptr) {
@@ -384,7 +445,8 @@ absl::StatusOr<std::string> OrchestratorRunner::ConfirmGuestsRunning(
   ASSIGN_OR_RETURN(std::string previous,
                    ConfirmFleetReleased(previous_fleet_, options_.deadman + kConfirmSlack));
   int running = 0;
-  for (size_t i = 0; i < specs_.size(); ++i) running += VmmAlive(pids_[i], specs_[i].name);
+  const std::vector<pid_t> pids = vmm_pids();
+  for (size_t i = 0; i < specs_.size(); ++i) running += VmmAlive(pids[i], specs_[i].name);
   std::string account = absl::StrCat(previous, "; this instance runs ", running, " of ",
                                      specs_.size(), " managed VMs");
   if (op.paused_domains.empty()) return account;

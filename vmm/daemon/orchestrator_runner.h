@@ -76,7 +76,8 @@ class OrchestratorRunner final : public UpdateRunner {
   absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() override;
   absl::StatusOr<std::string> ConfirmGuestsRunning(const InterruptedOperation& op) override;
 
-  // The managed VMMs' pids and log directory (tests, logs).
+  // The managed VMMs' pids (current: a VMM restarted by RepairFleet has a new one) and
+  // log directory (tests, logs).
   [[nodiscard]] std::vector<pid_t> vmm_pids() const;
   [[nodiscard]] const std::string& vmm_log_dir() const { return log_dir_; }
 
@@ -97,6 +98,12 @@ class OrchestratorRunner final : public UpdateRunner {
                                           ucode::v1::UpdateMode mode, StepSink& sink,
                                           const CancelToken& cancel, const RunFn& run);
   absl::Status StartFleet();
+  // Before each operation, and on ListGuests when no operation runs: a VMM that died is
+  // reaped and restarted at the host's revision (fleet.txt rewritten), one that is
+  // stopped (SIGSTOP) refuses the operation by name. Returns what it did ("" if nothing).
+  absl::StatusOr<std::string> RepairFleet() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fleet_mu_);
+  // fleet.txt and pids_ from the coordinator's current VMMs.
+  absl::Status RecordFleet();
   absl::StatusOr<ucode::v1::Host> ReadHost();
   void RefreshSnapshot();
   absl::StatusOr<GuestSelection> SelectGuests(const std::vector<std::string>& guests) const;
@@ -109,7 +116,11 @@ class OrchestratorRunner final : public UpdateRunner {
   std::unique_ptr<rendezvous::Coordinator> coordinator_;
   std::unique_ptr<orchestrator::CoordinatorGuestGroup> fleet_group_;
   std::unique_ptr<LibvirtGuests> libvirt_;  // null without --libvirt_uri
-  std::vector<pid_t> pids_;  // fixed after Create
+  // Held by whoever drives coordinator_ after Create: an operation (all of it) or a repair.
+  absl::Mutex fleet_mu_;
+  mutable absl::Mutex pids_mu_;
+  std::vector<pid_t> pids_ ABSL_GUARDED_BY(pids_mu_);
+  std::vector<std::string> log_paths_;  // per VM; changed under fleet_mu_
 
   // Set for the duration of Apply/Stage; `holding` while vCPUs are held.
   std::atomic<bool> busy_{false};

@@ -130,6 +130,20 @@ class Coordinator {
   // iteration, so that "revision before" is what the guest itself read.
   [[nodiscard]] absl::Status WaitGuestsRunning(absl::Duration timeout);
 
+  // A VMM that died (kill -9, a crash) between operations: reaped, and started again in
+  // its slot with its spec, the guest seeing `revision`, logging to a new file
+  // (`<name>.restart-<n>.log`). Returns one entry per VM restarted; the error names a VM
+  // that could not be (its slot stays dead and every Park() fails naming it).
+  struct Restart {
+    size_t index = 0;
+    std::string name;
+    pid_t old_pid = 0;
+    pid_t new_pid = 0;
+    std::string how;       // VmmProcess::exit_description()
+    std::string log_path;  // "" when logging to our stderr
+  };
+  [[nodiscard]] absl::StatusOr<std::vector<Restart>> RestartExited(uint32_t revision);
+
   // QUIT every VMM (SIGKILL after a grace period) and reap it. Idempotent.
   absl::Status Shutdown();
 
@@ -160,6 +174,9 @@ class Coordinator {
   void DropRealtime();
 
   std::vector<std::unique_ptr<VmmProcess>> vmms_;
+  std::string vmm_path_;  // for RestartExited
+  std::string log_dir_;
+  int restarts_ = 0;
   UniqueFd area_fd_;
   Area* area_ = nullptr;
   int total_vcpus_ = 0;

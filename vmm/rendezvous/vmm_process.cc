@@ -189,9 +189,24 @@ bool VmmProcess::WaitExit(absl::Duration timeout) {
     r = poll(&p, 1, PollMs(timeout));
   } while (r < 0 && errno == EINTR);
   if (r <= 0) return false;
-  waitpid(pid_, nullptr, 0);
-  exited_ = true;
+  Reap();
   return true;
+}
+
+void VmmProcess::Reap() {
+  int status = 0;
+  if (waitpid(pid_, &status, 0) == pid_) {
+    exit_description_ = WIFSIGNALED(status) ? absl::StrCat("killed by signal ", WTERMSIG(status))
+                                            : absl::StrCat("exit status ", WEXITSTATUS(status));
+  } else {
+    exit_description_ = "exited";
+  }
+  exited_ = true;
+}
+
+bool VmmProcess::PollExited() {
+  if (exited_) return true;
+  return WaitExit(absl::ZeroDuration());
 }
 
 absl::Status VmmProcess::Stop(absl::Duration grace) {

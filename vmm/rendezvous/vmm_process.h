@@ -52,16 +52,23 @@ class VmmProcess {
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] const VmSpec& spec() const { return spec_; }
   [[nodiscard]] bool exited() const { return exited_; }
+  // Without waiting: true (and the process reaped) if it has exited, e.g. killed by a
+  // signal. Never blocks.
+  bool PollExited();
+  // How it ended ("killed by signal 9", "exit status 1"); "" while it runs.
+  [[nodiscard]] const std::string& exit_description() const { return exit_description_; }
 
  private:
   VmmProcess(VmSpec spec, pid_t pid, UniqueFd pidfd, UniqueFd control);
   bool WaitExit(absl::Duration timeout);
+  void Reap();
 
   VmSpec spec_;
   pid_t pid_;
   UniqueFd pidfd_;
   UniqueFd control_;
   bool exited_ = false;
+  std::string exit_description_;
 };
 
 }  // namespace ucode::rendezvous
