@@ -93,4 +93,15 @@ if command -v setpriv >/dev/null; then
 else
   echo "SKIP 4: no setpriv"
 fi
+# 5. The activation model predicts 3 s, the VMs' dead-man releases them after 2 s: parking
+# them would hand the guests the new microcode with the old view. Refused before any park.
+rc=0; "$ucodectl" demo --vms 1 --vcpus 1 --host activation_fixed_us=3000000 \
+  >"$dir/deadman.out" 2>"$dir/deadman.err" || rc=$?
+[[ $rc -eq 1 ]] || fail "demo past the dead-man exited $rc: $(cat "$dir/deadman.err")"
+grep -q "predicted activation 3\.0" "$dir/deadman.out" "$dir/deadman.err" ||
+  fail "no prediction named: $(cat "$dir/deadman.out" "$dir/deadman.err")"
+grep -q "dead-man deadline 2s" "$dir/deadman.out" "$dir/deadman.err" ||
+  fail "no dead-man named: $(cat "$dir/deadman.out" "$dir/deadman.err")"
+! grep -q "PARKED" "$dir/deadman.err" || fail "VMs were parked: $(cat "$dir/deadman.err")"
+no_vmm_left "the refused demo"
 echo PASS
