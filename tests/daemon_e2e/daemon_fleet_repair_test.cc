@@ -24,20 +24,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct FleetEntry {
-  std::string name;
-  pid_t pid = 0;
-  std::string log;
-};
-
-std::vector<FleetEntry> ReadFleet(const std::string& path) {
-  std::vector<FleetEntry> out;
-  std::ifstream in(path);
-  FleetEntry e;
-  while (in >> e.name >> e.pid >> e.log) out.push_back(e);
-  return out;
-}
-
 std::map<std::string, std::string> GuestStates(UcodedProcess& ucoded) {
   grpc::ClientContext ctx;
   v1::ListGuestsResponse guests;

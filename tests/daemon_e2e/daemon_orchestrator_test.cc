@@ -111,20 +111,6 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
       << events.back().message();
 }
 
-struct OldVmm {
-  std::string name;
-  pid_t pid = 0;
-  std::string log;
-};
-
-std::vector<OldVmm> ReadFleet(const std::string& path) {
-  std::vector<OldVmm> out;
-  std::ifstream in(path);
-  OldVmm v;
-  while (in >> v.name >> v.pid >> v.log) out.push_back(v);
-  return out;
-}
-
 TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInterrupted) {
   SKIP_WITHOUT_KVM_HERE();
   // Orphaned VMMs are re-parented to us: we reap them and see how they exited.
@@ -138,7 +124,7 @@ TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInte
                                          "--vmm_deadman_ms=5000",
                                          "--defer_parked_events=false"};
   std::string name;
-  std::vector<OldVmm> old;
+  std::vector<FleetEntry> old;
   {
     UcodedProcess ucoded(dir, "3x2", slow);
     ASSERT_TRUE(ucoded.serving()) << ucoded.log();
@@ -159,7 +145,7 @@ TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInte
     wctx.TryCancel();
     reader->Finish();
   }
-  for (const OldVmm& vm : old) {
+  for (const FleetEntry& vm : old) {
     int st = 0;
     pid_t r = 0;
     const absl::Time end = absl::Now() + absl::Seconds(30);
