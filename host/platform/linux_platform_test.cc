@@ -144,6 +144,21 @@ TEST_F(FakeLinux, ReloadSuccessInstallsAndCollectsTheKernelLog) {
   EXPECT_EQ(Read(root_ / "lib/firmware/intel-ucode/06-8f-08.ucode-prev"), "previous");
 }
 
+// Nothing predicts the kernel's reload until one was measured; then the longest one
+// measured is the bound the orchestrator holds against the VMs' dead-man.
+TEST_F(FakeLinux, PredictedActivationIsTheLongestReloadMeasured) {
+  Write(root_ / "lib/firmware/intel-ucode/06-8f-08", "previous");
+  auto p = Platform(0);
+  const auto image = Image();
+  EXPECT_FALSE(p->PredictActivation(image).has_value());
+  auto r = late_load::RunLateLoad(*p, image, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->status.ok()) << r->status;
+  std::optional<absl::Duration> predicted = p->PredictActivation(image);
+  ASSERT_TRUE(predicted.has_value());
+  EXPECT_EQ(*predicted, r->activation_window);
+}
+
 struct ErrnoCase {
   int err;
   absl::StatusCode code;
