@@ -16,7 +16,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 run() { rc=0; timeout 60 "$ucodectl" "$@" >"$dir/out" 2>"$dir/err" || rc=$?; }
 
 mkfifo "$dir/fifo"
-for args in "inspect $dir/fifo" "load $dir/fifo" "load $image --host-config $dir/fifo"; do
+for args in "inspect $dir/fifo" "load $dir/fifo" "load $image --host-config $dir/fifo" \
+            "--server unix:$dir/none.sock apply --send-bytes $dir/fifo"; do
   # shellcheck disable=SC2086
   run $args
   [[ $rc -ne 124 ]] || fail "'$args' blocked on the FIFO"

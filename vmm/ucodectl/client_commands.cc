@@ -3,16 +3,15 @@
 #include <limits.h>
 #include <stdlib.h>
 
-#include <fstream>
 #include <functional>
 #include <map>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
+#include "host/microcode/microcode_image.h"
 #include "vmm/ucodectl/client_channel.h"
 #include "vmm/ucodectl/command_line.h"
 #include "vmm/ucodectl/cpu_option.h"
@@ -61,14 +60,13 @@ bool FillImage(const Remote& r, const std::string& path, bool send_bytes,
     image->set_host_path(resolved);
     return true;
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "ucodectl: cannot read %s\n", path.c_str());
+  // Type checked before open (a FIFO never blocks us), size bounded as the daemon bounds it.
+  absl::StatusOr<std::vector<uint8_t>> bytes = microcode::ReadFileBytes(path, 16u << 20);
+  if (!bytes.ok()) {
+    std::fprintf(stderr, "ucodectl: %s\n", std::string(bytes.status().message()).c_str());
     return false;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  image->set_image_bytes(ss.str());
+  image->set_image_bytes(std::string(bytes->begin(), bytes->end()));
   return true;
 }
 
