@@ -224,6 +224,20 @@ int Apply(Remote& r, const ParsedArgs& a) {
   });
 }
 
+// For guests whose view lags the host (SyncGuestViews): no image, the host's revision.
+int SyncViews(Remote& r, const ParsedArgs& a) {
+  ucode::v1::SyncGuestViewsRequest req;
+  for (const std::string& g : a.Values("guest")) req.add_guests(g);
+  uint64_t v = 0;
+  if (auto d = a.Value("park-deadline-us")) {
+    if (!absl::SimpleAtoi(*d, &v)) return kUsage;
+    req.set_park_deadline_us(v);
+  }
+  return StartAndFollow(r, a, "SyncGuestViews", [&](grpc::ClientContext* c, ucode::v1::Operation* o) {
+    return r.stub->SyncGuestViews(c, req, o);
+  });
+}
+
 int Watch(Remote& r, const ParsedArgs& a) {
   return FollowOperation(*r.stub, a.positional()[0], stdout);
 }
@@ -302,6 +316,13 @@ const std::vector<RemoteCommand>& Commands() {
         {"request-id", true, false, "makes a retried apply idempotent"}},
        1,
        Apply},
+      {"sync-views",
+       "sync-views [--guest NAME]... [--park-deadline-us N] [--no-follow]",
+       {kNoFollow,
+        {"guest", true, true, "include only this guest (repeatable)"},
+        {"park-deadline-us", true, false, "deadline for every vCPU to park"}},
+       0,
+       SyncViews},
       {"watch", "watch OPERATION", {}, 1, Watch},
       {"get", "get OPERATION [--json]", {kJson}, 1, Get},
       {"list",
