@@ -73,9 +73,10 @@ absl::Status OrchestratorRunner::RecordFleet() {
 absl::StatusOr<std::string> OrchestratorRunner::RepairFleet() {
   if (coordinator_ == nullptr) return std::string();
   std::vector<std::string> stopped;
+  const std::vector<pid_t> pids = vmm_pids();
   for (size_t i = 0; i < specs_.size(); ++i) {
-    if (VmmState(vmm_pids()[i], specs_[i].name) == "stopped") {
-      stopped.push_back(absl::StrCat(specs_[i].name, " (pid ", vmm_pids()[i], ")"));
+    if (VmmState(pids[i], specs_[i].name) == "stopped") {
+      stopped.push_back(absl::StrCat(specs_[i].name, " (pid ", pids[i], ")"));
     }
   }
   if (!stopped.empty()) {
