@@ -185,5 +185,45 @@ TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInte
       << events.back().message();
 }
 
+// Cancel lands inside a staging transfer: the first chunk goes through, the second is never
+// acknowledged by the mailbox (a hung device, 10 s per transaction). The cancel used to wait
+// for staging to give up; it now stops the transfer where it is.
+TEST(DaemonOrchestrator, CancelStopsAStagingTransferInProgress) {
+  SKIP_WITHOUT_KVM_HERE();
+  ScratchDir dir;
+  // One --host flag: ucoded's is a comma-separated list (a second one would replace it).
+  UcodedProcess ucoded(dir, "1x1", {"--host=mailbox_fault=never-ready,mailbox_fault_at=1"});
+  ASSERT_TRUE(ucoded.serving()) << ucoded.log();
+  const std::string name = ucoded.StartApply(64);
+  ASSERT_FALSE(name.empty()) << ucoded.log();
+  grpc::ClientContext wctx;
+  v1::WatchOperationRequest wreq;
+  wreq.set_name(name);
+  auto reader = ucoded.stub().WatchOperation(&wctx, wreq);
+  v1::OperationEvent e;
+  bool staging = false;
+  while (!staging && reader->Read(&e)) staging = e.step() == v1::STEP_STAGING;
+  ASSERT_TRUE(staging) << "no staging progress before the end";
+  grpc::ClientContext cctx;
+  v1::CancelOperationRequest creq;
+  creq.set_name(name);
+  v1::Operation after;
+  ASSERT_TRUE(ucoded.stub().CancelOperation(&cctx, creq, &after).ok());
+  v1::Operation done;
+  while (reader->Read(&e)) {
+    if (e.step() == v1::STEP_DONE) done = e.final_state();
+  }
+  EXPECT_EQ(done.state(), v1::OPERATION_STATE_CANCELLED) << done.error().message();
+  EXPECT_THAT(done.error().message(), HasSubstr("cancelled during staging"));
+  // Stopped by the driver itself, not by the 10 s transaction limit.
+  EXPECT_THAT(done.error().message(),
+              ::testing::AnyOf(HasSubstr("was in flight"), HasSubstr("cancelled after")));
+  EXPECT_THAT(done.error().message(), ::testing::Not(HasSubstr("not READY")));
+  grpc::ClientContext hctx;
+  v1::Host host;
+  ASSERT_TRUE(ucoded.stub().DescribeHost(&hctx, v1::DescribeHostRequest(), &host).ok());
+  EXPECT_EQ(host.cpus(0).revision(), 0x2b000000u);  // untouched
+}
+
 }  // namespace
 }  // namespace ucode::daemon_e2e
