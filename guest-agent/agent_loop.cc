@@ -16,7 +16,9 @@ namespace {
 constexpr int kIdleRecheckMs = 1000;
 constexpr int kMinReopenDelayMs = 100;
 constexpr int kMaxReopenDelayMs = 2000;
-constexpr int kWriteTimeoutMs = 5000;
+// Replies waiting for the host to read them. Above this the agent stops reading requests
+// (backpressure: the host's writes then block) instead of dropping replies.
+constexpr size_t kMaxPendingReplyBytes = 256 * 1024;
 
 void Log(const std::string& message) {
   std::fprintf(stderr, "ucode-agent: %s\n", message.c_str());
@@ -24,9 +26,9 @@ void Log(const std::string& message) {
 
 enum class Wake { kTimeout, kSigio, kStop, kChannel };
 
-// Waits for the channel (if `fd` >= 0), a signal, or `timeout_ms`.
-Wake Wait(int sigfd, int fd, int timeout_ms, short* revents) {
-  pollfd fds[2] = {{sigfd, POLLIN, 0}, {fd, POLLIN, 0}};
+// Waits for the channel (if `fd` >= 0: `events` on it), a signal, or `timeout_ms`.
+Wake Wait(int sigfd, int fd, short events, int timeout_ms, short* revents) {
+  pollfd fds[2] = {{sigfd, POLLIN, 0}, {fd, events, 0}};
   int r = poll(fds, fd >= 0 ? 2 : 1, timeout_ms);
   if (r < 0) return Wake::kTimeout;  // EINTR: re-evaluate
   if (fds[0].revents & POLLIN) {
@@ -43,26 +45,22 @@ Wake Wait(int sigfd, int fd, int timeout_ms, short* revents) {
   return Wake::kTimeout;
 }
 
-// Writes all of `data`, waiting for a full virtio queue or socket buffer to
-// drain for at most kWriteTimeoutMs in total. A reply that cannot be sent is
-// dropped: the host will resync with guest-sync.
-bool WriteReply(int fd, const std::string& data) {
+// Writes what the channel takes now (it is non-blocking) from the front of `pending`.
+// False on a write error other than a full queue.
+bool FlushSome(int fd, std::string* pending) {
   size_t done = 0;
-  int waited_ms = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
+  while (done < pending->size()) {
+    ssize_t n = write(fd, pending->data() + done, pending->size() - done);
     if (n > 0) {
       done += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN) return false;
-    if (waited_ms >= kWriteTimeoutMs) return false;
-    pollfd p = {fd, POLLOUT, 0};
-    poll(&p, 1, 100);
-    waited_ms += 100;
-    if (p.revents & (POLLHUP | POLLERR)) return false;
+    if (n < 0 && errno == EAGAIN) break;
+    pending->erase(0, done);
+    return false;
   }
+  pending->erase(0, done);
   return true;
 }
 
@@ -86,6 +84,7 @@ int RunAgentLoop(const ChannelOptions& options, Session* session) {
   int reopen_delay_ms = kMinReopenDelayMs;
   std::string last_error;
   std::string buf(64 * 1024, '\0');
+  std::string pending;  // replies not yet taken by the channel, in order
 
   while (true) {
     if (!channel.valid()) {
@@ -99,7 +98,7 @@ int RunAgentLoop(const ChannelOptions& options, Session* session) {
         if (error != last_error) Log(error + "; retrying");
         last_error = error;
         short ignored;
-        if (Wait(sigfd.get(), -1, reopen_delay_ms, &ignored) == Wake::kStop) return 0;
+        if (Wait(sigfd.get(), -1, 0, reopen_delay_ms, &ignored) == Wake::kStop) return 0;
         reopen_delay_ms = std::min(reopen_delay_ms * 2, kMaxReopenDelayMs);
         continue;
       }
@@ -108,10 +107,15 @@ int RunAgentLoop(const ChannelOptions& options, Session* session) {
       reopen_delay_ms = kMinReopenDelayMs;
       host_connected = true;
       session->Reset();
+      pending.clear();
     }
 
+    // Backpressure: read requests only while the host takes the replies.
+    short events = 0;
+    if (pending.size() < kMaxPendingReplyBytes) events |= POLLIN;
+    if (!pending.empty()) events |= POLLOUT;
     short revents = 0;
-    Wake wake = Wait(sigfd.get(), host_connected ? channel.get() : -1,
+    Wake wake = Wait(sigfd.get(), host_connected ? channel.get() : -1, events,
                      host_connected ? -1 : kIdleRecheckMs, &revents);
     if (wake == Wake::kStop) return 0;
     if (wake == Wake::kSigio || (wake == Wake::kTimeout && !host_connected)) {
@@ -120,28 +124,40 @@ int RunAgentLoop(const ChannelOptions& options, Session* session) {
     }
     if (wake != Wake::kChannel) continue;
 
+    if ((revents & POLLOUT) && !FlushSome(channel.get(), &pending)) {
+      Log(std::string("write: ") + std::strerror(errno));
+    }
     ssize_t n = 0;
-    if (revents & (POLLIN | POLLHUP | POLLERR)) n = read(channel.get(), buf.data(), buf.size());
+    const bool may_read = pending.size() < kMaxPendingReplyBytes;
+    if ((may_read && (revents & POLLIN)) || (revents & (POLLHUP | POLLERR))) {
+      n = read(channel.get(), buf.data(), buf.size());
+    } else {
+      continue;
+    }
     if (n > 0) {
-      std::string out;
-      session->Feed(std::string_view(buf.data(), static_cast<size_t>(n)), &out);
-      if (!out.empty() && !WriteReply(channel.get(), out)) Log("reply dropped: host not reading");
+      session->Feed(std::string_view(buf.data(), static_cast<size_t>(n)), &pending);
+      if (!FlushSome(channel.get(), &pending)) Log(std::string("write: ") + std::strerror(errno));
       continue;
     }
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
       // Readable without data and no hang-up: nothing to do. With a hang-up
       // (virtio port, host side closed) stop polling until the host is back.
-      if (revents & POLLHUP) host_connected = false;
+      if (revents & POLLHUP) {
+        host_connected = false;
+        pending.clear();
+      }
       continue;
     }
-    // EOF, hang-up or a read error: the host side went away.
+    // EOF, hang-up or a read error: the host side went away, and with it the replies
+    // it had not read (a reconnecting host resyncs with guest-sync).
     session->Reset();
+    pending.clear();
     if (kind == ChannelKind::kInheritedFd) return 0;
     if (kind == ChannelKind::kUnixSocket || n < 0) {
       if (n < 0) Log(std::string("read: ") + std::strerror(errno) + "; reopening");
       channel.Reset();
       short ignored;
-      if (Wait(sigfd.get(), -1, reopen_delay_ms, &ignored) == Wake::kStop) return 0;
+      if (Wait(sigfd.get(), -1, 0, reopen_delay_ms, &ignored) == Wake::kStop) return 0;
       continue;
     }
     host_connected = false;

@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
+#include "guest-agent/process_tree.h"
 #include "guest-agent/unique_fd.h"
 
 namespace ucode_agent {
@@ -30,6 +32,23 @@ bool ValidHookName(const std::string& name) {
     if (!ok) return false;
   }
   return true;
+}
+
+// Why root must not run what `st` describes (empty: it may). `what` is "hook" or
+// "hook directory"; a hook must be a regular file, the directory a directory.
+std::string Untrusted(const struct stat& st, const char* what, bool directory) {
+  if (directory ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    return std::string(what) + (S_ISLNK(st.st_mode) ? " is a symlink" : " is not a regular file");
+  }
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    return std::string(what) + " owned by uid " + std::to_string(st.st_uid) + ", not root";
+  }
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return std::string(what) + " mode " + mode + " is writable by group or others";
+  }
+  return "";
 }
 
 // Everything the child needs is built before fork(): between fork and execve
@@ -152,6 +171,8 @@ HookOutcome RunOne(const ExecPlan& plan, const std::string& name, Clock::time_po
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
+  // Whatever it started dies with it, in its group or not (setsid).
+  KillAllDescendants();
   // Keep what the hook wrote last; never wait for descendants that still hold
   // the pipe open.
   if (pipe_open) Drain(read_end.get(), &outcome.output, max_output);
@@ -179,8 +200,10 @@ std::vector<std::string> ListHooks(const std::string& dir, std::string* error) {
     if (!ValidHookName(name)) continue;
     struct stat st;
     std::string path = dir + "/" + name;
-    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    if ((st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) == 0) continue;
+    // lstat: a symlink is listed (and refused at run time, never followed).
+    if (lstat(path.c_str(), &st) != 0) continue;
+    if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) continue;
+    if (S_ISREG(st.st_mode) && (st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) == 0) continue;
     names.push_back(std::move(name));
   }
   closedir(d);
@@ -195,8 +218,32 @@ HookRun RunHooks(const std::string& dir, const HookOptions& options) {
     run.ok = false;
     return run;
   }
+  if (names.empty()) return run;
+  struct stat dst;
+  if (stat(dir.c_str(), &dst) != 0) {
+    run.ok = false;
+    run.error = "cannot stat hook directory " + dir + ": " + std::strerror(errno);
+    return run;
+  }
+  if (std::string why = Untrusted(dst, "hook directory", true); !why.empty()) {
+    run.ok = false;
+    run.error = why + ": " + dir + " refused, no hook run";
+    return run;
+  }
+  static const bool subreaper = BecomeSubreaper();
+  (void)subreaper;  // without it (old kernels) the process-group kill still applies
   const Clock::time_point deadline = Clock::now() + options.deadline;
   for (const std::string& name : names) {
+    struct stat st;
+    std::string why = lstat((dir + "/" + name).c_str(), &st) != 0
+                          ? std::string("hook vanished: ") + std::strerror(errno)
+                          : Untrusted(st, "hook", false);
+    if (!why.empty()) {
+      run.ok = false;
+      run.hooks.push_back(HookOutcome{.name = name, .ok = false, .reason = why + "; refused, not run"});
+      if (options.stop_on_failure) break;
+      continue;
+    }
     ExecPlan plan;
     plan.path = dir + "/" + name;
     plan.env = options.env;

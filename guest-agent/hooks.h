@@ -4,11 +4,20 @@
 // as environment variable values, never as a command line: each hook is
 // started with fork + execve of its own path, argv = {path}, a clean
 // environment, stdin on /dev/null and stdout+stderr captured (bounded). A hook
-// that outlives the deadline is killed with its whole process group.
+// that outlives the deadline is killed with everything it started, and nothing a
+// hook started outlives it: its process group, and any descendant that left the
+// group (setsid), are killed when it ends (the agent is a child subreaper, so
+// orphans stay in its tree: process_tree.h).
 //
 // Which files count follows Debian's run-parts(8): names made only of ASCII
 // letters, digits, '_' and '-', regular files with an execute bit; anything
 // else (editor backups, "*.dpkg-old", dotfiles) is skipped.
+//
+// Hooks run as root, so only what root alone could have written runs: the
+// directory and each hook must be owned by root (or the agent's own user) and not
+// writable by group or others, and a hook must be a regular file, not a symlink.
+// Anything else is refused, not run, and reported as a failed hook (or, for the
+// directory, as the run's error).
 #ifndef UCODE_GUEST_AGENT_HOOKS_H_
 #define UCODE_GUEST_AGENT_HOOKS_H_
 

@@ -1,6 +1,10 @@
 #include "guest-agent/hooks.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 
 #include <fstream>
 #include <string>
@@ -96,50 +100,144 @@ TEST(HooksTest, ContinuesAfterFailureWhenAsked) {
   EXPECT_TRUE(run.hooks[1].ok);
 }
 
+// True once `pid` is gone (or a zombie nobody reaps). Delivery of SIGKILL is asynchronous.
+bool Dies(const std::string& pid_text) {
+  const std::string stat_path = "/proc/" + pid_text.substr(0, pid_text.find('\n')) + "/stat";
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream in(stat_path);
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (stat.empty() || stat.find(") Z ") != std::string::npos) return true;
+    usleep(10000);
+  }
+  return false;
+}
+
+// Both background children die at the deadline: the one in the hook's process group,
+// and the one setsid(1) took out of it (which used to survive).
 TEST(HooksTest, TimeoutKillsTheHookAndItsChildren) {
   TempDir tmp;
   const std::string pidfile = tmp.path() + "/child.pid";
-  // The hook starts a background child that would outlive it, then hangs.
-  tmp.Write("d/10-hang", "#!/bin/sh\nsleep 1000 &\necho $! > " + pidfile + "\nsleep 1000\n",
+  const std::string setsid_pidfile = tmp.path() + "/setsid.pid";
+  tmp.Write("d/10-hang",
+            "#!/bin/sh\nsleep 1000 &\necho $! > " + pidfile + "\nsetsid sleep 1000 &\necho $! > " +
+                setsid_pidfile + "\nsleep 1000\n",
             0755);
   HookRun run = RunHooks(tmp.path() + "/d", Options(300));
   EXPECT_FALSE(run.ok);
   ASSERT_EQ(run.hooks.size(), 1u);
   EXPECT_EQ(run.hooks[0].reason, "deadline of 300 ms reached; killed");
+  for (const char* file : {"child.pid", "setsid.pid"}) {
+    std::string pid = tmp.Read(file);
+    ASSERT_FALSE(pid.empty()) << file;
+    EXPECT_TRUE(Dies(pid)) << file << ": " << pid << " outlived the deadline";
+  }
+}
+
+// Nothing a hook started outlives it, even when the hook itself exits in time.
+TEST(HooksTest, DetachedChildDoesNotOutliveItsHook) {
+  TempDir tmp;
+  const std::string pidfile = tmp.path() + "/child.pid";
+  tmp.Write("d/10-daemon", "#!/bin/sh\nsetsid sleep 1000 &\necho $! > " + pidfile + "\n", 0755);
+  HookRun run = RunHooks(tmp.path() + "/d", Options());
+  EXPECT_TRUE(run.ok) << run.hooks[0].reason;
   std::string pid = tmp.Read("child.pid");
   ASSERT_FALSE(pid.empty());
-  // The background child was in the hook's process group and got SIGKILL too.
-  // Delivery is asynchronous, so wait (bounded) until it is a zombie or gone.
-  const std::string stat_path = "/proc/" + pid.substr(0, pid.find('\n')) + "/stat";
-  bool dead = false;
-  for (int i = 0; i < 500 && !dead; ++i) {
-    std::ifstream in(stat_path);
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    dead = stat.empty() || stat.find(") Z ") != std::string::npos;
-    if (!dead) usleep(10000);
+  EXPECT_TRUE(Dies(pid)) << "detached child " << pid << " outlived its hook";
+}
+
+// A directory under /tmp that uid 65534 can reach (TEST_TMPDIR is under /root).
+class SharedDir {
+ public:
+  SharedDir() {
+    char tmpl[] = "/tmp/ucode-hooks.XXXXXX";
+    path_ = mkdtemp(tmpl) ? tmpl : "";
+    chmod(path_.c_str(), 0755);
   }
-  EXPECT_TRUE(dead);
+  ~SharedDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs `command` with sh as uid/gid 65534 (a real unprivileged process); its exit status.
+int AsNobody(const std::string& command) {
+  return system(("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '" + command + "'")
+                    .c_str());
 }
 
-TEST(HooksTest, OutputIsBounded) {
-  TempDir tmp;
-  // 1 MiB of output: captured up to the limit, the rest drained so the hook
-  // never blocks on a full pipe.
-  tmp.Write("d/10-chatty", "#!/bin/sh\nhead -c 1048576 /dev/zero\n", 0755);
-  HookOptions o = Options();
-  o.max_output_bytes = 100;
-  HookRun run = RunHooks(tmp.path() + "/d", o);
-  ASSERT_TRUE(run.ok) << run.hooks[0].reason;
-  EXPECT_EQ(run.hooks[0].output.size(), 100u);
+void WriteFile(const std::string& path, const std::string& content, mode_t mode) {
+  std::ofstream(path) << content;
+  chmod(path.c_str(), mode);
 }
 
-TEST(HooksTest, NonExecutableFormatIsReported) {
-  TempDir tmp;
-  tmp.Write("d/10-bogus", "not a script\n", 0755);  // no #!, not ELF
-  HookRun run = RunHooks(tmp.path() + "/d", Options());
+// A world-writable hook: a local user rewrites it, and root used to run the result.
+TEST(HooksTest, HookWritableByOthersIsRefusedNotRun) {
+  if (AsNobody("true") != 0) GTEST_SKIP() << "cannot run as uid 65534 (sandbox?)";
+  SharedDir dir;
+  const std::string hooks = dir.path() + "/prepare.d";
+  mkdir(hooks.c_str(), 0755);
+  const std::string marker = dir.path() + "/pwned";
+  WriteFile(hooks + "/10-hook", "#!/bin/sh\nexit 0\n", 0755);
+  chmod((hooks + "/10-hook").c_str(), 0757);  // chmod ignores the umask
+  ASSERT_EQ(AsNobody("printf \"#!/bin/sh\\ntouch " + marker + "\\n\" > " + hooks + "/10-hook"), 0);
+  HookRun run = RunHooks(hooks, Options());
   EXPECT_FALSE(run.ok);
   ASSERT_EQ(run.hooks.size(), 1u);
-  EXPECT_EQ(run.hooks[0].reason, "exit status 127");
+  EXPECT_EQ(run.hooks[0].reason, "hook mode 0757 is writable by group or others; refused, not run");
+  EXPECT_NE(access(marker.c_str(), F_OK), 0) << "root ran a hook another user wrote";
+}
+
+// A symlink in the hook directory to a script another user owns.
+TEST(HooksTest, SymlinkToAnotherUsersScriptIsRefused) {
+  if (AsNobody("true") != 0) GTEST_SKIP() << "cannot run as uid 65534 (sandbox?)";
+  SharedDir dir;
+  const std::string hooks = dir.path() + "/prepare.d";
+  const std::string theirs = dir.path() + "/theirs";
+  mkdir(hooks.c_str(), 0755);
+  mkdir(theirs.c_str(), 0777);
+  chmod(theirs.c_str(), 0777);
+  const std::string marker = dir.path() + "/pwned";
+  ASSERT_EQ(AsNobody("printf \"#!/bin/sh\\ntouch " + marker + "\\n\" > " + theirs +
+                     "/x && chmod 0755 " + theirs + "/x"),
+            0);
+  ASSERT_EQ(symlink((theirs + "/x").c_str(), (hooks + "/10-link").c_str()), 0);
+  HookRun run = RunHooks(hooks, Options());
+  EXPECT_FALSE(run.ok);
+  ASSERT_EQ(run.hooks.size(), 1u);
+  EXPECT_EQ(run.hooks[0].reason, "hook is a symlink; refused, not run");
+  EXPECT_NE(access(marker.c_str(), F_OK), 0);
+
+  // The same script copied in but still owned by that user: refused too.
+  unlink((hooks + "/10-link").c_str());
+  ASSERT_EQ(AsNobody("cp " + theirs + "/x " + theirs + "/y"), 0);
+  ASSERT_EQ(rename((theirs + "/y").c_str(), (hooks + "/10-copy").c_str()), 0);
+  run = RunHooks(hooks, Options());
+  ASSERT_EQ(run.hooks.size(), 1u);
+  EXPECT_EQ(run.hooks[0].reason, "hook owned by uid 65534, not root; refused, not run");
+  EXPECT_NE(access(marker.c_str(), F_OK), 0);
+}
+
+// A directory others can write to: any hook in it may be theirs. Nothing runs.
+TEST(HooksTest, DirectoryWritableByOthersRunsNothing) {
+  if (AsNobody("true") != 0) GTEST_SKIP() << "cannot run as uid 65534 (sandbox?)";
+  SharedDir dir;
+  const std::string hooks = dir.path() + "/prepare.d";
+  mkdir(hooks.c_str(), 0777);
+  chmod(hooks.c_str(), 0777);
+  const std::string marker = dir.path() + "/pwned";
+  ASSERT_EQ(AsNobody("printf \"#!/bin/sh\\ntouch " + marker + "\\n\" > " + hooks +
+                     "/10-planted && chmod 0755 " + hooks + "/10-planted"),
+            0);
+  HookRun run = RunHooks(hooks, Options());
+  EXPECT_FALSE(run.ok);
+  EXPECT_TRUE(run.hooks.empty());
+  EXPECT_EQ(run.error, "hook directory mode 0777 is writable by group or others: " + hooks +
+                           " refused, no hook run");
+  EXPECT_NE(access(marker.c_str(), F_OK), 0);
 }
 
 }  // namespace

@@ -65,4 +65,43 @@ for attempt in 1 2 3 4 5; do
 done
 [[ $interrupted -eq 1 ]] || fail "SIGINT never landed mid-demo"
 grep -q "stopping every VM" "$dir/int.err" || fail "no interrupt message: $(cat "$dir/int.err")"
+
+# 4. A local user's trap: the demo's log directory used to be /tmp/ucode-demo-<pid>, an
+# existing one was accepted and vmN.log followed symlinks, so root wrote into a file the
+# user pointed it at. The user (uid 65534, a real unprivileged process) plants the
+# directory for the pid the demo will run as (exec keeps it) with vm0.log -> a path in a
+# root-only directory; the demo must neither create that file nor touch the trap.
+if command -v setpriv >/dev/null; then
+  trap_tmp="$(mktemp -d /tmp/ucode-demo-trap.XXXXXX)"
+  chmod 1777 "$trap_tmp"
+  mkdir -m 0700 "$dir/secret"; secret="$dir/secret/planted"
+  fifo="$dir/go"; mkfifo "$fifo"
+  ( read -r _ <"$fifo"; TMPDIR="$trap_tmp" exec "$ucodectl" demo --json --vms 1 --vcpus 1 ) \
+    >"$dir/trap.json" 2>"$dir/trap.err" &
+  pid=$!
+  setpriv --reuid=65534 --regid=65534 --clear-groups sh -c \
+    "mkdir -m 0777 '$trap_tmp/ucode-demo-$pid' && ln -s '$secret' '$trap_tmp/ucode-demo-$pid/vm0.log'" ||
+    fail "could not plant the trap as uid 65534"
+  echo go >"$fifo"
+  rc=0; wait "$pid" || rc=$?
+  [[ $rc -eq 0 ]] || fail "demo beside a planted trap exited $rc: $(cat "$dir/trap.err")"
+  [[ ! -e "$secret" ]] || fail "root created $secret through the planted symlink"
+  [[ "$(ls -A "$trap_tmp/ucode-demo-$pid" 2>&1)" == vm0.log ]] ||
+    fail "the trap was used: $(ls -lA "$trap_tmp/ucode-demo-$pid" 2>&1)"
+  no_vmm_left "the trap run"
+  rm -rf "$trap_tmp"
+else
+  echo "SKIP 4: no setpriv"
+fi
+# 5. The activation model predicts 3 s, the VMs' dead-man releases them after 2 s: parking
+# them would hand the guests the new microcode with the old view. Refused before any park.
+rc=0; "$ucodectl" demo --vms 1 --vcpus 1 --host activation_fixed_us=3000000 \
+  >"$dir/deadman.out" 2>"$dir/deadman.err" || rc=$?
+[[ $rc -eq 1 ]] || fail "demo past the dead-man exited $rc: $(cat "$dir/deadman.err")"
+grep -q "predicted activation 3\.0" "$dir/deadman.out" "$dir/deadman.err" ||
+  fail "no prediction named: $(cat "$dir/deadman.out" "$dir/deadman.err")"
+grep -q "dead-man deadline 2s" "$dir/deadman.out" "$dir/deadman.err" ||
+  fail "no dead-man named: $(cat "$dir/deadman.out" "$dir/deadman.err")"
+! grep -q "PARKED" "$dir/deadman.err" || fail "VMs were parked: $(cat "$dir/deadman.err")"
+no_vmm_left "the refused demo"
 echo PASS

@@ -36,6 +36,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "host/base/private_files.h"
 #include "tests/libvirt_guest/guest_lab.h"
 #include "vmm/libvirt/agent_call.h"
 #include "vmm/rendezvous/coordinator.h"
@@ -120,8 +121,10 @@ absl::StatusOr<Sample> MeasureRendezvous(int vms, int vcpus, int rounds) {
   }
   rendezvous::CoordinatorOptions copts;
   copts.deadman = absl::Seconds(5);
-  copts.log_dir = "/tmp/ucode-bench-park-logs";
-  mkdir(copts.log_dir.c_str(), 0755);
+  // Fresh per fleet: VMM logs are created O_EXCL (vmm_process.h).
+  absl::StatusOr<std::string> log_dir = MakePrivateDir("", "ucode-bench-park-logs-");
+  if (!log_dir.ok()) return log_dir.status();
+  copts.log_dir = *log_dir;
   absl::StatusOr<std::unique_ptr<rendezvous::Coordinator>> c =
       rendezvous::Coordinator::Start(specs, copts);
   if (!c.ok()) return c.status();

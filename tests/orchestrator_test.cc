@@ -1,5 +1,7 @@
 // The whole update operation on the emulated host with real KVM VMs (ucode-vmm processes):
-// strict and fast modes, a VM that will not park, a staging failure, a cancel.
+// strict and fast modes, a VM that will not park, a staging failure, a cancel, the
+// dead-man rules (refuse to park past it; views set after a dead-man release) and the
+// guest-view sync.
 #include <algorithm>
 #include <memory>
 
@@ -62,9 +64,10 @@ int CountState(const rendezvous::Coordinator& c, VcpuState st) {
 // process is left.
 class Fleet {
  public:
-  explicit Fleet(std::vector<rendezvous::VmSpec> specs) {
+  explicit Fleet(std::vector<rendezvous::VmSpec> specs,
+                 absl::Duration deadman = absl::Seconds(5)) {
     rendezvous::CoordinatorOptions opts;
-    opts.deadman = absl::Seconds(5);
+    opts.deadman = deadman;
     opts.log_dir = testing::TestLogDir();
     auto c = rendezvous::Coordinator::Start(specs, opts);
     EXPECT_TRUE(c.ok()) << c.status();
@@ -302,6 +305,102 @@ TEST(OrchestratorTest, CancelBeforeRendezvousLeavesEverythingAsItWas) {
   EXPECT_FALSE(r.host_touched);
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
   EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+}
+
+// `ucodectl demo --host activation_fixed_us=3000000` used to park VMs whose dead-man is
+// 2 s: the model itself predicts they would release themselves mid-activation.
+TEST(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(1, 1), absl::Seconds(2));
+  ASSERT_TRUE(fleet.ok());
+  platform::EmulatedHostConfig config = platform::DemoHostConfig();
+  config.activation.fixed = absl::Seconds(3);
+  auto host = Host(config);
+  ASSERT_NE(host, nullptr);
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  std::vector<Step> begun;
+  orchestrator::UpdateCallbacks cb;
+  cb.begin_step = [&](Step s, absl::string_view) {
+    begun.push_back(s);
+    return absl::OkStatus();
+  };
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict), cb);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("predicted activation 3"));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("dead-man deadline 2s"));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("vm0"));
+  EXPECT_FALSE(r.host_touched);
+  EXPECT_EQ(std::count(begun.begin(), begun.end(), Step::kParked), 0);  // never journaled
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
+  auto views = fleet.coordinator().ReadGuestViews();
+  ASSERT_TRUE(views.ok());
+  EXPECT_EQ((*views)[0].vcpus[0].deadman_releases, 0u);
+}
+
+// The coordinator stalls (here: in the ACTIVATED callback) until every VM's dead-man has
+// released it. The host runs the new revision; the guest views are set anyway, in a
+// second park, and the report says it was not atomic.
+TEST(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(2, 1), absl::Milliseconds(300));
+  ASSERT_TRUE(fleet.ok());
+  auto host = Host();
+  ASSERT_NE(host, nullptr);
+  orchestrator::UpdateCallbacks cb;
+  cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress*) {
+    if (s != Step::kActivated) return;
+    // No clock: wait for the VMs' own dead-man to let every vCPU go.
+    while (CountState(fleet.coordinator(), VcpuState::kParked) > 0) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  };
+  orchestrator::UpdateOptions o = Options(UpdateMode::kStrict);
+  o.step_deadline = absl::Seconds(2);  // the first view step waits this long for acks
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, o, cb);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_FALSE(r.views_atomic);
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_THAT(r.notes.back(), HasSubstr("NON-ATOMICALLY"));
+  EXPECT_THAT(orchestrator::ReportJson(r), HasSubstr("\"guest_views_atomic\":false"));
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
+  auto views = fleet.coordinator().ReadGuestViews();
+  ASSERT_TRUE(views.ok());
+  for (const rendezvous::VmResult& vm : *views) {
+    EXPECT_EQ(vm.revision_after, kNew) << vm.name;
+    EXPECT_GT(vm.vcpus[0].deadman_releases, 0u) << vm.name;
+    EXPECT_EQ(vm.vcpus[0].backwards, 0u) << vm.name;
+  }
+  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+}
+
+// Guests whose view lags a host that already runs the image: applying the same image
+// again used to be refused as "not newer" forever. It now only sets the views; the
+// explicit SyncGuestViews does the same without an image.
+TEST(OrchestratorTest, HostAlreadyAtTheImageRevisionSyncsLaggingGuestViews) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(1, 2));  // the guests read kOld
+  ASSERT_TRUE(fleet.ok());
+  platform::EmulatedHostConfig config = platform::DemoHostConfig();
+  config.revision = kNew;
+  auto host = Host(config);
+  ASSERT_NE(host, nullptr);
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_FALSE(r.host_touched);
+  EXPECT_EQ(r.new_revision, kNew);
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_THAT(r.notes.back(), HasSubstr("only the guest views were set"));
+  ASSERT_EQ(r.vms.size(), 1u);
+  EXPECT_EQ(r.vms[0].view, orchestrator::ViewStatus::kVerified) << r.vms[0].view_detail;
+  auto views = fleet.coordinator().ReadGuestViews();
+  ASSERT_TRUE(views.ok());
+  EXPECT_EQ((*views)[0].revision_after, kNew);
+
+  UpdateReport again = orchestrator::SyncGuestViews(*host, groups, Options(UpdateMode::kStrict));
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_EQ(again.new_revision, kNew);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "host/base/private_files.h"
 #include "vmm/rendezvous/coordinator.h"
 
 namespace ucode::testing {
@@ -46,9 +47,11 @@ inline std::vector<rendezvous::VmSpec> Fleet(int vms, int vcpus, const std::stri
   return out;
 }
 
+// A fresh directory for one fleet's VMM logs (they are created O_EXCL, vmm_process.h).
 inline std::string TestLogDir() {
   const char* d = getenv("TEST_TMPDIR");
-  return d != nullptr ? d : "/tmp";
+  absl::StatusOr<std::string> dir = MakePrivateDir(d != nullptr ? d : "", "vmm-logs-");
+  return dir.ok() ? *dir : "";
 }
 
 // True when no process with this pid exists any more (or it is someone's zombie).

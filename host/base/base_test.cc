@@ -3,7 +3,13 @@
 
 #include <cerrno>
 
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <string>
+
 #include "gtest/gtest.h"
+#include "host/base/private_files.h"
 #include "host/base/status_macros.h"
 #include "host/base/unique_fd.h"
 
@@ -48,6 +54,35 @@ TEST(StatusMacros, PropagateErrorsAndValues) {
   EXPECT_EQ(out, 4);
   EXPECT_EQ(UseMacros(3, &out).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(UseMacros(40, &out).code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(PrivateFiles, DirIsFreshAnd0700) {
+  absl::StatusOr<std::string> a = MakePrivateDir(std::getenv("TEST_TMPDIR"), "p-");
+  absl::StatusOr<std::string> b = MakePrivateDir(std::getenv("TEST_TMPDIR"), "p-");
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  EXPECT_NE(*a, *b);
+  struct stat st;
+  ASSERT_EQ(stat(a->c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+// A name planted before us (a file, or a symlink to a file we must not write) is refused.
+TEST(PrivateFiles, FileRefusesWhatIsThere) {
+  absl::StatusOr<std::string> dir = MakePrivateDir(std::getenv("TEST_TMPDIR"), "f-");
+  ASSERT_TRUE(dir.ok());
+  const std::string target = *dir + "/target";
+  const std::string link = *dir + "/vm0.log";
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  absl::StatusOr<UniqueFd> fd = CreatePrivateFile(link);
+  EXPECT_EQ(fd.status().code(), absl::StatusCode::kAlreadyExists) << fd.status();
+  struct stat st;
+  EXPECT_NE(stat(target.c_str(), &st), 0) << "the symlink's target was created";
+  absl::StatusOr<UniqueFd> fresh = CreatePrivateFile(*dir + "/fresh.log");
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  ASSERT_EQ(fstat(fresh->get(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(CreatePrivateFile(*dir + "/fresh.log").status().code(),
+            absl::StatusCode::kAlreadyExists);
 }
 
 }  // namespace

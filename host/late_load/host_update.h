@@ -49,6 +49,16 @@ absl::StatusOr<HostUpdatePlan> PlanHostUpdate(platform::Platform& platform,
                                               std::vector<uint8_t> file,
                                               microcode::MinRevPolicy policy);
 
+// Every online CPU's identity; they must share signature and platform id. The revision is
+// the lowest any CPU runs (judge against the oldest CPU).
+absl::StatusOr<microcode::CpuIdentity> HostIdentity(platform::Platform& platform);
+
+// True when the host already runs the newest image in `file` that fits it (nothing in
+// the file is newer than what every CPU runs): the update is done on the host, only guest
+// views may lag.
+absl::StatusOr<bool> HostRunsNewestImage(platform::Platform& platform,
+                                         absl::Span<const uint8_t> file);
+
 staging::StagingReport StageHostUpdate(platform::Platform& platform, const HostUpdatePlan& plan,
                                        const staging::StagingOptions& options);
 

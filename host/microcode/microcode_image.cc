@@ -218,13 +218,20 @@ absl::StatusOr<std::vector<MicrocodeImage>> ParseBundleStrict(absl::Span<const u
 }
 
 absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path, size_t max_bytes) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  // The type is checked before the file is opened for reading: opening a FIFO blocks until
+  // a writer comes, opening a device can act (a watchdog arms). O_PATH opens nothing; the
+  // read-open goes through that very inode (/proc/self/fd), so a rename in between cannot
+  // swap a device in.
+  UniqueFd handle(::open(path.c_str(), O_PATH | O_CLOEXEC));
+  if (!handle) return ErrnoStatus(errno, absl::StrCat("open ", path));
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("fstat ", path));
+  if (::fstat(handle.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("fstat ", path));
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat("read ", path, ": not a regular file"));
   }
+  UniqueFd fd(::open(absl::StrCat("/proc/self/fd/", handle.get()).c_str(),
+                     O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
   if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > max_bytes) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "read %s: size %d exceeds the limit of %u bytes", path, st.st_size, max_bytes));

@@ -63,8 +63,15 @@ EmulatedHostConfig DemoHostConfig();
 // failing_cpus. Lists are comma-separated; numbers may be hex (0x...); `_us` values may
 // have a fraction (activation_staged_us_per_kib = 9.8). Starts from
 // DemoHostConfig(), so a file names only what differs.
+// Errors name the line number and the key, never the text of a line (the file may be one
+// the caller cannot read: `--host-config /etc/shadow` under sudo). Values are range-checked
+// (no silent truncation: signature=0x1ffffffff is refused), the shape capped at 4096
+// logical CPUs.
 absl::StatusOr<EmulatedHostConfig> ParseEmulatedHostConfig(absl::string_view text);
-absl::StatusOr<EmulatedHostConfig> LoadEmulatedHostConfig(const std::string& path);
+// Applies the lines of `text` to `config` without validating the result; `what` names the
+// source in errors ("host config /path", "--host").
+absl::Status ApplyEmulatedHostConfig(absl::string_view text, absl::string_view what,
+                                     EmulatedHostConfig& config);
 
 // Checks the shape: positive counts within limits, offline CPUs that exist.
 absl::Status ValidateEmulatedHostConfig(const EmulatedHostConfig& config);

@@ -1,5 +1,7 @@
 #include "host/platform/emulated_platform.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "host/base/status_macros.h"
 #include "host/microcode/microcode_image.h"
@@ -183,6 +185,15 @@ absl::StatusOr<absl::Duration> EmulatedPlatform::ApplyUpdateOnCpu(
     if (t.package == c.package && t.core == c.core) revision_[t.id] = image->revision();
   }
   return cost;
+}
+
+std::optional<absl::Duration> EmulatedPlatform::PredictActivation(
+    absl::Span<const uint8_t> update) {
+  absl::Duration worst = absl::ZeroDuration();
+  for (int p = 0; p < config_.packages; ++p) {
+    worst = std::max(worst, config_.activation.Cost(update.size(), IsStaged(p, update)));
+  }
+  return worst;
 }
 
 }  // namespace ucode::platform

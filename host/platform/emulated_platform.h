@@ -38,6 +38,9 @@ class EmulatedPlatform : public Platform {
   [[nodiscard]] std::string ActivationModel() const override {
     return config_.activation.Describe();
   }
+  // The model's cost on the slowest package (staged or not, as its mailbox holds `update`).
+  [[nodiscard]] std::optional<absl::Duration> PredictActivation(
+      absl::Span<const uint8_t> update) override;
 
   [[nodiscard]] const EmulatedHostConfig& config() const { return config_; }
   staging::MailboxModel& mailbox(int package) { return *mailboxes_[package]; }

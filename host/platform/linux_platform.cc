@@ -290,4 +290,14 @@ std::string LinuxPlatform::KernelRelease() {
   return release.ok() ? *release : "";
 }
 
+std::optional<absl::Duration> LinuxPlatform::PredictActivation(absl::Span<const uint8_t>) {
+  absl::MutexLock lock(&mu_);
+  return longest_reload_;
+}
+
+void LinuxPlatform::NoteReloadTime(absl::Duration elapsed) {
+  absl::MutexLock lock(&mu_);
+  longest_reload_ = std::max(longest_reload_.value_or(absl::ZeroDuration()), elapsed);
+}
+
 }  // namespace ucode::platform

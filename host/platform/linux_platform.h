@@ -22,6 +22,8 @@
 #include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "host/platform/platform.h"
 
 namespace ucode::platform {
@@ -51,6 +53,11 @@ class LinuxPlatform : public Platform {
   absl::StatusOr<std::unique_ptr<PreparedKernelReload>> PrepareKernelReload(
       absl::Span<const uint8_t> update, uint32_t cpu_signature) override;
   [[nodiscard]] std::string KernelRelease() override;
+  // The longest reload this process measured (the kernel does not predict its own).
+  [[nodiscard]] std::optional<absl::Duration> PredictActivation(
+      absl::Span<const uint8_t> update) override;
+  // Called by each reload with the time its write to `reload` took.
+  void NoteReloadTime(absl::Duration elapsed);
 
   // <root>/<relative>
   [[nodiscard]] std::string Path(const std::string& relative) const;
@@ -64,6 +71,8 @@ class LinuxPlatform : public Platform {
   absl::StatusOr<std::optional<uint32_t>> RevisionFromMsr(int cpu);
 
   const LinuxPlatformOptions options_;
+  absl::Mutex mu_;
+  std::optional<absl::Duration> longest_reload_ ABSL_GUARDED_BY(mu_);
 };
 
 // The message for an errno from writing microcode/reload (kernel: reload_store() and

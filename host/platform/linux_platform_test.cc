@@ -346,4 +346,18 @@ TEST_F(FakeLinux, ExtendedSignatureFilesAreInstalledUnderTheCpusOwnName) {
 }
 
 }  // namespace
+// Nothing predicts the kernel's reload until one was measured; then the longest one
+// measured is the bound the orchestrator holds against the VMs' dead-man.
+TEST_F(FakeLinux, PredictedActivationIsTheLongestReloadMeasured) {
+  Boot();
+  const auto image = Image();
+  EXPECT_FALSE(platform_->PredictActivation(image).has_value());
+  auto r = late_load::RunLateLoad(*platform_, image, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->status.ok()) << r->status;
+  std::optional<absl::Duration> predicted = platform_->PredictActivation(image);
+  ASSERT_TRUE(predicted.has_value());
+  EXPECT_EQ(*predicted, r->activation_window);
+}
+
 }  // namespace ucode::platform

@@ -101,6 +101,7 @@ absl::StatusOr<KernelReloadOutcome> LinuxPreparedReload::Reload() {
   const absl::Time start = absl::Now();
   const int err = write_(platform_.Path(kReload));
   out.elapsed = absl::Now() - start;
+  platform_.NoteReloadTime(out.elapsed);
   for (KmsgLine& line : ReadKmsg(kmsg.get())) {
     // intel.c stage_microcode(): "Staging of patch revision 0x%x succeeded."
     if (absl::StrContains(line.text, "Staging of patch revision") && line.micros >= start_us) {

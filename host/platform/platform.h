@@ -160,6 +160,16 @@ class Platform {
 
   // The activation time model's parameters, for reports ("" when the timing is real).
   [[nodiscard]] virtual std::string ActivationModel() const { return ""; }
+
+  // How long activating `update` is expected to hold the host (the longest any core
+  // spends in it): the emulated model's figure, or on Linux the longest reload this
+  // process measured. nullopt when nothing predicts it. The orchestrator refuses to park
+  // VMs for longer than their own dead-man deadline would hold them.
+  [[nodiscard]] virtual std::optional<absl::Duration> PredictActivation(
+      absl::Span<const uint8_t> update) {
+    (void)update;
+    return std::nullopt;
+  }
 };
 
 // True if a kernel release string ("6.19.0-1-amd64") is `major`.`minor` or later.

@@ -12,17 +12,20 @@ namespace ucode::platform {
 namespace {
 
 absl::StatusOr<std::unique_ptr<Platform>> MakeEmulated(const PlatformChoice& choice) {
-  // One text, file first: ParseEmulatedHostConfig starts from DemoHostConfig() and a later
-  // line for the same key wins, so overrides beat the file.
-  std::string text;
+  // From DemoHostConfig(): the file, then the overrides (a later value for a key wins).
+  EmulatedHostConfig config = DemoHostConfig();
   if (!choice.host_config_path.empty()) {
     ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
                      microcode::ReadFileBytes(choice.host_config_path, kMaxHostConfigBytes));
-    text.assign(bytes.begin(), bytes.end());
-    text += "\n";
+    RETURN_IF_ERROR(ApplyEmulatedHostConfig(
+        absl::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+        absl::StrCat("host config ", choice.host_config_path), config));
   }
-  text += absl::StrJoin(choice.host_overrides, "\n");
-  ASSIGN_OR_RETURN(EmulatedHostConfig config, ParseEmulatedHostConfig(text));
+  for (const std::string& o : choice.host_overrides) {
+    // The caller's own argument: quoting it is safe.
+    RETURN_IF_ERROR(ApplyEmulatedHostConfig(o, absl::StrCat("--host '", o, "'"), config));
+  }
+  RETURN_IF_ERROR(ValidateEmulatedHostConfig(config));
   ASSIGN_OR_RETURN(std::unique_ptr<EmulatedPlatform> p, EmulatedPlatform::Create(config));
   return std::unique_ptr<Platform>(std::move(p));
 }

@@ -46,6 +46,10 @@ absl::Status WaitForTransaction(MmioWindow& m, int package, size_t offset,
           "package %d: mailbox not READY %s after GO for chunk at offset 0x%x", package,
           absl::FormatDuration(options.transaction_timeout), offset));
     }
+    if (options.cancelled && options.cancelled()) {
+      return absl::CancelledError(absl::StrFormat(
+          "package %d: cancelled while the chunk at offset 0x%x was in flight", package, offset));
+    }
   }
 }
 
@@ -119,6 +123,11 @@ absl::Status Transfer(MmioWindow& m, absl::Span<const uint8_t> image, const Stag
       return absl::ResourceExhaustedError(absl::StrFormat(
           "package %d: chunk at offset 0x%x requested %d times, retransmit cap %d", pkg, offset,
           times + 1, options.max_chunk_retransmits));
+    }
+    if (options.cancelled && options.cancelled()) {
+      return absl::CancelledError(absl::StrFormat(
+          "package %d: cancelled after %d transactions, at offset 0x%x of 0x%x", pkg,
+          c.transactions, offset, size));
     }
     if (times++ > 0) ++c.retransmits;
     SendChunk(m, image.subspan(offset, chunk));

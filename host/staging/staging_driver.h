@@ -53,6 +53,11 @@ struct StagingOptions {
   // Stage even where the kernel stages by itself (KernelStagingConflict): the operator's
   // explicit override (ucodectl stage --force).
   bool force = false;
+
+  // Optional; polled from the staging threads before each transaction and while a slow
+  // device is polled: true stops the transfer (CANCELLED), and the package's mailbox is
+  // reset with ABORT like any failed one. Must be cheap and thread-safe.
+  std::function<bool()> cancelled;
 };
 
 struct PackageStaging {

@@ -1,6 +1,7 @@
 // Every mailbox behaviour, driven end to end through the driver on an emulated host.
 #include "host/staging/staging_driver.h"
 
+#include <atomic>
 #include <cstring>
 
 #include "absl/synchronization/mutex.h"
@@ -66,6 +67,44 @@ TEST(StagingDriver, NormalStagesEveryPackageInParallel) {
   int done = 0;
   for (const StagingProgress& e : events) done += e.done ? 1 : 0;
   EXPECT_EQ(done, 2);
+}
+
+// Cancel is honoured inside the transfer, between transactions: the package stops,
+// says where, and its mailbox is left reset rather than holding half an image.
+TEST(StagingDriver, CancelStopsBetweenTransactions) {
+  const auto image = Image();
+  std::atomic<int> chunks{0};
+  StagingOptions options;
+  options.parallel = false;
+  options.progress = [&](const StagingProgress&) { chunks.fetch_add(1); };
+  options.cancelled = [&] { return chunks.load() >= 3; };
+  StagingRun run = StageWith({}, image, options);
+  ASSERT_EQ(run.report.packages.size(), 2u);
+  for (const PackageStaging& r : run.report.packages) {
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled) << r.status;
+    EXPECT_FALSE(run.platform->mailbox(r.package).HoldsStagedImage(image));
+  }
+  EXPECT_EQ(run.report.packages[0].transactions, 3);
+  EXPECT_EQ(run.report.packages[1].transactions, 0);
+  EXPECT_NE(run.report.packages[0].status.message().find("after 3 transactions"),
+            absl::string_view::npos)
+      << run.report.packages[0].status;
+}
+
+// A device that never answers holds a transaction for up to 10 s: cancel ends the wait.
+TEST(StagingDriver, CancelEndsTheWaitForASlowDevice) {
+  const auto image = Image();
+  StagingOptions options;
+  options.parallel = false;
+  // Package 0 (normal) checks once per transaction, 10 times; package 1 once before its
+  // first chunk; the next check is inside the wait for READY.
+  std::atomic<int> checks{0};
+  options.cancelled = [&] { return checks.fetch_add(1) >= 11; };
+  StagingRun run = StageWith({.fault = MailboxFault::kNeverReady, .at = 0}, image, options);
+  EXPECT_TRUE(run.report.packages[0].staged()) << run.report.packages[0].status;
+  const PackageStaging& r = run.report.packages[1];
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled) << r.status;
+  EXPECT_NE(r.status.message().find("in flight"), absl::string_view::npos) << r.status;
 }
 
 TEST(StagingDriver, OddSizedLastChunk) {

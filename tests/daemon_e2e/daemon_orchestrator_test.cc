@@ -111,20 +111,6 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
       << events.back().message();
 }
 
-struct OldVmm {
-  std::string name;
-  pid_t pid = 0;
-  std::string log;
-};
-
-std::vector<OldVmm> ReadFleet(const std::string& path) {
-  std::vector<OldVmm> out;
-  std::ifstream in(path);
-  OldVmm v;
-  while (in >> v.name >> v.pid >> v.log) out.push_back(v);
-  return out;
-}
-
 TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInterrupted) {
   SKIP_WITHOUT_KVM_HERE();
   // Orphaned VMMs are re-parented to us: we reap them and see how they exited.
@@ -138,7 +124,7 @@ TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInte
                                          "--vmm_deadman_ms=5000",
                                          "--defer_parked_events=false"};
   std::string name;
-  std::vector<OldVmm> old;
+  std::vector<FleetEntry> old;
   {
     UcodedProcess ucoded(dir, "3x2", slow);
     ASSERT_TRUE(ucoded.serving()) << ucoded.log();
@@ -159,7 +145,7 @@ TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInte
     wctx.TryCancel();
     reader->Finish();
   }
-  for (const OldVmm& vm : old) {
+  for (const FleetEntry& vm : old) {
     int st = 0;
     pid_t r = 0;
     const absl::Time end = absl::Now() + absl::Seconds(30);
@@ -197,6 +183,46 @@ TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInte
   std::vector<v1::OperationEvent> events = WatchAll(restarted.stub(), next, &st);
   EXPECT_EQ(events.back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED)
       << events.back().message();
+}
+
+// Cancel lands inside a staging transfer: the first chunk goes through, the second is never
+// acknowledged by the mailbox (a hung device, 10 s per transaction). The cancel used to wait
+// for staging to give up; it now stops the transfer where it is.
+TEST(DaemonOrchestrator, CancelStopsAStagingTransferInProgress) {
+  SKIP_WITHOUT_KVM_HERE();
+  ScratchDir dir;
+  // One --host flag: ucoded's is a comma-separated list (a second one would replace it).
+  UcodedProcess ucoded(dir, "1x1", {"--host=mailbox_fault=never-ready,mailbox_fault_at=1"});
+  ASSERT_TRUE(ucoded.serving()) << ucoded.log();
+  const std::string name = ucoded.StartApply(64);
+  ASSERT_FALSE(name.empty()) << ucoded.log();
+  grpc::ClientContext wctx;
+  v1::WatchOperationRequest wreq;
+  wreq.set_name(name);
+  auto reader = ucoded.stub().WatchOperation(&wctx, wreq);
+  v1::OperationEvent e;
+  bool staging = false;
+  while (!staging && reader->Read(&e)) staging = e.step() == v1::STEP_STAGING;
+  ASSERT_TRUE(staging) << "no staging progress before the end";
+  grpc::ClientContext cctx;
+  v1::CancelOperationRequest creq;
+  creq.set_name(name);
+  v1::Operation after;
+  ASSERT_TRUE(ucoded.stub().CancelOperation(&cctx, creq, &after).ok());
+  v1::Operation done;
+  while (reader->Read(&e)) {
+    if (e.step() == v1::STEP_DONE) done = e.final_state();
+  }
+  EXPECT_EQ(done.state(), v1::OPERATION_STATE_CANCELLED) << done.error().message();
+  EXPECT_THAT(done.error().message(), HasSubstr("cancelled during staging"));
+  // Stopped by the driver itself, not by the 10 s transaction limit.
+  EXPECT_THAT(done.error().message(),
+              ::testing::AnyOf(HasSubstr("was in flight"), HasSubstr("cancelled after")));
+  EXPECT_THAT(done.error().message(), ::testing::Not(HasSubstr("not READY")));
+  grpc::ClientContext hctx;
+  v1::Host host;
+  ASSERT_TRUE(ucoded.stub().DescribeHost(&hctx, v1::DescribeHostRequest(), &host).ok());
+  EXPECT_EQ(host.cpus(0).revision(), 0x2b000000u);  // untouched
 }
 
 }  // namespace

@@ -170,6 +170,7 @@ TEST_F(DaemonSocketTest, UcodectlClientModeAppliesAndFollows) {
   EXPECT_EQ(ctl::RunRemote({"--server=unix:" + options_.unix_socket, "inspect", image_path}), 0);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "apply", image_path}), 0);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "get", "operations/1"}), 0);
+  EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "sync-views"}), 0);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "list", "--all"}), 0);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "get", "operations/9"}), 1);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "frobnicate"}), 2);

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,21 @@ inline std::string KvmMissing() {
   if (fd < 0) return absl::StrCat("/dev/kvm unavailable: ", strerror(errno));
   close(fd);
   return "";
+}
+
+// One line of the daemon's `<state>/fleet.txt` ("name pid log").
+struct FleetEntry {
+  std::string name;
+  pid_t pid = 0;
+  std::string log;
+};
+
+inline std::vector<FleetEntry> ReadFleet(const std::string& path) {
+  std::vector<FleetEntry> out;
+  std::ifstream in(path);
+  FleetEntry e;
+  while (in >> e.name >> e.pid >> e.log) out.push_back(e);
+  return out;
 }
 
 class UcodedProcess {

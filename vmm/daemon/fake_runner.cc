@@ -124,6 +124,37 @@ absl::Status FakeUpdateRunner::StageAll(StepSink& sink, const CancelToken& cance
   return absl::OkStatus();
 }
 
+absl::Status FakeUpdateRunner::Rendezvous(StepSink& sink, const CancelToken& cancel,
+                                          uint32_t revision, absl::Duration park_deadline) {
+  RETURN_IF_ERROR(Point(ucode::v1::STEP_PARKED, cancel));
+  RETURN_IF_ERROR(sink.BeginStep(ucode::v1::STEP_PARKED,
+                                 absl::StrCat("rendezvous of ", options_.guests.size(),
+                                              " guests, deadline ",
+                                              absl::FormatDuration(park_deadline))));
+  sink.Emit(ucode::v1::STEP_PARKED, absl::StrCat(options_.guests.size(), " guests parked"));
+  // Inside the rendezvous the cancel token is never set: pauses here wait for Resume.
+  RETURN_IF_ERROR(Point(ucode::v1::STEP_ACTIVATED, cancel));
+  sink.Emit(ucode::v1::STEP_ACTIVATED, absl::StrFormat("host revision 0x%x", revision));
+  RETURN_IF_ERROR(Point(ucode::v1::STEP_GUEST_VIEWS_SET, cancel));
+  sink.Emit(ucode::v1::STEP_GUEST_VIEWS_SET, "MSR 0x8B set on every vCPU");
+  RETURN_IF_ERROR(Point(ucode::v1::STEP_RELEASED, cancel));
+  sink.Emit(ucode::v1::STEP_RELEASED, "all vCPUs released");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> FakeUpdateRunner::SyncGuestViews(const SyncParams& params,
+                                                             StepSink& sink,
+                                                             const CancelToken& cancel) {
+  RETURN_IF_ERROR(Point(ucode::v1::STEP_VALIDATED, cancel));
+  const uint32_t revision = options_.host.cpus().empty() ? 0 : options_.host.cpus(0).revision();
+  sink.Emit(ucode::v1::STEP_VALIDATED, absl::StrFormat("host runs 0x%x (fake)", revision));
+  RETURN_IF_ERROR(Rendezvous(sink, cancel, revision, params.park_deadline));
+  RETURN_IF_ERROR(Point(ucode::v1::STEP_VERIFIED, cancel));
+  sink.Emit(ucode::v1::STEP_VERIFIED, "every guest view reports the host's revision");
+  return absl::StrFormat("{\"runner\":\"fake\",\"operation\":\"%s\",\"synced\":\"0x%x\"}",
+                         params.operation, revision);
+}
+
 absl::StatusOr<std::string> FakeUpdateRunner::Apply(const ApplyParams& params, StepSink& sink,
                                                     const CancelToken& cancel) {
   {
@@ -137,21 +168,7 @@ absl::StatusOr<std::string> FakeUpdateRunner::Apply(const ApplyParams& params, S
   sink.Emit(ucode::v1::STEP_VALIDATED,
             absl::StrFormat("selected revision 0x%x (fake: first image)", revision));
   RETURN_IF_ERROR(StageAll(sink, cancel, params.image.size()));
-
-  RETURN_IF_ERROR(Point(ucode::v1::STEP_PARKED, cancel));
-  RETURN_IF_ERROR(sink.BeginStep(ucode::v1::STEP_PARKED,
-                                 absl::StrCat("rendezvous of ", options_.guests.size(),
-                                              " guests, deadline ",
-                                              absl::FormatDuration(params.park_deadline))));
-  sink.Emit(ucode::v1::STEP_PARKED, absl::StrCat(options_.guests.size(), " guests parked"));
-  // Inside the rendezvous the cancel token is never set: pauses here wait for Resume.
-  RETURN_IF_ERROR(Point(ucode::v1::STEP_ACTIVATED, cancel));
-  sink.Emit(ucode::v1::STEP_ACTIVATED, absl::StrFormat("host revision 0x%x", revision));
-  RETURN_IF_ERROR(Point(ucode::v1::STEP_GUEST_VIEWS_SET, cancel));
-  sink.Emit(ucode::v1::STEP_GUEST_VIEWS_SET, "MSR 0x8B set on every vCPU");
-  RETURN_IF_ERROR(Point(ucode::v1::STEP_RELEASED, cancel));
-  sink.Emit(ucode::v1::STEP_RELEASED, "all vCPUs released");
-
+  RETURN_IF_ERROR(Rendezvous(sink, cancel, revision, params.park_deadline));
   RETURN_IF_ERROR(Point(ucode::v1::STEP_VERIFIED, cancel));
   sink.Emit(ucode::v1::STEP_VERIFIED, "every CPU reports the new revision");
   RETURN_IF_ERROR(Point(ucode::v1::STEP_AGENTS_NOTIFIED, cancel));

@@ -37,6 +37,8 @@ class FakeUpdateRunner final : public UpdateRunner {
                                     const CancelToken& cancel) override;
   absl::StatusOr<std::string> Stage(const StageParams& params, StepSink& sink,
                                     const CancelToken& cancel) override;
+  absl::StatusOr<std::string> SyncGuestViews(const SyncParams& params, StepSink& sink,
+                                             const CancelToken& cancel) override;
   absl::StatusOr<ucode::v1::Host> DescribeHost() override;
   absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() override;
   absl::StatusOr<std::string> ConfirmGuestsRunning(const InterruptedOperation& op) override;
@@ -56,6 +58,9 @@ class FakeUpdateRunner final : public UpdateRunner {
   // Pause/failure point before `step`.
   absl::Status Point(ucode::v1::Step step, const CancelToken& cancel);
   absl::Status StageAll(StepSink& sink, const CancelToken& cancel, size_t image_bytes);
+  // PARKED (begun and emitted) .. RELEASED, with the pause/failure points of each.
+  absl::Status Rendezvous(StepSink& sink, const CancelToken& cancel, uint32_t revision,
+                          absl::Duration park_deadline);
 
   const FakeRunnerOptions options_;
   mutable absl::Mutex mu_;

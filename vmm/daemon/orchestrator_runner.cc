@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
@@ -116,54 +115,6 @@ OrchestratorRunner::~OrchestratorRunner() {
   }
 }
 
-absl::Status OrchestratorRunner::StartFleet() {
-  if (!options_.fleet.has_value()) return absl::OkStatus();
-  const std::string& dir = options_.state_dir;
-  if (dir.empty()) return absl::InvalidArgumentError("a VMM fleet needs a state directory");
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::FailedPreconditionError(absl::StrCat("create ", dir, ": ", ec.message()));
-  const std::string record = dir + "/fleet.txt";
-  ASSIGN_OR_RETURN(previous_fleet_, ReadFleetRecord(record));
-  // Keep the previous instance's logs (ConfirmGuestsRunning reads them); drop older ones.
-  std::string previous_logs;
-  if (!previous_fleet_.empty()) {
-    previous_logs = std::filesystem::path(previous_fleet_.front().log_path).parent_path();
-  }
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("vmm-", 0) == 0 && entry.path().string() != previous_logs) {
-      std::filesystem::remove_all(entry.path(), ec);
-    }
-  }
-  log_dir_ = absl::StrCat(dir, "/vmm-", getpid());
-  std::filesystem::create_directories(log_dir_, ec);
-
-  ASSIGN_OR_RETURN(microcode::CpuIdentity cpu, options_.platform->Identity(0));
-  const VmmFleetSpec& f = *options_.fleet;
-  for (int i = 0; i < f.vms; ++i) {
-    specs_.push_back({.name = absl::StrCat("vm", i),
-                      .program = f.program,
-                      .vcpus = f.vcpus,
-                      .initial_revision = cpu.current_revision});
-  }
-  rendezvous::CoordinatorOptions copts;
-  copts.vmm_path = options_.vmm_path;
-  copts.deadman = options_.deadman;
-  copts.log_dir = log_dir_;
-  ASSIGN_OR_RETURN(coordinator_, rendezvous::Coordinator::Start(specs_, copts));
-  pids_ = coordinator_->pids();
-  fleet_group_ = std::make_unique<orchestrator::CoordinatorGuestGroup>(*coordinator_, specs_);
-  std::vector<FleetRecordEntry> entries;
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    entries.push_back(
-        {specs_[i].name, pids_[i], absl::StrCat(log_dir_, "/", specs_[i].name, ".log")});
-  }
-  return WriteFleetRecord(record, entries);
-}
-
-std::vector<pid_t> OrchestratorRunner::vmm_pids() const { return pids_; }
-
 absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGuests(
     const std::vector<std::string>& guests) const {
   GuestSelection sel;
@@ -209,13 +160,42 @@ absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGue
 
 absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
-  ASSIGN_OR_RETURN(GuestSelection sel, SelectGuests(params.guests));
+  return RunOnGuests(params.guests, params.mode, sink, cancel,
+                     [&](absl::Span<orchestrator::GuestGroup* const> groups,
+                         const orchestrator::UpdateCallbacks& cb) {
+                       return orchestrator::RunUpdate(*options_.platform, params.image, groups,
+                                                      OptionsFor(params, options_.stage), cb);
+                     });
+}
+
+absl::StatusOr<std::string> OrchestratorRunner::SyncGuestViews(const SyncParams& params,
+                                                               StepSink& sink,
+                                                               const CancelToken& cancel) {
+  orchestrator::UpdateOptions o;
+  o.operation = params.operation;
+  if (params.park_deadline > absl::ZeroDuration()) o.park_deadline = params.park_deadline;
+  return RunOnGuests(params.guests, ucode::v1::UPDATE_MODE_STRICT, sink, cancel,
+                     [&](absl::Span<orchestrator::GuestGroup* const> groups,
+                         const orchestrator::UpdateCallbacks& cb) {
+                       return orchestrator::SyncGuestViews(*options_.platform, groups, o, cb);
+                     });
+}
+
+absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
+    const std::vector<std::string>& guests, ucode::v1::UpdateMode mode, StepSink& sink,
+    const CancelToken& cancel, const RunFn& run) {
+  absl::MutexLock fleet(&fleet_mu_);
+  ASSIGN_OR_RETURN(GuestSelection sel, SelectGuests(guests));
+  std::string repaired;
+  if (sel.fleet) {
+    ASSIGN_OR_RETURN(repaired, RepairFleet());
+  }
   std::vector<orchestrator::GuestGroup*> groups;
   if (sel.fleet) groups.push_back(fleet_group_.get());
   LibvirtApplyGroup libvirt;
   if (libvirt_ != nullptr && (sel.all_libvirt || !sel.libvirt.empty())) {
     orchestrator::LibvirtGroupOptions lo;
-    lo.mode = params.mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict";
+    lo.mode = mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict";
     ASSIGN_OR_RETURN(libvirt, libvirt_->Group(sel.libvirt, lo));
     if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
   }
@@ -237,12 +217,12 @@ absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params,
     relay.Emit(step, message, p);
   };
   cb.cancelled = [&cancel] { return cancel.Cancelled(); };
-  orchestrator::UpdateReport report = orchestrator::RunUpdate(
-      *options_.platform, params.image, groups, OptionsFor(params, options_.stage), cb);
+  orchestrator::UpdateReport report = run(groups, cb);
   relay.Flush();
   holding_.store(false);
   busy_.store(false);
   RefreshSnapshot();
+  if (!repaired.empty()) report.notes.insert(report.notes.begin(), repaired);
   std::string json = orchestrator::ReportJson(report);
   if (!report.status.ok()) return WithReport(report.status, json);
   return json;
@@ -271,9 +251,14 @@ absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params,
   opts.progress = [&relay](const staging::StagingProgress& p) {
     relay.Emit(Step::kStaging, absl::StrCat("package ", p.package), &p);
   };
+  opts.cancelled = [&cancel] { return cancel.Cancelled(); };
   busy_.store(true);
   report.staging = late_load::StageHostUpdate(host, plan, opts);
   busy_.store(false);
+  if (cancel.Cancelled()) {
+    return absl::CancelledError(
+        absl::StrCat("cancelled during staging: ", report.staging->Summary()));
+  }
   report.last_step = Step::kStaged;
   sink.Emit(ucode::v1::STEP_STAGED, report.staging->Summary());
   return orchestrator::ReportJson(report);
@@ -331,31 +316,14 @@ absl::StatusOr<ucode::v1::Host> OrchestratorRunner::DescribeHost() {
   return host;
 }
 
-absl::StatusOr<std::vector<ucode::v1::Guest>> OrchestratorRunner::ListGuests() {
-  std::vector<ucode::v1::Guest> out;
-  const bool held = holding_.load();
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    ucode::v1::Guest& g = out.emplace_back();
-    g.set_name(specs_[i].name);
-    g.set_kind("ucode-vmm");
-    g.set_vcpus(specs_[i].vcpus);
-    g.set_state(!VmmAlive(pids_[i], specs_[i].name) ? "exited" : held ? "rendezvous" : "running");
-    g.set_guest_view_updatable(true);
-  }
-  if (libvirt_ != nullptr) {
-    ASSIGN_OR_RETURN(std::vector<ucode::v1::Guest> domains, libvirt_->Describe());
-    for (ucode::v1::Guest& g : domains) out.push_back(std::move(g));
-  }
-  return out;
-}
-
 absl::StatusOr<std::string> OrchestratorRunner::ConfirmGuestsRunning(
     const InterruptedOperation& op) {
   // Every VM of the dead instance's fleet is checked, whatever step it died in.
   ASSIGN_OR_RETURN(std::string previous,
                    ConfirmFleetReleased(previous_fleet_, options_.deadman + kConfirmSlack));
   int running = 0;
-  for (size_t i = 0; i < specs_.size(); ++i) running += VmmAlive(pids_[i], specs_[i].name);
+  const std::vector<pid_t> pids = vmm_pids();
+  for (size_t i = 0; i < specs_.size(); ++i) running += VmmAlive(pids[i], specs_[i].name);
   std::string account = absl::StrCat(previous, "; this instance runs ", running, " of ",
                                      specs_.size(), " managed VMs");
   if (op.paused_domains.empty()) return account;

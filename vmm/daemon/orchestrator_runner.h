@@ -21,6 +21,7 @@
 #define UCODE_VMM_DAEMON_ORCHESTRATOR_RUNNER_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,7 @@
 #include "vmm/daemon/update_runner.h"
 #include "vmm/daemon/vmm_fleet.h"
 #include "vmm/orchestrator/coordinator_group.h"
+#include "vmm/orchestrator/update_operation.h"
 #include "vmm/rendezvous/coordinator.h"
 
 namespace ucode::daemon {
@@ -68,11 +70,14 @@ class OrchestratorRunner final : public UpdateRunner {
                                     const CancelToken& cancel) override;
   absl::StatusOr<std::string> Stage(const StageParams& params, StepSink& sink,
                                     const CancelToken& cancel) override;
+  absl::StatusOr<std::string> SyncGuestViews(const SyncParams& params, StepSink& sink,
+                                             const CancelToken& cancel) override;
   absl::StatusOr<ucode::v1::Host> DescribeHost() override;
   absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() override;
   absl::StatusOr<std::string> ConfirmGuestsRunning(const InterruptedOperation& op) override;
 
-  // The managed VMMs' pids and log directory (tests, logs).
+  // The managed VMMs' pids (current: a VMM restarted by RepairFleet has a new one) and
+  // log directory (tests, logs).
   [[nodiscard]] std::vector<pid_t> vmm_pids() const;
   [[nodiscard]] const std::string& vmm_log_dir() const { return log_dir_; }
 
@@ -85,7 +90,20 @@ class OrchestratorRunner final : public UpdateRunner {
     bool all_libvirt = false;
   };
 
+  // One orchestrator run (`run`) over the guests an operation names, with the daemon's
+  // journal, event and cancel hooks; returns the report JSON (attached to a failure).
+  using RunFn = std::function<orchestrator::UpdateReport(
+      absl::Span<orchestrator::GuestGroup* const>, const orchestrator::UpdateCallbacks&)>;
+  absl::StatusOr<std::string> RunOnGuests(const std::vector<std::string>& guests,
+                                          ucode::v1::UpdateMode mode, StepSink& sink,
+                                          const CancelToken& cancel, const RunFn& run);
   absl::Status StartFleet();
+  // Before each operation, and on ListGuests when no operation runs: a VMM that died is
+  // reaped and restarted at the host's revision (fleet.txt rewritten), one that is
+  // stopped (SIGSTOP) refuses the operation by name. Returns what it did ("" if nothing).
+  absl::StatusOr<std::string> RepairFleet() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fleet_mu_);
+  // fleet.txt and pids_ from the coordinator's current VMMs.
+  absl::Status RecordFleet();
   absl::StatusOr<ucode::v1::Host> ReadHost();
   void RefreshSnapshot();
   absl::StatusOr<GuestSelection> SelectGuests(const std::vector<std::string>& guests) const;
@@ -98,7 +116,11 @@ class OrchestratorRunner final : public UpdateRunner {
   std::unique_ptr<rendezvous::Coordinator> coordinator_;
   std::unique_ptr<orchestrator::CoordinatorGuestGroup> fleet_group_;
   std::unique_ptr<LibvirtGuests> libvirt_;  // null without --libvirt_uri
-  std::vector<pid_t> pids_;  // fixed after Create
+  // Held by whoever drives coordinator_ after Create: an operation (all of it) or a repair.
+  absl::Mutex fleet_mu_;
+  mutable absl::Mutex pids_mu_;
+  std::vector<pid_t> pids_ ABSL_GUARDED_BY(pids_mu_);
+  std::vector<std::string> log_paths_;  // per VM; changed under fleet_mu_
 
   // Set for the duration of Apply/Stage; `holding` while vCPUs are held.
   std::atomic<bool> busy_{false};

@@ -100,6 +100,42 @@ absl::StatusOr<std::vector<uint8_t>> LoadImageSource(const ucode::v1::ImageSourc
   return Invalid(field, "neither image_bytes nor host_path is set");
 }
 
+namespace {
+
+absl::StatusOr<std::vector<std::string>> ValidateGuests(
+    const google::protobuf::RepeatedPtrField<std::string>& guests, const RequestLimits& limits) {
+  if (guests.size() > static_cast<int>(limits.max_guests)) {
+    return Invalid("guests", absl::StrCat(guests.size(), " names, over the limit of ",
+                                          limits.max_guests));
+  }
+  std::vector<std::string> out;
+  absl::flat_hash_set<std::string> seen;
+  for (int i = 0; i < guests.size(); ++i) {
+    const std::string& g = guests[i];
+    std::string field = absl::StrCat("guests[", i, "]");
+    if (g.empty()) return Invalid(field, "empty name");
+    if (g.size() > limits.max_guest_name_bytes) {
+      return Invalid(field, absl::StrCat("name of ", g.size(), " bytes, over the limit of ",
+                                         limits.max_guest_name_bytes));
+    }
+    if (!seen.insert(g).second) return Invalid(field, absl::StrCat("'", g, "' named twice"));
+    out.push_back(g);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<SyncParams> ValidateSync(const ucode::v1::SyncGuestViewsRequest& request,
+                                        const RequestLimits& limits) {
+  SyncParams p;
+  ASSIGN_OR_RETURN(p.guests, ValidateGuests(request.guests(), limits));
+  ASSIGN_OR_RETURN(p.park_deadline, Bounded(request.park_deadline_us(), absl::Microseconds(1),
+                                            limits.default_park_deadline, limits.max_park_deadline,
+                                            "park_deadline_us"));
+  return p;
+}
+
 absl::StatusOr<ApplyParams> ValidateApply(const ucode::v1::ApplyUpdateRequest& request,
                                           const RequestLimits& limits) {
   ApplyParams p;
@@ -128,22 +164,7 @@ absl::StatusOr<ApplyParams> ValidateApply(const ucode::v1::ApplyUpdateRequest& r
       return Invalid("min_rev_policy", absl::StrCat(static_cast<int>(request.min_rev_policy()),
                                                     " is not a MinRevPolicy"));
   }
-  if (request.guests_size() > static_cast<int>(limits.max_guests)) {
-    return Invalid("guests", absl::StrCat(request.guests_size(), " names, over the limit of ",
-                                          limits.max_guests));
-  }
-  absl::flat_hash_set<std::string> seen;
-  for (int i = 0; i < request.guests_size(); ++i) {
-    const std::string& g = request.guests(i);
-    std::string field = absl::StrCat("guests[", i, "]");
-    if (g.empty()) return Invalid(field, "empty name");
-    if (g.size() > limits.max_guest_name_bytes) {
-      return Invalid(field, absl::StrCat("name of ", g.size(), " bytes, over the limit of ",
-                                         limits.max_guest_name_bytes));
-    }
-    if (!seen.insert(g).second) return Invalid(field, absl::StrCat("'", g, "' named twice"));
-    p.guests.push_back(g);
-  }
+  ASSIGN_OR_RETURN(p.guests, ValidateGuests(request.guests(), limits));
   ASSIGN_OR_RETURN(p.park_deadline, Bounded(request.park_deadline_us(), absl::Microseconds(1),
                                             limits.default_park_deadline, limits.max_park_deadline,
                                             "park_deadline_us"));

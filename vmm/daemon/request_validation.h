@@ -38,6 +38,8 @@ absl::StatusOr<std::vector<uint8_t>> LoadImageSource(const ucode::v1::ImageSourc
 // file) and checks every other field. `operation` is filled later by the caller.
 absl::StatusOr<ApplyParams> ValidateApply(const ucode::v1::ApplyUpdateRequest& request,
                                           const RequestLimits& limits);
+absl::StatusOr<SyncParams> ValidateSync(const ucode::v1::SyncGuestViewsRequest& request,
+                                        const RequestLimits& limits);
 absl::StatusOr<StageParams> ValidateStage(const ucode::v1::StageImageRequest& request,
                                           const RequestLimits& limits);
 

@@ -127,6 +127,22 @@ grpc::Status UcodeServiceImpl::ApplyUpdate(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status UcodeServiceImpl::SyncGuestViews(grpc::ServerContext*,
+                                              const ucode::v1::SyncGuestViewsRequest* req,
+                                              ucode::v1::Operation* resp) {
+  absl::StatusOr<SyncParams> params = ValidateSync(*req, limits_);
+  if (!params.ok()) return ToGrpc(params.status());
+  auto op = StartOperation(
+      "sync", "",
+      [this, p = std::move(*params)](const std::string& name, OperationRecord& record) mutable {
+        p.operation = name;
+        return runner_->SyncGuestViews(p, record, record.cancel_token());
+      });
+  if (!op.ok()) return ToGrpc(op.status());
+  *resp = std::move(*op);
+  return grpc::Status::OK;
+}
+
 grpc::Status UcodeServiceImpl::GetOperation(grpc::ServerContext*,
                                             const ucode::v1::GetOperationRequest* req,
                                             ucode::v1::Operation* resp) {

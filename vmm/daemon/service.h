@@ -36,6 +36,9 @@ class UcodeServiceImpl final : public ucode::v1::UcodeService::Service {
 
   grpc::Status InspectImage(grpc::ServerContext* ctx, const ucode::v1::InspectImageRequest* req,
                             ucode::v1::InspectImageResponse* resp) override;
+  grpc::Status SyncGuestViews(grpc::ServerContext* ctx,
+                              const ucode::v1::SyncGuestViewsRequest* req,
+                              ucode::v1::Operation* resp) override;
   grpc::Status StageImage(grpc::ServerContext* ctx, const ucode::v1::StageImageRequest* req,
                           ucode::v1::Operation* resp) override;
   grpc::Status ApplyUpdate(grpc::ServerContext* ctx, const ucode::v1::ApplyUpdateRequest* req,

@@ -1,5 +1,6 @@
 // Every call of ucode.v1.UcodeService and its errors, in-process (no socket), with the
 // fake runner.
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -322,6 +323,37 @@ TEST_F(ServiceTest, StageImage) {
   auto events = WatchAll(op.name(), &st);
   EXPECT_EQ(events.back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED);
   for (const auto& e : events) EXPECT_NE(e.step(), v1::STEP_PARKED);
+}
+
+// Guests whose view lags the host: a journaled operation of kind "sync" that parks them
+// (BeginStep(STEP_PARKED) like an apply), sets the views and releases; requests checked.
+TEST_F(ServiceTest, SyncGuestViews) {
+  grpc::ClientContext ctx;
+  v1::SyncGuestViewsRequest r;
+  v1::Operation op;
+  ASSERT_TRUE(stub_->SyncGuestViews(&ctx, r, &op).ok());
+  EXPECT_EQ(op.kind(), "sync");
+  grpc::Status st;
+  auto events = WatchAll(op.name(), &st);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED);
+  std::vector<v1::Step> steps;
+  for (const auto& e : events) steps.push_back(e.step());
+  EXPECT_NE(std::find(steps.begin(), steps.end(), v1::STEP_GUEST_VIEWS_SET), steps.end());
+  EXPECT_NE(std::find(steps.begin(), steps.end(), v1::STEP_RELEASED), steps.end());
+  EXPECT_EQ(Get(op.name()).kind(), "sync");
+
+  v1::SyncGuestViewsRequest bad;
+  bad.add_guests("vm0");
+  bad.add_guests("vm0");
+  grpc::ClientContext c2;
+  grpc::Status refused = stub_->SyncGuestViews(&c2, bad, &op);
+  EXPECT_EQ(refused.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("named twice"), std::string::npos);
+  bad.clear_guests();
+  bad.set_park_deadline_us(uint64_t{1} << 62);
+  grpc::ClientContext c3;
+  EXPECT_EQ(stub_->SyncGuestViews(&c3, bad, &op).error_code(), grpc::INVALID_ARGUMENT);
 }
 
 TEST_F(ServiceTest, GetAndListErrorsAndPaging) {

@@ -33,6 +33,12 @@ struct ApplyParams {
   absl::Duration agent_timeout;
 };
 
+struct SyncParams {
+  std::string operation;
+  std::vector<std::string> guests;  // empty: every managed guest
+  absl::Duration park_deadline;     // already defaulted and bounded by the daemon
+};
+
 struct StageParams {
   std::string operation;
   std::vector<uint8_t> image;
@@ -87,7 +93,7 @@ class CancelToken {
 // so the runner can undo what a dead process may have left behind.
 struct InterruptedOperation {
   std::string operation;
-  std::string kind;                        // "apply" or "stage"
+  std::string kind;                        // "apply", "stage" or "sync"
   ucode::v1::Step last_step;               // last finished step journaled
   ucode::v1::Step interrupted_step;        // begun, not finished
   // Libvirt domains BeginStep(STEP_PARKED) journaled as about to be paused by us.
@@ -111,6 +117,12 @@ class UpdateRunner {
   // Staging only (no activation). Returns the report JSON.
   virtual absl::StatusOr<std::string> Stage(const StageParams& params, StepSink& sink,
                                             const CancelToken& cancel) = 0;
+
+  // Sets every selected guest's view to the revision the host runs (park, set, release,
+  // verify; orchestrator::SyncGuestViews). Returns the report JSON; BeginStep(STEP_PARKED)
+  // and cancel as for Apply.
+  virtual absl::StatusOr<std::string> SyncGuestViews(const SyncParams& params, StepSink& sink,
+                                                     const CancelToken& cancel) = 0;
 
   virtual absl::StatusOr<ucode::v1::Host> DescribeHost() = 0;
   virtual absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() = 0;

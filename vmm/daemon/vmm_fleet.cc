@@ -98,6 +98,18 @@ bool VmmAlive(pid_t pid, absl::string_view name) {
          absl::StrContains(cmdline, absl::StrCat("--name=", name, std::string(1, '\0')));
 }
 
+std::string VmmState(pid_t pid, absl::string_view name) {
+  if (!VmmAlive(pid, name)) return "exited";
+  // /proc/PID/stat field 3 (after the parenthesised comm): T stopped, t tracing stop.
+  std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
+  size_t rp = stat.rfind(')');
+  if (rp != std::string::npos && rp + 2 < stat.size() &&
+      (stat[rp + 2] == 'T' || stat[rp + 2] == 't')) {
+    return "stopped";
+  }
+  return "running";
+}
+
 absl::StatusOr<std::string> ConfirmFleetReleased(const std::vector<FleetRecordEntry>& fleet,
                                                  absl::Duration wait) {
   if (fleet.empty()) return std::string("the previous instance managed no VMs");

@@ -41,6 +41,10 @@ absl::StatusOr<std::vector<FleetRecordEntry>> ReadFleetRecord(const std::string&
 // (so a recycled pid is not mistaken for our VMM).
 bool VmmAlive(pid_t pid, absl::string_view name);
 
+// What /proc says VM `name`'s VMM is doing: "running", "stopped" (SIGSTOP or a tracer: its
+// vCPUs cannot park), or "exited" (gone, a zombie, or the pid now names another program).
+std::string VmmState(pid_t pid, absl::string_view name);
+
 // For each VM of a dead instance's fleet: waits (up to `wait`) for it to release and exit,
 // then says what happened from its log. OK when every VM is gone or provably released;
 // the text is one line either way (the error names the VMs not confirmed).

@@ -36,6 +36,9 @@ class CoordinatorGuestGroup final : public GuestGroup {
   [[nodiscard]] std::optional<absl::Duration> LastReleaseAll() const override {
     return coordinator_.last_release_all();
   }
+  [[nodiscard]] std::optional<absl::Duration> deadman() const override {
+    return coordinator_.deadman();
+  }
 
  private:
   // Per VM, the vCPUs whose MSR 0x8B read-back (through the VMM) is not `msr`.

@@ -133,6 +133,10 @@ class GuestGroup {
     return std::nullopt;
   }
 
+  // How long a parked VM of this group stays parked before it releases itself (its
+  // dead-man deadline); nullopt when nothing releases it but Release().
+  [[nodiscard]] virtual std::optional<absl::Duration> deadman() const { return std::nullopt; }
+
   // Sends `notice` to each VM's guest agent; waits at most `timeout` in total.
   [[nodiscard]] virtual NotifyResult Notify(const AgentNotice& notice, absl::Duration timeout) {
     (void)notice;

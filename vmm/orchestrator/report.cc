@@ -153,6 +153,7 @@ void AppendVmsText(const UpdateReport& r, std::string& out) {
                           Dur(r.park_all), Dur(r.host_call), Dur(r.set_views), Dur(r.release_all),
                           Dur(r.held));
     absl::StrAppendFormat(&out, "park:       %s\n", ParkWindowContents(r));
+    if (!r.views_atomic) out += "guest view: set NON-ATOMICALLY, after the VMs ran again (see notes)\n";
     absl::StrAppendFormat(&out, "overhead:   %s (%s)\n", Dur(r.overhead),
                           r.mode == UpdateMode::kStrict
                               ? absl::StrCat("time parked minus the host ", r.host->load.window_name)
@@ -292,6 +293,7 @@ std::string ReportJson(const UpdateReport& r) {
       .Micros("held_us", r.held)
       .Micros("overhead_us", r.overhead)
       .Str("park_window", ParkWindowContents(r))
+      .Flag("guest_views_atomic", r.views_atomic)
       .EndObject();
   j.Key("vms").BeginArray();
   for (const VmReport& vm : r.vms) {

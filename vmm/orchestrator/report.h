@@ -45,6 +45,9 @@ struct UpdateReport {
   absl::Status status;                 // the operation's verdict
   Step last_step = Step::kUnspecified; // the last step completed
   bool host_touched = false;           // the late load ran (false: the host is as it was)
+  // False when the guest views were set only after the VMs had run again (a dead-man
+  // released them mid-activation): the guests ran on the new revision with the old view.
+  bool views_atomic = true;
   std::vector<std::string> notes;      // what the operator should know ("loaded unstaged")
 
   // Image and selection.

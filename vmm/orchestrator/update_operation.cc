@@ -59,7 +59,12 @@ absl::Status Stage(Context& c, const late_load::HostUpdatePlan& plan) {
       emit(Step::kStaging, absl::StrCat("package ", p.package), &p);
     };
   }
+  opts.cancelled = c.cb.cancelled;  // honoured inside the transfer too
   c.report.staging = late_load::StageHostUpdate(c.platform, plan, opts);
+  if (c.cb.cancelled && c.cb.cancelled()) {
+    return absl::CancelledError(
+        absl::StrCat("cancelled during staging: ", c.report.staging->Summary()));
+  }
   if (!c.report.staging->all_staged()) {
     c.report.notes.push_back(absl::StrCat(c.report.staging->Summary(),
                                           ": activation on those packages loads unstaged"));
@@ -113,17 +118,16 @@ absl::Status Park(Context& c, ReleaseGuard& guard) {
   return absl::OkStatus();
 }
 
-// While parked: the guest view, then release. Returns the view status; release errors
-// are folded in.
-absl::Status SetViewAndRelease(Context& c, ReleaseGuard& guard, uint32_t revision) {
-  absl::Status view = absl::OkStatus();
-  if (revision != c.report.old_revision) {
-    absl::Time t0 = absl::Now();
-    std::vector<GuestViewResult> results;
-    view = SetRevisionAll(c.groups, revision, c.options.step_deadline, &results);
-    c.report.set_views = absl::Now() - t0;
-    if (view.ok()) c.Emit(Step::kGuestViewsSet, absl::StrFormat("MSR 0x8B = 0x%x", revision));
-  }
+// While parked: the guest view in every group (`results`: each group's outcome).
+absl::Status SetViews(Context& c, uint32_t revision, std::vector<GuestViewResult>* results) {
+  absl::Time t0 = absl::Now();
+  absl::Status view = SetRevisionAll(c.groups, revision, c.options.step_deadline, results);
+  c.report.set_views = absl::Now() - t0;
+  if (view.ok()) c.Emit(Step::kGuestViewsSet, absl::StrFormat("MSR 0x8B = 0x%x", revision));
+  return view;
+}
+
+absl::Status Release(Context& c, ReleaseGuard& guard) {
   absl::Time t1 = absl::Now();
   guard.Disarm();
   absl::Status released = ReleaseAll(c.groups, c.options.step_deadline);
@@ -139,10 +143,70 @@ absl::Status SetViewAndRelease(Context& c, ReleaseGuard& guard, uint32_t revisio
   if (all_measured && !c.groups.empty()) c.report.release_all = measured;
   if (!released.ok()) return released;
   c.Emit(Step::kReleased, absl::StrCat("released in ", absl::FormatDuration(c.report.release_all)));
-  return view;
+  return absl::OkStatus();
+}
+
+// Strict mode holds every vCPU across the activation. A VM whose dead-man deadline is not
+// longer than the predicted activation would release itself in the middle of it
+// (vmm/kvm/vcpu_thread.cc, Parked()) and run on the new microcode with the old view:
+// refuse before anything is parked or loaded.
+absl::Status CheckDeadman(Context& c, const late_load::HostUpdatePlan& plan) {
+  if (c.options.mode != UpdateMode::kStrict) return absl::OkStatus();
+  const std::optional<absl::Duration> predicted = c.platform.PredictActivation(plan.update());
+  if (!predicted) return absl::OkStatus();
+  for (GuestGroup* g : c.groups) {
+    const std::optional<absl::Duration> deadman = g->deadman();
+    if (!deadman || *predicted < *deadman) continue;
+    const std::string model = c.platform.ActivationModel();
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "predicted activation %s (%s) is not shorter than the dead-man deadline %s of %s [%s]: "
+        "its VMs would release themselves mid-activation; nothing parked, host untouched "
+        "(fast mode parks only to set the view)",
+        absl::FormatDuration(*predicted), model.empty() ? "the longest reload measured" : model,
+        absl::FormatDuration(*deadman), g->kind(), absl::StrJoin(g->names(), ", ")));
+  }
+  return absl::OkStatus();
+}
+
+// The view step did not reach every vCPU (a dead-man released a VM while the host
+// activated, or a write failed) but the host runs `revision` now: park the lagging groups
+// again only to set it. The guests ran on the new microcode with the old view in between,
+// which the report says (views_atomic, a note); the first park's figures are kept.
+absl::Status ResyncViews(Context& c, uint32_t revision, const absl::Status& first,
+                         const std::vector<GuestViewResult>& results) {
+  std::vector<GuestGroup*> lagging;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (!results[i].status.ok()) lagging.push_back(c.groups[i]);
+  }
+  if (lagging.empty()) return first;
+  UpdateReport& r = c.report;
+  const absl::Duration park_all = r.park_all, set_views = r.set_views, release = r.release_all;
+  Context again{c.platform, lagging, c.options, c.cb, r};
+  ReleaseGuard guard(again.groups, c.options.step_deadline);
+  absl::Status s = Park(again, guard);
+  if (s.ok()) {
+    std::vector<GuestViewResult> second;
+    s = SetViews(again, revision, &second);
+    absl::Status released = Release(again, guard);
+    if (s.ok()) s = released;
+  }
+  r.park_all = park_all;
+  r.set_views = set_views;
+  r.release_all = release;
+  if (!s.ok()) {
+    return absl::Status(first.code(), absl::StrCat(first.message(),
+                                                   "; setting the view again after the release "
+                                                   "failed too: ", s.message()));
+  }
+  r.views_atomic = false;
+  r.notes.push_back(absl::StrFormat(
+      "guest views set to 0x%x NON-ATOMICALLY, in a second park after the VMs ran again: %s",
+      revision, first.message()));
+  return absl::OkStatus();
 }
 
 absl::Status Rendezvous(Context& c, const late_load::HostUpdatePlan& plan) {
+  RETURN_IF_ERROR(CheckDeadman(c, plan));
   RETURN_IF_ERROR(c.Begin(Step::kParked, "rendezvous: park, activate, set guest view, release"));
   ReleaseGuard guard(c.groups, c.options.step_deadline);
   late_load::LateLoadHooks hooks;
@@ -167,21 +231,26 @@ absl::Status Rendezvous(Context& c, const late_load::HostUpdatePlan& plan) {
   l.model_parameters = c.platform.ActivationModel();
   c.Emit(Step::kActivated, l.summary);
   if (!strict) RETURN_IF_ERROR(Park(c, guard));
-  absl::Status view = SetViewAndRelease(c, guard, GuestViewRevision(l));
+  const uint32_t revision = GuestViewRevision(l);
+  std::vector<GuestViewResult> views;
+  absl::Status view =
+      revision != c.report.old_revision ? SetViews(c, revision, &views) : absl::OkStatus();
+  RETURN_IF_ERROR(Release(c, guard));
+  if (!view.ok()) view = ResyncViews(c, revision, view, views);
   if (!l.status.ok()) return WithContext("host load", l.status);
   return view;
 }
 
 absl::Status Verify(Context& c) {
-  late_load::HostLoadReport& host = *c.report.host;
-  host.verify = late_load::VerifyHostRevision(c.platform, c.report.new_revision);
+  absl::Status host_verify = late_load::VerifyHostRevision(c.platform, c.report.new_revision);
+  if (c.report.host) c.report.host->verify = host_verify;
   std::vector<GuestViewResult> views(c.groups.size());
   FanOut(c.groups, [&](GuestGroup& g, size_t i) {
     views[i] = g.VerifyGuestViews(c.report.new_revision, c.options.guest_view_timeout);
     return views[i].status;
   });
   std::vector<std::string> failed;
-  if (!host.verify.ok()) failed.push_back(absl::StrCat("host: ", host.verify.message()));
+  if (!host_verify.ok()) failed.push_back(absl::StrCat("host: ", host_verify.message()));
   for (const GuestViewResult& v : views) {
     if (!v.status.ok()) failed.push_back(std::string(v.status.message()));
   }
@@ -192,7 +261,46 @@ absl::Status Verify(Context& c) {
   return absl::OkStatus();
 }
 
+absl::Status PrepareGroups(Context& c) {
+  std::vector<absl::Status> ready = FanOut(c.groups, [&](GuestGroup& g, size_t) {
+    return g.Prepare(c.options.guests_running_timeout);
+  });
+  for (const absl::Status& s : ready) {
+    if (!s.ok()) return WithContext("guests not ready", s);
+  }
+  return absl::OkStatus();
+}
+
+// The host already runs `revision`: park, set every guest view to it, release, verify.
+absl::Status SyncSteps(Context& c, uint32_t revision) {
+  UpdateReport& r = c.report;
+  r.old_revision = r.new_revision = revision;
+  r.plan = absl::StrFormat("the host already runs 0x%x: set every guest view to it", revision);
+  c.Emit(Step::kValidated, r.plan);
+  RETURN_IF_ERROR(PrepareGroups(c));
+  RETURN_IF_ERROR(c.Begin(Step::kParked, "guest view sync: park, set guest view, release"));
+  ReleaseGuard guard(c.groups, c.options.step_deadline);
+  RETURN_IF_ERROR(Park(c, guard));
+  std::vector<GuestViewResult> views;
+  absl::Status view = SetViews(c, revision, &views);
+  RETURN_IF_ERROR(Release(c, guard));
+  RETURN_IF_ERROR(view);
+  RETURN_IF_ERROR(Verify(c));
+  r.notes.push_back(absl::StrFormat(
+      "the host already ran 0x%x: no load, only the guest views were set", revision));
+  return absl::OkStatus();
+}
+
 absl::Status RunSteps(Context& c, std::vector<uint8_t> file) {
+  // An update the host already took (e.g. a dead-man released the VMs before their view
+  // was set): nothing to load, the guest views may still lag.
+  absl::StatusOr<bool> done = late_load::HostRunsNewestImage(c.platform, file);
+  if (!done.ok()) return WithContext("validate", done.status());
+  if (*done) {
+    absl::StatusOr<microcode::CpuIdentity> host = late_load::HostIdentity(c.platform);
+    if (!host.ok()) return WithContext("validate", host.status());
+    return SyncSteps(c, host->current_revision);
+  }
   absl::StatusOr<late_load::HostUpdatePlan> plan =
       late_load::PlanHostUpdate(c.platform, std::move(file), c.options.policy);
   if (!plan.ok()) return WithContext("validate", plan.status());
@@ -205,13 +313,7 @@ absl::Status RunSteps(Context& c, std::vector<uint8_t> file) {
   r.image_date = plan->image.DateString();
   r.image_bytes = plan->image.total_size();
   c.Emit(Step::kValidated, r.plan);
-
-  std::vector<absl::Status> ready = FanOut(c.groups, [&](GuestGroup& g, size_t) {
-    return g.Prepare(c.options.guests_running_timeout);
-  });
-  for (const absl::Status& s : ready) {
-    if (!s.ok()) return WithContext("guests not ready", s);
-  }
+  RETURN_IF_ERROR(PrepareGroups(c));
   RETURN_IF_ERROR(Stage(c, *plan));
   r.agents_prepare = NotifyAll(c, AgentNotice::Phase::kPrepare);
   RETURN_IF_ERROR(Rendezvous(c, *plan));
@@ -220,6 +322,28 @@ absl::Status RunSteps(Context& c, std::vector<uint8_t> file) {
   r.agents_complete = NotifyAll(c, AgentNotice::Phase::kComplete);
   c.Emit(Step::kAgentsNotified, absl::StrCat(r.agents_complete.size(), " agents told"));
   return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace {
+
+// The report's per-VM lines and totals, once the steps are over.
+void Finish(Context& c, absl::Time start) {
+  UpdateReport& report = c.report;
+  const UpdateOptions& options = c.options;
+  for (GuestGroup* g : c.groups) {
+    for (VmReport& vm : g->Report()) report.vms.push_back(std::move(vm));
+  }
+  if (report.host_touched) {
+    for (const VmReport& vm : report.vms) report.held = std::max(report.held, vm.time_parked);
+    report.overhead = report.held;
+    if (options.mode == UpdateMode::kStrict) {
+      report.overhead -= report.host->load.activation_window;
+    }
+  }
+  report.total = absl::Now() - start;
+  if (report.status.ok()) c.Emit(Step::kDone, absl::StrCat("done in ", absl::FormatDuration(report.total)));
 }
 
 }  // namespace
@@ -233,18 +357,21 @@ UpdateReport RunUpdate(platform::Platform& platform, std::vector<uint8_t> file,
   report.mode = options.mode;
   Context c{platform, groups, options, callbacks, report};
   report.status = RunSteps(c, std::move(file));
-  for (GuestGroup* g : groups) {
-    for (VmReport& vm : g->Report()) report.vms.push_back(std::move(vm));
-  }
-  if (report.host_touched) {
-    for (const VmReport& vm : report.vms) report.held = std::max(report.held, vm.time_parked);
-    report.overhead = report.held;
-    if (options.mode == UpdateMode::kStrict) {
-      report.overhead -= report.host->load.activation_window;
-    }
-  }
-  report.total = absl::Now() - start;
-  if (report.status.ok()) c.Emit(Step::kDone, absl::StrCat("done in ", absl::FormatDuration(report.total)));
+  Finish(c, start);
+  return report;
+}
+
+UpdateReport SyncGuestViews(platform::Platform& platform, absl::Span<GuestGroup* const> groups,
+                            const UpdateOptions& options, const UpdateCallbacks& callbacks) {
+  const absl::Time start = absl::Now();
+  UpdateReport report;
+  report.operation = options.operation;
+  report.mode = options.mode;
+  Context c{platform, groups, options, callbacks, report};
+  absl::StatusOr<microcode::CpuIdentity> host = late_load::HostIdentity(platform);
+  report.status = host.ok() ? SyncSteps(c, host->current_revision)
+                            : WithContext("read the host's revision", host.status());
+  Finish(c, start);
   return report;
 }
 

@@ -67,6 +67,13 @@ UpdateReport RunUpdate(platform::Platform& platform, std::vector<uint8_t> file,
                        absl::Span<GuestGroup* const> groups, const UpdateOptions& options,
                        const UpdateCallbacks& callbacks = {});
 
+// For VMs whose view lags the host (a dead-man released them before the view step, or a
+// VMM restarted with an old revision): parks every group, sets every guest view to the
+// revision the host runs (every online CPU must agree), releases, verifies. RunUpdate
+// takes this path itself when the host already runs the newest image in its file.
+UpdateReport SyncGuestViews(platform::Platform& platform, absl::Span<GuestGroup* const> groups,
+                            const UpdateOptions& options, const UpdateCallbacks& callbacks = {});
+
 }  // namespace ucode::orchestrator
 
 #endif  // UCODE_VMM_ORCHESTRATOR_UPDATE_OPERATION_H_

@@ -34,6 +34,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
+#include "host/base/private_files.h"
 #include "host/late_load/late_load.h"
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
@@ -169,8 +170,10 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, uint32_t* revision, long* rss_
   }
   CoordinatorOptions copts;
   copts.deadman = absl::Seconds(5);
-  copts.log_dir = "/tmp/ucode-bench-logs";
-  mkdir(copts.log_dir.c_str(), 0755);
+  // Fresh per fleet: VMM logs are created O_EXCL (vmm_process.h).
+  absl::StatusOr<std::string> log_dir = MakePrivateDir("", "ucode-bench-logs-");
+  if (!log_dir.ok()) return log_dir.status();
+  copts.log_dir = *log_dir;
   auto c = Coordinator::Start(specs, copts);
   if (!c.ok()) return c.status();
   if (absl::Status s = (*c)->WaitGuestsRunning(absl::Seconds(30)); !s.ok()) return s;

@@ -33,6 +33,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(std::vector<VmSp
     ASSIGN_OR_RETURN(path, FindVmmBinary());
   }
   std::unique_ptr<Coordinator> c(new Coordinator());
+  c->vmm_path_ = path;
+  c->log_dir_ = options.log_dir;
   c->area_fd_ = UniqueFd(memfd_create("ucode-rendezvous", MFD_CLOEXEC));
   if (!c->area_fd_) return ErrnoStatus(errno, "memfd_create rendezvous area");
   if (ftruncate(c->area_fd_.get(), kAreaSize) < 0) return ErrnoStatus(errno, "ftruncate");
@@ -47,6 +49,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(std::vector<VmSp
     c->vmms_.push_back(std::move(vmm));
     c->total_vcpus_ += s.vcpus;
   }
+  c->deadman_ = options.deadman;
   int64_t deadman_ms = absl::ToInt64Milliseconds(options.deadman);
   for (size_t i = 0; i < c->vmms_.size(); ++i) {
     RETURN_IF_ERROR(c->vmms_[i]

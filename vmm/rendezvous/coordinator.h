@@ -130,12 +130,28 @@ class Coordinator {
   // iteration, so that "revision before" is what the guest itself read.
   [[nodiscard]] absl::Status WaitGuestsRunning(absl::Duration timeout);
 
+  // A VMM that died (kill -9, a crash) between operations: reaped, and started again in
+  // its slot with its spec, the guest seeing `revision`, logging to a new file
+  // (`<name>.restart-<n>.log`). Returns one entry per VM restarted; the error names a VM
+  // that could not be (its slot stays dead and every Park() fails naming it).
+  struct Restart {
+    size_t index = 0;
+    std::string name;
+    pid_t old_pid = 0;
+    pid_t new_pid = 0;
+    std::string how;       // VmmProcess::exit_description()
+    std::string log_path;  // "" when logging to our stderr
+  };
+  [[nodiscard]] absl::StatusOr<std::vector<Restart>> RestartExited(uint32_t revision);
+
   // QUIT every VMM (SIGKILL after a grace period) and reap it. Idempotent.
   absl::Status Shutdown();
 
   [[nodiscard]] std::vector<pid_t> pids() const;
   [[nodiscard]] const Area& area() const { return *area_; }
   [[nodiscard]] int total_vcpus() const { return total_vcpus_; }
+  // How long a VMM keeps its vCPUs parked before releasing them itself.
+  [[nodiscard]] absl::Duration deadman() const { return deadman_; }
   // Timestamps of the last commands (CLOCK_MONOTONIC ns).
   [[nodiscard]] int64_t last_park_ns() const { return park_ns_; }
   [[nodiscard]] int64_t last_release_ns() const { return release_ns_; }
@@ -158,9 +174,13 @@ class Coordinator {
   void DropRealtime();
 
   std::vector<std::unique_ptr<VmmProcess>> vmms_;
+  std::string vmm_path_;  // for RestartExited
+  std::string log_dir_;
+  int restarts_ = 0;
   UniqueFd area_fd_;
   Area* area_ = nullptr;
   int total_vcpus_ = 0;
+  absl::Duration deadman_;
   uint32_t seq_ = 0;
   int64_t park_ns_ = 0;
   int64_t release_ns_ = 0;

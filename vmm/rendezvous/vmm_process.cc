@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "host/base/private_files.h"
 
 extern char** environ;
 
@@ -94,13 +95,20 @@ absl::StatusOr<std::unique_ptr<VmmProcess>> VmmProcess::Spawn(const std::string&
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
+  // The log is created here, not by the child, so that a name planted in the log
+  // directory (a symlink to a root-only file) fails the spawn instead of being written.
+  UniqueFd log;
+  if (!log_path.empty()) {
+    absl::StatusOr<UniqueFd> created = CreatePrivateFile(log_path);
+    if (!created.ok()) return created.status();
+    log = *std::move(created);
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, theirs.get(), kChildControlFd);
-  if (!log_path.empty()) {
-    posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 2, 1);
+  if (log) {
+    posix_spawn_file_actions_adddup2(&fa, log.get(), 2);
+    posix_spawn_file_actions_adddup2(&fa, log.get(), 1);
   }
   // Start the child with no blocked signals whatever ours are. The park signal's default
   // action would kill it, but kicks go only to vCPU thread ids, which the VMM publishes
@@ -181,9 +189,24 @@ bool VmmProcess::WaitExit(absl::Duration timeout) {
     r = poll(&p, 1, PollMs(timeout));
   } while (r < 0 && errno == EINTR);
   if (r <= 0) return false;
-  waitpid(pid_, nullptr, 0);
-  exited_ = true;
+  Reap();
   return true;
+}
+
+void VmmProcess::Reap() {
+  int status = 0;
+  if (waitpid(pid_, &status, 0) == pid_) {
+    exit_description_ = WIFSIGNALED(status) ? absl::StrCat("killed by signal ", WTERMSIG(status))
+                                            : absl::StrCat("exit status ", WEXITSTATUS(status));
+  } else {
+    exit_description_ = "exited";
+  }
+  exited_ = true;
+}
+
+bool VmmProcess::PollExited() {
+  if (exited_) return true;
+  return WaitExit(absl::ZeroDuration());
 }
 
 absl::Status VmmProcess::Stop(absl::Duration grace) {

@@ -31,8 +31,9 @@ absl::StatusOr<std::string> FindVmmBinary();
 
 class VmmProcess {
  public:
-  // Starts `vmm_path` for `spec`; its stdout/stderr go to `log_path` (appended) or, if
-  // empty, to ours. Only the child's end of the control socket is inherited.
+  // Starts `vmm_path` for `spec`; its stdout/stderr go to `log_path`, which must not exist
+  // (created 0600 with O_EXCL | O_NOFOLLOW: a file or symlink already there fails the
+  // spawn), or, if empty, to ours. Only the child's end of the control socket is inherited.
   static absl::StatusOr<std::unique_ptr<VmmProcess>> Spawn(const std::string& vmm_path,
                                                            const VmSpec& spec,
                                                            const std::string& log_path);
@@ -51,16 +52,23 @@ class VmmProcess {
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] const VmSpec& spec() const { return spec_; }
   [[nodiscard]] bool exited() const { return exited_; }
+  // Without waiting: true (and the process reaped) if it has exited, e.g. killed by a
+  // signal. Never blocks.
+  bool PollExited();
+  // How it ended ("killed by signal 9", "exit status 1"); "" while it runs.
+  [[nodiscard]] const std::string& exit_description() const { return exit_description_; }
 
  private:
   VmmProcess(VmSpec spec, pid_t pid, UniqueFd pidfd, UniqueFd control);
   bool WaitExit(absl::Duration timeout);
+  void Reap();
 
   VmSpec spec_;
   pid_t pid_;
   UniqueFd pidfd_;
   UniqueFd control_;
   bool exited_ = false;
+  std::string exit_description_;
 };
 
 }  // namespace ucode::rendezvous

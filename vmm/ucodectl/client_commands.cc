@@ -3,16 +3,15 @@
 #include <limits.h>
 #include <stdlib.h>
 
-#include <fstream>
 #include <functional>
 #include <map>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
+#include "host/microcode/microcode_image.h"
 #include "vmm/ucodectl/client_channel.h"
 #include "vmm/ucodectl/command_line.h"
 #include "vmm/ucodectl/cpu_option.h"
@@ -61,14 +60,13 @@ bool FillImage(const Remote& r, const std::string& path, bool send_bytes,
     image->set_host_path(resolved);
     return true;
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "ucodectl: cannot read %s\n", path.c_str());
+  // Type checked before open (a FIFO never blocks us), size bounded as the daemon bounds it.
+  absl::StatusOr<std::vector<uint8_t>> bytes = microcode::ReadFileBytes(path, 16u << 20);
+  if (!bytes.ok()) {
+    std::fprintf(stderr, "ucodectl: %s\n", std::string(bytes.status().message()).c_str());
     return false;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  image->set_image_bytes(ss.str());
+  image->set_image_bytes(std::string(bytes->begin(), bytes->end()));
   return true;
 }
 
@@ -237,6 +235,20 @@ int Apply(Remote& r, const ParsedArgs& a) {
   });
 }
 
+// For guests whose view lags the host (SyncGuestViews): no image, the host's revision.
+int SyncViews(Remote& r, const ParsedArgs& a) {
+  ucode::v1::SyncGuestViewsRequest req;
+  for (const std::string& g : a.Values("guest")) req.add_guests(g);
+  uint64_t v = 0;
+  if (auto d = a.Value("park-deadline-us")) {
+    if (!absl::SimpleAtoi(*d, &v)) return kUsage;
+    req.set_park_deadline_us(v);
+  }
+  return StartAndFollow(r, a, "SyncGuestViews", [&](grpc::ClientContext* c, ucode::v1::Operation* o) {
+    return r.stub->SyncGuestViews(c, req, o);
+  });
+}
+
 int Watch(Remote& r, const ParsedArgs& a) {
   return FollowOperation(*r.stub, a.positional()[0], stdout);
 }
@@ -317,6 +329,13 @@ const std::vector<RemoteCommand>& Commands() {
         {"request-id", true, false, "makes a retried apply idempotent"}},
        1,
        Apply},
+      {"sync-views",
+       "sync-views [--guest NAME]... [--park-deadline-us N] [--no-follow]",
+       {kNoFollow,
+        {"guest", true, true, "include only this guest (repeatable)"},
+        {"park-deadline-us", true, false, "deadline for every vCPU to park"}},
+       0,
+       SyncViews},
       {"watch", "watch OPERATION", {}, 1, Watch},
       {"get", "get OPERATION [--json]", {kJson}, 1, Get},
       {"list",

@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "host/base/private_files.h"
 #include "host/base/status_macros.h"
 #include "host/microcode/image_generator.h"
 #include "vmm/orchestrator/coordinator_group.h"
@@ -206,9 +207,11 @@ int RunDemo(const std::vector<std::string>& raw) {
                      .vcpus = *vcpus,
                      .initial_revision = cpu->current_revision});
   }
-  const std::string log_dir =
-      absl::StrCat(std::filesystem::temp_directory_path().string(), "/ucode-demo-", getpid());
-  std::filesystem::create_directories(log_dir);
+  // A fresh 0700 directory nobody else can have planted (the VMMs create their logs in it
+  // with O_EXCL | O_NOFOLLOW, vmm_process.cc).
+  absl::StatusOr<std::string> made_log_dir = MakePrivateDir("", "ucode-demo-");
+  if (!made_log_dir.ok()) return Fail(json, made_log_dir.status());
+  const std::string& log_dir = *made_log_dir;
   progress.Line(absl::StrCat("starting ", *vms, " ucode-vmm x ", *vcpus, " vCPUs (", program,
                              ") on an emulated host; VMM logs in ", log_dir));
   rendezvous::CoordinatorOptions copts;
