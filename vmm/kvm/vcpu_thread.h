@@ -40,6 +40,7 @@ struct VcpuEnv {
   uint8_t* guest_memory = nullptr;
   absl::Duration deadman = absl::Seconds(2);  // longest a vCPU stays parked on its own
   bool refuse_park = false;                   // test hook: ignore park commands
+  bool stale_view = false;  // test hook: skip the MSR 0x8B write (its read-back fails)
   const std::atomic<bool>* coordinator_gone = nullptr;
 };
 
@@ -65,6 +66,7 @@ class VcpuThread {
   Next Running();
   Next Park(uint32_t seq);
   Next Parked();
+  void SetGuestView();
   void ReleaseBarrier();
   Next Resume(uint32_t seq, bool ack);
   // Handles one exit; false when the vCPU cannot continue (state kExited is set).

@@ -89,6 +89,7 @@ absl::StatusOr<std::unique_ptr<VmmProcess>> VmmProcess::Spawn(const std::string&
       absl::StrCat("--memory_mib=", spec.memory_mib),
       absl::StrFormat("--initial_revision=0x%x", spec.initial_revision),
       absl::StrCat("--refuse_park_vcpu=", spec.refuse_park_vcpu),
+      absl::StrCat("--stale_view_vcpu=", spec.stale_view_vcpu),
   };
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -99,7 +100,7 @@ absl::StatusOr<std::unique_ptr<VmmProcess>> VmmProcess::Spawn(const std::string&
   posix_spawn_file_actions_adddup2(&fa, theirs.get(), kChildControlFd);
   if (!log_path.empty()) {
     posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+                                     O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
     posix_spawn_file_actions_adddup2(&fa, 2, 1);
   }
   // Start the child with no blocked signals whatever ours are. The park signal's default
