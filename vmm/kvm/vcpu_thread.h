@@ -7,7 +7,9 @@
 // the signal handler only sets immediate_exit, so a kick that lands just before KVM_RUN
 // still makes KVM_RUN return -EINTR at once; the thread then re-enters KVM_RUN once more
 // with immediate_exit set so that a pending I/O or MMIO exit is completed before the
-// vCPU is reported parked, and calls KVM_KVMCLOCK_CTRL on the vCPU fd (4.70).
+// vCPU is reported parked, and calls KVM_KVMCLOCK_CTRL on the vCPU fd (4.70). A parked
+// thread is woken once per rendezvous: the release may carry the new MSR 0x8B, which the
+// thread writes and reads back itself before it re-enters KVM_RUN (SetGuestView()).
 #ifndef UCODE_VMM_KVM_VCPU_THREAD_H_
 #define UCODE_VMM_KVM_VCPU_THREAD_H_
 

@@ -24,8 +24,9 @@
 // read back MSR 0x8B on the way (there is no separate set-revision step).
 // What the guests measured (no-op rounds), as TSC gaps between consecutive reads:
 //   - gap: the gap spanning the park (the guest's blackout);
-//   - base: the largest gap in the window before the park (opened --gap_ms before it,
-//     after the previous rendezvous settled), with no hold inside: ordinary scheduling.
+//   - base: the largest gap in the window before the park (opened after the previous
+//     rendezvous settled, held open until every vCPU measured a gap in it and at least
+//     --gap_ms), with no hold inside: ordinary scheduling.
 // *_med is the median over vCPUs and rounds, *_max the median over rounds of the worst
 // vCPU. With more vCPUs than cores both include waiting for a core; gap/base compares
 // the blackout's worst vCPU with the worst ordinary gap.
@@ -59,7 +60,8 @@
 ABSL_FLAG(int, rounds, 20, "rendezvous per shape (the median is reported)");
 ABSL_FLAG(std::string, shapes, "1x1,4x2,8x2,16x4,32x4", "VMs x vCPUs per VM");
 ABSL_FLAG(std::string, program, "spin", "guest program");
-ABSL_FLAG(int, gap_ms, 5, "guests run this long between rendezvous (the baseline window)");
+ABSL_FLAG(int, gap_ms, 5,
+          "guests run at least this long between rendezvous (the baseline window)");
 ABSL_FLAG(int, image_kib, 64, "size of the generated image the host-load rounds activate");
 
 namespace ucode::rendezvous {
@@ -114,9 +116,12 @@ absl::StatusOr<Host> MakeHost() {
   return Host{std::move(*p), config.revision};
 }
 
+// A loaded host may leave a vCPU without a core for seconds; waits here are not timed.
+constexpr absl::Duration kGuestPatience = absl::Seconds(30);
+
 // Polls the guests' own MSR 0x8B reads until every vCPU sees `revision` (not timed).
 absl::Status WaitGuestsSee(Coordinator& c, uint32_t revision) {
-  const absl::Time end = absl::Now() + absl::Seconds(5);
+  const absl::Time end = absl::Now() + kGuestPatience;
   for (;;) {
     auto views = c.ReadGuestViews();
     if (!views.ok()) return views.status();
@@ -126,6 +131,31 @@ absl::Status WaitGuestsSee(Coordinator& c, uint32_t revision) {
     }
     if (all) return absl::OkStatus();
     if (absl::Now() >= end) return absl::DeadlineExceededError("guests did not see the revision");
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
+// Opens the baseline window of the next park, then lets the guests run in it: until
+// every vCPU has measured at least one gap there (with more vCPUs than cores a vCPU may
+// wait longer than --gap_ms for a core, and a window it never ran in would say nothing),
+// and at least --gap_ms.
+absl::Status RunBaselineWindow(Coordinator& c) {
+  absl::StatusOr<std::vector<VmResult>> start = c.ReadGuestViews();
+  if (!start.ok()) return start.status();
+  if (absl::Status s = c.OpenGapWindows(); !s.ok()) return s;
+  const absl::Time min_end = absl::Now() + absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms));
+  const absl::Time end = absl::Now() + kGuestPatience;
+  for (;;) {
+    absl::StatusOr<std::vector<VmResult>> now = c.ReadGuestViews();
+    if (!now.ok()) return now.status();
+    bool all = true;
+    for (size_t i = 0; i < now->size(); ++i) {
+      for (size_t j = 0; j < (*now)[i].vcpus.size(); ++j) {
+        all &= (*now)[i].vcpus[j].iterations >= (*start)[i].vcpus[j].iterations + 2;
+      }
+    }
+    if (all && absl::Now() >= min_end) return absl::OkStatus();
+    if (absl::Now() >= end) return absl::DeadlineExceededError("guests did not run in the window");
     absl::SleepFor(absl::Milliseconds(1));
   }
 }
@@ -193,7 +223,6 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
   auto c = Coordinator::Start(specs, copts);
   if (!c.ok()) return c.status();
   if (absl::Status s = (*c)->WaitGuestsRunning(absl::Seconds(30)); !s.ok()) return s;
-  if (absl::Status s = (*c)->OpenGapWindows(); !s.ok()) return s;
   if (rss_kib != nullptr) {
     std::vector<double> r;
     for (pid_t p : (*c)->pids()) r.push_back(RssKib(p));
@@ -205,13 +234,14 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
   std::vector<double> park, release, overhead, gaps, max_gaps, base_gaps, max_base_gaps;
   int rounds = absl::GetFlag(FLAGS_rounds);
   for (int i = -2; i < rounds; ++i) {  // two warm-up rounds
+    if (absl::Status s = RunBaselineWindow(**c); !s.ok()) return s;
     RendezvousOptions o;
     o.revision = ++*revision;
     o.mode = RendezvousMode::kStrict;
     o.activate = [] { return absl::OkStatus(); };
     o.park_deadline = absl::Seconds(2);
     o.step_deadline = absl::Seconds(2);
-    o.guest_view_timeout = absl::Seconds(5);  // after the release: not in the timings
+    o.guest_view_timeout = kGuestPatience;  // after the release: not in the timings
     auto rep = (*c)->Rendezvous(o);
     if (!rep.ok()) {
       std::fprintf(stderr, "%dx%d round %d: %s\n", vms, vcpus, i,
@@ -235,9 +265,6 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
       release.push_back(Us(rep->release_with_view));
       overhead.push_back(Us(rep->overhead));
     }
-    // The next park's baseline: gap_ms of ordinary running, after this one settled.
-    if (absl::Status s = (*c)->OpenGapWindows(); !s.ok()) return s;
-    absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms)));
   }
   absl::StatusOr<Host> host = MakeHost();
   if (!host.ok()) return host.status();
