@@ -130,10 +130,14 @@ VcpuThread::Next VcpuThread::Running() {
       // not applied: the coordinator sees no ack and reports this vCPU's view as not set.
     }
     if (ioctl(vcpu_.fd.get(), KVM_RUN, 0) < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EINTR || errno == EAGAIN) {
+        exit_to_complete_ = false;
+        continue;
+      }
       Fail(absl::StrCat("KVM_RUN: ", std::strerror(errno)));
       return Next::kExiting;
     }
+    exit_to_complete_ = true;
     if (!HandleExit()) return Next::kExiting;
   }
 }
@@ -142,9 +146,16 @@ VcpuThread::Next VcpuThread::Park(uint32_t seq) {
   kvm_run* run = vcpu_.run();
   slot_->kicked_out_ns = MonotonicNs();
   // KVM API document (5., immediate_exit): re-enter once so that KVM completes a pending
-  // I/O or MMIO exit (complete_userspace_io) without running guest code.
-  SetImmediateExit(run, 1);
-  if (ioctl(vcpu_.fd.get(), KVM_RUN, 0) == 0 && !HandleExit()) return Next::kExiting;
+  // I/O or MMIO exit (complete_userspace_io) without running guest code. Only an exit to
+  // user space leaves one: kvm_arch_vcpu_ioctl_run() runs complete_userspace_io before it
+  // looks at immediate_exit or signals, so after a KVM_RUN that returned -EINTR (the kick
+  // caught the vCPU in guest mode, the common case) there is nothing to complete and the
+  // extra round trip into KVM is skipped.
+  if (exit_to_complete_) {
+    SetImmediateExit(run, 1);
+    exit_to_complete_ = ioctl(vcpu_.fd.get(), KVM_RUN, 0) == 0;  // completing made another
+    if (exit_to_complete_ && !HandleExit()) return Next::kExiting;
+  }
   // Tell the guest's kvmclock it was paused (KVM API document 4.70); EINVAL means the
   // guest has not set up kvmclock, which our guests never do.
   if (ioctl(vcpu_.fd.get(), KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL) {

@@ -83,6 +83,7 @@ class VcpuThread {
   std::atomic<bool> stop_{false};
   std::atomic<pid_t> tid_{0};
   uint32_t handled_seq_ = 0;
+  bool exit_to_complete_ = false;  // the last KVM_RUN returned an exit to user space
   std::string console_line_;
   absl::Notification started_;
   std::thread thread_;
