@@ -7,19 +7,17 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "host/base/status_macros.h"
 #include "vmm/guest/guest_programs.h"
 #include "vmm/guest/guest_record.h"
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/rendezvous/area.h"
+#include "vmm/rendezvous/bench_points.h"
 
 namespace ucode::rendezvous {
 namespace {
@@ -33,12 +31,6 @@ thread_local kvm_run* tls_bare_run = nullptr;
 void OnKick(int) {
   kvm_run* run = tls_bare_run;
   if (run != nullptr) __atomic_store_n(&run->immediate_exit, 1, __ATOMIC_RELEASE);
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 uint64_t LoadRecord(const uint8_t* rec, int offset) {
@@ -186,9 +178,8 @@ absl::StatusOr<BareVcpuFloor> MeasureBareVcpuFloor(int rounds) {
 
   // This thread spins on the guest's counter to see the release take effect; it must not
   // hold the core the woken vCPU thread needs (a woken task waits for a migration when
-  // a real-time spinner holds its core), so each has a CPU of its own.
-  // The vCPU thread starts (and runs the guest) at ordinary priority, on its own CPU,
-  // before this thread takes its real-time priority.
+  // a real-time spinner holds its core), so each has a CPU of its own. The vCPU thread
+  // starts (and runs the guest) at ordinary priority before this one turns real-time.
   PolicyRestorer restore;
   const auto [mine, theirs] = restore.TwoCpus();
   BareVcpu vcpu(std::move(fd));
@@ -211,13 +202,12 @@ absl::StatusOr<BareVcpuFloor> MeasureBareVcpuFloor(int rounds) {
     const uint64_t parked_at = LoadRecord(rec, REC_ITERATIONS);
     const int64_t t1 = MonotonicNs();
     vcpu.Release();
-    int64_t t2;
     while (LoadRecord(rec, REC_ITERATIONS) == parked_at) {
       if (MonotonicNs() - t1 > kStepTimeoutNs) {
         return absl::DeadlineExceededError("bare vCPU: no guest progress after the release");
       }
     }
-    t2 = MonotonicNs();
+    const int64_t t2 = MonotonicNs();
     if (i < 0) continue;
     kick.push_back(parked_ns / 1e3);
     reentry.push_back((vcpu.reentry_ns() - t1) / 1e3);

@@ -55,6 +55,7 @@
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
 #include "vmm/rendezvous/bench_floor.h"
+#include "vmm/rendezvous/bench_points.h"
 #include "vmm/rendezvous/coordinator.h"
 
 ABSL_FLAG(int, rounds, 20, "rendezvous per shape (the median is reported)");
@@ -66,27 +67,6 @@ ABSL_FLAG(int, image_kib, 64, "size of the generated image the host-load rounds 
 
 namespace ucode::rendezvous {
 namespace {
-
-struct Point {
-  int vms = 0, vcpus = 0;
-  double park_us = 0, release_us = 0, overhead_us = 0;
-  double blackout_med_us = 0, blackout_max_us = 0;  // guest-measured park-spanning gaps
-  double baseline_med_us = 0, baseline_max_us = 0;  // guest-measured gaps with no hold
-  // This shape's floor (the bare figures x max(1, vCPUs / cores)) and the ratios to it.
-  double kick_floor_us = 0, release_floor_us = 0, progress_floor_us = 0;
-  double park_ratio = 0, release_ratio = 0, overhead_ratio = 0, gap_ratio = 0;
-  double gap_to_baseline = 0;  // blackout_max_us / baseline_max_us
-  // With the emulated host late load as the activation.
-  double host_overhead_us = 0, host_window_us = 0, host_park_us = 0, host_release_us = 0;
-  double host_outside_us = 0;
-  int failures = 0;
-};
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 double Us(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
 
@@ -308,48 +288,6 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
   return pt;
 }
 
-double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
-
-void PrintTable(const std::vector<Point>& points, const BareVcpuFloor& floor, int cores) {
-  std::printf("rendezvous on %d cores, %d rounds per shape (medians), guest '%s'\n", cores,
-              absl::GetFlag(FLAGS_rounds), absl::GetFlag(FLAGS_program).c_str());
-  std::printf("floor (one bare vCPU, this run): kick -> parked %.1f us, release -> "
-              "re-entering KVM_RUN %.1f us, release -> guest progress %.1f us\n",
-              floor.kick_to_parked_us, floor.release_to_reentry_us, floor.release_to_progress_us);
-  std::printf("%-6s %5s %8s %8s %8s %9s %9s %9s %9s %7s %7s %7s %7s %8s %9s %9s %4s\n", "VMsxV",
-              "vCPUs", "park_us", "rel_us", "ovh_us", "gap_med", "gap_max", "base_med",
-              "base_max", "park/fl", "rel/fl", "ovh/fl", "gap/fl", "gap/base", "host_ovh",
-              "window_us", "fail");
-  for (const Point& p : points) {
-    std::printf(
-        "%-6s %5d %8.1f %8.1f %8.1f %9.1f %9.1f %9.1f %9.1f %7.2f %7.2f %7.2f %7.2f %8.2f "
-        "%9.1f %9.1f %4d\n",
-        absl::StrCat(p.vms, "x", p.vcpus).c_str(), p.vms * p.vcpus, p.park_us, p.release_us,
-        p.overhead_us, p.blackout_med_us, p.blackout_max_us, p.baseline_med_us,
-        p.baseline_max_us, p.park_ratio, p.release_ratio, p.overhead_ratio, p.gap_ratio,
-        p.gap_to_baseline, p.host_overhead_us, p.host_window_us, p.failures);
-  }
-}
-
-std::string PointJson(const Point& p) {
-  return absl::StrFormat(
-      "{\"vms\":%d,\"vcpus_per_vm\":%d,\"park_all_us\":%.1f,\"release_with_view_us\":%.1f,"
-      "\"overhead_us\":%.1f,\"kick_floor_us\":%.1f,\"release_floor_us\":%.1f,"
-      "\"progress_floor_us\":%.1f,"
-      "\"park_to_floor\":%.2f,\"release_to_floor\":%.2f,\"overhead_to_floor\":%.2f,"
-      "\"guest_gap_to_floor\":%.2f,\"guest_gap_median_us\":%.1f,\"guest_gap_max_us\":%.1f,"
-      "\"baseline_gap_median_us\":%.1f,\"baseline_gap_max_us\":%.1f,"
-      "\"guest_gap_max_to_baseline_max\":%.2f,\"host_load_overhead_us\":%.1f,"
-      "\"host_load_window_us\":%.1f,\"host_load_park_all_us\":%.1f,"
-      "\"host_load_release_with_view_us\":%.1f,\"host_load_outside_window_us\":%.1f,"
-      "\"failures\":%d}",
-      p.vms, p.vcpus, p.park_us, p.release_us, p.overhead_us, p.kick_floor_us,
-      p.release_floor_us, p.progress_floor_us, p.park_ratio, p.release_ratio, p.overhead_ratio, p.gap_ratio,
-      p.blackout_med_us, p.blackout_max_us, p.baseline_med_us, p.baseline_max_us,
-      p.gap_to_baseline, p.host_overhead_us, p.host_window_us, p.host_park_us,
-      p.host_release_us, p.host_outside_us, p.failures);
-}
-
 int Main() {
   int cores = static_cast<int>(std::thread::hardware_concurrency());
   std::vector<std::pair<int, int>> shapes;
@@ -388,19 +326,11 @@ int Main() {
       std::fprintf(stderr, "%dx%d: %s\n", vms, vcpus, pt.status().ToString().c_str());
       continue;
     }
-    const double scale = std::max(1.0, double(vms * vcpus) / cores);
-    pt->kick_floor_us = floor->kick_to_parked_us * scale;
-    pt->release_floor_us = floor->release_to_reentry_us * scale;
-    pt->progress_floor_us = floor->release_to_progress_us * scale;
-    pt->park_ratio = Ratio(pt->park_us, pt->kick_floor_us);
-    pt->release_ratio = Ratio(pt->release_us, pt->release_floor_us);
-    pt->overhead_ratio = Ratio(pt->overhead_us, pt->kick_floor_us + pt->release_floor_us);
-    pt->gap_ratio = Ratio(pt->blackout_med_us, pt->kick_floor_us + pt->progress_floor_us);
-    pt->gap_to_baseline = Ratio(pt->blackout_max_us, pt->baseline_max_us);
+    ApplyFloor(*floor, cores, *pt);
     points.push_back(*pt);
   }
 
-  PrintTable(points, *floor, cores);
+  PrintTable(points, *floor, cores, absl::GetFlag(FLAGS_rounds), absl::GetFlag(FLAGS_program));
   std::vector<std::string> json;
   for (const Point& p : points) json.push_back(PointJson(p));
   std::printf("ucode-vmm RSS (2 vCPUs, 4 MiB): %ld KiB\n", rss_kib);
