@@ -127,7 +127,7 @@ class Coordinator {
 
   // The steps, for tests and benchmarks. Park() releases everything when it fails. A
   // successful Park() leaves the calling thread at kCoordinatorRtPriority (SCHED_FIFO)
-  // until Release() (or Shutdown()) restores it: whatever the caller runs while vCPUs are
+  // until a release (or Shutdown()) restores it: whatever the caller runs while vCPUs are
   // held (the host activation) then runs before ordinary tasks, as stop_machine would.
   [[nodiscard]] absl::Status Park(absl::Duration deadline);
   // Releases every parked vCPU; MSR 0x8B untouched (an aborted rendezvous).
@@ -192,7 +192,7 @@ class Coordinator {
   int64_t park_ns_ = 0;
   int64_t release_ns_ = 0;
   absl::Duration release_all_;
-  // The thread Park() raised to kCoordinatorRtPriority and what it ran before; Release()
+  // The thread Park() raised to kCoordinatorRtPriority and what it ran before; a release
   // restores it (tid 0: nothing held).
   struct HeldPriority {
     pid_t tid = 0;

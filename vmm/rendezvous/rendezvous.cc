@@ -49,7 +49,7 @@ pid_t Gettid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
 }  // namespace
 
-// The thread that parks keeps kCoordinatorRtPriority until Release() has let every vCPU
+// The thread that parks keeps kCoordinatorRtPriority until a release has let every vCPU
 // go: dropping back to SCHED_OTHER between steps lets the scheduler run ordinary tasks
 // (every other runnable thread of the host) before the next step while vCPUs are held.
 void Coordinator::HoldRealtime() {
@@ -145,7 +145,7 @@ std::vector<std::string> Coordinator::WaitAll(uint32_t seq, absl::Duration deadl
 }
 
 absl::Status Coordinator::Park(absl::Duration deadline) {
-  HoldRealtime();  // until Release(): see HoldRealtime()
+  HoldRealtime();  // until a release: see HoldRealtime()
   uint32_t seq = Issue(Command::kPark, total_vcpus_);
   // Fan out: one signal per vCPU thread, straight into each VMM process, then raise each
   // to real-time so that a thread waiting for a core runs (and sees the signal) now.
