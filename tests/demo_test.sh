@@ -40,6 +40,7 @@ for vm in r["vms"]:
     assert vm["revision_after"] == img["new_revision"], vm
     assert vm["view"] == "verified" and vm["backwards"] == 0, vm
     assert vm["time_parked_us"] <= z["held_us"], (vm, z)
+    assert "guest_blackout_us" in vm and "baseline_max_gap_us" in vm, vm
 PY
 
 # 2. Fast mode, human output.

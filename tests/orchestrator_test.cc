@@ -203,6 +203,8 @@ TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   std::string json = orchestrator::ReportJson(r);
   EXPECT_THAT(json, HasSubstr("\"mode\":\"strict\""));
   EXPECT_THAT(json, HasSubstr("\"ok\":true"));
+  EXPECT_THAT(json, HasSubstr("\"baseline_max_gap_us\":"));
+  EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("baseline max gap"));
   EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("verified"));
 }
 
@@ -266,6 +268,32 @@ TEST(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
   for (const orchestrator::VmReport& vm : r.vms) {
     EXPECT_EQ(vm.view, orchestrator::ViewStatus::kUnchanged) << vm.name;
   }
+}
+
+// A guest view that does not stick on one vCPU (its MSR 0x8B write is lost): the host is
+// loaded, every vCPU is released, that VM's view is reported failed with the vCPU named,
+// the operation fails, and the other VM is verified.
+TEST(OrchestratorTest, LostGuestViewIsReportedAndEveryVcpuReleased) {
+  SKIP_WITHOUT_KVM();
+  std::vector<rendezvous::VmSpec> specs = Specs(2, 2);
+  specs[1].stale_view_vcpu = 0;
+  Fleet fleet(specs);
+  ASSERT_TRUE(fleet.ok());
+  auto host = Host();
+  ASSERT_NE(host, nullptr);
+  RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kStrict);
+  const UpdateReport& r = run.report;
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kInternal) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("vm1: vcpu 0 read back"));
+  EXPECT_TRUE(r.host_touched);
+  EXPECT_NE(std::find(run.steps.begin(), run.steps.end(), Step::kReleased), run.steps.end());
+  EXPECT_EQ(std::find(run.steps.begin(), run.steps.end(), Step::kVerified), run.steps.end());
+  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+  ASSERT_EQ(r.vms.size(), 2u);
+  EXPECT_EQ(r.vms[0].view, orchestrator::ViewStatus::kVerified) << r.vms[0].view_detail;
+  EXPECT_EQ(r.vms[1].view, orchestrator::ViewStatus::kFailed);
+  EXPECT_THAT(r.vms[1].view_detail, HasSubstr("vcpu 0 read back"));
+  EXPECT_THAT(orchestrator::ReportJson(r), HasSubstr("\"view\":\"failed\""));
 }
 
 TEST(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {

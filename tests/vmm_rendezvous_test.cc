@@ -229,6 +229,51 @@ TEST(VmmRendezvousTest, VmThatWillNotParkAbortsWithoutActivation) {
   ShutdownAndCheck(std::move(c));
 }
 
+// A vCPU whose MSR 0x8B write does not stick: the rendezvous fails naming it, every vCPU
+// is released (none left parked), the others run with the new view.
+TEST(VmmRendezvousTest, LostViewWriteFailsNamingTheVcpuAndReleasesEveryone) {
+  SKIP_WITHOUT_KVM();
+  auto specs = testing::Fleet(2, 2, "spin", /*initial_revision=*/0x10);
+  specs[1].stale_view_vcpu = 1;
+  auto c = StartOrDie(specs);
+  ASSERT_NE(c, nullptr);
+  RendezvousOptions o;
+  o.revision = 0x11;
+  o.park_deadline = kPatience;
+  o.step_deadline = kPatience;
+  auto rep = c->Rendezvous(o);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(rep.status().message()), HasSubstr("vm1 vcpu 1 read back 0x1000000000"));
+  EXPECT_THAT(std::string(rep.status().message()), HasSubstr("every vCPU released"));
+  EXPECT_EQ(CountState(*c, VcpuState::kParked), 0);
+  EXPECT_EQ(c->ViewNotSet(0, MsrOf(0x11)).size(), 0u);
+  EXPECT_EQ(c->ViewNotSet(1, MsrOf(0x11)).size(), 1u);
+  EXPECT_TRUE(AllMakeProgress(*c, absl::Seconds(10)));
+  ShutdownAndCheck(std::move(c));
+}
+
+// Each guest keeps the largest gap of the window before the park (opened by
+// OpenGapWindows) next to the gap that spans it; both reach the report.
+TEST(VmmRendezvousTest, ReportsTheBaselineGapBesideTheBlackout) {
+  SKIP_WITHOUT_KVM();
+  auto c = StartOrDie(testing::Fleet(2, 1, "spin"));
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->OpenGapWindows().ok());
+  ASSERT_TRUE(AllMakeProgress(*c, absl::Seconds(10)));  // gaps measured in the window
+  RendezvousOptions o;
+  o.revision = 2;
+  o.park_deadline = kPatience;
+  auto rep = c->Rendezvous(o);
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  for (const VmResult& vm : rep->vms_result) {
+    EXPECT_GT(vm.baseline_max_gap, absl::ZeroDuration()) << vm.name;
+    EXPECT_GT(vm.guest_blackout, absl::ZeroDuration()) << vm.name;
+    for (const auto& v : vm.vcpus) EXPECT_LE(v.baseline_gap, vm.baseline_max_gap);
+  }
+  ShutdownAndCheck(std::move(c));
+}
+
 TEST(VmmRendezvousTest, DeadmanReleasesWhenCoordinatorGoesSilent) {
   SKIP_WITHOUT_KVM();
   auto c = StartOrDie(testing::Fleet(2, 2, "spin"), /*deadman=*/absl::Milliseconds(200));

@@ -14,7 +14,9 @@
 
 #define REC_ITERATIONS 0x00   /* loop iterations (halt: wake-ups) */
 #define REC_LAST_TSC 0x08     /* TSC read by the latest iteration */
-#define REC_MAX_GAP 0x10      /* largest TSC delta between consecutive reads */
+#define REC_MAX_GAP 0x10      /* largest TSC delta between consecutive reads in the */
+                              /* window the VMM opened by zeroing it (at each park, or */
+                              /* on request), leaving out the delta that spans a park */
 #define REC_MAX_GAP_AT 0x18   /* TSC at the end of that gap */
 #define REC_CUR_REV 0x20      /* latest MSR 0x8B value read */
 #define REC_FIRST_REV 0x28    /* MSR 0x8B value read at start */
@@ -25,6 +27,8 @@
 #define REC_MAX_CHANGES 6
 #define REC_PARK_MARK 0xD0    /* set by the VMM while parked; the guest clears it ... */
 #define REC_PARK_GAP 0xD8     /* ... and stores here the TSC gap that spans the park */
+#define REC_WINDOW_GAP_AT_PARK 0xE0 /* VMM, at each park: REC_MAX_GAP of the window the */
+                                    /* park closed (the guest's gaps without any hold) */
 
 /* Port I/O the guests use (KVM_EXIT_IO, handled in the VMM's exit loop). */
 #define GUEST_PORT_CONSOLE 0xE9   /* debug console: one byte per OUT */

@@ -126,13 +126,18 @@ VcpuThread::Next VcpuThread::Running() {
     if (SeqOf(word) != handled_seq_) {
       handled_seq_ = SeqOf(word);
       if (CommandOf(word) == Command::kPark && !env_.refuse_park) return Park(handled_seq_);
-      // kSetRevision / kRelease reaching a running vCPU belong to an aborted rendezvous.
+      // A release reaching a running vCPU (it released itself through the dead-man) is
+      // not applied: the coordinator sees no ack and reports this vCPU's view as not set.
     }
     if (ioctl(vcpu_.fd.get(), KVM_RUN, 0) < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EINTR || errno == EAGAIN) {
+        exit_to_complete_ = false;
+        continue;
+      }
       Fail(absl::StrCat("KVM_RUN: ", std::strerror(errno)));
       return Next::kExiting;
     }
+    exit_to_complete_ = true;
     if (!HandleExit()) return Next::kExiting;
   }
 }
@@ -141,18 +146,28 @@ VcpuThread::Next VcpuThread::Park(uint32_t seq) {
   kvm_run* run = vcpu_.run();
   slot_->kicked_out_ns = MonotonicNs();
   // KVM API document (5., immediate_exit): re-enter once so that KVM completes a pending
-  // I/O or MMIO exit (complete_userspace_io) without running guest code.
-  SetImmediateExit(run, 1);
-  if (ioctl(vcpu_.fd.get(), KVM_RUN, 0) == 0 && !HandleExit()) return Next::kExiting;
+  // I/O or MMIO exit (complete_userspace_io) without running guest code. Only an exit to
+  // user space leaves one: kvm_arch_vcpu_ioctl_run() runs complete_userspace_io before it
+  // looks at immediate_exit or signals, so after a KVM_RUN that returned -EINTR (the kick
+  // caught the vCPU in guest mode, the common case) there is nothing to complete and the
+  // extra round trip into KVM is skipped.
+  if (exit_to_complete_) {
+    SetImmediateExit(run, 1);
+    exit_to_complete_ = ioctl(vcpu_.fd.get(), KVM_RUN, 0) == 0;  // completing made another
+    if (exit_to_complete_ && !HandleExit()) return Next::kExiting;
+  }
   // Tell the guest's kvmclock it was paused (KVM API document 4.70); EINVAL means the
   // guest has not set up kvmclock, which our guests never do.
   if (ioctl(vcpu_.fd.get(), KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL) {
     Log(absl::StrCat("KVM_KVMCLOCK_CTRL: ", std::strerror(errno)));
   }
-  // Start a fresh blackout measurement: the guest's next TSC gap spans this park.
+  // The guest is out of guest mode, so its record is ours to touch: close its gap window
+  // (keep the window's largest gap as the baseline of this hold, open the next one) and
+  // start a fresh blackout measurement (the guest's next TSC gap spans this park).
   uint8_t* rec = env_.guest_memory + GUEST_RECORD_BASE + vcpu_.index * GUEST_RECORD_SIZE;
-  std::memset(rec + REC_MAX_GAP, 0, 16);
-  const uint64_t mark[2] = {1, 0};  // REC_PARK_MARK, REC_PARK_GAP
+  std::memcpy(rec + REC_WINDOW_GAP_AT_PARK, rec + REC_MAX_GAP, sizeof(uint64_t));
+  std::memset(rec + REC_MAX_GAP, 0, 16);  // REC_MAX_GAP, REC_MAX_GAP_AT
+  const uint64_t mark[2] = {1, 0};        // REC_PARK_MARK, REC_PARK_GAP
   std::memcpy(rec + REC_PARK_MARK, mark, sizeof(mark));
   std::memcpy(&slot_->parked_iteration, rec + REC_ITERATIONS, sizeof(uint64_t));
   slot_->parked_ns = MonotonicNs();
@@ -167,19 +182,10 @@ VcpuThread::Next VcpuThread::Parked() {
     if (SeqOf(word) != handled_seq_) {
       handled_seq_ = SeqOf(word);
       switch (CommandOf(word)) {
-        case Command::kSetRevision: {
-          uint64_t rev = env_.area->revision.load(std::memory_order_acquire);
-          absl::Status s = SetMsr(vcpu_.fd.get(), kMsrIa32UcodeRev, rev);
-          auto back = GetMsr(vcpu_.fd.get(), kMsrIa32UcodeRev);
-          slot_->revision_readback = back.ok() ? *back : 0;
-          slot_->last_errno = s.ok() && back.ok() && *back == rev ? 0 : -1;
-          if (slot_->last_errno != 0) {
-            Log(absl::StrFormat("set revision 0x%x failed: %s, read back 0x%x", rev,
-                                s.ToString(), slot_->revision_readback));
-          }
-          rendezvous::Acknowledge(env_.area, env_.vm, slot_, handled_seq_);
-          continue;
-        }
+        case Command::kReleaseWithRevision:
+          SetGuestView();
+          ReleaseBarrier();
+          return Resume(handled_seq_, /*ack=*/true);
         case Command::kRelease:
           ReleaseBarrier();
           return Resume(handled_seq_, /*ack=*/true);
@@ -200,6 +206,29 @@ VcpuThread::Next VcpuThread::Parked() {
       return Resume(0, /*ack=*/false);
     }
     rendezvous::FutexWait(&env_.area->command, word, env_.deadman - parked);
+  }
+}
+
+// The new guest view travels with the release: MSR 0x8B is written and read back here,
+// on the vCPU's own thread, before this vCPU re-enters KVM_RUN. That ordering is what
+// keeps the guarantee "no vCPU runs with the old view after any vCPU has run with the new
+// one": every vCPU has been parked since before the release command was issued, and the
+// only way from parked to KVM_RUN under that command passes through this write. So a
+// vCPU either has not run since the park, or runs with the new view. The exceptions are
+// the failures the coordinator reports and never hides: a write or read-back that fails
+// here (last_errno, revision_readback), and a vCPU that released itself through the
+// dead-man before the command (it never acknowledges it). A failed vCPU is released all
+// the same: no VM is left parked.
+void VcpuThread::SetGuestView() {
+  const uint64_t rev = env_.area->revision.load(std::memory_order_acquire);
+  absl::Status s = env_.stale_view ? absl::OkStatus()  // test hook: the write is lost
+                                   : SetMsr(vcpu_.fd.get(), kMsrIa32UcodeRev, rev);
+  absl::StatusOr<uint64_t> back = GetMsr(vcpu_.fd.get(), kMsrIa32UcodeRev);
+  slot_->revision_readback = back.ok() ? *back : 0;
+  slot_->last_errno = s.ok() && back.ok() && *back == rev ? 0 : -1;
+  if (slot_->last_errno != 0) {
+    Log(absl::StrFormat("set revision 0x%x failed: %s; read back %s", rev, s.ToString(),
+                        back.ok() ? absl::StrFormat("0x%x", *back) : back.status().ToString()));
   }
 }
 

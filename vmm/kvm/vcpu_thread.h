@@ -7,7 +7,9 @@
 // the signal handler only sets immediate_exit, so a kick that lands just before KVM_RUN
 // still makes KVM_RUN return -EINTR at once; the thread then re-enters KVM_RUN once more
 // with immediate_exit set so that a pending I/O or MMIO exit is completed before the
-// vCPU is reported parked, and calls KVM_KVMCLOCK_CTRL on the vCPU fd (4.70).
+// vCPU is reported parked, and calls KVM_KVMCLOCK_CTRL on the vCPU fd (4.70). A parked
+// thread is woken once per rendezvous: the release may carry the new MSR 0x8B, which the
+// thread writes and reads back itself before it re-enters KVM_RUN (SetGuestView()).
 #ifndef UCODE_VMM_KVM_VCPU_THREAD_H_
 #define UCODE_VMM_KVM_VCPU_THREAD_H_
 
@@ -40,6 +42,7 @@ struct VcpuEnv {
   uint8_t* guest_memory = nullptr;
   absl::Duration deadman = absl::Seconds(2);  // longest a vCPU stays parked on its own
   bool refuse_park = false;                   // test hook: ignore park commands
+  bool stale_view = false;  // test hook: skip the MSR 0x8B write (its read-back fails)
   const std::atomic<bool>* coordinator_gone = nullptr;
 };
 
@@ -65,6 +68,7 @@ class VcpuThread {
   Next Running();
   Next Park(uint32_t seq);
   Next Parked();
+  void SetGuestView();
   void ReleaseBarrier();
   Next Resume(uint32_t seq, bool ack);
   // Handles one exit; false when the vCPU cannot continue (state kExited is set).
@@ -79,6 +83,7 @@ class VcpuThread {
   std::atomic<bool> stop_{false};
   std::atomic<pid_t> tid_{0};
   uint32_t handled_seq_ = 0;
+  bool exit_to_complete_ = false;  // the last KVM_RUN returned an exit to user space
   std::string console_line_;
   absl::Notification started_;
   std::thread thread_;

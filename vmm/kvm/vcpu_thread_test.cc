@@ -33,7 +33,8 @@ class VcpuThreadTest : public ::testing::Test {
     area_ = std::make_unique<rendezvous::Area>();
   }
 
-  void Boot(const std::string& program, int vcpus, absl::Duration deadman) {
+  void Boot(const std::string& program, int vcpus, absl::Duration deadman,
+            int stale_view_vcpu = -1) {
     auto vm = KvmVm::Create(4 << 20);
     ASSERT_TRUE(vm.ok()) << vm.status();
     vm_ = std::make_unique<KvmVm>(std::move(*vm));
@@ -48,6 +49,7 @@ class VcpuThreadTest : public ::testing::Test {
       env.vm = &area_->vm[0];
       env.guest_memory = vm_->memory();
       env.deadman = deadman;
+      env.stale_view = i == stale_view_vcpu;
       env.coordinator_gone = &gone_;
       threads_.push_back(std::make_unique<VcpuThread>(std::move(*v), env));
       threads_.back()->Start();
@@ -76,10 +78,31 @@ class VcpuThreadTest : public ::testing::Test {
     }
   }
 
-  uint64_t Iterations(int vcpu) const {
-    uint64_t v;
-    std::memcpy(&v, vm_->memory() + GUEST_RECORD_BASE + vcpu * GUEST_RECORD_SIZE, 8);
-    return v;
+  uint64_t Record(int vcpu, int offset) const {
+    return __atomic_load_n(reinterpret_cast<const uint64_t*>(
+                               vm_->memory() + GUEST_RECORD_BASE + vcpu * GUEST_RECORD_SIZE + offset),
+                           __ATOMIC_ACQUIRE);
+  }
+  uint64_t Iterations(int vcpu) const { return Record(vcpu, REC_ITERATIONS); }
+
+  // Parks every vCPU, then releases them with MSR 0x8B = rev << 32 (one command).
+  void ParkThenReleaseWithRevision(uint32_t rev) {
+    const uint32_t n = area_->vm[0].vcpus;
+    uint32_t seq = Issue(Command::kPark, n);
+    for (auto& t : threads_) t->Kick();
+    ASSERT_TRUE(WaitAcks(seq, absl::Seconds(10)));
+    area_->revision.store(uint64_t{rev} << 32);
+    ASSERT_TRUE(WaitAcks(Issue(Command::kReleaseWithRevision, n), absl::Seconds(10)));
+  }
+
+  // Waits until the guest's own MSR 0x8B read (REC_CUR_REV) on `vcpu` is `msr`.
+  bool GuestReads(int vcpu, uint64_t msr) const {
+    absl::Time end = absl::Now() + absl::Seconds(10);
+    while (Record(vcpu, REC_CUR_REV) != msr) {
+      if (absl::Now() > end) return false;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return true;
   }
 
   std::unique_ptr<rendezvous::Area> area_;
@@ -101,16 +124,67 @@ TEST_F(VcpuThreadTest, EveryKickParksWhereverItLands) {
   }
 }
 
-TEST_F(VcpuThreadTest, SetRevisionWhileParkedIsReadBack) {
+// The release carries the revision: each vCPU writes and reads back MSR 0x8B before its
+// first guest instruction after the park. The guest's first read of the new value comes
+// after the iteration it was parked in (iterations, not clocks, order the two).
+TEST_F(VcpuThreadTest, ReleaseWithRevisionSetsTheViewBeforeTheGuestRuns) {
+  Boot("spin", 2, absl::Seconds(30));
+  ASSERT_TRUE(GuestReads(0, uint64_t{7} << 32) && GuestReads(1, uint64_t{7} << 32));
+  for (uint32_t rev : {9u, 10u}) {
+    ParkThenReleaseWithRevision(rev);
+    const uint64_t msr = uint64_t{rev} << 32;
+    for (int i = 0; i < 2; ++i) {
+      const rendezvous::VcpuSlot& s = area_->vm[0].vcpu[i];
+      EXPECT_EQ(s.revision_readback, msr) << "vcpu " << i;
+      EXPECT_EQ(s.last_errno, 0) << "vcpu " << i;
+      EXPECT_EQ(s.state.load(), static_cast<uint32_t>(VcpuState::kRunning));
+      ASSERT_TRUE(GuestReads(i, msr)) << "vcpu " << i;
+      EXPECT_EQ(Record(i, REC_BACKWARDS), 0u);
+      const uint64_t n = Record(i, REC_NCHANGES);
+      ASSERT_GE(n, 1u);
+      ASSERT_LE(n, uint64_t{REC_MAX_CHANGES});
+      const int last = REC_CHANGES + (n - 1) * REC_CHANGE_SIZE;
+      EXPECT_EQ(Record(i, last + 8), msr);
+      EXPECT_GE(Record(i, last + 16), s.parked_iteration) << "vcpu " << i;
+    }
+  }
+}
+
+// A write that does not stick fails the read-back on that vCPU only; it is released all
+// the same (never left parked), keeps reading the old view, and the slot says so.
+TEST_F(VcpuThreadTest, LostViewWriteIsReportedAndTheVcpuStillReleased) {
+  Boot("spin", 2, absl::Seconds(30), /*stale_view_vcpu=*/1);
+  ParkThenReleaseWithRevision(9);
+  const rendezvous::VcpuSlot& good = area_->vm[0].vcpu[0];
+  const rendezvous::VcpuSlot& bad = area_->vm[0].vcpu[1];
+  EXPECT_EQ(good.last_errno, 0);
+  EXPECT_EQ(good.revision_readback, uint64_t{9} << 32);
+  EXPECT_EQ(bad.last_errno, -1);
+  EXPECT_EQ(bad.revision_readback, uint64_t{7} << 32);
+  EXPECT_EQ(bad.state.load(), static_cast<uint32_t>(VcpuState::kRunning));
+  const uint64_t released_at = Iterations(1);
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while (Iterations(1) == released_at && absl::Now() < end) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_GT(Iterations(1), released_at);
+  EXPECT_EQ(Record(1, REC_CUR_REV), uint64_t{7} << 32);
+}
+
+// At each park the VMM keeps the window's largest gap as the baseline and opens the next
+// window; the gap that spans the park goes to REC_PARK_GAP only.
+TEST_F(VcpuThreadTest, ParkKeepsTheWindowGapAndLeavesTheParkGapOut) {
   Boot("spin", 1, absl::Seconds(30));
-  uint32_t seq = Issue(Command::kPark, 1);
-  threads_[0]->Kick();
-  ASSERT_TRUE(WaitAcks(seq, absl::Seconds(10)));
-  area_->revision.store(uint64_t{9} << 32);
-  ASSERT_TRUE(WaitAcks(Issue(Command::kSetRevision, 1), absl::Seconds(10)));
-  EXPECT_EQ(area_->vm[0].vcpu[0].revision_readback, uint64_t{9} << 32);
-  EXPECT_EQ(area_->vm[0].vcpu[0].last_errno, 0);
-  ASSERT_TRUE(WaitAcks(Issue(Command::kRelease, 1), absl::Seconds(10)));
+  ParkThenReleaseWithRevision(8);
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while (Record(0, REC_PARK_MARK) != 0 && absl::Now() < end) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_EQ(Record(0, REC_PARK_MARK), 0u);  // the guest measured the park-spanning gap
+  const uint64_t park_gap = Record(0, REC_PARK_GAP);
+  EXPECT_GT(park_gap, 0u);
+  ParkThenReleaseWithRevision(9);
+  // The window the second park closed ran from the first park on: it saw gaps, and not
+  // the first park's (which the guest stored apart).
+  const uint64_t window = Record(0, REC_WINDOW_GAP_AT_PARK);
+  EXPECT_GT(window, 0u);
+  EXPECT_NE(window, park_gap);
 }
 
 TEST_F(VcpuThreadTest, ParkedVcpuReleasesItselfWhenCoordinatorIsGone) {

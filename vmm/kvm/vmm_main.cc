@@ -17,6 +17,7 @@ ABSL_FLAG(int, memory_mib, 4, "guest memory in MiB");
 ABSL_FLAG(std::string, initial_revision, "0x1",
           "microcode revision the guest sees at start (MSR 0x8B bits 63:32)");
 ABSL_FLAG(int, refuse_park_vcpu, -1, "test hook: this vCPU ignores park commands");
+ABSL_FLAG(int, stale_view_vcpu, -1, "test hook: this vCPU loses its MSR 0x8B writes");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   config.memory_bytes = size_t(absl::GetFlag(FLAGS_memory_mib)) << 20;
   config.initial_ucode_rev_msr = uint64_t{rev} << 32;
   config.refuse_park_vcpu = absl::GetFlag(FLAGS_refuse_park_vcpu);
+  config.stale_view_vcpu = absl::GetFlag(FLAGS_stale_view_vcpu);
   int fd = absl::GetFlag(FLAGS_control_fd);
   if (fd < 0) {
     std::fprintf(stderr, "[ucode-vmm %s] --control_fd is required\n", name.c_str());

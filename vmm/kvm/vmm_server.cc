@@ -118,6 +118,11 @@ std::string VmmServer::Handle(const std::string& msg, UniqueFd received) {
     CopyGuestRecords();
     return "OK";
   }
+  if (words[0] == "GAP_WINDOW") {
+    if (slot_ == nullptr) return "ERR GAP_WINDOW before ATTACH";
+    OpenGapWindows();
+    return "OK";
+  }
   if (words[0] == "QUIT") return "OK";
   return absl::StrCat("ERR unknown command '", msg, "'");
 }
@@ -144,6 +149,7 @@ absl::Status VmmServer::Attach(int slot, int deadman_ms, UniqueFd area_fd) {
     env.guest_memory = vm_.memory();
     env.deadman = absl::Milliseconds(deadman_ms);
     env.refuse_park = v.index == config_.refuse_park_vcpu;
+    env.stale_view = v.index == config_.stale_view_vcpu;
     env.coordinator_gone = &coordinator_gone_;
     threads_.push_back(std::make_unique<VcpuThread>(std::move(v), env));
   }
@@ -158,6 +164,15 @@ void VmmServer::CopyGuestRecords() {
   for (int i = 0; i < config_.vcpus; ++i) {
     const uint8_t* rec = vm_.memory() + GUEST_RECORD_BASE + i * GUEST_RECORD_SIZE;
     std::memcpy(&slot_->vcpu[i].guest, rec, sizeof(rendezvous::GuestRecordCopy));
+  }
+}
+
+// Races with the running guest's own read-modify-write of REC_MAX_GAP, harmlessly: the
+// guest can only store a gap it has just measured, which belongs to the new window.
+void VmmServer::OpenGapWindows() {
+  for (int i = 0; i < config_.vcpus; ++i) {
+    uint8_t* rec = vm_.memory() + GUEST_RECORD_BASE + i * GUEST_RECORD_SIZE;
+    __atomic_store_n(reinterpret_cast<uint64_t*>(rec + REC_MAX_GAP), 0, __ATOMIC_RELAXED);
   }
 }
 

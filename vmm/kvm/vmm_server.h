@@ -5,6 +5,8 @@
 //   ATTACH <slot> <deadman_ms>   + SCM_RIGHTS memfd of the rendezvous area: map it,
 //                                publish this VM in vm[slot], start the vCPU threads.
 //   STATS                        copy every vCPU's guest record into the area.
+//   GAP_WINDOW                   open a new gap window in every vCPU's guest record
+//                                (zero REC_MAX_GAP): the baseline the next park keeps.
 //   QUIT                         stop the vCPUs and exit.
 // End of file on the socket means the coordinator is gone: parked vCPUs release
 // themselves (dead-man), the VMM logs it and exits.
@@ -31,6 +33,7 @@ struct VmmConfig {
   size_t memory_bytes = 4 << 20;
   uint64_t initial_ucode_rev_msr = 0;
   int refuse_park_vcpu = -1;  // test hook
+  int stale_view_vcpu = -1;   // test hook: this vCPU loses its MSR 0x8B writes
 };
 
 class VmmServer {
@@ -48,6 +51,7 @@ class VmmServer {
   std::string Handle(const std::string& msg, UniqueFd received);
   absl::Status Attach(int slot, int deadman_ms, UniqueFd area_fd);
   void CopyGuestRecords();
+  void OpenGapWindows();
   void OnCoordinatorGone();
   void StopVcpus();
   void Log(const std::string& msg) const;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "host/base/status_macros.h"
 
 namespace ucode::orchestrator {
 
@@ -21,30 +22,35 @@ std::vector<std::string> CoordinatorGuestGroup::names() const {
 }
 
 absl::Status CoordinatorGuestGroup::Prepare(absl::Duration timeout) {
-  return coordinator_.WaitGuestsRunning(timeout);
+  RETURN_IF_ERROR(coordinator_.WaitGuestsRunning(timeout));
+  // From here to the park, each guest's largest gap is the baseline of its blackout.
+  return coordinator_.OpenGapWindows();
 }
 
 absl::Status CoordinatorGuestGroup::Park(absl::Duration deadline) {
+  pending_revision_.reset();
   return coordinator_.Park(deadline);
 }
 
+// With a revision from SetRevision(), the release hands it to every vCPU (one wake-up per
+// vCPU). The release itself succeeding is what this returns; a view that was not set is
+// recorded per VM (kFailed) and fails Result(), so VerifyGuestViews() reports it.
 absl::Status CoordinatorGuestGroup::Release(absl::Duration deadline) {
-  return coordinator_.Release(deadline);
-}
-
-std::vector<std::string> CoordinatorGuestGroup::ReadbackMismatches(size_t vm,
-                                                                   uint64_t msr) const {
-  std::vector<std::string> bad;
-  const rendezvous::VmSlot& slot = coordinator_.area().vm[vm];
-  for (uint32_t j = 0; j < slot.vcpus; ++j) {
-    const rendezvous::VcpuSlot& v = slot.vcpu[j];
-    if (v.last_errno != 0 || v.revision_readback != msr) {
-      bad.push_back(absl::StrCat("vcpu ", j, " read back 0x", absl::Hex(v.revision_readback),
-                                 v.last_errno != 0 ? absl::StrCat(" (errno ", v.last_errno, ")")
-                                                   : ""));
-    }
+  if (!pending_revision_) return coordinator_.Release(deadline);
+  const uint32_t revision = *pending_revision_;
+  pending_revision_.reset();
+  absl::Status released = coordinator_.ReleaseWithRevision(revision, deadline);
+  const uint64_t msr = uint64_t{revision} << 32;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    std::vector<std::string> bad = coordinator_.ViewNotSet(i, msr);
+    views_[i] = bad.empty() ? VmViewOutcome{.name = specs_[i].name, .status = ViewStatus::kSet}
+                            : VmViewOutcome{.name = specs_[i].name,
+                                            .status = ViewStatus::kFailed,
+                                            .detail = absl::StrJoin(bad, ", ")};
   }
-  return bad;
+  // INTERNAL: every vCPU released, some view not set (recorded above). Anything else is
+  // the release's own failure (a vCPU still parked).
+  return released.code() == absl::StatusCode::kInternal ? absl::OkStatus() : released;
 }
 
 GuestViewResult CoordinatorGuestGroup::Result() const {
@@ -60,21 +66,11 @@ GuestViewResult CoordinatorGuestGroup::Result() const {
   return r;
 }
 
-GuestViewResult CoordinatorGuestGroup::SetRevision(uint32_t revision, absl::Duration deadline) {
-  absl::Status s = coordinator_.SetRevision(revision, deadline);
-  const uint64_t msr = uint64_t{revision} << 32;
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    std::vector<std::string> bad = ReadbackMismatches(i, msr);
-    if (bad.empty()) {
-      views_[i] = {.name = specs_[i].name, .status = ViewStatus::kSet, .detail = ""};
-    } else {
-      views_[i] = {.name = specs_[i].name, .status = ViewStatus::kFailed,
-                   .detail = absl::StrJoin(bad, ", ")};
-    }
-  }
-  GuestViewResult r = Result();
-  if (!s.ok() && r.status.ok()) r.status = s;  // e.g. a missing ack the slots do not show
-  return r;
+// Nothing is written here: the revision goes to each vCPU with the release (Release()),
+// which is when the per-VM outcome becomes known.
+GuestViewResult CoordinatorGuestGroup::SetRevision(uint32_t revision, absl::Duration) {
+  pending_revision_ = revision;
+  return Result();
 }
 
 GuestViewResult CoordinatorGuestGroup::VerifyGuestViews(uint32_t revision,
@@ -93,7 +89,7 @@ GuestViewResult CoordinatorGuestGroup::VerifyGuestViews(uint32_t revision,
     for (size_t i = 0; i < views->size() && i < specs_.size(); ++i) {
       VmViewOutcome& out = views_[i];
       if (out.status == ViewStatus::kFailed || out.status == ViewStatus::kVerified) continue;
-      std::vector<std::string> bad = ReadbackMismatches(i, msr);
+      std::vector<std::string> bad = coordinator_.ViewNotSet(i, msr);
       if (!bad.empty()) {
         out = {.name = specs_[i].name, .status = ViewStatus::kFailed,
                .detail = absl::StrCat("VMM read-back: ", absl::StrJoin(bad, ", "))};
@@ -141,6 +137,7 @@ std::vector<VmReport> CoordinatorGuestGroup::Report() {
       r.park_latency = v.park_latency;
       r.time_parked = v.time_parked;
       r.guest_blackout = v.guest_blackout;
+      r.baseline_max_gap = v.baseline_max_gap;
       r.guest_measured = specs_[i].program != "halt";
       r.revision_before = v.revision_before;
       r.revision_after = v.revision_after;

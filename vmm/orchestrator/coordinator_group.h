@@ -1,13 +1,15 @@
 // CoordinatorGuestGroup: our own ucode-vmm fleet as a GuestGroup, over the rendezvous
-// coordinator (vmm/rendezvous/coordinator.h). Park/SetRevision/Release go through the
-// shared rendezvous area (no socket round trip per step); guest views and measurements
-// come from the guest records each VMM reads out of guest memory.
+// coordinator (vmm/rendezvous/coordinator.h). Park and Release go through the shared
+// rendezvous area (no socket round trip per step); SetRevision writes nothing: the
+// revision travels with the release, so each vCPU wakes once. Guest views and
+// measurements come from the guest records each VMM reads out of guest memory.
 //
 // Borrows the coordinator (the caller starts it and shuts it down, e.g. from a signal
 // path); like the coordinator, not thread-safe: one caller at a time.
 #ifndef UCODE_VMM_ORCHESTRATOR_COORDINATOR_GROUP_H_
 #define UCODE_VMM_ORCHESTRATOR_COORDINATOR_GROUP_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,13 +43,12 @@ class CoordinatorGuestGroup final : public GuestGroup {
   }
 
  private:
-  // Per VM, the vCPUs whose MSR 0x8B read-back (through the VMM) is not `msr`.
-  std::vector<std::string> ReadbackMismatches(size_t vm, uint64_t msr) const;
   GuestViewResult Result() const;
 
   rendezvous::Coordinator& coordinator_;
   std::vector<rendezvous::VmSpec> specs_;
   std::vector<VmViewOutcome> views_;  // per VM, the latest view outcome
+  std::optional<uint32_t> pending_revision_;  // SetRevision() -> the next Release()
 };
 
 }  // namespace ucode::orchestrator

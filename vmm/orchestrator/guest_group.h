@@ -57,6 +57,9 @@ struct VmReport {
   absl::Duration park_latency;    // park command -> last vCPU of this VM parked
   absl::Duration time_parked;     // first vCPU out of guest mode -> last one back in
   absl::Duration guest_blackout;  // largest park-spanning TSC gap the guest measured
+  // Largest TSC gap the guest measured before the park (from Prepare() to the park), with
+  // no hold inside: what ordinary scheduling (overcommit) costs it anyway.
+  absl::Duration baseline_max_gap;
   bool guest_measured = false;
   uint32_t revision_before = 0;   // MSR 0x8B[63:32] as the guest read it
   uint32_t revision_after = 0;
@@ -108,7 +111,10 @@ class GuestGroup {
   // is ABORTED and names the VMs (and vCPUs, where known) that did not park.
   [[nodiscard]] virtual absl::Status Park(absl::Duration deadline) = 0;
 
-  // While parked: sets MSR 0x8B = revision << 32 on every vCPU and reads it back.
+  // While parked: sets MSR 0x8B = revision << 32 on every vCPU and reads it back. A backend
+  // may instead hand the revision to each vCPU with the next Release() (ucode-vmm: one
+  // wake-up per vCPU); its per-VM outcome is then known after Release(), and a view that
+  // was not set fails VerifyGuestViews().
   [[nodiscard]] virtual GuestViewResult SetRevision(uint32_t revision,
                                                     absl::Duration deadline) = 0;
 

@@ -134,9 +134,9 @@ void AppendVmsText(const UpdateReport& r, std::string& out) {
   if (r.vms.empty()) return;
   absl::StrAppendFormat(&out, "guests:     %d VMs, %d vCPUs (%s mode)\n",
                         static_cast<int>(r.vms.size()), r.total_vcpus(), UpdateModeName(r.mode));
-  std::vector<std::vector<std::string>> rows = {{"vm", "kind", "vcpus", "park latency",
-                                                 "time parked", "guest blackout", "rev before",
-                                                 "rev after", "view"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"vm", "kind", "vcpus", "park latency", "time parked", "guest blackout",
+       "baseline max gap", "rev before", "rev after", "view"}};
   for (const VmReport& vm : r.vms) {
     std::string view = ViewStatusName(vm.view);
     if (!vm.view_detail.empty()) absl::StrAppend(&view, " (", vm.view_detail, ")");
@@ -144,12 +144,14 @@ void AppendVmsText(const UpdateReport& r, std::string& out) {
     if (vm.deadman_releases > 0) absl::StrAppend(&view, "; dead-man released ", vm.deadman_releases);
     rows.push_back({vm.name, vm.kind, absl::StrCat(vm.vcpus), Dur(vm.park_latency),
                     Dur(vm.time_parked), vm.guest_measured ? Dur(vm.guest_blackout) : "-",
-                    Hex(vm.revision_before), Hex(vm.revision_after), view});
+                    vm.guest_measured ? Dur(vm.baseline_max_gap) : "-", Hex(vm.revision_before),
+                    Hex(vm.revision_after), view});
   }
   out += Table(rows, "  ");
   if (r.host_touched) {
     absl::StrAppendFormat(&out,
-                          "rendezvous: park all %s, host call %s, set views %s, release all %s; held %s\n",
+                          "rendezvous: park all %s, host call %s, view hand-over %s, release "
+                          "with views %s; held %s\n",
                           Dur(r.park_all), Dur(r.host_call), Dur(r.set_views), Dur(r.release_all),
                           Dur(r.held));
     absl::StrAppendFormat(&out, "park:       %s\n", ParkWindowContents(r));
@@ -288,8 +290,8 @@ std::string ReportJson(const UpdateReport& r) {
       .Num("vcpus", r.total_vcpus())
       .Micros("park_all_us", r.park_all)
       .Micros("host_call_us", r.host_call)
-      .Micros("set_views_us", r.set_views)
-      .Micros("release_all_us", r.release_all)
+      .Micros("view_handover_us", r.set_views)
+      .Micros("release_with_views_us", r.release_all)
       .Micros("held_us", r.held)
       .Micros("overhead_us", r.overhead)
       .Str("park_window", ParkWindowContents(r))
@@ -304,6 +306,7 @@ std::string ReportJson(const UpdateReport& r) {
         .Micros("park_latency_us", vm.park_latency)
         .Micros("time_parked_us", vm.time_parked)
         .Micros("guest_blackout_us", vm.guest_blackout)
+        .Micros("baseline_max_gap_us", vm.baseline_max_gap)
         .Flag("guest_measured", vm.guest_measured)
         .Num("revision_before", vm.revision_before)
         .Num("revision_after", vm.revision_after)

@@ -67,8 +67,12 @@ struct UpdateReport {
   // The host late-load call (strict: from every VM parked to its return): the activation
   // window plus the host's own arrival and accounting.
   absl::Duration host_call;
-  absl::Duration set_views;      // guest view written and read back in every group
-  absl::Duration release_all;    // release fan-out -> every group released
+  // SetRevision fan-out. ucode-vmm hands the view to each vCPU with the release, so for
+  // it this is only the hand-over; the write and read-back are inside release_all.
+  absl::Duration set_views;
+  // Release fan-out -> every group released (ucode-vmm: each vCPU wrote and read back
+  // MSR 0x8B on its way back into the guest).
+  absl::Duration release_all;
   absl::Duration held;           // longest time_parked of any VM
   // Strict: held minus the host activation window; fast: held (no activation inside).
   absl::Duration overhead;

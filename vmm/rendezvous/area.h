@@ -6,7 +6,8 @@
 //
 // Who writes what:
 //   - coordinator: `command` (the futex word every parked vCPU thread sleeps on),
-//     `revision`, `expected_acks`, `acks` and `arrived` (reset), `command_ns`.
+//     `revision` (before the command that carries it), `expected_acks`, `acks` and
+//     `arrived` (reset), `command_ns`.
 //   - vCPU thread (vm v, vcpu i): vm[v].vcpu[i] except `guest`; `acks`, `arrived` (+1).
 //   - VMM control thread: vm[v] header, vm[v].vcpu[i].guest (copied on STATS).
 // All cross-process synchronisation goes through the std::atomic fields (lock-free, so
@@ -30,9 +31,11 @@ inline constexpr int kMaxVcpusPerVm = 8;
 // one atomic load and the futex sleeps on exactly that value.
 enum class Command : uint32_t {
   kNone = 0,
-  kPark = 1,         // leave guest mode and stay out
-  kSetRevision = 2,  // (parked) write MSR 0x8B = `revision`, read it back, stay parked
-  kRelease = 3,      // (parked) re-enter KVM_RUN
+  kPark = 1,     // leave guest mode and stay out
+  kRelease = 3,  // (parked) re-enter KVM_RUN; MSR 0x8B untouched (aborted rendezvous)
+  // (parked) write MSR 0x8B = `revision`, read it back, then re-enter KVM_RUN: the new
+  // guest view travels with the release, so each vCPU thread wakes once per rendezvous.
+  kReleaseWithRevision = 4,
 };
 inline constexpr uint32_t kCommandBits = 4;
 inline uint32_t MakeCommandWord(uint32_t seq, Command c) {
@@ -62,19 +65,20 @@ struct GuestRecordCopy {
   } changes[6];
   uint64_t park_mark;
   uint64_t park_gap;  // TSC ticks between the last read before the park and the first after
+  uint64_t window_gap_at_park;  // largest gap of the window that the last park closed
 };
-static_assert(sizeof(GuestRecordCopy) == 0xE0);
+static_assert(sizeof(GuestRecordCopy) == 0xE8);
 
 struct VcpuSlot {
   std::atomic<uint32_t> ack_seq;  // sequence of the last command this vCPU completed
   std::atomic<uint32_t> state;    // VcpuState
   int32_t tid;
-  int32_t last_errno;           // errno of a failed KVM_SET_MSRS / readback mismatch (-1)
+  int32_t last_errno;           // kReleaseWithRevision: 0, or -1 (write or read-back failed)
   int64_t kicked_out_ns;        // CLOCK_MONOTONIC: KVM_RUN returned for the park
   int64_t parked_ns;            // parked and acknowledged
   int64_t resumed_ns;           // about to re-enter KVM_RUN after release
   uint64_t parked_iteration;    // the guest's iteration counter while parked
-  uint64_t revision_readback;   // MSR 0x8B read back after kSetRevision
+  uint64_t revision_readback;   // MSR 0x8B read back by kReleaseWithRevision
   std::atomic<uint32_t> deadman_releases;  // times this vCPU released itself
   uint32_t exit_reason;                    // KVM exit reason if state == kExited
   GuestRecordCopy guest;
@@ -93,7 +97,7 @@ struct Area {
   std::atomic<uint32_t> acks;           // futex word: vCPU acks for the current seq
   std::atomic<uint32_t> expected_acks;  // the vCPU whose ack makes acks == this wakes
   std::atomic<uint32_t> arrived;        // release barrier: vCPUs woken by kRelease
-  std::atomic<uint64_t> revision;       // MSR 0x8B value for kSetRevision
+  std::atomic<uint64_t> revision;       // MSR 0x8B value for kReleaseWithRevision
   std::atomic<int64_t> command_ns;      // CLOCK_MONOTONIC when `command` was issued
   VmSlot vm[kMaxVms];
 };

@@ -1,24 +1,41 @@
 // bench_rendezvous: park-all, release-all and coordination overhead of the cross-VM
-// rendezvous for several VMs x vCPUs shapes, beside the physical floor (one vCPU's
-// kick-to-parked time x vCPUs / cores), and the RSS of a ucode-vmm process.
+// rendezvous for several VMs x vCPUs shapes, beside the physical floor measured first in
+// the same run, and the RSS of a ucode-vmm process.
 //
-//   bazel run //vmm/rendezvous:bench_rendezvous -- [--rounds=20] [--shapes=1x1,4x2,...]
+//   bazel run -c opt //vmm/rendezvous:bench_rendezvous -- [--rounds=20] [--shapes=1x1,4x2,...]
 //
-// Prints a table and one JSON line. Guests run `spin`. Two activations per shape:
-//   - none (overhd_us): an empty activation callback, so the coordination overhead is the
-//     whole time from the first vCPU out of guest mode to the last one released;
+// Prints a table and one JSON line. Guests run `spin`. VMM logs go to a fresh private
+// directory (mkdtemp, 0700), printed on stderr.
+//
+// The floor (bench_floor.h): one bare KVM vCPU in this process: kick -> parked, release
+// -> re-entering KVM_RUN, release -> guest progress. A shape's floor is the bare figure x
+// max(1, vCPUs / cores); the x/fl columns divide the shape's figure by it: park by the
+// kick floor, release by the re-entry floor, overhead by kick + re-entry, the median
+// guest gap by kick + guest progress.
+//
+// Two activations per shape:
+//   - none: an empty activation callback, so the coordination overhead (ovh_us) is the
+//     whole time from the first vCPU out of guest mode to the last one back in;
 //   - host (host_ovh_us): the emulated host late load of a generated image (the demo's
 //     2x4x2 host, --image_kib, unstaged), driven as the orchestrator drives it (park in
-//     before_activation, then set the guest view and release); overhead is the time held
-//     minus the load's activation window (window_us: all CPUs arrived -> last one done). gap_* is what the guests measured: the TSC gap spanning the park
-// (median over vCPUs and rounds; median over rounds of the worst vCPU). On a host with
-// more vCPUs than cores it includes the vCPU's ordinary wait for a core before the kick
-// and after the release.
+//     before_activation, then release with the guest view); overhead is the time held
+//     minus the load's activation window (window_us: all CPUs arrived -> last one done).
+// release_us: release command -> last vCPU re-entering KVM_RUN, each having written and
+// read back MSR 0x8B on the way (there is no separate set-revision step).
+// What the guests measured (no-op rounds), as TSC gaps between consecutive reads:
+//   - gap: the gap spanning the park (the guest's blackout);
+//   - base: the largest gap in the window before the park (opened after the previous
+//     rendezvous settled, held open until every vCPU measured a gap in it and at least
+//     --gap_ms), with no hold inside: ordinary scheduling.
+// *_med is the median over vCPUs and rounds, *_max the median over rounds of the worst
+// vCPU. With more vCPUs than cores both include waiting for a core; gap/base compares
+// the blackout's worst vCPU with the worst ordinary gap.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -26,45 +43,31 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "host/base/private_files.h"
 #include "host/late_load/late_load.h"
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
+#include "vmm/rendezvous/bench_floor.h"
+#include "vmm/rendezvous/bench_points.h"
 #include "vmm/rendezvous/coordinator.h"
 
 ABSL_FLAG(int, rounds, 20, "rendezvous per shape (the median is reported)");
 ABSL_FLAG(std::string, shapes, "1x1,4x2,8x2,16x4,32x4", "VMs x vCPUs per VM");
 ABSL_FLAG(std::string, program, "spin", "guest program");
-ABSL_FLAG(int, gap_ms, 5, "guests run this long between rendezvous");
+ABSL_FLAG(int, gap_ms, 5,
+          "guests run at least this long between rendezvous (the baseline window)");
 ABSL_FLAG(int, image_kib, 64, "size of the generated image the host-load rounds activate");
 
 namespace ucode::rendezvous {
 namespace {
-
-struct Point {
-  int vms = 0, vcpus = 0;
-  double park_us = 0, release_us = 0, set_rev_us = 0, overhead_us = 0;
-  double blackout_med_us = 0, blackout_max_us = 0;  // guest-measured park-spanning gaps
-  double floor_us = 0, ratio = 0;
-  // With the emulated host late load as the activation.
-  double host_overhead_us = 0, host_window_us = 0, host_park_us = 0, host_release_us = 0;
-  double host_outside_us = 0;
-  int failures = 0;
-};
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 double Us(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
 
@@ -94,9 +97,12 @@ absl::StatusOr<Host> MakeHost() {
   return Host{std::move(*p), config.revision};
 }
 
+// A loaded host may leave a vCPU without a core for seconds; waits here are not timed.
+constexpr absl::Duration kGuestPatience = absl::Seconds(30);
+
 // Polls the guests' own MSR 0x8B reads until every vCPU sees `revision` (not timed).
 absl::Status WaitGuestsSee(Coordinator& c, uint32_t revision) {
-  const absl::Time end = absl::Now() + absl::Seconds(5);
+  const absl::Time end = absl::Now() + kGuestPatience;
   for (;;) {
     auto views = c.ReadGuestViews();
     if (!views.ok()) return views.status();
@@ -110,6 +116,31 @@ absl::Status WaitGuestsSee(Coordinator& c, uint32_t revision) {
   }
 }
 
+// Opens the baseline window of the next park, then lets the guests run in it: until
+// every vCPU has measured at least one gap there (with more vCPUs than cores a vCPU may
+// wait longer than --gap_ms for a core, and a window it never ran in would say nothing),
+// and at least --gap_ms.
+absl::Status RunBaselineWindow(Coordinator& c) {
+  absl::StatusOr<std::vector<VmResult>> start = c.ReadGuestViews();
+  if (!start.ok()) return start.status();
+  if (absl::Status s = c.OpenGapWindows(); !s.ok()) return s;
+  const absl::Time min_end = absl::Now() + absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms));
+  const absl::Time end = absl::Now() + kGuestPatience;
+  for (;;) {
+    absl::StatusOr<std::vector<VmResult>> now = c.ReadGuestViews();
+    if (!now.ok()) return now.status();
+    bool all = true;
+    for (size_t i = 0; i < now->size(); ++i) {
+      for (size_t j = 0; j < (*now)[i].vcpus.size(); ++j) {
+        all &= (*now)[i].vcpus[j].iterations >= (*start)[i].vcpus[j].iterations + 2;
+      }
+    }
+    if (all && absl::Now() >= min_end) return absl::OkStatus();
+    if (absl::Now() >= end) return absl::DeadlineExceededError("guests did not run in the window");
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
 struct HostRound {
   double overhead_us, window_us, park_us, release_us;
   double outside_window_us;  // parked -> load returned, minus the activation window
@@ -117,7 +148,7 @@ struct HostRound {
 
 // One strict rendezvous around the emulated host late load, as the orchestrator runs it
 // (vmm/orchestrator/update_operation.cc): park in before_activation, the load, then the
-// guest view and the release. Held time comes from the vCPUs' own timestamps.
+// release with the guest view. Held time comes from the vCPUs' own timestamps.
 absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, Host& host, uint32_t guest_revision) {
   microcode::GeneratorOptions g;
   g.revision = host.revision + 1;
@@ -134,10 +165,8 @@ absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, Host& host, uint32_t gue
   auto load = late_load::RunLateLoad(*host.platform, *image, hooks);
   const int64_t loaded_at = MonotonicNs();
   if (!load.ok()) return load.status();
-  absl::Status view = c.SetRevision(guest_revision, absl::Seconds(2));
-  absl::Status released = c.Release(absl::Seconds(2));
+  absl::Status released = c.ReleaseWithRevision(guest_revision, absl::Seconds(2));
   if (!load->status.ok()) return load->status;
-  if (!view.ok()) return view;
   if (!released.ok()) return released;
   host.revision = g.revision;
   int64_t first_out = INT64_MAX, last_parked = 0, last_back = 0;
@@ -157,7 +186,8 @@ absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, Host& host, uint32_t gue
                    .outside_window_us = (loaded_at - parked_at) / 1e3 - window};
 }
 
-absl::StatusOr<Point> Measure(int vms, int vcpus, uint32_t* revision, long* rss_kib) {
+absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
+                              uint32_t* revision, long* rss_kib) {
   std::vector<VmSpec> specs;
   for (int i = 0; i < vms; ++i) {
     VmSpec s;
@@ -171,9 +201,10 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, uint32_t* revision, long* rss_
   CoordinatorOptions copts;
   copts.deadman = absl::Seconds(5);
   // Fresh per fleet: VMM logs are created O_EXCL (vmm_process.h).
-  absl::StatusOr<std::string> log_dir = MakePrivateDir("", "ucode-bench-logs-");
-  if (!log_dir.ok()) return log_dir.status();
-  copts.log_dir = *log_dir;
+  absl::StatusOr<std::string> fleet_dir =
+      MakePrivateDir(log_dir, absl::StrCat("fleet-", vms, "x", vcpus, "-"));
+  if (!fleet_dir.ok()) return fleet_dir.status();
+  copts.log_dir = *fleet_dir;
   auto c = Coordinator::Start(specs, copts);
   if (!c.ok()) return c.status();
   if (absl::Status s = (*c)->WaitGuestsRunning(absl::Seconds(30)); !s.ok()) return s;
@@ -185,16 +216,17 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, uint32_t* revision, long* rss_
   Point pt;
   pt.vms = vms;
   pt.vcpus = vcpus;
-  std::vector<double> park, release, setrev, overhead, gaps, max_gaps;
+  std::vector<double> park, release, overhead, gaps, max_gaps, base_gaps, max_base_gaps;
   int rounds = absl::GetFlag(FLAGS_rounds);
   for (int i = -2; i < rounds; ++i) {  // two warm-up rounds
+    if (absl::Status s = RunBaselineWindow(**c); !s.ok()) return s;
     RendezvousOptions o;
     o.revision = ++*revision;
     o.mode = RendezvousMode::kStrict;
     o.activate = [] { return absl::OkStatus(); };
     o.park_deadline = absl::Seconds(2);
     o.step_deadline = absl::Seconds(2);
-    o.guest_view_timeout = absl::Seconds(5);  // after the release: not in the timings
+    o.guest_view_timeout = kGuestPatience;  // after the release: not in the timings
     auto rep = (*c)->Rendezvous(o);
     if (!rep.ok()) {
       std::fprintf(stderr, "%dx%d round %d: %s\n", vms, vcpus, i,
@@ -203,18 +235,21 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, uint32_t* revision, long* rss_
       continue;
     }
     if (i >= 0) {
-      double worst = 0;
+      double worst = 0, worst_base = 0;
       for (const VmResult& vm : rep->vms_result) {
-        for (const VcpuView& v : vm.vcpus) gaps.push_back(Us(v.park_gap));
+        for (const VcpuView& v : vm.vcpus) {
+          gaps.push_back(Us(v.park_gap));
+          base_gaps.push_back(Us(v.baseline_gap));
+        }
         worst = std::max(worst, Us(vm.guest_blackout));
+        worst_base = std::max(worst_base, Us(vm.baseline_max_gap));
       }
       max_gaps.push_back(worst);
+      max_base_gaps.push_back(worst_base);
       park.push_back(Us(rep->park_all));
-      release.push_back(Us(rep->release_all));
-      setrev.push_back(Us(rep->set_revision));
+      release.push_back(Us(rep->release_with_view));
       overhead.push_back(Us(rep->overhead));
     }
-    absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms)));
   }
   absl::StatusOr<Host> host = MakeHost();
   if (!host.ok()) return host.status();
@@ -248,10 +283,11 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, uint32_t* revision, long* rss_
   pt.host_outside_us = Median(h_outside);
   pt.park_us = Median(park);
   pt.release_us = Median(release);
-  pt.set_rev_us = Median(setrev);
   pt.overhead_us = Median(overhead);
   pt.blackout_med_us = Median(gaps);
   pt.blackout_max_us = Median(max_gaps);
+  pt.baseline_med_us = Median(base_gaps);
+  pt.baseline_max_us = Median(max_base_gaps);
   absl::Status s = (*c)->Shutdown();
   if (!s.ok()) std::fprintf(stderr, "shutdown: %s\n", std::string(s.message()).c_str());
   return pt;
@@ -269,59 +305,45 @@ int Main() {
     }
     shapes.push_back({a, b});
   }
-  uint32_t revision = 0x100;
-  // The floor: one vCPU's kick-to-parked time, measured here by a 1x1 fleet.
-  auto one = Measure(1, 1, &revision, nullptr);
-  if (!one.ok()) {
-    std::fprintf(stderr, "1x1: %s\n", one.status().ToString().c_str());
+  // A private log directory: never a fixed, guessable path in /tmp.
+  absl::StatusOr<std::string> made = MakePrivateDir("", "ucode-bench-rendezvous-");
+  if (!made.ok()) {
+    std::fprintf(stderr, "%s\n", made.status().ToString().c_str());
     return 1;
   }
+  const std::string log_dir = *made;
+  std::fprintf(stderr, "ucode-vmm logs: %s\n", log_dir.c_str());
+
+  absl::StatusOr<BareVcpuFloor> floor = MeasureBareVcpuFloor(absl::GetFlag(FLAGS_rounds));
+  if (!floor.ok()) {
+    std::fprintf(stderr, "floor: %s\n", floor.status().ToString().c_str());
+    return 1;
+  }
+  uint32_t revision = 0x100;
   long rss_kib = -1;
-  auto rss = Measure(1, 2, &revision, &rss_kib);  // 2 vCPUs, 4 MiB guest memory
+  auto rss = Measure(1, 2, log_dir, &revision, &rss_kib);  // 2 vCPUs, 4 MiB guest memory
   if (!rss.ok()) std::fprintf(stderr, "rss: %s\n", rss.status().ToString().c_str());
 
   std::vector<Point> points;
   for (auto [vms, vcpus] : shapes) {
-    auto pt = (vms == 1 && vcpus == 1) ? one : Measure(vms, vcpus, &revision, nullptr);
+    auto pt = Measure(vms, vcpus, log_dir, &revision, nullptr);
     if (!pt.ok()) {
       std::fprintf(stderr, "%dx%d: %s\n", vms, vcpus, pt.status().ToString().c_str());
       continue;
     }
-    int total = vms * vcpus;
-    pt->floor_us = one->park_us * std::max(1.0, double(total) / cores);
-    pt->ratio = pt->floor_us > 0 ? pt->park_us / pt->floor_us : 0;
+    ApplyFloor(*floor, cores, *pt);
     points.push_back(*pt);
   }
 
-  std::printf("rendezvous on %d cores, %d rounds per shape (medians), guest '%s'\n", cores,
-              absl::GetFlag(FLAGS_rounds), absl::GetFlag(FLAGS_program).c_str());
-  std::printf("%-7s %6s %10s %10s %10s %10s %10s %7s %11s %11s %11s %10s %5s\n", "VMsxV",
-              "vCPUs", "park_us", "setrev_us", "release_us", "overhd_us", "floor_us", "ratio",
-              "gap_med_us", "gap_max_us", "host_ovh_us", "window_us", "fail");
+  PrintTable(points, *floor, cores, absl::GetFlag(FLAGS_rounds), absl::GetFlag(FLAGS_program));
   std::vector<std::string> json;
-  for (const Point& p : points) {
-    std::printf("%-7s %6d %10.1f %10.1f %10.1f %10.1f %10.1f %7.2f %11.1f %11.1f %11.1f %10.1f %5d\n",
-                absl::StrCat(p.vms, "x", p.vcpus).c_str(), p.vms * p.vcpus, p.park_us,
-                p.set_rev_us, p.release_us, p.overhead_us, p.floor_us, p.ratio,
-                p.blackout_med_us, p.blackout_max_us, p.host_overhead_us, p.host_window_us,
-                p.failures);
-    json.push_back(absl::StrFormat(
-        "{\"vms\":%d,\"vcpus_per_vm\":%d,\"park_all_us\":%.1f,\"set_revision_us\":%.1f,"
-        "\"release_all_us\":%.1f,\"overhead_us\":%.1f,\"floor_us\":%.1f,"
-        "\"park_to_floor_ratio\":%.2f,\"guest_gap_median_us\":%.1f,"
-        "\"guest_gap_max_us\":%.1f,\"host_load_overhead_us\":%.1f,"
-        "\"host_load_window_us\":%.1f,\"host_load_park_all_us\":%.1f,"
-        "\"host_load_release_all_us\":%.1f,\"host_load_outside_window_us\":%.1f,"
-        "\"failures\":%d}",
-        p.vms, p.vcpus, p.park_us, p.set_rev_us, p.release_us, p.overhead_us, p.floor_us,
-        p.ratio, p.blackout_med_us, p.blackout_max_us, p.host_overhead_us, p.host_window_us,
-        p.host_park_us, p.host_release_us, p.host_outside_us, p.failures));
-  }
-  std::printf("one vCPU kick-to-parked: %.1f us; ucode-vmm RSS (2 vCPUs, 4 MiB): %ld KiB\n",
-              one->park_us, rss_kib);
-  std::printf("{\"bench\":\"rendezvous\",\"cores\":%d,\"rounds\":%d,\"one_vcpu_park_us\":%.1f,"
-              "\"vmm_rss_kib\":%ld,\"points\":[%s]}\n",
-              cores, absl::GetFlag(FLAGS_rounds), one->park_us, rss_kib,
+  for (const Point& p : points) json.push_back(PointJson(p));
+  std::printf("ucode-vmm RSS (2 vCPUs, 4 MiB): %ld KiB\n", rss_kib);
+  std::printf("{\"bench\":\"rendezvous\",\"cores\":%d,\"rounds\":%d,"
+              "\"floor\":{\"kick_to_parked_us\":%.1f,\"release_to_reentry_us\":%.1f,"
+              "\"release_to_progress_us\":%.1f},\"vmm_rss_kib\":%ld,\"points\":[%s]}\n",
+              cores, absl::GetFlag(FLAGS_rounds), floor->kick_to_parked_us,
+              floor->release_to_reentry_us, floor->release_to_progress_us, rss_kib,
               absl::StrJoin(json, ",").c_str());
   return 0;
 }

@@ -84,6 +84,11 @@ std::vector<pid_t> Coordinator::pids() const {
   return out;
 }
 
+absl::Status Coordinator::OpenGapWindows() {
+  for (auto& vmm : vmms_) RETURN_IF_ERROR(vmm->Call("GAP_WINDOW").status());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<VmResult>> Coordinator::ReadGuestViews() {
   for (auto& vmm : vmms_) RETURN_IF_ERROR(vmm->Call("STATS").status());
   std::vector<VmResult> out;
@@ -101,6 +106,8 @@ absl::StatusOr<std::vector<VmResult>> Coordinator::ReadGuestViews() {
       v.iterations = s.guest.iterations;
       v.largest_gap = absl::Nanoseconds(static_cast<int64_t>(s.guest.max_gap * ns_per_tick));
       v.park_gap = absl::Nanoseconds(static_cast<int64_t>(s.guest.park_gap * ns_per_tick));
+      v.baseline_gap =
+          absl::Nanoseconds(static_cast<int64_t>(s.guest.window_gap_at_park * ns_per_tick));
       v.first_rev_msr = s.guest.first_rev;
       v.rev_msr = s.guest.cur_rev;
       v.backwards = s.guest.backwards;
@@ -116,6 +123,7 @@ absl::StatusOr<std::vector<VmResult>> Coordinator::ReadGuestViews() {
       last_parked = std::max(last_parked, s.parked_ns);
       last_back = std::max(last_back, s.resumed_ns);
       r.guest_blackout = std::max(r.guest_blackout, v.park_gap);
+      r.baseline_max_gap = std::max(r.baseline_max_gap, v.baseline_gap);
       uint32_t before = static_cast<uint32_t>(v.first_rev_msr >> 32);
       uint32_t after = static_cast<uint32_t>(v.rev_msr >> 32);
       r.revision_before = j == 0 ? before : std::min(r.revision_before, before);

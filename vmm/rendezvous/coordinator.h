@@ -1,10 +1,12 @@
 // The cross-VM vCPU rendezvous coordinator: owns N ucode-vmm processes and the shared
-// rendezvous area, and parks / sets the guest revision / releases every vCPU of every VM.
+// rendezvous area, and parks every vCPU of every VM, then releases them, handing each the
+// new guest revision (MSR 0x8B) with the release.
 //
 // All methods run on the caller's thread (one owner; not thread-safe). The fast path is
 // the shared area (area.h): a command is one store plus one FUTEX_WAKE, a park kick is one
 // tgkill() per vCPU thread straight into the VMM process, and the coordinator sleeps on a
-// single futex until the last vCPU acknowledges. The control sockets are used for setup,
+// single futex until the last vCPU acknowledges. A rendezvous wakes each parked vCPU
+// thread once: the release carries the revision it writes before re-entering the guest. The control sockets are used for setup,
 // guest-record snapshots and shutdown only.
 //
 // Failure rules (ARCHITECTURE.md 3.3): Park() is all or nothing (a VM that does not park
@@ -50,6 +52,8 @@ struct RendezvousOptions {
   absl::Duration step_deadline = absl::Milliseconds(500);  // set revision, release
   // After release, wait (up to this long) for every spinning guest to read the new
   // revision, then fill the guest-measured fields. Zero: skip.
+  // A failed MSR 0x8B write or read-back fails Rendezvous() (INTERNAL, naming the vCPUs);
+  // every vCPU is released all the same.
   absl::Duration guest_view_timeout = absl::Seconds(2);
 };
 
@@ -58,7 +62,12 @@ struct VcpuView {
   int index = 0;
   uint64_t iterations = 0;
   absl::Duration park_gap;     // guest-measured: the TSC gap that spans the last park
-  absl::Duration largest_gap;  // guest-measured: largest TSC gap since the last park
+  // Guest-measured, leaving out park-spanning gaps: the largest TSC gap in the window the
+  // last park closed (opened by the park before it or by OpenGapWindows()), i.e. what
+  // ordinary scheduling cost this vCPU with no hold inside; and the same for the window
+  // open now.
+  absl::Duration baseline_gap;
+  absl::Duration largest_gap;
   uint64_t first_rev_msr = 0;  // MSR 0x8B at guest start
   uint64_t rev_msr = 0;        // latest MSR 0x8B the guest read
   uint64_t backwards = 0;      // times the guest saw the revision decrease
@@ -83,6 +92,7 @@ struct VmResult {
   absl::Duration park_latency;  // park command -> last vCPU of this VM parked
   absl::Duration time_parked;   // first vCPU out of guest mode -> last one back in
   absl::Duration guest_blackout;  // largest park-spanning TSC gap its vCPUs measured
+  absl::Duration baseline_max_gap;  // largest baseline_gap of its vCPUs (no hold inside)
   uint32_t revision_before = 0;   // as the guest read MSR 0x8B[63:32]
   uint32_t revision_after = 0;
   std::vector<VcpuView> vcpus;
@@ -93,8 +103,9 @@ struct RendezvousReport {
   int vms = 0;
   int vcpus = 0;
   absl::Duration park_all;         // park command -> last vCPU parked
-  absl::Duration set_revision;     // MSR 0x8B written and read back everywhere
-  absl::Duration release_all;      // release command -> last vCPU re-entering KVM_RUN
+  // Release command -> last vCPU re-entering KVM_RUN, each having written and read back
+  // MSR 0x8B on the way (there is no separate set-revision step).
+  absl::Duration release_with_view;
   absl::Duration activation;       // the callback's own duration
   absl::Duration held;             // first vCPU out -> last vCPU back in
   absl::Duration overhead;         // held minus activation (strict); held (fast)
@@ -111,16 +122,30 @@ class Coordinator {
   Coordinator& operator=(const Coordinator&) = delete;
   ~Coordinator();  // Shutdown()
 
-  // The whole operation: park, activate, set revision, release (order per mode).
+  // The whole operation: park, activate, release with the revision (order per mode).
   [[nodiscard]] absl::StatusOr<RendezvousReport> Rendezvous(const RendezvousOptions& options);
 
   // The steps, for tests and benchmarks. Park() releases everything when it fails. A
   // successful Park() leaves the calling thread at kCoordinatorRtPriority (SCHED_FIFO)
-  // until Release() (or Shutdown()) restores it: whatever the caller runs while vCPUs are
+  // until a release (or Shutdown()) restores it: whatever the caller runs while vCPUs are
   // held (the host activation) then runs before ordinary tasks, as stop_machine would.
   [[nodiscard]] absl::Status Park(absl::Duration deadline);
-  [[nodiscard]] absl::Status SetRevision(uint32_t revision, absl::Duration deadline);
+  // Releases every parked vCPU; MSR 0x8B untouched (an aborted rendezvous).
   [[nodiscard]] absl::Status Release(absl::Duration deadline);
+  // Releases every parked vCPU, each writing MSR 0x8B = revision << 32 and reading it
+  // back before it re-enters the guest. INTERNAL, naming each vCPU, when every vCPU was
+  // released but a write or read-back failed or a vCPU did not take the release
+  // (dead-man): those run with the old view, which the caller must report. A release that
+  // failed itself keeps Release()'s error (DEADLINE_EXCEEDED), views named too.
+  [[nodiscard]] absl::Status ReleaseWithRevision(uint32_t revision, absl::Duration deadline);
+
+  // After ReleaseWithRevision(): the vCPUs of the VM at `vm` (Start() order) that do not
+  // run with MSR 0x8B = `msr`, each as "vcpu N <why>"; empty when all do.
+  [[nodiscard]] std::vector<std::string> ViewNotSet(size_t vm, uint64_t msr) const;
+
+  // Opens a new gap window in every guest (one GAP_WINDOW call per VMM): the next park
+  // keeps the largest gap since now as each vCPU's baseline_gap.
+  [[nodiscard]] absl::Status OpenGapWindows();
 
   // Snapshot of every guest record (one STATS call per VMM, all sent before any reply
   // is read) with the park timestamps of the last rendezvous.
@@ -155,7 +180,7 @@ class Coordinator {
   // Timestamps of the last commands (CLOCK_MONOTONIC ns).
   [[nodiscard]] int64_t last_park_ns() const { return park_ns_; }
   [[nodiscard]] int64_t last_release_ns() const { return release_ns_; }
-  // The last Release(): release command -> the last released vCPU's resumed_ns (taken as
+  // The last release: release command -> the last released vCPU's resumed_ns (taken as
   // it re-enters KVM_RUN), from the vCPUs' own timestamps. Measure release-all with this,
   // not with a clock read after Release() returns: that also counts how long this thread
   // waited for a core after dropping its real-time priority, which no vCPU waits for.
@@ -164,6 +189,7 @@ class Coordinator {
  private:
   Coordinator() = default;
   uint32_t Issue(Command command, uint32_t expected_acks);
+  absl::Status ReleaseWith(Command command, absl::Duration deadline);
   void KickUnparked(uint32_t seq);
   // Waits until `done(vm, vcpu)` holds for every vCPU or the deadline passes; re-kicks
   // unparked vCPUs every kRekick when `rekick`. Returns the list of laggards.
@@ -182,10 +208,11 @@ class Coordinator {
   int total_vcpus_ = 0;
   absl::Duration deadman_;
   uint32_t seq_ = 0;
+  uint32_t view_release_seq_ = 0;  // the last kReleaseWithRevision
   int64_t park_ns_ = 0;
   int64_t release_ns_ = 0;
   absl::Duration release_all_;
-  // The thread Park() raised to kCoordinatorRtPriority and what it ran before; Release()
+  // The thread Park() raised to kCoordinatorRtPriority and what it ran before; a release
   // restores it (tid 0: nothing held).
   struct HeldPriority {
     pid_t tid = 0;

@@ -49,7 +49,7 @@ pid_t Gettid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
 }  // namespace
 
-// The thread that parks keeps kCoordinatorRtPriority until Release() has let every vCPU
+// The thread that parks keeps kCoordinatorRtPriority until a release has let every vCPU
 // go: dropping back to SCHED_OTHER between steps lets the scheduler run ordinary tasks
 // (every other runnable thread of the host) before the next step while vCPUs are held.
 void Coordinator::HoldRealtime() {
@@ -80,7 +80,9 @@ uint32_t Coordinator::Issue(Command command, uint32_t expected_acks) {
   if (command == Command::kPark) {
     park_ns_ = now;
   } else {
-    if (command == Command::kRelease) release_ns_ = now;
+    if (command == Command::kRelease || command == Command::kReleaseWithRevision) {
+      release_ns_ = now;
+    }
     FutexWakeAll(&area_->command);  // every parked vCPU thread of every VM sleeps here
   }
   return seq;
@@ -143,7 +145,7 @@ std::vector<std::string> Coordinator::WaitAll(uint32_t seq, absl::Duration deadl
 }
 
 absl::Status Coordinator::Park(absl::Duration deadline) {
-  HoldRealtime();  // until Release(): see HoldRealtime()
+  HoldRealtime();  // until a release: see HoldRealtime()
   uint32_t seq = Issue(Command::kPark, total_vcpus_);
   // Fan out: one signal per vCPU thread, straight into each VMM process, then raise each
   // to real-time so that a thread waiting for a core runs (and sees the signal) now.
@@ -169,34 +171,52 @@ absl::Status Coordinator::Park(absl::Duration deadline) {
       released.ok() ? "" : absl::StrCat(" (", released.message(), ")")));
 }
 
-absl::Status Coordinator::SetRevision(uint32_t revision, absl::Duration deadline) {
-  RealtimeScope rt;
-  uint64_t msr = uint64_t{revision} << 32;
-  area_->revision.store(msr, std::memory_order_relaxed);
-  uint32_t seq = Issue(Command::kSetRevision, total_vcpus_);
-  std::vector<std::string> missing = WaitAll(seq, deadline, /*rekick=*/false);
-  if (!missing.empty()) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "set revision 0x", absl::Hex(revision), ": no ack from ", absl::StrJoin(missing, ", ")));
-  }
-  std::vector<std::string> bad;
-  for (size_t i = 0; i < vmms_.size(); ++i) {
-    const VmSlot& vm = area_->vm[i];
-    for (uint32_t j = 0; j < vm.vcpus; ++j) {
-      if (vm.vcpu[j].last_errno != 0 || vm.vcpu[j].revision_readback != msr) {
-        bad.push_back(absl::StrCat(vmms_[i]->spec().name, " vcpu ", j, " read back 0x",
-                                   absl::Hex(vm.vcpu[j].revision_readback)));
-      }
-    }
-  }
-  if (!bad.empty()) {
-    return absl::InternalError(absl::StrCat("KVM_SET_MSRS 0x8B=0x", absl::Hex(msr),
-                                            " failed: ", absl::StrJoin(bad, ", ")));
-  }
-  return absl::OkStatus();
+absl::Status Coordinator::Release(absl::Duration deadline) {
+  return ReleaseWith(Command::kRelease, deadline);
 }
 
-absl::Status Coordinator::Release(absl::Duration deadline) {
+// One wake-up per vCPU: the revision rides on the release command, and each vCPU thread
+// writes and reads back MSR 0x8B before it re-enters KVM_RUN (VcpuThread::SetGuestView
+// says why that keeps every guest's view consistent). The verdict is read from the slots
+// afterwards; every vCPU has been let go whatever it is.
+absl::Status Coordinator::ReleaseWithRevision(uint32_t revision, absl::Duration deadline) {
+  const uint64_t msr = uint64_t{revision} << 32;
+  area_->revision.store(msr, std::memory_order_relaxed);  // published by Issue()'s store
+  absl::Status released = ReleaseWith(Command::kReleaseWithRevision, deadline);
+  view_release_seq_ = seq_;  // the release command just issued
+  std::vector<std::string> bad;
+  for (size_t i = 0; i < vmms_.size(); ++i) {
+    for (const std::string& v : ViewNotSet(i, msr)) {
+      bad.push_back(absl::StrCat(vmms_[i]->spec().name, " ", v));
+    }
+  }
+  if (bad.empty()) return released;
+  std::string views = absl::StrCat("MSR 0x8B=0x", absl::Hex(msr), " with the release: ",
+                                   absl::StrJoin(bad, ", "));
+  if (!released.ok()) {  // the release's own failure keeps its code
+    return absl::Status(released.code(), absl::StrCat(released.message(), "; ", views));
+  }
+  return absl::InternalError(absl::StrCat(views, "; every vCPU released"));
+}
+
+std::vector<std::string> Coordinator::ViewNotSet(size_t vm, uint64_t msr) const {
+  std::vector<std::string> bad;
+  const VmSlot& slot = area_->vm[vm];
+  for (uint32_t j = 0; j < slot.vcpus; ++j) {
+    const VcpuSlot& v = slot.vcpu[j];
+    // The slot's read-back belongs to this release only if the vCPU acknowledged it.
+    if (v.ack_seq.load(std::memory_order_acquire) != view_release_seq_) {
+      bad.push_back(absl::StrCat("vcpu ", j, " did not take the release (",
+                                 v.deadman_releases.load() > 0 ? "dead-man released it" : "no ack",
+                                 ")"));
+    } else if (v.last_errno != 0 || v.revision_readback != msr) {
+      bad.push_back(absl::StrCat("vcpu ", j, " read back 0x", absl::Hex(v.revision_readback)));
+    }
+  }
+  return bad;
+}
+
+absl::Status Coordinator::ReleaseWith(Command command, absl::Duration deadline) {
   RealtimeScope rt;
   uint32_t parked = 0;
   for (size_t i = 0; i < vmms_.size(); ++i) {
@@ -204,7 +224,7 @@ absl::Status Coordinator::Release(absl::Duration deadline) {
       parked += IsState(area_->vm[i].vcpu[j], VcpuState::kParked);
     }
   }
-  uint32_t seq = Issue(Command::kRelease, parked);
+  uint32_t seq = Issue(command, parked);
   absl::Status s = WaitReleased(seq, deadline);
   // What the vCPUs recorded, not when this thread noticed: the last vCPU's resumed_ns
   // (taken just before it re-entered KVM_RUN) minus the release command.
@@ -320,13 +340,7 @@ absl::StatusOr<RendezvousReport> Coordinator::Rendezvous(const RendezvousOptions
                                              "; all vCPUs released, guest view unchanged"));
     }
   }
-  int64_t t0 = MonotonicNs();
-  if (absl::Status s = SetRevision(o.revision, o.step_deadline); !s.ok()) {
-    Release(o.step_deadline).IgnoreError();
-    return s;
-  }
-  rep.set_revision = absl::Nanoseconds(MonotonicNs() - t0);
-  RETURN_IF_ERROR(Release(o.step_deadline));
+  RETURN_IF_ERROR(ReleaseWithRevision(o.revision, o.step_deadline));  // releases all anyway
 
   int64_t last_parked = 0, first_out = INT64_MAX, last_back = 0;
   for (size_t i = 0; i < vmms_.size(); ++i) {
@@ -338,7 +352,7 @@ absl::StatusOr<RendezvousReport> Coordinator::Rendezvous(const RendezvousOptions
     }
   }
   rep.park_all = absl::Nanoseconds(last_parked - park_ns_);
-  rep.release_all = release_all_;
+  rep.release_with_view = release_all_;
   rep.held = absl::Nanoseconds(last_back - first_out);
   rep.overhead = o.mode == RendezvousMode::kStrict ? rep.held - rep.activation : rep.held;
 

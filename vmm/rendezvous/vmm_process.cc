@@ -90,6 +90,7 @@ absl::StatusOr<std::unique_ptr<VmmProcess>> VmmProcess::Spawn(const std::string&
       absl::StrCat("--memory_mib=", spec.memory_mib),
       absl::StrFormat("--initial_revision=0x%x", spec.initial_revision),
       absl::StrCat("--refuse_park_vcpu=", spec.refuse_park_vcpu),
+      absl::StrCat("--stale_view_vcpu=", spec.stale_view_vcpu),
   };
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -23,6 +23,7 @@ struct VmSpec {
   int memory_mib = 4;
   uint32_t initial_revision = 1;  // what the guest reads in MSR 0x8B[63:32] at start
   int refuse_park_vcpu = -1;      // test hook: this vCPU thread never parks
+  int stale_view_vcpu = -1;       // test hook: this vCPU loses its MSR 0x8B writes
 };
 
 // Where ucode-vmm is: $UCODE_VMM, else the Bazel runfiles of the running program, else
