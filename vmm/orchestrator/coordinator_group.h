@@ -44,6 +44,7 @@ class CoordinatorGuestGroup final : public GuestGroup {
 
  private:
   GuestViewResult Result() const;
+  [[nodiscard]] GuestViewResult ViewAfterRelease() const override { return Result(); }
 
   rendezvous::Coordinator& coordinator_;
   std::vector<rendezvous::VmSpec> specs_;

@@ -121,6 +121,11 @@ class GuestGroup {
   // Lets every parked vCPU run again. OK when nothing is parked.
   [[nodiscard]] virtual absl::Status Release(absl::Duration deadline) = 0;
 
+  // The outcome of the last SetRevision() once Release() has run. A backend that hands the
+  // revision over with the release knows only then which views were set; one that sets
+  // them while parked has said so in SetRevision() already (the default: nothing more).
+  [[nodiscard]] virtual GuestViewResult ViewAfterRelease() const { return {}; }
+
   // After release: waits (up to `timeout`) until each guest itself reads `revision` (where
   // the backend can see that) and re-reads the view through the VMM. A VM whose VMM cannot
   // change the view stays kStaleUntilRestart; one whose guest cannot be observed keeps kSet

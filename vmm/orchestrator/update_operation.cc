@@ -127,6 +127,20 @@ absl::Status SetViews(Context& c, uint32_t revision, std::vector<GuestViewResult
   return view;
 }
 
+// After a release that handed the view over (SetViews): which groups' views were set.
+absl::Status ViewsAfterRelease(Context& c, std::vector<GuestViewResult>* results) {
+  results->resize(c.groups.size());
+  std::vector<std::string> failed;
+  for (size_t i = 0; i < c.groups.size(); ++i) {
+    GuestViewResult after = c.groups[i]->ViewAfterRelease();
+    if (after.status.ok()) continue;
+    failed.push_back(std::string(after.status.message()));
+    (*results)[i] = std::move(after);
+  }
+  if (failed.empty()) return absl::OkStatus();
+  return absl::InternalError(absl::StrJoin(failed, "; "));
+}
+
 absl::Status Release(Context& c, ReleaseGuard& guard) {
   absl::Time t1 = absl::Now();
   guard.Disarm();
@@ -189,6 +203,7 @@ absl::Status ResyncViews(Context& c, uint32_t revision, const absl::Status& firs
     s = SetViews(again, revision, &second);
     absl::Status released = Release(again, guard);
     if (s.ok()) s = released;
+    if (s.ok()) s = ViewsAfterRelease(again, &second);
   }
   r.park_all = park_all;
   r.set_views = set_views;
@@ -236,6 +251,7 @@ absl::Status Rendezvous(Context& c, const late_load::HostUpdatePlan& plan) {
   absl::Status view =
       revision != c.report.old_revision ? SetViews(c, revision, &views) : absl::OkStatus();
   RETURN_IF_ERROR(Release(c, guard));
+  if (view.ok() && revision != c.report.old_revision) view = ViewsAfterRelease(c, &views);
   if (!view.ok()) view = ResyncViews(c, revision, view, views);
   if (!l.status.ok()) return WithContext("host load", l.status);
   return view;
@@ -285,6 +301,7 @@ absl::Status SyncSteps(Context& c, uint32_t revision) {
   absl::Status view = SetViews(c, revision, &views);
   RETURN_IF_ERROR(Release(c, guard));
   RETURN_IF_ERROR(view);
+  RETURN_IF_ERROR(ViewsAfterRelease(c, &views));
   RETURN_IF_ERROR(Verify(c));
   r.notes.push_back(absl::StrFormat(
       "the host already ran 0x%x: no load, only the guest views were set", revision));
