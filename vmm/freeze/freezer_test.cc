@@ -1,0 +1,196 @@
+// The freezer and its guard on this machine's real cgroups (tagged no-sandbox): each
+// mechanism freezes a fake VMM's "CPU n/KVM" threads and thaws them, threads go back where
+// they were, and the guard thaws when its parent is killed with SIGKILL or the hold limit
+// passes. Progress is read from the threads' own counters, never from clocks.
+#include "vmm/freeze/freezer.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "vmm/freeze/fake_vmm.h"
+#include "vmm/freeze/freeze_guard.h"
+#include "vmm/freeze/vcpu_threads.h"
+
+namespace ucode::freeze {
+namespace {
+
+constexpr absl::Duration kDeadline = absl::Seconds(10);  // generous: a loaded machine
+constexpr absl::Duration kQuiet = absl::Milliseconds(100);
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Mountinfo() { return ReadAll("/proc/self/mountinfo"); }
+
+// The mountinfo without one kind of cgroup mount, to force the next mechanism.
+std::string Without(const std::string& mountinfo, const std::string& fstype) {
+  std::string out;
+  std::istringstream in(mountinfo);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" - " + fstype + " ") != std::string::npos) continue;
+    out += line + "\n";
+  }
+  return out;
+}
+
+absl::StatusOr<FreezeTarget> Target(const FakeVmm& vm, int vcpus, const std::string& mountinfo) {
+  absl::StatusOr<std::vector<ThreadInput>> threads = ReadVcpuThreads("/proc", vm.pid(), vcpus);
+  if (!threads.ok()) return threads.status();
+  absl::StatusOr<FreezePlan> plan =
+      PlanFreeze(mountinfo, *threads, absl::StrCat("ucode-freeze-test-", getpid()));
+  if (!plan.ok()) return plan.status();
+  return FreezeTarget{.name = absl::StrCat("fake-", vm.pid()), .plan = *std::move(plan)};
+}
+
+std::string ThreadCgroups(pid_t pid, pid_t tid) {
+  return ReadAll(absl::StrCat("/proc/", pid, "/task/", tid, "/cgroup"));
+}
+
+void FreezeThawRestore(const FakeVmm& vm, FreezeTarget target, Mechanism expected) {
+  ASSERT_EQ(target.plan.units[0].mechanism, expected) << target.plan.Describe();
+  const std::string before = ThreadCgroups(vm.pid(), vm.tids()[0]);
+  absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({std::move(target)});
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_TRUE(vm.AllProgress(kDeadline));  // moved, not frozen
+  ASSERT_TRUE((*f)->Freeze(kDeadline).ok());
+  EXPECT_TRUE(vm.NoneProgress(kQuiet));
+  EXPECT_GE((*f)->timings()[0].freeze_latency, absl::ZeroDuration());
+  ASSERT_TRUE((*f)->Thaw().ok());
+  EXPECT_TRUE(vm.AllProgress(kDeadline));
+  ASSERT_TRUE((*f)->Restore().ok());
+  EXPECT_EQ(ThreadCgroups(vm.pid(), vm.tids()[0]), before);
+  EXPECT_TRUE(vm.AllProgress(kDeadline));
+}
+
+TEST(FreezerTest, OwnThreadedCgroup2) {
+  FakeVmm vm(2);
+  absl::StatusOr<FreezeTarget> t = Target(vm, 2, Mountinfo());
+  ASSERT_TRUE(t.ok()) << t.status();
+  FreezeThawRestore(vm, *std::move(t), Mechanism::kV2Own);
+}
+
+TEST(FreezerTest, CgroupV1Freezer) {
+  FakeVmm vm(2);
+  const std::string v1 = Without(Mountinfo(), "cgroup2");
+  if (ParseMountinfo(v1).v1_freezer.empty()) GTEST_SKIP() << "no cgroup-v1 freezer here";
+  absl::StatusOr<FreezeTarget> t = Target(vm, 2, v1);
+  ASSERT_TRUE(t.ok()) << t.status();
+  FreezeThawRestore(vm, *std::move(t), Mechanism::kV1Own);
+}
+
+// libvirt's layout, built by hand: the process in a cgroup of its own, each vCPU thread
+// alone in a threaded vcpuN child. Frozen in place; nothing moves.
+TEST(FreezerTest, InPlaceVcpuCgroups) {
+  const std::string v2 = ParseMountinfo(Mountinfo()).v2;
+  if (v2.empty()) GTEST_SKIP() << "no cgroup2 here";
+  FakeVmm vm(2);
+  const std::string dom = absl::StrCat(v2, "/ucode-freeze-test-dom-", getpid());
+  ASSERT_EQ(mkdir(dom.c_str(), 0755), 0);
+  std::ofstream(dom + "/cgroup.procs") << vm.pid();
+  for (int i = 0; i < 2; ++i) {
+    const std::string d = absl::StrCat(dom, "/vcpu", i);
+    ASSERT_EQ(mkdir(d.c_str(), 0755), 0);
+    std::ofstream(d + "/cgroup.type") << "threaded";
+    std::ofstream(d + "/cgroup.threads") << vm.tids()[i];
+  }
+  {
+    absl::StatusOr<FreezeTarget> t = Target(vm, 2, Mountinfo());
+    ASSERT_TRUE(t.ok()) << t.status();
+    ASSERT_EQ(t->plan.units.size(), 2u);
+    FreezeThawRestore(vm, *std::move(t), Mechanism::kV2InPlace);
+  }
+  // Put everything back (the root cgroup takes the process and its threads).
+  std::ofstream(v2 + "/cgroup.procs") << vm.pid();
+  for (int i = 0; i < 2; ++i) rmdir(absl::StrCat(dom, "/vcpu", i).c_str());
+  rmdir(dom.c_str());
+}
+
+TEST(FreezerTest, ThreadCountMismatchFreezesNothing) {
+  FakeVmm vm(2);
+  absl::StatusOr<std::vector<ThreadInput>> threads = ReadVcpuThreads("/proc", vm.pid(), 3);
+  EXPECT_EQ(threads.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(threads.status().message(), ::testing::HasSubstr("expected 3 vCPU threads"));
+  EXPECT_TRUE(vm.AllProgress(kDeadline));
+}
+
+TEST(FreezeGuardTest, ThawsWhenTheHoldLimitPasses) {
+  FakeVmm vm(2);
+  absl::StatusOr<FreezeTarget> t = Target(vm, 2, Mountinfo());
+  ASSERT_TRUE(t.ok()) << t.status();
+  absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
+  ASSERT_TRUE(f.ok()) << f.status();
+  absl::StatusOr<FreezeGuard> guard =
+      FreezeGuard::Start((*f)->ThawWrites(), absl::Milliseconds(300));
+  ASSERT_TRUE(guard.ok()) << guard.status();
+  ASSERT_TRUE((*f)->Freeze(kDeadline).ok());
+  EXPECT_TRUE(vm.AllProgress(kDeadline));  // the guard thawed, not us
+  EXPECT_TRUE(guard->Dismiss());
+}
+
+TEST(FreezeGuardTest, DismissedGuardWritesNothing) {
+  FakeVmm vm(1);
+  absl::StatusOr<FreezeTarget> t = Target(vm, 1, Mountinfo());
+  ASSERT_TRUE(t.ok()) << t.status();
+  absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
+  ASSERT_TRUE(f.ok()) << f.status();
+  absl::StatusOr<FreezeGuard> guard = FreezeGuard::Start((*f)->ThawWrites(), absl::Seconds(60));
+  ASSERT_TRUE(guard.ok()) << guard.status();
+  EXPECT_FALSE(guard->Dismiss());
+  ASSERT_TRUE((*f)->Freeze(kDeadline).ok());
+  EXPECT_TRUE(vm.NoneProgress(kQuiet));  // nobody thaws behind our back
+  ASSERT_TRUE((*f)->Thaw().ok());
+  EXPECT_TRUE(vm.AllProgress(kDeadline));
+}
+
+// The coordinator (a child process here) freezes with a 60 s hold limit and is killed
+// with SIGKILL: the guard must thaw at once, not at the limit.
+TEST(FreezeGuardTest, ThawsWhenTheCoordinatorIsKilled) {
+  FakeVmm vm(2);
+  absl::StatusOr<FreezeTarget> t = Target(vm, 2, Mountinfo());
+  ASSERT_TRUE(t.ok()) << t.status();
+  const FreezePlan plan = t->plan;
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t coordinator = fork();
+  ASSERT_GE(coordinator, 0);
+  if (coordinator == 0) {
+    close(ready[0]);
+    absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
+    if (!f.ok()) _exit(1);
+    absl::StatusOr<FreezeGuard> guard = FreezeGuard::Start((*f)->ThawWrites(), absl::Seconds(60));
+    if (!guard.ok() || !(*f)->Freeze(kDeadline).ok()) _exit(1);
+    (void)!write(ready[1], "F", 1);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  EXPECT_TRUE(vm.NoneProgress(kQuiet));
+  ASSERT_EQ(kill(coordinator, SIGKILL), 0);
+  waitpid(coordinator, nullptr, 0);
+  // Well before the 60 s limit (a generous bound for a loaded machine).
+  EXPECT_TRUE(vm.AllProgress(absl::Seconds(20)));
+  // The coordinator never restored: put the threads back ourselves.
+  for (const FreezeUnit& u : plan.units) {
+    for (pid_t tid : u.tids) std::ofstream(u.origin + "/cgroup.threads") << tid;
+    rmdir(u.dir.c_str());
+  }
+}
+
+}  // namespace
+}  // namespace ucode::freeze
