@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 
@@ -33,7 +34,7 @@ void WriteByte(int fd, char c) {
 
 // The guard's whole life, in the forked child: system calls only.
 [[noreturn]] void GuardMain(pid_t parent, int sock, const std::vector<const char*>& paths,
-                            const std::vector<const char*>& values, int64_t deadline_ms) {
+                            const std::vector<const char*>& values, int64_t hold_limit_ms) {
   setsid();
   if (dup2(sock, kGuardSockFd) < 0) _exit(2);
   syscall(SYS_close_range, kGuardSockFd + 1, ~0U, 0);
@@ -55,15 +56,21 @@ void WriteByte(int fd, char c) {
     _exit(0);
   }
   WriteByte(kGuardSockFd, 'R');
+  int64_t deadline_ms = -1;  // disarmed
   for (;;) {
     pollfd fds[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = kGuardSockFd, .events = POLLIN}};
-    const int64_t left = deadline_ms - MonotonicMs();
-    if (left <= 0) {
-      thaw();
-      WriteByte(kGuardSockFd, 'F');
-      _exit(0);
+    int timeout = -1;
+    if (deadline_ms >= 0) {
+      const int64_t left = deadline_ms - MonotonicMs();
+      if (left <= 0) {
+        thaw();
+        WriteByte(kGuardSockFd, 'F');
+        deadline_ms = -1;
+        continue;
+      }
+      timeout = static_cast<int>(left > 1000000 ? 1000000 : left);
     }
-    const int n = poll(fds, 2, static_cast<int>(left > 1000000 ? 1000000 : left));
+    const int n = poll(fds, 2, timeout);
     if (n < 0 && errno != EINTR) {
       thaw();
       _exit(1);
@@ -77,9 +84,18 @@ void WriteByte(int fd, char c) {
       char c = 0;
       const ssize_t r = read(kGuardSockFd, &c, 1);
       if (r < 0 && errno == EINTR) continue;
-      if (r == 1 && c == 'D') _exit(0);
-      thaw();  // 'T', EOF or an error: thaw
-      _exit(0);
+      if (r == 1 && c == 'A') {
+        deadline_ms = MonotonicMs() + hold_limit_ms;
+      } else if (r == 1 && c == 'C') {
+        deadline_ms = -1;
+      } else if (r == 1 && c == 'P') {
+        WriteByte(kGuardSockFd, 'p');
+      } else if (r == 1 && c == 'D') {
+        _exit(0);
+      } else {  // 'T', EOF or an error
+        thaw();
+        _exit(0);
+      }
     }
   }
 }
@@ -103,10 +119,10 @@ absl::StatusOr<FreezeGuard> FreezeGuard::Start(const std::vector<ThawWrite>& wri
     values.push_back(w.value.c_str());
   }
   const pid_t parent = getpid();
-  const int64_t deadline_ms = MonotonicMs() + absl::ToInt64Milliseconds(hold_limit);
+  const int64_t hold_limit_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(hold_limit));
   const pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(errno, "freeze guard: fork");
-  if (pid == 0) GuardMain(parent, theirs.get(), paths, values, deadline_ms);
+  if (pid == 0) GuardMain(parent, theirs.get(), paths, values, hold_limit_ms);
   theirs.Reset();
   FreezeGuard guard(pid, std::move(mine));
   pollfd p = {.fd = guard.sock_.get(), .events = POLLIN};
@@ -129,19 +145,43 @@ FreezeGuard::~FreezeGuard() {
   if (pid_ > 0) End('T');
 }
 
-bool FreezeGuard::Dismiss() { return End('D'); }
+absl::Status FreezeGuard::Arm() {
+  if (pid_ <= 0) return absl::FailedPreconditionError("freeze guard: not running");
+  const char c = 'A';
+  if (send(sock_.get(), &c, 1, MSG_NOSIGNAL) != 1) {
+    return ErrnoStatus(errno, absl::StrCat("freeze guard (pid ", pid_, "): arm"));
+  }
+  return absl::OkStatus();
+}
 
-bool FreezeGuard::End(char command) {
-  if (pid_ <= 0) return false;
+void FreezeGuard::Disarm() {
+  if (pid_ > 0) WriteByte(sock_.get(), 'C');
+}
+
+int FreezeGuard::TakeFired() {
+  if (pid_ <= 0) return 0;
+  WriteByte(sock_.get(), 'P');
+  return ReadUntil('p');
+}
+
+int FreezeGuard::Dismiss() { return End('D'); }
+
+int FreezeGuard::ReadUntil(char until) {
+  int fired = 0;
+  for (;;) {
+    char c = 0;
+    const ssize_t r = read(sock_.get(), &c, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r != 1) return fired;
+    if (c == 'F') ++fired;
+    if (until != 0 && c == until) return fired;
+  }
+}
+
+int FreezeGuard::End(char command) {
+  if (pid_ <= 0) return 0;
   WriteByte(sock_.get(), command);
-  // The guard answers 'F' only if it thawed on its own before reading our command.
-  char c = 0;
-  bool fired = false;
-  ssize_t r;
-  do {
-    r = read(sock_.get(), &c, 1);
-    if (r == 1 && c == 'F') fired = true;
-  } while (r == 1 || (r < 0 && errno == EINTR));
+  const int fired = ReadUntil(0);  // until the guard exits and its end closes
   sock_.Reset();
   while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
   }

@@ -1,5 +1,5 @@
 // The dead-man for frozen VMs: a small process, forked before anything is frozen, that
-// thaws every unit when the hold limit passes or the moment its parent dies, so that a
+// thaws every unit when a hold passes its limit or the moment its parent dies, so that a
 // `kill -9` of ucodectl or ucoded never leaves a guest frozen. A frozen cgroup stays
 // frozen when the process that froze it dies; only a write thaws it.
 //
@@ -10,9 +10,13 @@
 // (fork(2) in a threaded process: only async-signal-safe calls in the child), and it
 // closes every inherited descriptor but its socket first.
 //
-// Protocol on the socket: the guard sends 'R' once armed; the parent sends 'D' (dismiss:
-// exit without writing, everything is thawed) or 'T' (thaw now); the guard answers 'F'
-// if it had to thaw on its own (the hold limit passed) before it exits.
+// One guard serves many holds (a benchmark's rounds, or one operation): Arm() before each
+// freeze starts the hold limit, Disarm() after the thaw stops it; both are one send(),
+// no round trip, so they cost the hold nothing measurable.
+//
+// Socket protocol. Parent to guard: 'A' arm (the limit runs from when the guard reads
+// it), 'C' clear, 'P' ping, 'D' exit without writing, 'T' thaw and exit. Guard to parent:
+// 'R' armed and watching (once), 'F' thawed because the limit passed, 'p' pong.
 #ifndef UCODE_VMM_FREEZE_FREEZE_GUARD_H_
 #define UCODE_VMM_FREEZE_FREEZE_GUARD_H_
 
@@ -29,7 +33,7 @@ namespace ucode::freeze {
 
 class FreezeGuard {
  public:
-  // Forks the guard and waits (up to `start_timeout`) until it is armed.
+  // Forks the guard and waits (up to `start_timeout`) until it watches its parent.
   static absl::StatusOr<FreezeGuard> Start(const std::vector<ThawWrite>& writes,
                                            absl::Duration hold_limit,
                                            absl::Duration start_timeout = absl::Seconds(5));
@@ -41,13 +45,22 @@ class FreezeGuard {
 
   [[nodiscard]] pid_t pid() const { return pid_; }
 
-  // Ends the guard without a thaw (call after thawing). Returns true if the guard had
-  // already thawed on its own because the hold limit passed.
-  bool Dismiss();
+  // Before freezing: the hold limit starts.
+  [[nodiscard]] absl::Status Arm();
+  // After thawing: the hold limit stops.
+  void Disarm();
+  // Holds the guard ended by thawing on its own since the last call (a round trip).
+  [[nodiscard]] int TakeFired();
+
+  // Ends the guard without a thaw (call when nothing is frozen). Returns the holds it
+  // ended on its own since the last TakeFired().
+  int Dismiss();
 
  private:
   FreezeGuard(pid_t pid, UniqueFd sock) : pid_(pid), sock_(std::move(sock)) {}
-  bool End(char command);
+  int End(char command);
+  // Reads guard messages until `until` (or EOF when 0); returns the 'F's seen.
+  int ReadUntil(char until);
 
   pid_t pid_ = -1;
   UniqueFd sock_;

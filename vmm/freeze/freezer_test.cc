@@ -136,9 +136,18 @@ TEST(FreezeGuardTest, ThawsWhenTheHoldLimitPasses) {
   absl::StatusOr<FreezeGuard> guard =
       FreezeGuard::Start((*f)->ThawWrites(), absl::Milliseconds(300));
   ASSERT_TRUE(guard.ok()) << guard.status();
+  // Disarmed: no limit runs.
+  ASSERT_TRUE((*f)->Freeze(kDeadline).ok());
+  EXPECT_TRUE(vm.NoneProgress(absl::Milliseconds(500)));
+  EXPECT_EQ(guard->TakeFired(), 0);
+  ASSERT_TRUE((*f)->Thaw().ok());
+  // Armed: the guard thaws when the limit passes.
+  ASSERT_TRUE(guard->Arm().ok());
   ASSERT_TRUE((*f)->Freeze(kDeadline).ok());
   EXPECT_TRUE(vm.AllProgress(kDeadline));  // the guard thawed, not us
-  EXPECT_TRUE(guard->Dismiss());
+  EXPECT_EQ(guard->TakeFired(), 1);
+  guard->Disarm();
+  EXPECT_EQ(guard->Dismiss(), 0);
 }
 
 TEST(FreezeGuardTest, DismissedGuardWritesNothing) {
@@ -149,7 +158,7 @@ TEST(FreezeGuardTest, DismissedGuardWritesNothing) {
   ASSERT_TRUE(f.ok()) << f.status();
   absl::StatusOr<FreezeGuard> guard = FreezeGuard::Start((*f)->ThawWrites(), absl::Seconds(60));
   ASSERT_TRUE(guard.ok()) << guard.status();
-  EXPECT_FALSE(guard->Dismiss());
+  EXPECT_EQ(guard->Dismiss(), 0);
   ASSERT_TRUE((*f)->Freeze(kDeadline).ok());
   EXPECT_TRUE(vm.NoneProgress(kQuiet));  // nobody thaws behind our back
   ASSERT_TRUE((*f)->Thaw().ok());
@@ -172,7 +181,7 @@ TEST(FreezeGuardTest, ThawsWhenTheCoordinatorIsKilled) {
     absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
     if (!f.ok()) _exit(1);
     absl::StatusOr<FreezeGuard> guard = FreezeGuard::Start((*f)->ThawWrites(), absl::Seconds(60));
-    if (!guard.ok() || !(*f)->Freeze(kDeadline).ok()) _exit(1);
+    if (!guard.ok() || !guard->Arm().ok() || !(*f)->Freeze(kDeadline).ok()) _exit(1);
     (void)!write(ready[1], "F", 1);
     for (;;) pause();
   }
