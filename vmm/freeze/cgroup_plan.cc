@@ -179,7 +179,7 @@ absl::StatusOr<FreezePlan> PlanFreeze(absl::string_view mountinfo,
     plan.units[it->second].vcpus.push_back(t.vcpu);
   }
   if (!why_not.empty()) {
-    return absl::FailedPreconditionError(
+    return absl::UnimplementedError(
         absl::StrCat("no kernel freezer for ", absl::StrJoin(why_not, "; ")));
   }
   if (plan.units.empty()) return absl::InvalidArgumentError("PlanFreeze: no vCPU threads");

@@ -14,8 +14,8 @@
 //  3. kV1Own: the cgroup-v1 freezer hierarchy: a child cgroup of ours under the thread's
 //     freezer cgroup, the TID moved in through `tasks` and back afterwards. Other v1
 //     hierarchies (cpu, cpuset, ...) keep the thread where libvirt put it.
-// Neither cgroup2 nor a v1 freezer: FAILED_PRECONDITION with the reason, and the caller
-// falls back to suspending the VM.
+// Neither cgroup2 nor a v1 freezer: UNIMPLEMENTED with the reason, and the caller falls
+// back to suspending the VM.
 //
 // Only mounts of a hierarchy's root ("/" in mountinfo's root field) are used: a mount of
 // a subtree (cgroup namespaces, bind mounts) would need path translation that a

@@ -98,7 +98,7 @@ TEST(PlanFreezeTest, VcpuCgroupSharedWithAnotherThreadIsNotFrozenInPlace) {
   std::vector<ThreadInput> t = {Thread(100, -1, "0::/q\n"), Thread(101, 0, "0::/q/vcpu0\n"),
                                 Thread(102, -1, "0::/q/vcpu0\n")};
   absl::StatusOr<FreezePlan> p = PlanFreeze(kSystemdV2, t, "own");
-  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_THAT(p.status().message(), HasSubstr("vcpu0 (tid 101)"));
   EXPECT_THAT(p.status().message(), HasSubstr("no cgroup-v1 freezer mounted"));
 }
@@ -160,7 +160,7 @@ TEST(PlanFreezeTest, NoFreezerNamesTheReason) {
   const std::string file = "3:cpuset:/\n1:cpu:/\n";
   std::vector<ThreadInput> t = {Thread(500, -1, file), Thread(501, 0, file)};
   absl::StatusOr<FreezePlan> p = PlanFreeze(kNoFreezer, t, "own");
-  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_THAT(p.status().message(), HasSubstr("no cgroup2 mounted"));
   EXPECT_THAT(p.status().message(), HasSubstr("no cgroup-v1 freezer mounted"));
 }

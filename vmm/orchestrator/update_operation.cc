@@ -233,6 +233,7 @@ UpdateReport RunUpdate(platform::Platform& platform, std::vector<uint8_t> file,
   report.status = RunSteps(c, std::move(file));
   for (GuestGroup* g : groups) {
     for (VmReport& vm : g->Report()) report.vms.push_back(std::move(vm));
+    for (std::string& n : g->Notes()) report.notes.push_back(std::move(n));
   }
   if (report.host_touched) {
     for (const VmReport& vm : report.vms) report.held = std::max(report.held, vm.time_parked);
