@@ -19,6 +19,7 @@
 #include "absl/strings/str_replace.h"
 #include "vmm/freeze/fake_vmm.h"
 #include "vmm/freeze/freeze_guard.h"
+#include "vmm/freeze/leftovers.h"
 #include "vmm/freeze/vcpu_threads.h"
 
 namespace ucode::freeze {
@@ -198,6 +199,46 @@ TEST(FreezeGuardTest, ThawsWhenTheCoordinatorIsKilled) {
   for (const FreezeUnit& u : plan.units) {
     for (pid_t tid : u.tids) std::ofstream(u.origin + "/cgroup.threads") << tid;
     rmdir(u.dir.c_str());
+  }
+}
+
+// Coordinator and guard both killed: the threads stay frozen until a restarted daemon's
+// recovery (ThawLeftovers) thaws them and puts them back.
+TEST(LeftoversTest, RecoveryThawsAndRestoresWhatTheDeadLeft) {
+  FakeVmm vm(2);
+  const std::string v1 = Without(Mountinfo(), "cgroup2");
+  for (const std::string& mountinfo : {Mountinfo(), v1}) {
+    absl::StatusOr<FreezeTarget> t = Target(vm, 2, mountinfo);
+    ASSERT_TRUE(t.ok()) << t.status();
+    const std::string before = ThreadCgroups(vm.pid(), vm.tids()[1]);
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t coordinator = fork();
+    ASSERT_GE(coordinator, 0);
+    if (coordinator == 0) {
+      close(ready[0]);
+      absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
+      if (!f.ok()) _exit(1);
+      absl::StatusOr<FreezeGuard> guard = FreezeGuard::Start((*f)->ThawWrites(), absl::Seconds(60));
+      if (!guard.ok() || !(*f)->Freeze(kDeadline).ok()) _exit(1);
+      const pid_t g = guard->pid();
+      (void)!write(ready[1], &g, sizeof(g));
+      for (;;) pause();
+    }
+    close(ready[1]);
+    pid_t guard = 0;
+    ASSERT_EQ(read(ready[0], &guard, sizeof(guard)), static_cast<ssize_t>(sizeof(guard)));
+    close(ready[0]);
+    ASSERT_EQ(kill(guard, SIGKILL), 0);  // the guard first: nobody thaws
+    ASSERT_EQ(kill(coordinator, SIGKILL), 0);
+    waitpid(coordinator, nullptr, 0);
+    EXPECT_TRUE(vm.NoneProgress(kQuiet));
+    absl::StatusOr<int> thawed = ThawLeftovers("/proc", mountinfo, vm.pid());
+    ASSERT_TRUE(thawed.ok()) << thawed.status();
+    EXPECT_EQ(*thawed, 1);
+    EXPECT_TRUE(vm.AllProgress(kDeadline));
+    EXPECT_EQ(ThreadCgroups(vm.pid(), vm.tids()[1]), before);
+    EXPECT_EQ(*ThawLeftovers("/proc", mountinfo, vm.pid()), 0);  // nothing left
   }
 }
 

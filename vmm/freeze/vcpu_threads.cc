@@ -91,7 +91,9 @@ absl::StatusOr<std::vector<ThreadInput>> ReadVcpuThreads(absl::string_view proc_
     if (std::optional<int> index = VcpuIndexFromComm(*comm)) {
       t.vcpu = *index;
       found.push_back(absl::StrCat(tid, "=", absl::StripSuffix(*comm, "\n")));
-      if (*index < expected_vcpus) {
+      if (expected_vcpus < 0) {
+        // any count
+      } else if (*index < expected_vcpus) {
         ++per_index[*index];
       } else {
         index_out_of_range = true;
@@ -108,6 +110,7 @@ absl::StatusOr<std::vector<ThreadInput>> ReadVcpuThreads(absl::string_view proc_
     return absl::NotFoundError(absl::StrCat("process ", pid, " has no main thread in ", task_dir));
   }
   const bool each_once = std::all_of(per_index.begin(), per_index.end(), [](int n) { return n == 1; });
+  if (expected_vcpus < 0) return out;  // recovery: whatever is there
   if (static_cast<int>(found.size()) != expected_vcpus || !each_once || index_out_of_range) {
     return absl::FailedPreconditionError(absl::StrCat(
         "process ", pid, ": expected ", expected_vcpus, " vCPU threads named \"CPU N/...\", found ",

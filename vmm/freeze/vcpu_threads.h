@@ -26,7 +26,7 @@ namespace ucode::freeze {
 // Every thread of process `pid` under `proc_root` (normally "/proc"), the main thread
 // first, each with its cgroup file and vCPU index (from its name). Fails unless exactly
 // `expected_vcpus` threads are named as vCPUs, indices 0..expected_vcpus-1 each once; the
-// error names what was found.
+// error names what was found. A negative `expected_vcpus` skips that check (recovery).
 [[nodiscard]] absl::StatusOr<std::vector<ThreadInput>> ReadVcpuThreads(absl::string_view proc_root,
                                                                        pid_t pid,
                                                                        int expected_vcpus);
