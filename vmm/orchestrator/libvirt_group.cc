@@ -175,6 +175,7 @@ absl::Status LibvirtGuestGroup::PreparePauser() {
     s = pauser_->Prepare(DomainRefs(), vcpus);
   }
   pauser_prepared_ = s.ok();
+  if (s.ok()) notes_.push_back(absl::StrCat("libvirt domains: pause=", pauser_->Describe()));
   return s;
 }
 

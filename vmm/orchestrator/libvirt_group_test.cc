@@ -61,7 +61,7 @@ TEST_F(LibvirtGroupTest, ParksReleasesOnceAndMarksViewsStale) {
   // The mock driver's domains have no QEMU process to freeze: --pause auto suspends, and
   // says why.
   EXPECT_EQ(g->pause_name(), "suspend");
-  ASSERT_EQ(g->Notes().size(), 1u);
+  ASSERT_EQ(g->Notes().size(), 2u);
   EXPECT_THAT(g->Notes()[0], HasSubstr("suspended, not frozen: freeze: test: no QEMU process"));
   ASSERT_TRUE(g->Park(kDeadline).ok());
   EXPECT_EQ(State("test"), VIR_DOMAIN_PAUSED);
