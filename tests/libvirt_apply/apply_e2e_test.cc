@@ -134,7 +134,11 @@ TEST_F(ApplyE2eTest, ApplyAroundFourDomainsWithAgentsMissingAndHung) {
     argv.push_back("--domain");
     argv.push_back(d);
   }
-  for (const char* a : {"--agent-timeout", kAgentTimeoutMs, "--json"}) argv.push_back(a);
+  // This test is about libvirt's suspend/resume path (the freezer has its own test,
+  // tests/libvirt_freeze).
+  for (const char* a : {"--pause", "suspend", "--agent-timeout", kAgentTimeoutMs, "--json"}) {
+    argv.push_back(a);
+  }
   absl::StatusOr<CommandResult> run = RunCommand(argv);
   ASSERT_TRUE(run.ok()) << run.status();
   fprintf(stderr, "ucodectl apply --json:\n%s\n", run->out.c_str());
@@ -159,6 +163,7 @@ TEST_F(ApplyE2eTest, ApplyAroundFourDomainsWithAgentsMissingAndHung) {
   ASSERT_EQ(report["vms"].size(), kAll.size());
   for (const json& vm : report["vms"]) {
     EXPECT_EQ(vm["kind"], "libvirt");
+    EXPECT_EQ(vm["pause"], "suspend");
     EXPECT_EQ(vm["view"], "stale until restart") << vm;
     EXPECT_THAT(vm["view_detail"].get<std::string>(), HasSubstr("QEMU keeps the revision"));
     EXPECT_FALSE(vm["guest_measured"].get<bool>());
