@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "vmm/freeze/cgroup_plan.h"
+#include "vmm/freeze/leftovers.h"
 #include "vmm/freeze/vcpu_threads.h"
 
 namespace ucode::orchestrator {
@@ -48,8 +49,6 @@ absl::Status FreezePauser::Prepare(absl::Span<const libvirt::Domain> domains,
   std::vector<std::string> bad;
   absl::StatusCode code = absl::StatusCode::kFailedPrecondition;
   target_of_.assign(domains.size(), std::nullopt);
-  // Our cgroups are named after this process: two coordinators never share one.
-  const std::string own_name = absl::StrCat("ucode-freeze-", getpid());
   for (size_t i = 0; i < domains.size(); ++i) {
     const libvirt::Domain& d = domains[i];
     absl::StatusOr<int> state = d.State();
@@ -67,6 +66,9 @@ absl::Status FreezePauser::Prepare(absl::Span<const libvirt::Domain> domains,
       bad.push_back(absl::StrCat(d.name(), " (QEMU pid ", *pid, "): ", threads.status().message()));
       continue;
     }
+    // Our cgroups are named after this process and the VM's: two coordinators, or two VMs
+    // in one parent cgroup, never share one.
+    const std::string own_name = absl::StrCat(freeze::kOwnCgroupPrefix, getpid(), "-", *pid);
     absl::StatusOr<freeze::FreezePlan> plan = freeze::PlanFreeze(*mountinfo, *threads, own_name);
     if (!plan.ok()) {
       if (absl::IsUnimplemented(plan.status())) code = absl::StatusCode::kUnimplemented;
