@@ -65,6 +65,7 @@ constexpr int kWarmup = 2;
 struct Sample {
   std::vector<double> park_us, release_us, total_us;
   std::vector<double> blackout_us;  // per round, the largest over the VMs
+  std::vector<double> baseline_us;  // the agents' largest gap before the hold, likewise
   int failures = 0;
   [[nodiscard]] double total() const;
   [[nodiscard]] double blackout() const;
@@ -120,18 +121,21 @@ void BlackoutGroup(orchestrator::LibvirtGuestGroup& g, int rounds, Sample& s) {
     (void)g.Notify({.phase = AgentNotice::Phase::kComplete, .old_revision = 1, .new_revision = 2},
                    absl::Seconds(20));
     double worst = -1;
+    double baseline = 0;
     for (const orchestrator::VmReport& vm : g.Report()) {
       if (vm.blackout_clock.empty()) {
         worst = -1;
         break;
       }
       worst = std::max(worst, Us(vm.guest_blackout));
+      baseline = std::max(baseline, Us(vm.baseline_gap));
     }
     if (!held || !released || worst < 0) {
       ++s.failures;
       continue;
     }
     s.blackout_us.push_back(worst);
+    s.baseline_us.push_back(baseline);
   }
 }
 
@@ -164,7 +168,30 @@ absl::Status MeasureRendezvous(int vms, int vcpus, int rounds, bool blackout, Sa
       rendezvous::Coordinator::Start(specs, copts);
   if (!c.ok()) return c.status();
   if (absl::Status st = (*c)->WaitGuestsRunning(absl::Seconds(30)); !st.ok()) return st;
+  uint32_t revision = 0x100;
   for (int i = -kWarmup; i < rounds; ++i) {
+    if (blackout) {
+      // The whole rendezvous (no-op activation): the spin guests record the gap that
+      // spans the park once they read the new revision (guest_view_timeout waits for it).
+      rendezvous::RendezvousOptions o;
+      o.revision = ++revision;
+      o.activate = [] { return absl::OkStatus(); };
+      o.park_deadline = absl::Seconds(2);
+      o.step_deadline = absl::Seconds(2);
+      o.guest_view_timeout = absl::Seconds(5);
+      absl::StatusOr<rendezvous::RendezvousReport> rep = (*c)->Rendezvous(o);
+      if (!rep.ok()) {
+        ++s.failures;
+        continue;
+      }
+      double worst = 0;
+      for (const rendezvous::VmResult& vm : rep->vms_result) {
+        worst = std::max(worst, Us(vm.guest_blackout));
+      }
+      if (i >= 0) s.blackout_us.push_back(worst);
+      absl::SleepFor(absl::Milliseconds(5));
+      continue;
+    }
     const absl::Time t0 = absl::Now();
     absl::Status parked = (*c)->Park(absl::Seconds(2));
     const absl::Time t1 = absl::Now();
@@ -174,17 +201,10 @@ absl::Status MeasureRendezvous(int vms, int vcpus, int rounds, bool blackout, Sa
       ++s.failures;
       continue;
     }
-    if (i >= 0 && !blackout) {
+    if (i >= 0) {
       s.park_us.push_back(Us(t1 - t0));
       s.release_us.push_back(Us(t2 - t1));
       s.total_us.push_back(Us(t2 - t0));
-    }
-    if (i >= 0 && blackout) {
-      absl::StatusOr<std::vector<rendezvous::VmResult>> views = (*c)->ReadGuestViews();
-      if (!views.ok()) return views.status();
-      double worst = 0;
-      for (const rendezvous::VmResult& vm : *views) worst = std::max(worst, Us(vm.guest_blackout));
-      s.blackout_us.push_back(worst);
     }
     absl::SleepFor(absl::Milliseconds(5));  // guests run between rendezvous
   }
@@ -350,7 +370,9 @@ int Run() {
     auto side = [](const Sample& s) {
       return nlohmann::json{{"total_us", s.total()},        {"park_us", Median(s.park_us)},
                             {"release_us", Median(s.release_us)},
-                            {"guest_blackout_us", s.blackout()}, {"failures", s.failures}};
+                            {"guest_blackout_us", s.blackout()},
+                            {"guest_baseline_gap_us", Median(s.baseline_us)},
+                            {"failures", s.failures}};
     };
     jp.push_back({{"vms", p.vms},
                   {"vcpus_per_vm", vcpus},
@@ -361,6 +383,12 @@ int Run() {
                   {"freeze_vs_rendezvous", Ratio(p.freeze.total(), p.rendezvous.total())},
                   {"blackout_freeze_vs_suspend", Ratio(p.freeze.blackout(), p.suspend.blackout())},
                   {"freeze_mechanism", p.freeze_how}});
+  }
+  std::printf("guest baseline (the agents' largest CLOCK_MONOTONIC gap before the hold, the "
+              "host's own scheduling noise):\n");
+  for (const Point& p : points) {
+    std::printf("%4d  suspend runs %11.1f us  freeze runs %11.1f us\n", p.vms,
+                Median(p.suspend.baseline_us), Median(p.freeze.baseline_us));
   }
   for (const Point& p : points) std::printf("N=%d freeze: %s\n", p.vms, p.freeze_how.c_str());
   nlohmann::json ja = {{"measured", agent.measured}, {"binary_bytes", agent.binary_bytes}};
