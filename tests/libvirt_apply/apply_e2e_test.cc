@@ -245,9 +245,7 @@ int main(int argc, char** argv) {
   ucode::testing::GuestLabOptions& o = ucode::testing::g_options;
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
-    if (absl::ConsumePrefix(&a, "--agent=")) o.agent = std::string(a);
-    if (absl::ConsumePrefix(&a, "--build_initramfs=")) o.build_initramfs = std::string(a);
-    if (absl::ConsumePrefix(&a, "--render_domain_xml=")) o.render_domain_xml = std::string(a);
+    if (ucode::testing::ReadGuestLabArg(a, o)) continue;
     if (absl::ConsumePrefix(&a, "--ucodectl=")) ucode::testing::g_ucodectl = std::string(a);
     if (absl::ConsumePrefix(&a, "--make_fuzz_seeds=")) ucode::testing::g_make_fuzz_seeds = std::string(a);
   }

@@ -189,22 +189,21 @@ class FreezeE2eTest : public ::testing::Test {
            libvirt::AgentOutcome::kReturned;
   }
 
+  // One agent command that must return; its "return" value.
+  json Agent(const std::string& name, const std::string& command) {
+    libvirt::AgentCallResult r = libvirt::CallAgent(Dom(name), command, absl::Seconds(10));
+    EXPECT_EQ(r.outcome, libvirt::AgentOutcome::kReturned) << name << ": " << r.status;
+    return json::parse(r.reply, nullptr, false)["return"];
+  }
   // Starts / stops the agent's meter directly: a spinning guest thread whose CPU time shows
   // whether the vCPUs run.
   void StartMeter(const std::string& name) {
-    libvirt::AgentCallResult r = libvirt::CallAgent(
-        Dom(name),
-        R"({"execute":"guest-ucode-prepare","arguments":{"deadline-ms":1000,"measure-ms":120000}})",
-        absl::Seconds(10));
-    ASSERT_EQ(r.outcome, libvirt::AgentOutcome::kReturned) << r.status;
+    Agent(name,
+          R"({"execute":"guest-ucode-prepare","arguments":{"deadline-ms":1000,"measure-ms":120000}})");
   }
-  json StopMeter(const std::string& name) {
-    libvirt::AgentCallResult r = libvirt::CallAgent(
-        Dom(name),
-        R"({"execute":"guest-ucode-complete","arguments":{"old-revision":1,"new-revision":2}})",
-        absl::Seconds(10));
-    EXPECT_EQ(r.outcome, libvirt::AgentOutcome::kReturned) << r.status;
-    return json::parse(r.reply, nullptr, false)["return"];
+  void StopMeter(const std::string& name) {
+    Agent(name,
+          R"({"execute":"guest-ucode-complete","arguments":{"old-revision":1,"new-revision":2}})");
   }
 
   static inline GuestLab* lab_ = nullptr;
@@ -425,9 +424,7 @@ int main(int argc, char** argv) {
   ucode::testing::GuestLabOptions& o = ucode::testing::g_options;
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
-    if (absl::ConsumePrefix(&a, "--agent=")) o.agent = std::string(a);
-    if (absl::ConsumePrefix(&a, "--build_initramfs=")) o.build_initramfs = std::string(a);
-    if (absl::ConsumePrefix(&a, "--render_domain_xml=")) o.render_domain_xml = std::string(a);
+    if (ucode::testing::ReadGuestLabArg(a, o)) continue;
     if (absl::ConsumePrefix(&a, "--holder=")) ucode::testing::g_holder = std::string(a);
   }
   if (o.agent.empty() || o.build_initramfs.empty() || o.render_domain_xml.empty() ||

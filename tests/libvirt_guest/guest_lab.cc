@@ -288,4 +288,17 @@ GuestLab::~GuestLab() {
   fs::remove_all(root_, ec);
 }
 
+bool ReadGuestLabArg(absl::string_view arg, GuestLabOptions& options) {
+  if (absl::ConsumePrefix(&arg, "--agent=")) {
+    options.agent = std::string(arg);
+  } else if (absl::ConsumePrefix(&arg, "--build_initramfs=")) {
+    options.build_initramfs = std::string(arg);
+  } else if (absl::ConsumePrefix(&arg, "--render_domain_xml=")) {
+    options.render_domain_xml = std::string(arg);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace ucode::testing

@@ -35,6 +35,10 @@ struct GuestLabOptions {
   bool daemon = false;
 };
 
+// A test main's `--agent=`, `--build_initramfs=` or `--render_domain_xml=` argument (the
+// Bazel rootpaths of the guest's inputs) into `options`; false for any other argument.
+bool ReadGuestLabArg(absl::string_view arg, GuestLabOptions& options);
+
 // Per-domain differences from the lab's guest.
 struct BootOptions {
   // false: no agent channel in the domain at all (libvirt: "agent is not configured").

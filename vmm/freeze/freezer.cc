@@ -133,18 +133,24 @@ std::vector<ThawWrite> Freezer::ThawWrites() const {
   return out;
 }
 
-absl::Status Freezer::Freeze(absl::Duration deadline) {
-  const absl::Time start = absl::Now();
+std::vector<std::string> Freezer::WriteControls(bool freeze) {
   std::vector<std::string> failed;
   for (Unit& u : units_) {
-    if (!u.ours_to_freeze) continue;
-    absl::Status s = WriteFd(u.control.get(), FreezeValue(u.spec->mechanism), u.spec->dir);
+    if (freeze ? !u.ours_to_freeze : !u.frozen) continue;
+    const Mechanism m = u.spec->mechanism;
+    absl::Status s = WriteFd(u.control.get(), freeze ? FreezeValue(m) : ThawValue(m), u.spec->dir);
     if (!s.ok()) {
       failed.push_back(absl::StrCat(targets_[u.target].name, ": ", s.message()));
       continue;
     }
-    u.frozen = true;
+    u.frozen = freeze;
   }
+  return failed;
+}
+
+absl::Status Freezer::Freeze(absl::Duration deadline) {
+  const absl::Time start = absl::Now();
+  std::vector<std::string> failed = WriteControls(true);
   std::vector<bool> done(units_.size(), false);
   absl::Status waited = failed.empty() ? WaitFrozen(start + deadline, start, done)
                                        : absl::OkStatus();
@@ -200,16 +206,7 @@ absl::Status Freezer::WaitFrozen(absl::Time deadline, absl::Time start, std::vec
 }
 
 absl::Status Freezer::Thaw() {
-  std::vector<std::string> failed;
-  for (Unit& u : units_) {
-    if (!u.frozen) continue;
-    absl::Status s = WriteFd(u.control.get(), ThawValue(u.spec->mechanism), u.spec->dir);
-    if (!s.ok()) {
-      failed.push_back(absl::StrCat(targets_[u.target].name, ": ", s.message()));
-      continue;
-    }
-    u.frozen = false;
-  }
+  std::vector<std::string> failed = WriteControls(false);
   if (failed.empty()) return absl::OkStatus();
   return absl::UnavailableError(absl::StrCat("thaw failed: ", absl::StrJoin(failed, "; ")));
 }

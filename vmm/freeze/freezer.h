@@ -85,6 +85,8 @@ class Freezer {
 
   explicit Freezer(std::vector<FreezeTarget> targets) : targets_(std::move(targets)) {}
   absl::Status SetUp(Unit& u);
+  // Writes every freeze (or thaw) control that needs it; returns "name: why" failures.
+  std::vector<std::string> WriteControls(bool freeze);
   absl::Status WaitFrozen(absl::Time deadline, absl::Time start, std::vector<bool>& done);
 
   std::vector<FreezeTarget> targets_;

@@ -166,40 +166,44 @@ TEST(FreezeGuardTest, DismissedGuardWritesNothing) {
   EXPECT_TRUE(vm.AllProgress(kDeadline));
 }
 
-// The coordinator (a child process here) freezes with a 60 s hold limit and is killed
-// with SIGKILL: the guard must thaw at once, not at the limit.
+// A coordinator in a child process: prepares `target`, starts an armed guard with a 60 s
+// hold limit, freezes, and waits to be killed. Returns its pid and its guard's.
+std::pair<pid_t, pid_t> ForkFrozenCoordinator(FreezeTarget target) {
+  int ready[2];
+  if (pipe(ready) != 0) return {-1, -1};
+  const pid_t coordinator = fork();
+  if (coordinator == 0) {
+    close(ready[0]);
+    absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({std::move(target)});
+    if (!f.ok()) _exit(1);
+    absl::StatusOr<FreezeGuard> guard = FreezeGuard::Start((*f)->ThawWrites(), absl::Seconds(60));
+    if (!guard.ok() || !guard->Arm().ok() || !(*f)->Freeze(kDeadline).ok()) _exit(1);
+    const pid_t g = guard->pid();
+    (void)!write(ready[1], &g, sizeof(g));
+    for (;;) pause();
+  }
+  close(ready[1]);
+  pid_t guard = -1;
+  if (read(ready[0], &guard, sizeof(guard)) != static_cast<ssize_t>(sizeof(guard))) guard = -1;
+  close(ready[0]);
+  return {coordinator, guard};
+}
+
+// The coordinator is killed with SIGKILL while frozen: the guard must thaw at once, not at
+// its 60 s limit.
 TEST(FreezeGuardTest, ThawsWhenTheCoordinatorIsKilled) {
   FakeVmm vm(2);
   absl::StatusOr<FreezeTarget> t = Target(vm, 2, Mountinfo());
   ASSERT_TRUE(t.ok()) << t.status();
-  const FreezePlan plan = t->plan;
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t coordinator = fork();
-  ASSERT_GE(coordinator, 0);
-  if (coordinator == 0) {
-    close(ready[0]);
-    absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
-    if (!f.ok()) _exit(1);
-    absl::StatusOr<FreezeGuard> guard = FreezeGuard::Start((*f)->ThawWrites(), absl::Seconds(60));
-    if (!guard.ok() || !guard->Arm().ok() || !(*f)->Freeze(kDeadline).ok()) _exit(1);
-    (void)!write(ready[1], "F", 1);
-    for (;;) pause();
-  }
-  close(ready[1]);
-  char c = 0;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
-  close(ready[0]);
+  auto [coordinator, guard] = ForkFrozenCoordinator(*std::move(t));
+  ASSERT_GT(guard, 0);
   EXPECT_TRUE(vm.NoneProgress(kQuiet));
   ASSERT_EQ(kill(coordinator, SIGKILL), 0);
   waitpid(coordinator, nullptr, 0);
   // Well before the 60 s limit (a generous bound for a loaded machine).
   EXPECT_TRUE(vm.AllProgress(absl::Seconds(20)));
-  // The coordinator never restored: put the threads back ourselves.
-  for (const FreezeUnit& u : plan.units) {
-    for (pid_t tid : u.tids) std::ofstream(u.origin + "/cgroup.threads") << tid;
-    rmdir(u.dir.c_str());
-  }
+  // The coordinator never put the threads back; recovery does, and finds nothing frozen.
+  EXPECT_EQ(*ThawLeftovers("/proc", Mountinfo(), vm.pid()), 0);
 }
 
 // Coordinator and guard both killed: the threads stay frozen until a restarted daemon's
@@ -211,24 +215,8 @@ TEST(LeftoversTest, RecoveryThawsAndRestoresWhatTheDeadLeft) {
     absl::StatusOr<FreezeTarget> t = Target(vm, 2, mountinfo);
     ASSERT_TRUE(t.ok()) << t.status();
     const std::string before = ThreadCgroups(vm.pid(), vm.tids()[1]);
-    int ready[2];
-    ASSERT_EQ(pipe(ready), 0);
-    const pid_t coordinator = fork();
-    ASSERT_GE(coordinator, 0);
-    if (coordinator == 0) {
-      close(ready[0]);
-      absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
-      if (!f.ok()) _exit(1);
-      absl::StatusOr<FreezeGuard> guard = FreezeGuard::Start((*f)->ThawWrites(), absl::Seconds(60));
-      if (!guard.ok() || !(*f)->Freeze(kDeadline).ok()) _exit(1);
-      const pid_t g = guard->pid();
-      (void)!write(ready[1], &g, sizeof(g));
-      for (;;) pause();
-    }
-    close(ready[1]);
-    pid_t guard = 0;
-    ASSERT_EQ(read(ready[0], &guard, sizeof(guard)), static_cast<ssize_t>(sizeof(guard)));
-    close(ready[0]);
+    auto [coordinator, guard] = ForkFrozenCoordinator(*std::move(t));
+    ASSERT_GT(guard, 0);
     ASSERT_EQ(kill(guard, SIGKILL), 0);  // the guard first: nobody thaws
     ASSERT_EQ(kill(coordinator, SIGKILL), 0);
     waitpid(coordinator, nullptr, 0);
