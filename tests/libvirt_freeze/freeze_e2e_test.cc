@@ -8,11 +8,13 @@
 //  - a domain someone else paused is left alone;
 //  - a domain whose vCPU threads cannot be identified (QEMU without debug-threads): a
 //    clear error naming it, nothing frozen, with --pause freeze and auto alike;
+//  - `ucodectl -c URI apply` freezes by default;
 //  - one operation over ucode-vmm VMs (real KVM) and frozen domains ends with all running.
 // Progress is read from CPU time counters and the guests' own clocks, never asserted
 // against host timings.
 //
 // Arguments (BUILD.bazel): --agent= --build_initramfs= --render_domain_xml= --holder=
+// --ucodectl= --make_fuzz_seeds=
 #include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <poll.h>
@@ -39,6 +41,7 @@
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
 #include "tests/libvirt_guest/guest_lab.h"
+#include "tests/libvirt_guest/subprocess.h"
 #include "tests/vmm_test_util.h"
 #include "vmm/freeze/leftovers.h"
 #include "vmm/freeze/vcpu_threads.h"
@@ -59,6 +62,8 @@ using orchestrator::PauseMode;
 
 GuestLabOptions g_options;
 std::string g_holder;
+std::string g_ucodectl;
+std::string g_make_fuzz_seeds;
 
 // Bounds, not expectations (2 shared cores, TCG guests).
 constexpr absl::Duration kBootTimeout = absl::Seconds(300);
@@ -364,6 +369,36 @@ TEST_F(FreezeE2eTest, UnidentifiableVcpuThreadsAreAClearErrorAndNothingFreezes) 
   EXPECT_TRUE(AgentAnswers("web1"));
 }
 
+// The operator's path: `ucodectl -c URI apply` freezes by default, and its report names
+// the pause and the guest's clock.
+TEST_F(FreezeE2eTest, UcodectlApplyFreezesByDefault) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/images");
+  absl::StatusOr<CommandResult> seeds = RunCommand({"mkdir", "-p", dir});
+  seeds = RunCommand({g_make_fuzz_seeds, dir});
+  ASSERT_TRUE(seeds.ok() && seeds->exit_code == 0);
+  const uint64_t seq = conn().events().LastSeq();
+  absl::StatusOr<CommandResult> run =
+      RunCommand({g_ucodectl, "-c", lab_->uri(), "apply", dir + "/generated-00", "--domain",
+                  "web1", "--domain", "web2", "--agent-timeout", "5000", "--json"});
+  ASSERT_TRUE(run.ok()) << run.status();
+  fprintf(stderr, "%s\n", run->out.c_str());
+  EXPECT_EQ(run->exit_code, 0);
+  json report = json::parse(run->out, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << run->out;
+  EXPECT_TRUE(report["ok"].get<bool>()) << report["error"];
+  ASSERT_EQ(report["vms"].size(), 2u);
+  for (const json& vm : report["vms"]) {
+    EXPECT_EQ(vm["pause"], "freeze") << vm;
+    EXPECT_EQ(vm["guest_blackout_clock"], "CLOCK_MONOTONIC") << vm;
+    EXPECT_EQ(vm["view"], "stale until restart") << vm;
+  }
+  for (const std::string& name : kDomains) {
+    EXPECT_EQ(CountSince(name, VIR_DOMAIN_EVENT_SUSPENDED, seq), 0) << name;
+    EXPECT_EQ(*Dom(name).State(), VIR_DOMAIN_RUNNING);
+    EXPECT_FALSE(AnyVcpuFrozen(Pid(name)));
+  }
+}
+
 // One operation over two ucode-vmm VMs (the rendezvous) and the two frozen domains.
 TEST_F(FreezeE2eTest, MixedOperationEndsWithEverythingRunning) {
   SKIP_WITHOUT_KVM();
@@ -426,10 +461,17 @@ int main(int argc, char** argv) {
     absl::string_view a = argv[i];
     if (ucode::testing::ReadGuestLabArg(a, o)) continue;
     if (absl::ConsumePrefix(&a, "--holder=")) ucode::testing::g_holder = std::string(a);
+    if (absl::ConsumePrefix(&a, "--ucodectl=")) ucode::testing::g_ucodectl = std::string(a);
+    if (absl::ConsumePrefix(&a, "--make_fuzz_seeds=")) {
+      ucode::testing::g_make_fuzz_seeds = std::string(a);
+    }
   }
   if (o.agent.empty() || o.build_initramfs.empty() || o.render_domain_xml.empty() ||
-      ucode::testing::g_holder.empty()) {
-    fprintf(stderr, "usage: %s --agent= --build_initramfs= --render_domain_xml= --holder=\n",
+      ucode::testing::g_holder.empty() || ucode::testing::g_ucodectl.empty() ||
+      ucode::testing::g_make_fuzz_seeds.empty()) {
+    fprintf(stderr,
+            "usage: %s --agent= --build_initramfs= --render_domain_xml= --holder= --ucodectl= "
+            "--make_fuzz_seeds=\n",
             argv[0]);
     return 2;
   }
