@@ -120,6 +120,32 @@ TEST(FreezerTest, InPlaceVcpuCgroups) {
   rmdir(dom.c_str());
 }
 
+// A unit that never reports frozen (a fake cgroup: plain files, "frozen 0" for ever)
+// beside a real one: Freeze waits until the deadline, thaws both, and names the VM and
+// vCPUs that missed it.
+TEST(FreezerTest, MissedDeadlineThawsEverythingAndNamesTheLateVcpus) {
+  FakeVmm vm(1);
+  absl::StatusOr<FreezeTarget> real = Target(vm, 1, Mountinfo());
+  ASSERT_TRUE(real.ok()) << real.status();
+  char tmpl[] = "/tmp/fake-cgroup-XXXXXX";
+  const std::string fake = mkdtemp(tmpl);
+  std::ofstream(fake + "/cgroup.freeze") << "0";
+  std::ofstream(fake + "/cgroup.events") << "populated 1\nfrozen 0\n";
+  FreezeTarget stuck{.name = "stuck-vm"};
+  stuck.plan.units.push_back(
+      {.mechanism = Mechanism::kV2InPlace, .dir = fake, .tids = {1}, .vcpus = {3}});
+  absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(real), stuck});
+  ASSERT_TRUE(f.ok()) << f.status();
+  absl::Status s = (*f)->Freeze(absl::Milliseconds(200));
+  EXPECT_TRUE(absl::IsAborted(s)) << s;
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("stuck-vm vcpu 3"));
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("thawed every VM"));
+  EXPECT_EQ(ReadAll(fake + "/cgroup.freeze"), "0");
+  EXPECT_TRUE(vm.AllProgress(kDeadline));  // the real one was thawed too
+  ASSERT_TRUE((*f)->Restore().ok());
+  std::system(("rm -rf " + fake).c_str());
+}
+
 TEST(FreezerTest, ThreadCountMismatchFreezesNothing) {
   FakeVmm vm(2);
   absl::StatusOr<std::vector<ThreadInput>> threads = ReadVcpuThreads("/proc", vm.pid(), 3);
