@@ -4,7 +4,8 @@
 //    clock reads stop (the agent's meter sees a gap spanning the hold); libvirt says
 //    "running" throughout and raises no suspended/resumed event; the agents answer after;
 //  - the coordinator (freeze_holder) killed with SIGKILL while frozen: the guard thaws at
-//    once, long before its 60 s dead-man deadline;
+//    once, long before its 60 s dead-man deadline; coordinator and guard both killed: a
+//    restarted ucoded's recovery (LibvirtGuests::ResumePaused) thaws the domains;
 //  - a domain someone else paused is left alone;
 //  - a domain whose vCPU threads cannot be identified (QEMU without debug-threads): a
 //    clear error naming it, nothing frozen, with --pause freeze and auto alike;
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <memory>
@@ -43,6 +45,7 @@
 #include "tests/libvirt_guest/guest_lab.h"
 #include "tests/libvirt_guest/subprocess.h"
 #include "tests/vmm_test_util.h"
+#include "vmm/daemon/libvirt_guests.h"
 #include "vmm/freeze/leftovers.h"
 #include "vmm/freeze/vcpu_threads.h"
 #include "vmm/libvirt/agent_call.h"
@@ -266,15 +269,15 @@ TEST_F(FreezeE2eTest, FreezeHoldsTheGuestsAndLibvirtNeverNotices) {
   }
 }
 
-TEST_F(FreezeE2eTest, KilledCoordinatorThawsAtOnceNotAtTheDeadline) {
-  for (const std::string& name : kDomains) StartMeter(name);
+// Starts freeze_holder over kDomains (60 s dead-man) and returns its pid once it says
+// the domains are frozen; -1 if it did not.
+pid_t StartHolder(const std::string& uri) {
   int out[2];
-  ASSERT_EQ(pipe(out), 0);
+  if (pipe(out) != 0) return -1;
   const pid_t holder = fork();
-  ASSERT_GE(holder, 0);
   if (holder == 0) {
     dup2(out[1], STDOUT_FILENO);
-    std::vector<std::string> args = {g_holder, "--uri=" + lab_->uri(), "--deadman_ms=60000"};
+    std::vector<std::string> args = {g_holder, "--uri=" + uri, "--deadman_ms=60000"};
     for (const std::string& d : kDomains) args.push_back("--domain=" + d);
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
@@ -284,11 +287,38 @@ TEST_F(FreezeE2eTest, KilledCoordinatorThawsAtOnceNotAtTheDeadline) {
   }
   close(out[1]);
   pollfd p = {.fd = out[0], .events = POLLIN};
-  ASSERT_EQ(poll(&p, 1, 120000), 1) << "freeze_holder never froze";
   char buf[16] = {};
-  ASSERT_GT(read(out[0], buf, sizeof(buf) - 1), 0);
-  ASSERT_THAT(std::string(buf), HasSubstr("frozen"));
+  const bool frozen = poll(&p, 1, 120000) == 1 && read(out[0], buf, sizeof(buf) - 1) > 0 &&
+                      absl::StrContains(buf, "frozen");
   close(out[0]);
+  if (!frozen) {
+    kill(holder, SIGKILL);
+    waitpid(holder, nullptr, 0);
+    return -1;
+  }
+  return holder;
+}
+
+// The children of `parent` (from /proc/PID/stat's ppid field).
+std::vector<pid_t> ChildrenOf(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(e.path().filename().string(), &pid)) continue;
+    const std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::vector<std::string> f = absl::StrSplit(stat.substr(paren + 2), ' ');
+    pid_t ppid = 0;
+    if (f.size() > 1 && absl::SimpleAtoi(f[1], &ppid) && ppid == parent) out.push_back(pid);
+  }
+  return out;
+}
+
+TEST_F(FreezeE2eTest, KilledCoordinatorThawsAtOnceNotAtTheDeadline) {
+  for (const std::string& name : kDomains) StartMeter(name);
+  const pid_t holder = StartHolder(lab_->uri());
+  ASSERT_GT(holder, 0) << "freeze_holder never froze";
   for (const std::string& name : kDomains) {
     EXPECT_TRUE(AnyVcpuFrozen(Pid(name))) << name;
     EXPECT_EQ(*Dom(name).State(), VIR_DOMAIN_RUNNING);
@@ -310,6 +340,32 @@ TEST_F(FreezeE2eTest, KilledCoordinatorThawsAtOnceNotAtTheDeadline) {
         freeze::ThawLeftovers("/proc", ReadAll("/proc/self/mountinfo"), Pid(name));
     EXPECT_TRUE(thawed.ok()) << thawed.status();
     EXPECT_EQ(*thawed, 0) << "the guard left something frozen";
+  }
+}
+
+// Coordinator and guard both killed: the domains stay frozen until a restarted ucoded's
+// recovery (LibvirtGuests::ResumePaused over the journaled names) thaws them.
+TEST_F(FreezeE2eTest, RestartedDaemonThawsWhatDeadCoordinatorAndGuardLeft) {
+  const pid_t holder = StartHolder(lab_->uri());
+  ASSERT_GT(holder, 0) << "freeze_holder never froze";
+  const std::vector<pid_t> guards = ChildrenOf(holder);
+  ASSERT_EQ(guards.size(), 1u);
+  ASSERT_EQ(kill(guards[0], SIGKILL), 0);  // the guard first: nobody thaws
+  ASSERT_EQ(kill(holder, SIGKILL), 0);
+  waitpid(holder, nullptr, 0);
+  for (const std::string& name : kDomains) EXPECT_TRUE(AnyVcpuFrozen(Pid(name))) << name;
+  absl::StatusOr<std::unique_ptr<daemon::LibvirtGuests>> guests =
+      daemon::LibvirtGuests::Open(lab_->uri(), {.names_or_uuids = kDomains});
+  ASSERT_TRUE(guests.ok()) << guests.status();
+  absl::StatusOr<std::string> account = (*guests)->ResumePaused(kDomains, kDeadline);
+  ASSERT_TRUE(account.ok()) << account.status();
+  fprintf(stderr, "recovery: %s\n", account->c_str());
+  EXPECT_THAT(*account, HasSubstr("web1 thawed"));
+  EXPECT_THAT(*account, HasSubstr("web2 thawed"));
+  for (const std::string& name : kDomains) {
+    EXPECT_FALSE(AnyVcpuFrozen(Pid(name))) << name;
+    EXPECT_TRUE(AgentAnswers(name)) << name;
+    EXPECT_EQ(*freeze::ThawLeftovers("/proc", ReadAll("/proc/self/mountinfo"), Pid(name)), 0);
   }
 }
 
