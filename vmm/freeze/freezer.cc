@@ -66,6 +66,12 @@ const char* TasksName(Mechanism m) { return IsV2(m) ? "cgroup.threads" : "tasks"
 // The legacy freezer cannot be waited on; re-reading it this often costs a few reads per
 // vCPU while giving up the core to the tasks being frozen.
 constexpr absl::Duration kV1PollInterval = absl::Microseconds(20);
+// cgroup.events notifications are rate-limited per file: one within
+// CGROUP_FILE_NOTIFY_MIN_INTV (HZ/100 jiffies, ~10 ms) of the previous one is deferred to a
+// timer (kernel/cgroup/cgroup.c, cgroup_file_notify()). A freeze soon after a thaw (or
+// after threads moved in) would wait that long for its POLLPRI; so the wait is also
+// bounded by this and the files are re-read.
+constexpr absl::Duration kNotifyRecheck = absl::Microseconds(100);
 
 }  // namespace
 
@@ -186,7 +192,7 @@ absl::Status Freezer::WaitFrozen(absl::Time deadline, absl::Time start, std::vec
     if (fds.empty() && !any_v1) return absl::OkStatus();
     const absl::Time now = absl::Now();
     if (now >= deadline) break;
-    absl::Duration wait = deadline - now;
+    absl::Duration wait = std::min(deadline - now, kNotifyRecheck);
     if (any_v1) wait = std::min(wait, kV1PollInterval);
     const timespec ts = absl::ToTimespec(wait);
     if (ppoll(fds.data(), fds.size(), &ts, nullptr) < 0 && errno != EINTR) {

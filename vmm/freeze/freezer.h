@@ -7,7 +7,8 @@
 //     frozen yet. On any failure everything done so far is undone.
 //   Freeze(deadline): writes every control file first ("1" to cgroup.freeze, FROZEN to
 //     freezer.state), then waits for all: cgroup2 by poll() on cgroup.events (the kernel
-//     notifies it when "frozen" changes: cgroup_update_frozen() → cgroup_file_notify()),
+//     notifies it when "frozen" changes: cgroup_update_frozen() → cgroup_file_notify();
+//     the notification may be deferred ~10 ms, so the poll is bounded and re-reads),
 //     v1 by re-reading freezer.state, which has no notification (the legacy freezer
 //     reports FREEZING until every task is frozen: freezer_read() → update_if_frozen()).
 //     If any unit is not frozen by the deadline, everything is thawed and the error names
