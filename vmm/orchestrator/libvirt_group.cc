@@ -164,7 +164,8 @@ absl::Status LibvirtGuestGroup::Prepare(absl::Duration /*timeout*/) {
 absl::Status LibvirtGuestGroup::PreparePauser() {
   std::vector<int> vcpus;
   for (const Vm& vm : vms_) vcpus.push_back(vm.vcpus);
-  absl::Status s = pauser_->Prepare(DomainRefs(), vcpus);
+  ASSIGN_OR_RETURN(std::vector<libvirt::Domain> refs, DomainRefs());
+  absl::Status s = pauser_->Prepare(refs, vcpus);
   // --pause auto: a host without a freezer, or domains whose QEMU is not on this host
   // (a remote URI), are suspended instead; a domain whose vCPU threads do not add up is an
   // error, never a silent fallback.
@@ -172,19 +173,18 @@ absl::Status LibvirtGuestGroup::PreparePauser() {
       (absl::IsUnimplemented(s) || absl::IsNotFound(s))) {
     notes_.push_back(absl::StrCat("domains suspended, not frozen: ", s.message()));
     pauser_ = std::make_unique<SuspendPauser>(conn_);
-    s = pauser_->Prepare(DomainRefs(), vcpus);
+    s = pauser_->Prepare(refs, vcpus);
   }
   pauser_prepared_ = s.ok();
   if (s.ok()) notes_.push_back(absl::StrCat("libvirt domains: pause=", pauser_->Describe()));
   return s;
 }
 
-std::vector<libvirt::Domain> LibvirtGuestGroup::DomainRefs() const {
+absl::StatusOr<std::vector<libvirt::Domain>> LibvirtGuestGroup::DomainRefs() const {
   std::vector<libvirt::Domain> out;
   for (const Vm& vm : vms_) {
-    // virDomainRef only counts a reference: it fails for an invalid pointer, never here.
-    absl::StatusOr<libvirt::Domain> d = vm.domain.Duplicate();
-    if (d.ok()) out.push_back(*std::move(d));
+    ASSIGN_OR_RETURN(libvirt::Domain d, vm.domain.Duplicate());
+    out.push_back(std::move(d));
   }
   return out;
 }
@@ -200,7 +200,9 @@ absl::Status LibvirtGuestGroup::Park(absl::Duration deadline) {
     vm.parked_at = vm.released_at = vm.release_start = absl::InfinitePast();
   }
   const absl::Time start = absl::Now();
-  std::vector<PauseOutcome> results = pauser_->Pause(DomainRefs(), deadline);
+  absl::StatusOr<std::vector<libvirt::Domain>> refs = DomainRefs();
+  if (!refs.ok()) return absl::AbortedError(refs.status().message());  // nothing held yet
+  std::vector<PauseOutcome> results = pauser_->Pause(*refs, deadline);
   std::vector<std::string> failed;
   for (size_t i = 0; i < vms_.size(); ++i) {
     Vm& vm = vms_[i];
@@ -233,7 +235,12 @@ std::vector<std::string> LibvirtGuestGroup::ResumeOurs(absl::Duration deadline) 
   std::vector<std::string> failed;
   if (std::find(which.begin(), which.end(), true) == which.end()) return failed;
   const absl::Time start = absl::Now();
-  std::vector<PauseOutcome> results = pauser_->Resume(DomainRefs(), which, deadline);
+  absl::StatusOr<std::vector<libvirt::Domain>> refs = DomainRefs();
+  if (!refs.ok()) {
+    failed.push_back(std::string(refs.status().message()));
+    return failed;
+  }
+  std::vector<PauseOutcome> results = pauser_->Resume(*refs, which, deadline);
   for (size_t i = 0; i < vms_.size(); ++i) {
     if (!which[i]) continue;
     Vm& vm = vms_[i];

@@ -116,7 +116,8 @@ class LibvirtGuestGroup final : public GuestGroup {
 
   // Resumes the domains flagged parked_by_us; returns the failures ("name: why").
   std::vector<std::string> ResumeOurs(absl::Duration deadline);
-  std::vector<libvirt::Domain> DomainRefs() const;
+  // One more reference to every domain, in vms_ order (what the pauser is given).
+  absl::StatusOr<std::vector<libvirt::Domain>> DomainRefs() const;
   // The pauser's Prepare, with --pause auto's fallback to suspend.
   absl::Status PreparePauser();
 
