@@ -243,16 +243,9 @@ TEST_F(ApplyE2eTest, UsageErrorsExit2AndUnknownDomainFailsUntouched) {
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   ucode::testing::GuestLabOptions& o = ucode::testing::g_options;
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    if (ucode::testing::ReadGuestLabArg(a, o)) continue;
-    if (absl::ConsumePrefix(&a, "--ucodectl=")) ucode::testing::g_ucodectl = std::string(a);
-    if (absl::ConsumePrefix(&a, "--make_fuzz_seeds=")) ucode::testing::g_make_fuzz_seeds = std::string(a);
-  }
-  if (o.agent.empty() || o.build_initramfs.empty() || o.render_domain_xml.empty() ||
-      ucode::testing::g_ucodectl.empty() || ucode::testing::g_make_fuzz_seeds.empty()) {
-    fprintf(stderr, "usage: %s --agent= --build_initramfs= --render_domain_xml= --ucodectl= "
-                    "--make_fuzz_seeds=\n", argv[0]);
+  if (!ucode::testing::ReadTestArgs(argc, argv, o,
+                                    {{"ucodectl", &ucode::testing::g_ucodectl},
+                                     {"make_fuzz_seeds", &ucode::testing::g_make_fuzz_seeds}})) {
     return 2;
   }
   o.daemon = true;

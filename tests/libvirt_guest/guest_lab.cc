@@ -288,17 +288,27 @@ GuestLab::~GuestLab() {
   fs::remove_all(root_, ec);
 }
 
-bool ReadGuestLabArg(absl::string_view arg, GuestLabOptions& options) {
-  if (absl::ConsumePrefix(&arg, "--agent=")) {
-    options.agent = std::string(arg);
-  } else if (absl::ConsumePrefix(&arg, "--build_initramfs=")) {
-    options.build_initramfs = std::string(arg);
-  } else if (absl::ConsumePrefix(&arg, "--render_domain_xml=")) {
-    options.render_domain_xml = std::string(arg);
-  } else {
-    return false;
+bool ReadTestArgs(int argc, char** argv, GuestLabOptions& options,
+                  const std::vector<std::pair<std::string, std::string*>>& extra) {
+  std::vector<std::pair<std::string, std::string*>> all = {
+      {"agent", &options.agent},
+      {"build_initramfs", &options.build_initramfs},
+      {"render_domain_xml", &options.render_domain_xml}};
+  all.insert(all.end(), extra.begin(), extra.end());
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    for (auto& [name, out] : all) {
+      if (absl::ConsumePrefix(&arg, absl::StrCat("--", name, "="))) *out = std::string(arg);
+    }
   }
-  return true;
+  std::string usage;
+  bool ok = true;
+  for (auto& [name, out] : all) {
+    absl::StrAppend(&usage, " --", name, "=PATH");
+    ok = ok && !out->empty();
+  }
+  if (!ok) fprintf(stderr, "usage: %s%s\n", argv[0], usage.c_str());
+  return ok;
 }
 
 }  // namespace ucode::testing

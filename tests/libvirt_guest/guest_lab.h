@@ -35,9 +35,11 @@ struct GuestLabOptions {
   bool daemon = false;
 };
 
-// A test main's `--agent=`, `--build_initramfs=` or `--render_domain_xml=` argument (the
-// Bazel rootpaths of the guest's inputs) into `options`; false for any other argument.
-bool ReadGuestLabArg(absl::string_view arg, GuestLabOptions& options);
+// A test main's arguments, `--NAME=PATH` (Bazel rootpaths): the guest's inputs
+// (`--agent=`, `--build_initramfs=`, `--render_domain_xml=`) into `options`, and each of
+// `extra`'s names into its string. False, after printing the usage, if any is missing.
+bool ReadTestArgs(int argc, char** argv, GuestLabOptions& options,
+                  const std::vector<std::pair<std::string, std::string*>>& extra = {});
 
 // Per-domain differences from the lab's guest.
 struct BootOptions {

@@ -166,12 +166,6 @@ TEST_F(LibvirtGuestTest, SelectsTheDomainByNameUuidAndAllRunning) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  auto& o = ucode::testing::g_options;
-  for (int i = 1; i < argc; ++i) ucode::testing::ReadGuestLabArg(argv[i], o);
-  if (o.agent.empty() || o.build_initramfs.empty() || o.render_domain_xml.empty()) {
-    fprintf(stderr, "usage: %s --agent=PATH --build_initramfs=PATH --render_domain_xml=PATH\n",
-            argv[0]);
-    return 2;
-  }
+  if (!ucode::testing::ReadTestArgs(argc, argv, ucode::testing::g_options)) return 2;
   return RUN_ALL_TESTS();
 }
