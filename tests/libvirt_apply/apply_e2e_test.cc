@@ -111,13 +111,7 @@ class ApplyE2eTest : public ::testing::Test {
   // Lifecycle events of `type` for the domain after sequence number `after` (starting a
   // domain emits RESUMED too: libvirt starts QEMU paused and continues it).
   int CountSince(const std::string& name, int type, uint64_t after) {
-    const std::string uuid = Dom(name).uuid();
-    int n = 0;
-    for (const libvirt::DomainEvent& e : conn().events().Snapshot()) {
-      n += e.seq > after && e.kind == libvirt::DomainEvent::Kind::kLifecycle && e.uuid == uuid &&
-           e.type == type;
-    }
-    return n;
+    return conn().events().CountLifecycle(Dom(name).uuid(), type, after);
   }
 
   std::unique_ptr<GuestLab> lab_;

@@ -183,13 +183,7 @@ class FreezeE2eTest : public ::testing::Test {
   }
 
   int CountSince(const std::string& name, int type, uint64_t after) {
-    const std::string uuid = Dom(name).uuid();
-    int n = 0;
-    for (const libvirt::DomainEvent& e : conn().events().Snapshot()) {
-      n += e.seq > after && e.kind == libvirt::DomainEvent::Kind::kLifecycle && e.uuid == uuid &&
-           e.type == type;
-    }
-    return n;
+    return conn().events().CountLifecycle(Dom(name).uuid(), type, after);
   }
 
   bool AgentAnswers(const std::string& name) {
