@@ -18,7 +18,7 @@
 // guest (read by a prepare hook from /proc/<agent>/smaps_rollup), the static binary's size.
 //
 //   bazel run -c opt //tests:bench_park_libvirt -- [--rounds=10] [--counts=1,4,8]
-//       [--libvirt=daemon|embed] [--agent=false]
+//       [--libvirt=daemon|embed] [--libvirt_cgroups=false] [--agent=false]
 //
 // Needs root, QEMU, libvirt and /dev/kvm (tools/install-deps). Prints a table and one
 // JSON line. Timings are never asserted anywhere.
@@ -53,6 +53,9 @@ ABSL_FLAG(std::string, libvirt, "daemon",
           "daemon: a private libvirtd, reached over its socket as qemu:///system would be; "
           "embed: the QEMU driver inside this process");
 ABSL_FLAG(bool, agent, true, "also measure the agent's ping, RSS and size");
+ABSL_FLAG(bool, libvirt_cgroups, true,
+          "let the private libvirtd make its per-vCPU cgroups (the freezer then freezes them "
+          "in place, as on a production host); false: threaded cgroups of ours");
 ABSL_FLAG(std::string, ucode_agent, "", "the ucode-agent binary (set by BUILD)");
 ABSL_FLAG(std::string, build_initramfs, "", "//tests/linux_guest:build_initramfs (set by BUILD)");
 ABSL_FLAG(std::string, render_domain_xml, "", "//tests/linux_guest:render_domain_xml (set by BUILD)");
@@ -295,6 +298,7 @@ int Run() {
   lo.build_initramfs = absl::GetFlag(FLAGS_build_initramfs);
   lo.render_domain_xml = absl::GetFlag(FLAGS_render_domain_xml);
   lo.agent = absl::GetFlag(FLAGS_ucode_agent);
+  lo.libvirt_cgroups = absl::GetFlag(FLAGS_libvirt_cgroups);
   lo.vcpus = vcpus;
   lo.memory_mib = 160;
   absl::StatusOr<std::unique_ptr<GuestLab>> lab = GuestLab::Create(lo);

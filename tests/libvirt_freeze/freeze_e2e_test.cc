@@ -514,6 +514,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.daemon = true;
+  o.libvirt_cgroups = true;  // libvirt's own vcpuN cgroups, frozen in place where it makes them
   o.vcpus = 2;
   o.memory_mib = 160;
   return RUN_ALL_TESTS();

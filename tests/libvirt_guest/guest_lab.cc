@@ -94,8 +94,9 @@ constexpr char kQemuConf[] =
     "group = \"root\"\n"
     "stdio_handler = \"file\"\n"
     "namespaces = [ ]\n"
-    "cgroup_controllers = [ ]\n"
     "security_driver = \"none\"\n";
+// Unless GuestLabOptions::libvirt_cgroups: no cgroups at all.
+constexpr char kNoCgroups[] = "cgroup_controllers = [ ]\n";
 
 std::string MissingNow() {
   if (access("/usr/bin/qemu-system-x86_64", X_OK) != 0) {
@@ -146,7 +147,8 @@ absl::StatusOr<std::unique_ptr<GuestLab>> GuestLab::Create(const GuestLabOptions
   lab->root_ = tmpl;
 
   fs::create_directories(fs::path(lab->root_) / "etc");
-  std::ofstream(fs::path(lab->root_) / "etc/qemu.conf") << kQemuConf;
+  std::ofstream(fs::path(lab->root_) / "etc/qemu.conf")
+      << kQemuConf << (options.daemon && options.libvirt_cgroups ? "" : kNoCgroups);
 
   if (!options.agent.empty()) {
     std::vector<std::string> build = {options.build_initramfs, "--agent", options.agent,

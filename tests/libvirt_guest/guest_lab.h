@@ -33,6 +33,10 @@ struct GuestLabOptions {
   // A private libvirtd instead of the embedded driver (uri() is then reachable from
   // other processes on this machine).
   bool daemon = false;
+  // With `daemon`: let libvirt make its cgroups for each domain (machine, emulator and
+  // per-vCPU ones), as on a production host. Off by default: tests that run at once would
+  // share cgroup names.
+  bool libvirt_cgroups = false;
 };
 
 // A test main's arguments, `--NAME=PATH` (Bazel rootpaths): the guest's inputs
