@@ -104,6 +104,7 @@ CommandResult Prepare(const UcodeConfig& config, BlackoutMeter& meter, const jso
   ReadFacts(&r, false, &facts);
   if (!r.ok()) return CommandResult::Error(r.error());
   facts.deadline_ms = *deadline;
+  if (!config.blackout_meter) measure.reset();
   const auto started = std::chrono::steady_clock::now();
   if (measure) meter.Start(std::chrono::milliseconds(*measure));
 

@@ -24,6 +24,8 @@ struct UcodeConfig {
   std::string state_dir = "/run/ucode-agent";
   std::string cpuinfo_path = "/proc/cpuinfo";
   bool sync_state = true;  // fsync records (the fuzzer turns it off)
+  // Honour prepare's "measure-ms" (the fuzzer turns it off: the argument is still checked).
+  bool blackout_meter = true;
   size_t max_hook_output_bytes = 4096;
 };
 
