@@ -106,6 +106,10 @@ void TimeGroup(orchestrator::LibvirtGuestGroup& g, int rounds, Sample& s) {
       ++s.failures;
       continue;
     }
+    // Guests run between holds, as between operations: one hold per operation in
+    // production. (Back-to-back freezes would also meet the kernel's ~10 ms rate limit on
+    // cgroup.events notifications.)
+    absl::SleepFor(absl::Milliseconds(20));
     if (i < 0) continue;
     s.park_us.push_back(Us(t1 - t0));
     s.release_us.push_back(Us(t2 - t1));
