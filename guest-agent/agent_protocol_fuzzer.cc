@@ -38,6 +38,7 @@ struct Fixture {
     config.state_dir = root + "/state";
     config.cpuinfo_path = root + "/no-cpuinfo";
     config.sync_state = false;
+    config.blackout_meter = false;  // no spinning thread per fuzzed prepare
     ucode_agent::AddProtocolCommands(&table, "fuzz");
     ucode_agent::AddUcodeCommands(&table, config);
   }

@@ -1,11 +1,14 @@
 #include "guest-agent/ucode_commands.h"
 
 #include <cstdio>
+#include <chrono>
 #include <ctime>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "guest-agent/args.h"
+#include "guest-agent/blackout_meter.h"
 #include "guest-agent/cpuinfo.h"
 #include "guest-agent/hooks.h"
 #include "guest-agent/state_store.h"
@@ -88,14 +91,22 @@ void AddRunSummary(const HookRun& run, const char* ok_status, json::Value* out) 
   out->Set("hooks", HooksJson(run));
 }
 
-CommandResult Prepare(const UcodeConfig& config, const json::Value& args) {
+// Before the pause window opens the meter needs a baseline long enough to have seen the
+// guest's ordinary scheduling noise, even when there are no hooks to run.
+constexpr auto kMinBaseline = std::chrono::milliseconds(20);
+
+CommandResult Prepare(const UcodeConfig& config, BlackoutMeter& meter, const json::Value& args) {
   ArgReader r(args);
-  r.OnlyKnown({"deadline-ms", "old-revision", "new-revision", "host", "mode"});
+  r.OnlyKnown({"deadline-ms", "old-revision", "new-revision", "host", "mode", "measure-ms"});
   Facts facts;
   std::optional<int64_t> deadline = r.Int("deadline-ms", true, 1, kMaxDeadlineMs);
+  std::optional<int64_t> measure = r.Int("measure-ms", false, 1, kMaxDeadlineMs);
   ReadFacts(&r, false, &facts);
   if (!r.ok()) return CommandResult::Error(r.error());
   facts.deadline_ms = *deadline;
+  if (!config.blackout_meter) measure.reset();
+  const auto started = std::chrono::steady_clock::now();
+  if (measure) meter.Start(std::chrono::milliseconds(*measure));
 
   HookOptions options;
   options.deadline = std::chrono::milliseconds(*deadline);
@@ -103,9 +114,18 @@ CommandResult Prepare(const UcodeConfig& config, const json::Value& args) {
   options.stop_on_failure = true;
   options.env = HookEnv("prepare", facts, config);
   HookRun run = RunHooks(config.prepare_dir, options);
+  if (measure && run.ok) {
+    const auto baseline_end = started + std::min<std::chrono::milliseconds>(
+                                            kMinBaseline, std::chrono::milliseconds(*deadline));
+    std::this_thread::sleep_until(baseline_end);
+    meter.MarkPauseWindow();
+  } else {
+    meter.Stop();  // a refused prepare: no pause follows
+  }
 
   json::Value ret = json::Object{};
   AddRunSummary(run, "ready", &ret);
+  if (measure && run.ok) ret.Set("measuring", true);
   json::Value record = FactsJson(facts);
   AddRunSummary(run, "ready", &record);
   std::string error;
@@ -116,7 +136,8 @@ CommandResult Prepare(const UcodeConfig& config, const json::Value& args) {
   return CommandResult::Ok(std::move(ret));
 }
 
-CommandResult Complete(const UcodeConfig& config, const json::Value& args) {
+CommandResult Complete(const UcodeConfig& config, BlackoutMeter& meter,
+                       const json::Value& args) {
   ArgReader r(args);
   r.OnlyKnown({"deadline-ms", "old-revision", "new-revision", "host", "mode"});
   Facts facts;
@@ -129,6 +150,9 @@ CommandResult Complete(const UcodeConfig& config, const json::Value& args) {
   StateStore store(config.state_dir, config.sync_state);
   json::Value record = FactsJson(facts);
   record.Set("status", "recorded");
+  if (std::optional<BlackoutResult> blackout = meter.Stop()) {
+    record.Set("blackout", blackout->ToJson());
+  }
   std::string error;
   if (!store.Write(kLastCompleteRecord, record, &error)) {
     return CommandResult::Error("cannot record the update: " + error);
@@ -175,10 +199,13 @@ CommandResult Status(const UcodeConfig& config, const json::Value& args) {
 
 void AddUcodeCommands(CommandTable* table, const UcodeConfig& config) {
   auto shared = std::make_shared<const UcodeConfig>(config);
+  auto meter = std::make_shared<BlackoutMeter>();
   table->Add({"guest-ucode-prepare",
-              [shared](const json::Value& a) { return Prepare(*shared, a); }, false});
+              [shared, meter](const json::Value& a) { return Prepare(*shared, *meter, a); },
+              false});
   table->Add({"guest-ucode-complete",
-              [shared](const json::Value& a) { return Complete(*shared, a); }, false});
+              [shared, meter](const json::Value& a) { return Complete(*shared, *meter, a); },
+              false});
   table->Add({"guest-ucode-status",
               [shared](const json::Value& a) { return Status(*shared, a); }, false});
 }

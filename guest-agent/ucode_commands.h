@@ -1,8 +1,11 @@
 // The agent's own commands:
-//   guest-ucode-prepare  {"deadline-ms": int, optional facts}  -> runs prepare.d hooks
+//   guest-ucode-prepare  {"deadline-ms": int, "measure-ms"?: int, optional facts}
+//                        -> runs prepare.d hooks; with measure-ms, starts the blackout
+//                           meter (blackout_meter.h) for at most that long
 //   guest-ucode-complete {"old-revision": int, "new-revision": int,
 //                         "host": str, "mode": str, "deadline-ms": int}
-//                        -> records the update, runs complete.d hooks
+//                        -> stops the meter, records the update and the blackout,
+//                           runs complete.d hooks
 //   guest-ucode-status   {} -> the records plus the revision /proc/cpuinfo shows
 // Argument and reply shapes are documented in guest-agent/README.md.
 #ifndef UCODE_GUEST_AGENT_UCODE_COMMANDS_H_
@@ -21,6 +24,8 @@ struct UcodeConfig {
   std::string state_dir = "/run/ucode-agent";
   std::string cpuinfo_path = "/proc/cpuinfo";
   bool sync_state = true;  // fsync records (the fuzzer turns it off)
+  // Honour prepare's "measure-ms" (the fuzzer turns it off: the argument is still checked).
+  bool blackout_meter = true;
   size_t max_hook_output_bytes = 4096;
 };
 

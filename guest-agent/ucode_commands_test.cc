@@ -1,5 +1,6 @@
 #include "guest-agent/ucode_commands.h"
 
+#include <algorithm>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -150,6 +151,43 @@ TEST_F(UcodeCommandsTest, CompleteArgumentErrors) {
             "Parameter 'mode' contains a control character");
   // Nothing was recorded by the rejected calls.
   EXPECT_EQ(Ret(Call(R"({"execute":"guest-ucode-status"})")).Find("last-complete"), nullptr);
+}
+
+// The meter runs from prepare to complete. A host pause cannot be made here, so the test
+// checks the shape and the invariants (max = max(baseline, pause), samples counted), not
+// values; tests/libvirt_freeze measures real pauses.
+TEST_F(UcodeCommandsTest, PrepareWithMeasureStartsMeterAndCompleteReturnsBlackout) {
+  json::Value p = Ret(Call(
+      R"({"execute":"guest-ucode-prepare","arguments":{"deadline-ms":1000,"measure-ms":60000}})"));
+  EXPECT_EQ(p.Find("status")->as_string(), "ready");
+  ASSERT_NE(p.Find("measuring"), nullptr);
+  json::Value c = Ret(Call(
+      R"({"execute":"guest-ucode-complete","arguments":{"old-revision":1,"new-revision":2}})"));
+  const json::Value* b = c.Find("blackout");
+  ASSERT_NE(b, nullptr) << json::Serialize(c);
+  EXPECT_EQ(b->Find("clock")->as_string(), "CLOCK_MONOTONIC");
+  EXPECT_EQ(b->Find("stopped-by")->as_string(), "complete");
+  EXPECT_GT(b->Find("samples")->as_int(), 0);
+  const int64_t max = b->Find("max-gap-ns")->as_int();
+  EXPECT_EQ(max, std::max(b->Find("pause-gap-ns")->as_int(), b->Find("baseline-gap-ns")->as_int()));
+  // guest-ucode-status returns it too, in the complete record.
+  json::Value s = Ret(Call(R"({"execute":"guest-ucode-status"})"));
+  ASSERT_NE(s.Find("last-complete"), nullptr);
+  EXPECT_NE(s.Find("last-complete")->Find("blackout"), nullptr);
+  // A complete without a measuring prepare has no blackout.
+  json::Value again = Ret(Call(
+      R"({"execute":"guest-ucode-complete","arguments":{"old-revision":1,"new-revision":2}})"));
+  EXPECT_EQ(again.Find("blackout"), nullptr);
+}
+
+TEST_F(UcodeCommandsTest, MeasureStopsAtItsLimit) {
+  Ret(Call(R"({"execute":"guest-ucode-prepare","arguments":{"deadline-ms":1000,"measure-ms":1}})"));
+  json::Value c = Ret(Call(
+      R"({"execute":"guest-ucode-complete","arguments":{"old-revision":1,"new-revision":2}})"));
+  ASSERT_NE(c.Find("blackout"), nullptr);
+  EXPECT_EQ(c.Find("blackout")->Find("stopped-by")->as_string(), "limit");
+  EXPECT_NE(Desc(Call(R"({"execute":"guest-ucode-prepare","arguments":{"deadline-ms":1000,"measure-ms":0}})")),
+            "");
 }
 
 TEST_F(UcodeCommandsTest, StatusReportsCpuinfoRevision) {

@@ -111,13 +111,7 @@ class ApplyE2eTest : public ::testing::Test {
   // Lifecycle events of `type` for the domain after sequence number `after` (starting a
   // domain emits RESUMED too: libvirt starts QEMU paused and continues it).
   int CountSince(const std::string& name, int type, uint64_t after) {
-    const std::string uuid = Dom(name).uuid();
-    int n = 0;
-    for (const libvirt::DomainEvent& e : conn().events().Snapshot()) {
-      n += e.seq > after && e.kind == libvirt::DomainEvent::Kind::kLifecycle && e.uuid == uuid &&
-           e.type == type;
-    }
-    return n;
+    return conn().events().CountLifecycle(Dom(name).uuid(), type, after);
   }
 
   std::unique_ptr<GuestLab> lab_;
@@ -134,7 +128,11 @@ TEST_F(ApplyE2eTest, ApplyAroundFourDomainsWithAgentsMissingAndHung) {
     argv.push_back("--domain");
     argv.push_back(d);
   }
-  for (const char* a : {"--agent-timeout", kAgentTimeoutMs, "--json"}) argv.push_back(a);
+  // This test is about libvirt's suspend/resume path (the freezer has its own test,
+  // tests/libvirt_freeze).
+  for (const char* a : {"--pause", "suspend", "--agent-timeout", kAgentTimeoutMs, "--json"}) {
+    argv.push_back(a);
+  }
   absl::StatusOr<CommandResult> run = RunCommand(argv);
   ASSERT_TRUE(run.ok()) << run.status();
   fprintf(stderr, "ucodectl apply --json:\n%s\n", run->out.c_str());
@@ -159,6 +157,7 @@ TEST_F(ApplyE2eTest, ApplyAroundFourDomainsWithAgentsMissingAndHung) {
   ASSERT_EQ(report["vms"].size(), kAll.size());
   for (const json& vm : report["vms"]) {
     EXPECT_EQ(vm["kind"], "libvirt");
+    EXPECT_EQ(vm["pause"], "suspend");
     EXPECT_EQ(vm["view"], "stale until restart") << vm;
     EXPECT_THAT(vm["view_detail"].get<std::string>(), HasSubstr("QEMU keeps the revision"));
     EXPECT_FALSE(vm["guest_measured"].get<bool>());
@@ -238,18 +237,9 @@ TEST_F(ApplyE2eTest, UsageErrorsExit2AndUnknownDomainFailsUntouched) {
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   ucode::testing::GuestLabOptions& o = ucode::testing::g_options;
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    if (absl::ConsumePrefix(&a, "--agent=")) o.agent = std::string(a);
-    if (absl::ConsumePrefix(&a, "--build_initramfs=")) o.build_initramfs = std::string(a);
-    if (absl::ConsumePrefix(&a, "--render_domain_xml=")) o.render_domain_xml = std::string(a);
-    if (absl::ConsumePrefix(&a, "--ucodectl=")) ucode::testing::g_ucodectl = std::string(a);
-    if (absl::ConsumePrefix(&a, "--make_fuzz_seeds=")) ucode::testing::g_make_fuzz_seeds = std::string(a);
-  }
-  if (o.agent.empty() || o.build_initramfs.empty() || o.render_domain_xml.empty() ||
-      ucode::testing::g_ucodectl.empty() || ucode::testing::g_make_fuzz_seeds.empty()) {
-    fprintf(stderr, "usage: %s --agent= --build_initramfs= --render_domain_xml= --ucodectl= "
-                    "--make_fuzz_seeds=\n", argv[0]);
+  if (!ucode::testing::ReadTestArgs(argc, argv, o,
+                                    {{"ucodectl", &ucode::testing::g_ucodectl},
+                                     {"make_fuzz_seeds", &ucode::testing::g_make_fuzz_seeds}})) {
     return 2;
   }
   o.daemon = true;

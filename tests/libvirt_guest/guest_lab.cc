@@ -94,8 +94,9 @@ constexpr char kQemuConf[] =
     "group = \"root\"\n"
     "stdio_handler = \"file\"\n"
     "namespaces = [ ]\n"
-    "cgroup_controllers = [ ]\n"
     "security_driver = \"none\"\n";
+// Unless GuestLabOptions::libvirt_cgroups: no cgroups at all.
+constexpr char kNoCgroups[] = "cgroup_controllers = [ ]\n";
 
 std::string MissingNow() {
   if (access("/usr/bin/qemu-system-x86_64", X_OK) != 0) {
@@ -146,7 +147,8 @@ absl::StatusOr<std::unique_ptr<GuestLab>> GuestLab::Create(const GuestLabOptions
   lab->root_ = tmpl;
 
   fs::create_directories(fs::path(lab->root_) / "etc");
-  std::ofstream(fs::path(lab->root_) / "etc/qemu.conf") << kQemuConf;
+  std::ofstream(fs::path(lab->root_) / "etc/qemu.conf")
+      << kQemuConf << (options.daemon && options.libvirt_cgroups ? "" : kNoCgroups);
 
   if (!options.agent.empty()) {
     std::vector<std::string> build = {options.build_initramfs, "--agent", options.agent,
@@ -286,6 +288,29 @@ GuestLab::~GuestLab() {
   }
   std::error_code ec;
   fs::remove_all(root_, ec);
+}
+
+bool ReadTestArgs(int argc, char** argv, GuestLabOptions& options,
+                  const std::vector<std::pair<std::string, std::string*>>& extra) {
+  std::vector<std::pair<std::string, std::string*>> all = {
+      {"agent", &options.agent},
+      {"build_initramfs", &options.build_initramfs},
+      {"render_domain_xml", &options.render_domain_xml}};
+  all.insert(all.end(), extra.begin(), extra.end());
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    for (auto& [name, out] : all) {
+      if (absl::ConsumePrefix(&arg, absl::StrCat("--", name, "="))) *out = std::string(arg);
+    }
+  }
+  std::string usage;
+  bool ok = true;
+  for (auto& [name, out] : all) {
+    absl::StrAppend(&usage, " --", name, "=PATH");
+    ok = ok && !out->empty();
+  }
+  if (!ok) fprintf(stderr, "usage: %s%s\n", argv[0], usage.c_str());
+  return ok;
 }
 
 }  // namespace ucode::testing

@@ -33,7 +33,17 @@ struct GuestLabOptions {
   // A private libvirtd instead of the embedded driver (uri() is then reachable from
   // other processes on this machine).
   bool daemon = false;
+  // With `daemon`: let libvirt make its cgroups for each domain (machine, emulator and
+  // per-vCPU ones), as on a production host. Off by default: tests that run at once would
+  // share cgroup names.
+  bool libvirt_cgroups = false;
 };
+
+// A test main's arguments, `--NAME=PATH` (Bazel rootpaths): the guest's inputs
+// (`--agent=`, `--build_initramfs=`, `--render_domain_xml=`) into `options`, and each of
+// `extra`'s names into its string. False, after printing the usage, if any is missing.
+bool ReadTestArgs(int argc, char** argv, GuestLabOptions& options,
+                  const std::vector<std::pair<std::string, std::string*>>& extra = {});
 
 // Per-domain differences from the lab's guest.
 struct BootOptions {

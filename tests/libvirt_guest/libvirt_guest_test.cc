@@ -166,17 +166,6 @@ TEST_F(LibvirtGuestTest, SelectsTheDomainByNameUuidAndAllRunning) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  auto& o = ucode::testing::g_options;
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    if (absl::ConsumePrefix(&a, "--agent=")) o.agent = std::string(a);
-    if (absl::ConsumePrefix(&a, "--build_initramfs=")) o.build_initramfs = std::string(a);
-    if (absl::ConsumePrefix(&a, "--render_domain_xml=")) o.render_domain_xml = std::string(a);
-  }
-  if (o.agent.empty() || o.build_initramfs.empty() || o.render_domain_xml.empty()) {
-    fprintf(stderr, "usage: %s --agent=PATH --build_initramfs=PATH --render_domain_xml=PATH\n",
-            argv[0]);
-    return 2;
-  }
+  if (!ucode::testing::ReadTestArgs(argc, argv, ucode::testing::g_options)) return 2;
   return RUN_ALL_TESTS();
 }

@@ -83,7 +83,10 @@ absl::StatusOr<PrivateLibvirtd> PrivateLibvirtd::Start(const std::string& root,
   const std::string log = root + "/libvirtd.log";
   UniqueFd log_fd(open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!log_fd.valid()) return absl::InternalError(absl::StrCat("open ", log, ": ", strerror(errno)));
-  std::vector<std::string> args = {"/usr/sbin/libvirtd", "--config", conf};
+  // Its own pid file too: the default, /run/libvirtd.pid, is locked by the first
+  // privileged libvirtd on the machine, so a second test's daemon would exit at start.
+  std::vector<std::string> args = {"/usr/sbin/libvirtd", "--config", conf, "--pid-file",
+                                   root + "/libvirtd.pid"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

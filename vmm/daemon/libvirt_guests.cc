@@ -3,11 +3,15 @@
 #include <libvirt/libvirt.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "host/base/status_macros.h"
+#include "vmm/freeze/leftovers.h"
+#include "vmm/freeze/vcpu_threads.h"
 #include "vmm/libvirt/libvirt_status.h"
 
 namespace ucode::daemon {
@@ -40,6 +44,18 @@ absl::Status GetState(const libvirt::Domain& d, int* state, int* reason) {
     return libvirt::LastErrorStatus(absl::StrCat("virDomainGetState ", d.name()));
   }
   return absl::OkStatus();
+}
+
+// A frozen domain's guard thaws it when the daemon dies; if the guard died too, the
+// cgroups are still frozen: thaw them and put threads back (vmm/freeze/leftovers.h). A
+// domain whose QEMU is not on this host (or was suspended, not frozen) has nothing to do.
+absl::StatusOr<int> ThawFrozen(const libvirt::Domain& d) {
+  absl::StatusOr<pid_t> pid = freeze::FindQemuByUuid("/proc", d.uuid());
+  if (!pid.ok()) return 0;
+  std::ifstream in("/proc/self/mountinfo");
+  std::stringstream mountinfo;
+  mountinfo << in.rdbuf();
+  return freeze::ThawLeftovers("/proc", mountinfo.str(), *pid);
 }
 
 }  // namespace
@@ -120,6 +136,12 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
     if (!d.ok()) {
       left.push_back(absl::StrCat(name, " is gone"));
       continue;
+    }
+    absl::StatusOr<int> thawed = ThawFrozen(*d);
+    if (!thawed.ok()) {
+      trouble.push_back(absl::StrCat(name, ": ", thawed.status().message()));
+    } else if (*thawed > 0) {
+      left.push_back(absl::StrCat(name, " thawed (", *thawed, " frozen cgroup(s) left by the operation)"));
     }
     int state = 0;
     int reason = 0;

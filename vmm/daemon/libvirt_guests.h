@@ -9,7 +9,9 @@
 // names of the domains it is about to suspend with BeginStep(STEP_PARKED), and the next
 // daemon resumes exactly those that are still paused on a user request
 // (VIR_DOMAIN_PAUSED_USER, what virDomainSuspend leaves). A domain paused for another
-// reason (I/O error, migration, ...) is left alone and named.
+// reason (I/O error, migration, ...) is left alone and named. Frozen domains (the default
+// pause, vmm/freeze) are thawed by their guard process when the daemon dies; the journal's
+// names also let the next daemon thaw any vCPU cgroup still frozen if the guard died too.
 //
 // Threads: every method may be called from any thread (libvirt::Connection is
 // thread-safe); the daemon calls Group/ResumePaused from its operation thread and

@@ -196,6 +196,8 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
   if (libvirt_ != nullptr && (sel.all_libvirt || !sel.libvirt.empty())) {
     orchestrator::LibvirtGroupOptions lo;
     lo.mode = mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict";
+    lo.pause = options_.libvirt_pause;
+    lo.freeze.hold_limit = options_.deadman;
     ASSIGN_OR_RETURN(libvirt, libvirt_->Group(sel.libvirt, lo));
     if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
   }

@@ -54,6 +54,9 @@ struct OrchestratorRunnerOptions {
   // Libvirt domains to update too (libvirt_guests.h); empty URI: none.
   std::string libvirt_uri;
   libvirt::DomainSelector libvirt_domains = {.all_running = true};
+  // How libvirt domains are held (freeze where the kernel can, by default); a frozen
+  // domain is thawed by the freeze guard after `deadman`, like a VMM's own dead-man.
+  orchestrator::PauseMode libvirt_pause = orchestrator::PauseMode::kAuto;
 };
 
 class OrchestratorRunner final : public UpdateRunner {

@@ -37,6 +37,10 @@ ABSL_FLAG(std::string, libvirt_uri, "",
 ABSL_FLAG(std::string, libvirt_domains, "all",
           "--libvirt_uri: NAME,... (names or UUIDs) or 'all' (every running domain at apply "
           "time)");
+ABSL_FLAG(std::string, libvirt_pause, "auto",
+          "--libvirt_uri: hold domains with the kernel's cgroup 'freeze' (microseconds, no "
+          "pause event), libvirt's 'suspend', or 'auto' (freeze where the kernel offers a "
+          "freezer, else suspend)");
 ABSL_FLAG(std::string, vmm_path, "", "ucode-vmm binary (empty: $UCODE_VMM, runfiles, beside us)");
 ABSL_FLAG(int64_t, vmm_deadman_ms, 2000,
           "each managed VMM releases its own vCPUs when parked this long (or when ucoded dies)");
@@ -127,13 +131,15 @@ absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeRunnerFromFlags(const std::str
     return absl::InvalidArgumentError("--libvirt_domains needs --libvirt_uri");
   }
   ASSIGN_OR_RETURN(o.libvirt_domains, ParseLibvirtDomains(absl::GetFlag(FLAGS_libvirt_domains)));
+  RETURN_IF_ERROR(orchestrator::ParsePauseMode(absl::GetFlag(FLAGS_libvirt_pause), &o.libvirt_pause));
   o.stage = absl::GetFlag(FLAGS_stage);
   o.defer_parked_events = absl::GetFlag(FLAGS_defer_parked_events);
   const std::string platform = o.platform->name();
   const std::string libvirt = o.libvirt_uri.empty()
                                   ? "none"
                                   : absl::StrCat(o.libvirt_uri, " ",
-                                                 absl::GetFlag(FLAGS_libvirt_domains));
+                                                 absl::GetFlag(FLAGS_libvirt_domains), " pause=",
+                                                 absl::GetFlag(FLAGS_libvirt_pause));
   const std::string fleet =
       o.fleet ? absl::StrCat(o.fleet->vms, "x", o.fleet->vcpus, ":", o.fleet->program) : "none";
   ASSIGN_OR_RETURN(std::unique_ptr<OrchestratorRunner> runner,

@@ -105,11 +105,12 @@ std::vector<DomainEvent> DomainEventLog::Snapshot() const {
   return {state_->events.begin(), state_->events.end()};
 }
 
-int DomainEventLog::CountLifecycle(absl::string_view uuid, int type) const {
+int DomainEventLog::CountLifecycle(absl::string_view uuid, int type, uint64_t after) const {
   absl::MutexLock lock(&state_->mu);
   int n = 0;
   for (const DomainEvent& e : state_->events) {
-    n += e.kind == DomainEvent::Kind::kLifecycle && e.uuid == uuid && e.type == type;
+    n += e.seq > after && e.kind == DomainEvent::Kind::kLifecycle && e.uuid == uuid &&
+         e.type == type;
   }
   return n;
 }

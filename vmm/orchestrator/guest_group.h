@@ -1,7 +1,8 @@
 // The one interface the update orchestrator sees VMs through: a group of VMs of one kind
-// (our ucode-vmm fleet through the rendezvous coordinator, libvirt domains, QEMU over QMP),
-// one implementation per backend. The orchestrator parks every group, runs the host load,
-// sets the guest view, releases every group, verifies, notifies agents and reports.
+// (our ucode-vmm fleet through the rendezvous coordinator; libvirt domains, held by the
+// kernel freezer or by libvirt), one implementation per backend. The orchestrator parks
+// every group, runs the host load, sets the guest view, releases every group, verifies,
+// notifies agents and reports.
 //
 // Threading: the orchestrator calls a group from one thread at a time, but not always the
 // same thread (with several groups, Park/SetRevision/Release fan out one thread per group
@@ -61,6 +62,13 @@ struct VmReport {
   // no hold inside: what ordinary scheduling (overcommit) costs it anyway.
   absl::Duration baseline_max_gap;
   bool guest_measured = false;
+  // How the VM was held ("rendezvous", "freeze", "suspend"); empty: not said.
+  std::string pause;
+  // When the blackout comes from the guest's agent rather than from the VMM: the clock it
+  // read ("CLOCK_MONOTONIC"), and its largest gap before the pause and overall.
+  std::string blackout_clock;
+  absl::Duration baseline_gap;
+  absl::Duration max_gap;
   uint32_t revision_before = 0;   // MSR 0x8B[63:32] as the guest read it
   uint32_t revision_after = 0;
   uint64_t backwards = 0;         // times a guest saw the revision decrease (must be 0)
@@ -95,7 +103,7 @@ class GuestGroup {
  public:
   virtual ~GuestGroup() = default;
 
-  // "ucode-vmm", "libvirt", "qmp": shown in the report.
+  // "ucode-vmm", "libvirt": shown in the report.
   [[nodiscard]] virtual std::string kind() const = 0;
   [[nodiscard]] virtual std::vector<std::string> names() const = 0;
   [[nodiscard]] virtual int total_vcpus() const = 0;
@@ -147,6 +155,10 @@ class GuestGroup {
   // How long a parked VM of this group stays parked before it releases itself (its
   // dead-man deadline); nullopt when nothing releases it but Release().
   [[nodiscard]] virtual std::optional<absl::Duration> deadman() const { return std::nullopt; }
+
+  // What the operator should know about how this group ran ("suspended instead of
+  // frozen: ..."); copied into the report's notes.
+  [[nodiscard]] virtual std::vector<std::string> Notes() const { return {}; }
 
   // Sends `notice` to each VM's guest agent; waits at most `timeout` in total.
   [[nodiscard]] virtual NotifyResult Notify(const AgentNotice& notice, absl::Duration timeout) {

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "host/base/status_macros.h"
 #include "vmm/libvirt/agent_call.h"
+#include "vmm/orchestrator/suspend_pauser.h"
 
 namespace ucode::orchestrator {
 namespace {
@@ -38,8 +39,29 @@ int64_t HookDeadlineMs(absl::Duration budget) {
   return std::max<int64_t>(1, absl::ToInt64Milliseconds(d));
 }
 
-// The agent's {"return": ...} for prepare/complete as an AgentReply verdict.
-void ReadAnswer(AgentNotice::Phase phase, const std::string& text, AgentReply& out) {
+// The "blackout" object of a complete reply (guest-agent/README.md), if well-formed.
+std::optional<GuestBlackout> ReadBlackout(const nlohmann::json& r) {
+  auto it = r.find("blackout");
+  if (it == r.end() || !it->is_object()) return std::nullopt;
+  const nlohmann::json& b = *it;
+  auto ns = [&](const char* key) -> std::optional<absl::Duration> {
+    auto f = b.find(key);
+    if (f == b.end() || !f->is_number_integer() || f->get<int64_t>() < 0) return std::nullopt;
+    return absl::Nanoseconds(f->get<int64_t>());
+  };
+  auto clock = b.find("clock");
+  std::optional<absl::Duration> pause = ns("pause-gap-ns");
+  std::optional<absl::Duration> baseline = ns("baseline-gap-ns");
+  std::optional<absl::Duration> max = ns("max-gap-ns");
+  if (clock == b.end() || !clock->is_string() || !pause || !baseline || !max) return std::nullopt;
+  const std::string name = clock->get<std::string>().substr(0, 32);
+  return GuestBlackout{.clock = name, .pause_gap = *pause, .baseline_gap = *baseline, .max_gap = *max};
+}
+
+// The agent's {"return": ...} for prepare/complete as an AgentReply verdict; a complete
+// reply's blackout measurement goes to `blackout`.
+void ReadAnswer(AgentNotice::Phase phase, const std::string& text, AgentReply& out,
+                std::optional<GuestBlackout>& blackout) {
   out.answered = true;
   nlohmann::json reply = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!reply.is_object() || !reply.contains("return") || !reply["return"].is_object()) {
@@ -64,6 +86,7 @@ void ReadAnswer(AgentNotice::Phase phase, const std::string& text, AgentReply& o
     return;
   }
   out.message = "recorded";
+  blackout = ReadBlackout(r);
 }
 
 }  // namespace
@@ -72,6 +95,7 @@ struct LibvirtGuestGroup::NotifyState {
   absl::Mutex mu;
   std::vector<AgentReply> replies ABSL_GUARDED_BY(mu);
   std::vector<bool> done ABSL_GUARDED_BY(mu);
+  std::vector<std::optional<GuestBlackout>> blackout ABSL_GUARDED_BY(mu);
   int remaining ABSL_GUARDED_BY(mu) = 0;
 };
 
@@ -80,6 +104,21 @@ absl::StatusOr<std::unique_ptr<LibvirtGuestGroup>> LibvirtGuestGroup::Create(
     LibvirtGroupOptions options) {
   if (options.host.empty()) options.host = Hostname();
   std::unique_ptr<LibvirtGuestGroup> g(new LibvirtGuestGroup(conn, std::move(options)));
+  const PauseMode mode = g->options_.pause;
+  absl::Status freezer = mode == PauseMode::kSuspend
+                             ? absl::OkStatus()
+                             : KernelFreezerAvailable(g->options_.freeze.mountinfo_path);
+  if (mode == PauseMode::kFreeze && !freezer.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("--pause freeze: ", freezer.message()));
+  }
+  if (mode == PauseMode::kSuspend || !freezer.ok()) {
+    g->pauser_ = std::make_unique<SuspendPauser>(conn);
+    if (!freezer.ok()) {
+      g->notes_.push_back(absl::StrCat("domains suspended, not frozen: ", freezer.message()));
+    }
+  } else {
+    g->pauser_ = std::make_unique<FreezePauser>(g->options_.freeze);
+  }
   for (libvirt::Domain& d : domains) {
     ASSIGN_OR_RETURN(int vcpus, d.VcpuCount());
     Vm vm{.domain = std::move(d), .vcpus = vcpus};
@@ -116,39 +155,74 @@ absl::Status LibvirtGuestGroup::Prepare(absl::Duration /*timeout*/) {
                                  *state, ")"));
     }
   }
-  if (bad.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat("libvirt: ", absl::StrJoin(bad, "; ")));
+  if (!bad.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("libvirt: ", absl::StrJoin(bad, "; ")));
+  }
+  return PreparePauser();
+}
+
+absl::Status LibvirtGuestGroup::PreparePauser() {
+  std::vector<int> vcpus;
+  for (const Vm& vm : vms_) vcpus.push_back(vm.vcpus);
+  ASSIGN_OR_RETURN(std::vector<libvirt::Domain> refs, DomainRefs());
+  absl::Status s = pauser_->Prepare(refs, vcpus);
+  // --pause auto: a host without a freezer, or domains whose QEMU is not on this host
+  // (a remote URI), are suspended instead; a domain whose vCPU threads do not add up is an
+  // error, never a silent fallback.
+  if (!s.ok() && options_.pause == PauseMode::kAuto &&
+      (absl::IsUnimplemented(s) || absl::IsNotFound(s))) {
+    notes_.push_back(absl::StrCat("domains suspended, not frozen: ", s.message()));
+    pauser_ = std::make_unique<SuspendPauser>(conn_);
+    s = pauser_->Prepare(refs, vcpus);
+  }
+  pauser_prepared_ = s.ok();
+  if (s.ok()) notes_.push_back(absl::StrCat("libvirt domains: pause=", pauser_->Describe()));
+  return s;
+}
+
+absl::StatusOr<std::vector<libvirt::Domain>> LibvirtGuestGroup::DomainRefs() const {
+  std::vector<libvirt::Domain> out;
+  for (const Vm& vm : vms_) {
+    ASSIGN_OR_RETURN(libvirt::Domain d, vm.domain.Duplicate());
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 absl::Status LibvirtGuestGroup::Park(absl::Duration deadline) {
-  std::vector<libvirt::Domain> doms;
+  // The orchestrator prepares first; a caller that did not pays for it here, unclocked.
+  if (!pauser_prepared_) {
+    absl::Status s = PreparePauser();
+    if (!s.ok()) return absl::AbortedError(s.message());
+  }
   for (Vm& vm : vms_) {
     vm.parked_by_us = vm.paused_by_other = false;
     vm.parked_at = vm.released_at = vm.release_start = absl::InfinitePast();
-    ASSIGN_OR_RETURN(libvirt::Domain d, vm.domain.Duplicate());
-    doms.push_back(std::move(d));
   }
   const absl::Time start = absl::Now();
-  std::vector<libvirt::DomainOpResult> results = conn_.SuspendAll(doms, deadline);
+  absl::StatusOr<std::vector<libvirt::Domain>> refs = DomainRefs();
+  if (!refs.ok()) return absl::AbortedError(refs.status().message());  // nothing held yet
+  std::vector<PauseOutcome> results = pauser_->Pause(*refs, deadline);
   std::vector<std::string> failed;
   for (size_t i = 0; i < vms_.size(); ++i) {
     Vm& vm = vms_[i];
-    const libvirt::DomainOpResult& r = results[i];
+    const PauseOutcome& r = results[i];
     vm.park_start = start;
-    if (r.already_in_state) {
+    if (r.paused_by_other) {
       vm.paused_by_other = true;
       continue;
     }
     // A failed suspend may still have paused the domain (a missing ack): resume it too.
     vm.parked_by_us = true;
-    vm.parked_at = start + (r.ack_latency > absl::ZeroDuration() ? r.ack_latency : r.call_latency);
+    vm.parked_at = start + r.latency;
     if (!r.status.ok()) failed.push_back(absl::StrCat(vm.domain.name(), ": ", r.status.message()));
   }
   if (failed.empty()) return absl::OkStatus();
   std::vector<std::string> not_resumed = ResumeOurs(deadline);
-  std::string msg = absl::StrCat("libvirt: ", failed.size(), " of ", vms_.size(),
-                                 " domains did not park (", absl::StrJoin(failed, "; "),
-                                 "); resumed the ones this operation suspended");
+  std::string msg = absl::StrCat("libvirt (", pauser_->name(), "): ", failed.size(), " of ",
+                                 vms_.size(), " domains did not park (",
+                                 absl::StrJoin(failed, "; "),
+                                 "); released the ones this operation held");
   if (!not_resumed.empty()) {
     absl::StrAppend(&msg, "; RESUME FAILED for ", absl::StrJoin(not_resumed, "; "));
   }
@@ -156,32 +230,28 @@ absl::Status LibvirtGuestGroup::Park(absl::Duration deadline) {
 }
 
 std::vector<std::string> LibvirtGuestGroup::ResumeOurs(absl::Duration deadline) {
-  std::vector<libvirt::Domain> doms;
-  std::vector<Vm*> which;
+  std::vector<bool> which;
+  for (const Vm& vm : vms_) which.push_back(vm.parked_by_us);
   std::vector<std::string> failed;
-  for (Vm& vm : vms_) {
-    if (!vm.parked_by_us) continue;
-    absl::StatusOr<libvirt::Domain> d = vm.domain.Duplicate();
-    if (!d.ok()) {
-      failed.push_back(absl::StrCat(vm.domain.name(), ": ", d.status().message()));
-      continue;
-    }
-    doms.push_back(std::move(*d));
-    which.push_back(&vm);
-  }
-  if (doms.empty()) return failed;
+  if (std::find(which.begin(), which.end(), true) == which.end()) return failed;
   const absl::Time start = absl::Now();
-  std::vector<libvirt::DomainOpResult> results = conn_.ResumeAll(doms, deadline);
-  for (size_t i = 0; i < which.size(); ++i) {
-    Vm& vm = *which[i];
-    const libvirt::DomainOpResult& r = results[i];
+  absl::StatusOr<std::vector<libvirt::Domain>> refs = DomainRefs();
+  if (!refs.ok()) {
+    failed.push_back(std::string(refs.status().message()));
+    return failed;
+  }
+  std::vector<PauseOutcome> results = pauser_->Resume(*refs, which, deadline);
+  for (size_t i = 0; i < vms_.size(); ++i) {
+    if (!which[i]) continue;
+    Vm& vm = vms_[i];
+    const PauseOutcome& r = results[i];
     vm.release_start = start;
     if (!r.status.ok()) {
       failed.push_back(absl::StrCat(vm.domain.name(), ": ", r.status.message()));
       continue;
     }
     vm.parked_by_us = false;
-    vm.released_at = start + (r.ack_latency > absl::ZeroDuration() ? r.ack_latency : r.call_latency);
+    vm.released_at = start + r.latency;
   }
   return failed;
 }
@@ -189,8 +259,8 @@ std::vector<std::string> LibvirtGuestGroup::ResumeOurs(absl::Duration deadline) 
 absl::Status LibvirtGuestGroup::Release(absl::Duration deadline) {
   std::vector<std::string> failed = ResumeOurs(deadline);
   if (failed.empty()) return absl::OkStatus();
-  return absl::UnavailableError(
-      absl::StrCat("libvirt: resume failed for ", absl::StrJoin(failed, "; ")));
+  return absl::UnavailableError(absl::StrCat("libvirt (", pauser_->name(),
+                                             "): release failed for ", absl::StrJoin(failed, "; ")));
 }
 
 GuestViewResult LibvirtGuestGroup::SetRevision(uint32_t /*revision*/, absl::Duration /*deadline*/) {
@@ -214,6 +284,11 @@ GuestViewResult LibvirtGuestGroup::VerifyGuestViews(uint32_t /*revision*/,
 }
 
 std::vector<VmReport> LibvirtGuestGroup::Report() {
+  if (pauser_->TakeDeadmanReleases() > 0) {
+    for (Vm& vm : vms_) {
+      if (vm.parked_at != absl::InfinitePast()) vm.deadman_releases = vm.vcpus;
+    }
+  }
   std::vector<VmReport> out;
   for (const Vm& vm : vms_) {
     VmReport r;
@@ -225,6 +300,14 @@ std::vector<VmReport> LibvirtGuestGroup::Report() {
       r.time_parked = vm.released_at - vm.parked_at;
     }
     r.guest_measured = false;
+    r.pause = pauser_->name();
+    r.deadman_releases = vm.deadman_releases;
+    if (vm.blackout) {
+      r.guest_blackout = vm.blackout->pause_gap;
+      r.blackout_clock = vm.blackout->clock;
+      r.baseline_gap = vm.blackout->baseline_gap;
+      r.max_gap = vm.blackout->max_gap;
+    }
     r.view = vm.view.status;
     r.view_detail = vm.view.detail;
     if (vm.paused_by_other && r.view_detail.empty()) {
@@ -244,6 +327,9 @@ std::string LibvirtGuestGroup::AgentCommandJson(const AgentNotice& notice,
   nlohmann::json cmd;
   if (notice.phase == AgentNotice::Phase::kPrepare) {
     args["deadline-ms"] = HookDeadlineMs(timeout);
+    if (options_.measure_window > absl::ZeroDuration()) {
+      args["measure-ms"] = absl::ToInt64Milliseconds(options_.measure_window);
+    }
     cmd = {{"execute", "guest-ucode-prepare"}, {"arguments", args}};
   } else {
     cmd = {{"execute", "guest-ucode-complete"}, {"arguments", args}};
@@ -257,6 +343,7 @@ NotifyResult LibvirtGuestGroup::Notify(const AgentNotice& notice, absl::Duration
     absl::MutexLock lock(&state->mu);
     state->replies.resize(vms_.size());
     state->done.assign(vms_.size(), false);
+    state->blackout.assign(vms_.size(), std::nullopt);
     state->remaining = static_cast<int>(vms_.size());
     for (size_t i = 0; i < vms_.size(); ++i) state->replies[i].vm = vms_[i].domain.name();
   }
@@ -270,8 +357,9 @@ NotifyResult LibvirtGuestGroup::Notify(const AgentNotice& notice, absl::Duration
       libvirt::AgentCallResult r = libvirt::CallAgent(domain, cmd, call_timeout);
       AgentReply reply;
       reply.vm = domain.name();
+      std::optional<GuestBlackout> blackout;
       if (r.outcome == libvirt::AgentOutcome::kReturned) {
-        ReadAnswer(phase, r.reply, reply);
+        ReadAnswer(phase, r.reply, reply, blackout);
       } else {
         reply.answered = r.outcome == libvirt::AgentOutcome::kErrorReply;
         reply.status = r.status;
@@ -284,6 +372,7 @@ NotifyResult LibvirtGuestGroup::Notify(const AgentNotice& notice, absl::Duration
       }
       absl::MutexLock lock(&state->mu);
       state->replies[i] = std::move(reply);
+      state->blackout[i] = std::move(blackout);
       state->done[i] = true;
       --state->remaining;
     });
@@ -297,6 +386,7 @@ NotifyResult LibvirtGuestGroup::Notify(const AgentNotice& notice, absl::Duration
   for (size_t i = 0; i < vms_.size(); ++i) {
     if (state->done[i]) {
       out.replies.push_back(state->replies[i]);
+      if (notice.phase == AgentNotice::Phase::kComplete) vms_[i].blackout = state->blackout[i];
       continue;
     }
     AgentReply late;

@@ -58,6 +58,11 @@ TEST_F(LibvirtGroupTest, ParksReleasesOnceAndMarksViewsStale) {
   EXPECT_EQ(g->kind(), "libvirt");
   EXPECT_EQ(g->total_vcpus(), 2 + *conn_->LookupDomain("test")->VcpuCount());
   ASSERT_TRUE(g->Prepare(kDeadline).ok());
+  // The mock driver's domains have no QEMU process to freeze: --pause auto suspends, and
+  // says why.
+  EXPECT_EQ(g->pause_name(), "suspend");
+  ASSERT_EQ(g->Notes().size(), 2u);
+  EXPECT_THAT(g->Notes()[0], HasSubstr("suspended, not frozen: freeze: test: no QEMU process"));
   ASSERT_TRUE(g->Park(kDeadline).ok());
   EXPECT_EQ(State("test"), VIR_DOMAIN_PAUSED);
   EXPECT_EQ(State("second"), VIR_DOMAIN_PAUSED);
@@ -114,6 +119,19 @@ TEST_F(LibvirtGroupTest, ParkIsAllOrNothing) {
   EXPECT_EQ(Count("test", VIR_DOMAIN_EVENT_SUSPENDED), 1);
   EXPECT_EQ(Count("test", VIR_DOMAIN_EVENT_RESUMED), 1);
   EXPECT_FALSE(g->Prepare(kDeadline).ok());  // "off" is neither running nor paused
+}
+
+TEST_F(LibvirtGroupTest, ExplicitFreezeOfDomainsWithoutQemuFailsAndFreezesNothing) {
+  absl::StatusOr<std::vector<libvirt::Domain>> doms = conn_->ListDomains({.names_or_uuids = {"test"}});
+  ASSERT_TRUE(doms.ok());
+  absl::StatusOr<std::unique_ptr<LibvirtGuestGroup>> g =
+      LibvirtGuestGroup::Create(*conn_, *std::move(doms), {.pause = PauseMode::kFreeze});
+  ASSERT_TRUE(g.ok()) << g.status();
+  absl::Status s = (*g)->Prepare(kDeadline);
+  EXPECT_THAT(s.message(), HasSubstr("nothing was frozen"));
+  EXPECT_FALSE((*g)->Park(kDeadline).ok());
+  EXPECT_EQ(State("test"), VIR_DOMAIN_RUNNING);
+  EXPECT_EQ(Count("test", VIR_DOMAIN_EVENT_SUSPENDED), 0);
 }
 
 TEST_F(LibvirtGroupTest, NotifyWithoutAgentSupportIsBoundedAndNamed) {

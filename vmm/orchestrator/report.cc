@@ -130,6 +130,13 @@ std::string ParkWindowContents(const UpdateReport& r) {
   return out;
 }
 
+// The guest's own measurement, with the clock named when it is not the VMM's TSC record.
+std::string BlackoutCell(const VmReport& vm) {
+  if (vm.guest_measured) return Dur(vm.guest_blackout);
+  if (vm.blackout_clock.empty()) return "-";
+  return absl::StrCat(Dur(vm.guest_blackout), " (", vm.blackout_clock, ")");
+}
+
 void AppendVmsText(const UpdateReport& r, std::string& out) {
   if (r.vms.empty()) return;
   absl::StrAppendFormat(&out, "guests:     %d VMs, %d vCPUs (%s mode)\n",
@@ -142,10 +149,10 @@ void AppendVmsText(const UpdateReport& r, std::string& out) {
     if (!vm.view_detail.empty()) absl::StrAppend(&view, " (", vm.view_detail, ")");
     if (vm.backwards > 0) absl::StrAppend(&view, "; saw revision go BACKWARDS ", vm.backwards, "x");
     if (vm.deadman_releases > 0) absl::StrAppend(&view, "; dead-man released ", vm.deadman_releases);
-    rows.push_back({vm.name, vm.kind, absl::StrCat(vm.vcpus), Dur(vm.park_latency),
-                    Dur(vm.time_parked), vm.guest_measured ? Dur(vm.guest_blackout) : "-",
-                    vm.guest_measured ? Dur(vm.baseline_max_gap) : "-", Hex(vm.revision_before),
-                    Hex(vm.revision_after), view});
+    rows.push_back({vm.name, vm.pause.empty() ? vm.kind : absl::StrCat(vm.kind, "/", vm.pause),
+                    absl::StrCat(vm.vcpus), Dur(vm.park_latency), Dur(vm.time_parked),
+                    BlackoutCell(vm), vm.guest_measured ? Dur(vm.baseline_max_gap) : "-",
+                    Hex(vm.revision_before), Hex(vm.revision_after), view});
   }
   out += Table(rows, "  ");
   if (r.host_touched) {
@@ -308,6 +315,10 @@ std::string ReportJson(const UpdateReport& r) {
         .Micros("guest_blackout_us", vm.guest_blackout)
         .Micros("baseline_max_gap_us", vm.baseline_max_gap)
         .Flag("guest_measured", vm.guest_measured)
+        .Str("pause", vm.pause)
+        .Str("guest_blackout_clock", vm.blackout_clock)
+        .Micros("guest_baseline_gap_us", vm.baseline_gap)
+        .Micros("guest_max_gap_us", vm.max_gap)
         .Num("revision_before", vm.revision_before)
         .Num("revision_after", vm.revision_after)
         .Num("backwards", static_cast<int64_t>(vm.backwards))

@@ -351,6 +351,7 @@ void Finish(Context& c, absl::Time start) {
   const UpdateOptions& options = c.options;
   for (GuestGroup* g : c.groups) {
     for (VmReport& vm : g->Report()) report.vms.push_back(std::move(vm));
+    for (std::string& n : g->Notes()) report.notes.push_back(std::move(n));
   }
   if (report.host_touched) {
     for (const VmReport& vm : report.vms) report.held = std::max(report.held, vm.time_parked);

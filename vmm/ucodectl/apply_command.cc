@@ -1,6 +1,9 @@
 // `ucodectl [-c URI] apply IMAGE [--domain NAME ...| --all] [--mode strict|fast]
-//  [--agent-timeout MS] [--json] [platform options]`: the guest-transparent update with
-// libvirt domains, the way an operator drives maintenance with virsh. The connection URI
+//  [--pause freeze|suspend|auto] [--agent-timeout MS] [--json] [platform options]`: the
+// guest-transparent update with libvirt domains, the way an operator drives maintenance
+// with virsh. Domains are held with the kernel's cgroup freezer on QEMU's vCPU threads
+// where the kernel offers one (`--pause auto`, the default), else with virDomainSuspend;
+// the report's notes say which and why. The connection URI
 // is virsh's (`-c`, default qemu:///system); domains are picked by name or UUID
 // (`--domain`, repeatable) or `--all` running ones, and form one LibvirtGuestGroup for the
 // orchestrator (vmm/orchestrator/update_operation.h) on the host the platform options name
@@ -120,12 +123,20 @@ std::vector<OptionSpec> ApplyOptionSpecs() {
        .help = "domain name or UUID (repeatable)"},
       {.name = "all", .takes_value = false, .help = "every running domain"},
       {.name = "mode", .takes_value = true, .help = "strict (default) or fast"},
+      {.name = "pause",
+       .takes_value = true,
+       .help = "freeze (kernel cgroup freezer), suspend (libvirt) or auto (default: freeze "
+               "where the kernel can)"},
+      {.name = "deadman",
+       .takes_value = true,
+       .help = "a frozen domain is thawed after this long even if ucodectl dies, ms "
+               "(default 2000)"},
       {.name = "agent-timeout",
        .takes_value = true,
        .help = "total wait for guest agents per notification, ms (default 2000)"},
       {.name = "park-timeout",
        .takes_value = true,
-       .help = "deadline for suspending (and resuming) every domain, ms (default 5000)"},
+       .help = "deadline for holding (and releasing) every domain, ms (default 5000)"},
       {.name = "help", .takes_value = false, .help = "this text"},
   };
   for (OptionSpec& s : PlatformOptionSpecs()) specs.push_back(s);
@@ -135,8 +146,9 @@ std::vector<OptionSpec> ApplyOptionSpecs() {
 
 constexpr CommandSyntax kSyntax = {
     "apply", "[-c URI] apply IMAGE (--domain NAME ... | --all) [options]",
-    "Updates the host's microcode around the selected libvirt domains: suspends\n"
-    "them all, loads, resumes them and tells their guest agents (ucode-agent)."};
+    "Updates the host's microcode around the selected libvirt domains: holds their\n"
+    "vCPUs (kernel freezer, or libvirt suspend), loads, releases them and tells their\n"
+    "guest agents (ucode-agent)."};
 
 int Usage(const std::vector<OptionSpec>& specs, absl::string_view error) {
   return PrintUsage(kSyntax, specs, error);
@@ -159,6 +171,8 @@ struct ApplyArgs {
   std::string image;
   libvirt::DomainSelector selector;
   orchestrator::UpdateOptions options;
+  orchestrator::PauseMode pause = orchestrator::PauseMode::kAuto;
+  absl::Duration deadman;
 };
 
 // Everything that is a usage error (exit 2) is found here, before anything is touched.
@@ -185,6 +199,8 @@ absl::StatusOr<ApplyArgs> ReadArgs(const ParsedArgs& args) {
   // milliseconds, not the microseconds of our own rendezvous.
   ASSIGN_OR_RETURN(o.park_deadline, MillisOption(args, "park-timeout", 5000));
   o.step_deadline = o.park_deadline;
+  RETURN_IF_ERROR(orchestrator::ParsePauseMode(args.ValueOr("pause", "auto"), &out.pause));
+  ASSIGN_OR_RETURN(out.deadman, MillisOption(args, "deadman", 2000));
   o.operation = absl::StrCat("apply-", getpid());
   return out;
 }
@@ -220,8 +236,10 @@ int RunApply(const std::vector<std::string>& raw) {
                              names.empty() ? " (host only)" : absl::StrCat(": ", names)));
 
   const std::string mode = orchestrator::UpdateModeName(apply->options.mode);
+  orchestrator::LibvirtGroupOptions group_options{.mode = mode, .pause = apply->pause};
+  group_options.freeze.hold_limit = apply->deadman;
   absl::StatusOr<std::unique_ptr<orchestrator::LibvirtGuestGroup>> group =
-      orchestrator::LibvirtGuestGroup::Create(**conn, *std::move(domains), {.mode = mode});
+      orchestrator::LibvirtGuestGroup::Create(**conn, *std::move(domains), group_options);
   if (!group.ok()) return Fail(json, group.status());
   std::vector<orchestrator::GuestGroup*> groups;
   if (!(*group)->names().empty()) groups.push_back(group->get());
