@@ -85,9 +85,9 @@ TEST_F(DaemonSocketTest, CallerOutsideAllowListIsRefused) {
   options_.unix_socket_mode = 0666;  // past the file mode, so SO_PEERCRED decides
   Start();
   if (!CanDropPrivileges()) GTEST_SKIP() << "needs real root to drop to another uid";
-  EXPECT_EQ(Probe(kNobody, kNobody), static_cast<int>(grpc::PERMISSION_DENIED))
+  // The connection is closed as soon as it is accepted: the caller holds nothing.
+  EXPECT_EQ(Probe(kNobody, kNobody), static_cast<int>(grpc::UNAVAILABLE))
       << ReadFile(dir_.File("probe.log"));
-  EXPECT_THAT(ReadFile(dir_.File("probe.log")), HasSubstr("allow list"));
   EXPECT_EQ(Probe(0, 0), 0) << ReadFile(dir_.File("probe.log"));
 }
 
@@ -97,7 +97,7 @@ TEST_F(DaemonSocketTest, CallerAllowedByGroup) {
   Start();
   if (!CanDropPrivileges()) GTEST_SKIP() << "needs real root to drop to another uid";
   EXPECT_EQ(Probe(kNobody, kNobody), 0) << ReadFile(dir_.File("probe.log"));
-  EXPECT_EQ(Probe(kNobody, kNobody - 1), static_cast<int>(grpc::PERMISSION_DENIED));
+  EXPECT_EQ(Probe(kNobody, kNobody - 1), static_cast<int>(grpc::UNAVAILABLE));
 }
 
 TEST_F(DaemonSocketTest, DefaultModeKeepsOthersOut) {

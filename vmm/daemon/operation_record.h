@@ -72,6 +72,10 @@ class OperationRecord final : public StepSink {
   ucode::v1::OperationEvent& AppendLocked(ucode::v1::Step step, absl::string_view message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FlushPending();
+  // Logs a failed journal write; once the rendezvous was journaled it is also shown in the
+  // operation's journal_error.
+  void RecordJournalErrorLocked(const absl::Status& s, absl::string_view step)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int64_t id_;
   const std::string name_;
@@ -86,6 +90,9 @@ class OperationRecord final : public StepSink {
   uint64_t dropped_progress_events_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool rendezvous_begun_ ABSL_GUARDED_BY(mu_) = false;
+  // BeginStep(STEP_PARKED) is on disk: from here the host may change, and journal errors
+  // no longer stop the operation (they are reported in journal_error).
+  bool rendezvous_journaled_ ABSL_GUARDED_BY(mu_) = false;
   // Between BeginStep(STEP_PARKED) and the STEP_RELEASED event finished-step rows wait
   // here: guests are held, so no fsync may sit on the runner's path.
   bool in_rendezvous_ ABSL_GUARDED_BY(mu_) = false;

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -48,17 +49,24 @@ void PrintJson(const google::protobuf::Message& m) {
   std::fputs(json.c_str(), stdout);
 }
 
-// Sends the path when the daemon shares our filesystem (it reads and size-checks the
-// file itself), the bytes otherwise.
-bool FillImage(const Remote& r, const std::string& path, bool send_bytes,
+// Sends the file's bytes. With --host-path (Unix socket only) sends its path instead: the
+// daemon reads it only beneath its image roots (--image_root), as root.
+bool FillImage(const Remote& r, const std::string& path, bool send_path,
                ucode::v1::ImageSource* image) {
-  if (IsUnixAddress(r.address) && !send_bytes) {
-    char resolved[PATH_MAX];
-    if (realpath(path.c_str(), resolved) == nullptr) {
-      std::fprintf(stderr, "ucodectl: %s: cannot resolve path\n", path.c_str());
+  if (send_path) {
+    if (!IsUnixAddress(r.address)) {
+      std::fprintf(stderr, "ucodectl: --host-path needs a unix: server on this host\n");
       return false;
     }
-    image->set_host_path(resolved);
+    // Absolute but with symlinks kept: the daemon matches it against its image roots as
+    // written (/lib/firmware/intel-ucode stays that, even where /lib links to usr/lib).
+    std::error_code ec;
+    std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+    if (ec) {
+      std::fprintf(stderr, "ucodectl: %s: %s\n", path.c_str(), ec.message().c_str());
+      return false;
+    }
+    image->set_host_path(absolute.lexically_normal().string());
     return true;
   }
   std::ifstream in(path, std::ios::binary);
@@ -133,7 +141,7 @@ int Guests(Remote& r, const ParsedArgs&) {
 
 int Inspect(Remote& r, const ParsedArgs& a) {
   ucode::v1::InspectImageRequest req;
-  if (!FillImage(r, a.positional()[0], a.Has("send-bytes"), req.mutable_image())) return kFailed;
+  if (!FillImage(r, a.positional()[0], a.Has("host-path"), req.mutable_image())) return kFailed;
   if (auto text = a.Value("cpu")) {
     absl::StatusOr<microcode::CpuIdentity> cpu = ParseCpuOption(*text);
     if (!cpu.ok()) {
@@ -184,7 +192,7 @@ int StartAndFollow(
 
 int Stage(Remote& r, const ParsedArgs& a) {
   ucode::v1::StageImageRequest req;
-  if (!FillImage(r, a.positional()[0], a.Has("send-bytes"), req.mutable_image())) return kFailed;
+  if (!FillImage(r, a.positional()[0], a.Has("host-path"), req.mutable_image())) return kFailed;
   return StartAndFollow(r, a, "StageImage", [&](grpc::ClientContext* c, ucode::v1::Operation* o) {
     return r.stub->StageImage(c, req, o);
   });
@@ -192,7 +200,7 @@ int Stage(Remote& r, const ParsedArgs& a) {
 
 int Apply(Remote& r, const ParsedArgs& a) {
   ucode::v1::ApplyUpdateRequest req;
-  if (!FillImage(r, a.positional()[0], a.Has("send-bytes"), req.mutable_image())) return kFailed;
+  if (!FillImage(r, a.positional()[0], a.Has("host-path"), req.mutable_image())) return kFailed;
   std::string mode = a.ValueOr("mode", "strict");
   if (mode == "strict") {
     req.set_mode(ucode::v1::UPDATE_MODE_STRICT);
@@ -276,8 +284,9 @@ int Cancel(Remote& r, const ParsedArgs& a) {
 
 const std::vector<RemoteCommand>& Commands() {
   static const OptionSpec kJson{"json", false, false, "print the response as JSON"};
-  static const OptionSpec kBytes{"send-bytes", false, false,
-                                 "send the file's bytes (default over TCP) instead of its path"};
+  static const OptionSpec kHostPath{"host-path", false, false,
+                                 "send the file's path (under ucoded's --image_root) instead "
+                                 "of its bytes"};
   static const OptionSpec kNoFollow{"no-follow", false, false,
                                     "print the operation name and return"};
   static const std::vector<RemoteCommand> kCommands = {
@@ -285,14 +294,14 @@ const std::vector<RemoteCommand>& Commands() {
       {"guests", "guests", {}, 0, Guests},
       {"inspect",
        "inspect FILE [--cpu SIG[,PF[,REV]]] [--json]",
-       {kJson, kBytes, {"cpu", true, false, kCpuOptionHelp}},
+       {kJson, kHostPath, {"cpu", true, false, kCpuOptionHelp}},
        1,
        Inspect},
-      {"stage", "stage FILE [--no-follow]", {kBytes, kNoFollow}, 1, Stage},
+      {"stage", "stage FILE [--no-follow]", {kHostPath, kNoFollow}, 1, Stage},
       {"apply",
        "apply FILE [--mode strict|fast] [--force-minrev|--ignore-minrev] [--guest NAME]... "
        "[--park-deadline-us N] [--agent-timeout-ms N] [--request-id ID] [--no-follow]",
-       {kBytes,
+       {kHostPath,
         kNoFollow,
         {"mode", true, false, "strict (default) or fast"},
         {"force-minrev", false, false, "enforce the minimal-revision rule (default)"},
