@@ -7,6 +7,7 @@
 //    and the restarted daemon reports the operation INTERRUPTED at STEP_PARKED.
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -44,6 +45,18 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
   ScratchDir dir;
   UcodedProcess ucoded(dir, "4x2");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
+  // What ucoded created is its own (issue 11 items 1 and 13: 0644 files, any directory).
+  const std::string logs = dir.File(absl::StrCat("vmm/vmm-", ucoded.process().pid()));
+  for (const auto& [path, mode] : std::vector<std::pair<std::string, unsigned>>{
+           {dir.File("vmm"), 0700},
+           {logs, 0700},
+           {dir.File("vmm/fleet.txt"), 0600},
+           {logs + "/vm0.log", 0600},
+           {dir.File("journal.sqlite"), 0600}}) {
+    struct stat st;
+    ASSERT_EQ(lstat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 07777, mode) << path;
+  }
 
   grpc::ClientContext lctx;
   v1::ListGuestsResponse guests;
