@@ -98,9 +98,10 @@ absl::StatusOr<std::unique_ptr<VmmProcess>> VmmProcess::Spawn(const std::string&
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, theirs.get(), kChildControlFd);
   if (!log_path.empty()) {
-    // A fresh file in the caller's private log directory, never through a symlink.
+    // 0600 and never through a symlink; appended to (a VM of the same name in the same
+    // directory continues its log), so the directory must be the caller's own.
     posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_APPEND, 0600);
+                                     O_WRONLY | O_CREAT | O_NOFOLLOW | O_APPEND, 0600);
     posix_spawn_file_actions_adddup2(&fa, 2, 1);
   }
   // Start the child with no blocked signals whatever ours are. The park signal's default
