@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/server_posix.h"
 #include "host/base/status_macros.h"
 #include "vmm/daemon/log.h"
@@ -75,6 +76,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
 
   grpc::ServerBuilder builder;
   builder.RegisterService(d->service_.get());
+  // gRPC buffers a whole request before its handler runs, so the ImageBudget alone does not
+  // bound memory: 30 concurrent 16 MiB InspectImage calls peaked at 0.6-1.0 GB. Twice the
+  // budget for gRPC's own buffers held the peak to ~0.36 GB; past it gRPC refuses streams
+  // (RESOURCE_EXHAUSTED) or closes busy connections (GOAWAY: UNAVAILABLE, retried).
+  grpc::ResourceQuota quota("ucoded");
+  quota.Resize(2 * options.limits.max_image_bytes_in_flight);
+  builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<size_t>(options.limits.max_image_bytes + kMessageOverhead,
                                         INT32_MAX)));
