@@ -224,6 +224,10 @@ void OperationRecord::Finish(const absl::StatusOr<std::string>& result,
   // Durable before anyone is told: a client that saw DONE finds the same answer after a
   // crash.
   absl::Status s = journal_->UpdateOperation(id_, final_op);
+  if (!s.ok()) {
+    absl::MutexLock lock(&mu_);
+    final_state_unwritten_ = true;
+  }
   before_publish();
   absl::MutexLock lock(&mu_);
   if (!s.ok()) RecordJournalErrorLocked(s, "final state");
@@ -269,6 +273,30 @@ absl::Status OperationRecord::Watch(const std::function<bool(const OperationEven
     if (finished) return absl::OkStatus();
     if (stopped()) return absl::CancelledError(absl::StrCat("watch of ", name_, " stopped"));
   }
+}
+
+bool OperationRecord::JournalBehind() const {
+  absl::MutexLock lock(&mu_);
+  return final_state_unwritten_ || !pending_.empty();
+}
+
+absl::Status OperationRecord::CatchUpJournal() {
+  absl::MutexLock journal_lock(&journal_mu_);
+  FlushPending();
+  Operation op;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!pending_.empty()) return journal_error_;
+    if (!op_.done()) return absl::OkStatus();
+    op = op_;
+  }
+  // Always rewritten: rows flushed just now moved the journal's last step back.
+  absl::Status s = journal_->UpdateOperation(id_, op);
+  if (!s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  final_state_unwritten_ = false;
+  LogLine("journal_caught_up", {{"operation", name_}});
+  return absl::OkStatus();
 }
 
 void OperationRecord::DropHistory() {

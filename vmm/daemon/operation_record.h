@@ -68,6 +68,12 @@ class OperationRecord final : public StepSink {
   // final state).
   void DropHistory();
 
+  // True when a journal write of this operation failed and has not been made good since.
+  [[nodiscard]] bool JournalBehind() const;
+  // Writes what the journal lacks (step rows kept in memory, the final state), so that a
+  // later restart finds what really happened. OK when nothing is missing any more.
+  absl::Status CatchUpJournal();
+
  private:
   ucode::v1::OperationEvent& AppendLocked(ucode::v1::Step step, absl::string_view message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -100,6 +106,7 @@ class OperationRecord final : public StepSink {
   std::vector<JournalStep> pending_ ABSL_GUARDED_BY(mu_);
   bool pending_clears_in_progress_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status journal_error_ ABSL_GUARDED_BY(mu_);
+  bool final_state_unwritten_ ABSL_GUARDED_BY(mu_) = false;
   // Serializes journal writes of this operation so step rows land in event order.
   absl::Mutex journal_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 };

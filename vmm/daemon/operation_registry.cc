@@ -87,6 +87,7 @@ absl::Status OperationRegistry::Recover(
 
 absl::StatusOr<OperationRegistry::Created> OperationRegistry::Create(
     absl::string_view kind, absl::string_view request_id, absl::string_view request_digest) {
+  CatchUpJournal();
   absl::MutexLock lock(&mu_);
   if (!request_id.empty()) {
     auto it = by_request_id_.find(request_id);
@@ -134,8 +135,25 @@ void OperationRegistry::Finish(OperationRecord& record,
                                const absl::StatusOr<std::string>& result) {
   record.Finish(result, [&] {
     absl::MutexLock lock(&mu_);
-    if (running_.get() == &record) running_.reset();
+    if (running_.get() == &record) {
+      if (record.JournalBehind()) journal_behind_.push_back(running_);
+      running_.reset();
+    }
   });
+}
+
+void OperationRegistry::CatchUpJournal() {
+  std::vector<std::shared_ptr<OperationRecord>> behind;
+  {
+    absl::MutexLock lock(&mu_);
+    behind.swap(journal_behind_);
+  }
+  std::vector<std::shared_ptr<OperationRecord>> still;
+  for (const std::shared_ptr<OperationRecord>& record : behind) {
+    if (!record->CatchUpJournal().ok()) still.push_back(record);
+  }
+  absl::MutexLock lock(&mu_);
+  journal_behind_.insert(journal_behind_.end(), still.begin(), still.end());
 }
 
 absl::StatusOr<std::shared_ptr<OperationRecord>> OperationRegistry::Find(

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -55,6 +56,10 @@ class OperationRegistry {
   // Ends `record` with the runner's result and frees the host slot.
   void Finish(OperationRecord& record, const absl::StatusOr<std::string>& result);
 
+  // Retries the journal writes that failed for finished operations (a disk that was full
+  // may have room again). Called before each new operation and at shutdown.
+  void CatchUpJournal();
+
   absl::StatusOr<std::shared_ptr<OperationRecord>> Find(absl::string_view name) const;
   // The running operation, if any.
   std::shared_ptr<OperationRecord> Running() const;
@@ -74,6 +79,8 @@ class OperationRegistry {
   };
   absl::flat_hash_map<std::string, RequestIdUse> by_request_id_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<OperationRecord> running_ ABSL_GUARDED_BY(mu_);
+  // Finished operations whose journal rows are incomplete (OperationRecord::JournalBehind).
+  std::vector<std::shared_ptr<OperationRecord>> journal_behind_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

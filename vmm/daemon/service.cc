@@ -47,6 +47,7 @@ void UcodeServiceImpl::Shutdown() {
   }
   absl::MutexLock lock(&worker_mu_);
   if (worker_.joinable()) worker_.join();
+  registry_->CatchUpJournal();
 }
 
 absl::StatusOr<ucode::v1::Operation> UcodeServiceImpl::StartOperation(
