@@ -167,7 +167,12 @@ TEST_F(DaemonSocketTest, UcodectlClientModeAppliesAndFollows) {
   std::string image_path = dir_.File("image.bin");
   std::ofstream(image_path) << TestImage();
   EXPECT_EQ(ctl::RunRemote({"--server", "unix:" + options_.unix_socket, "describe"}), 0);
+  // The image's bytes travel by default; its path only with --host-path, and ucoded reads
+  // that only beneath its image roots (this scratch directory is not one).
   EXPECT_EQ(ctl::RunRemote({"--server=unix:" + options_.unix_socket, "inspect", image_path}), 0);
+  EXPECT_EQ(ctl::RunRemote({"--server=unix:" + options_.unix_socket, "inspect", "--host-path",
+                            image_path}),
+            1);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "apply", image_path}), 0);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "get", "operations/1"}), 0);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "list", "--all"}), 0);

@@ -37,6 +37,12 @@ int RpcFailed(absl::string_view rpc, const grpc::Status& s) {
   std::fprintf(stderr, "ucodectl: %s: %s: %s\n", std::string(rpc).c_str(),
                absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())).c_str(),
                s.error_message().c_str());
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // ucoded closes a refused caller's connection unanswered (it holds nothing for them).
+    std::fprintf(stderr,
+                 "ucodectl: is ucoded running, and are you (uid or a group) in its "
+                 "--allow_uids/--allow_gids? It closes other callers' connections at once.\n");
+  }
   return kFailed;
 }
 
@@ -91,6 +97,9 @@ void PrintOperation(const ucode::v1::Operation& op) {
           : "");
   if (op.has_error() && op.error().code() != 0) {
     std::printf("  error: %s\n", op.error().message().c_str());
+  }
+  if (!op.journal_error().empty()) {
+    std::printf("  journal error (the state above stands): %s\n", op.journal_error().c_str());
   }
   if (!op.report_json().empty()) std::printf("  report: %s\n", op.report_json().c_str());
 }
