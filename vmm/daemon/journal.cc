@@ -195,9 +195,7 @@ absl::Status Journal::WriteLocked(const std::function<absl::Status()>& write) {
   if (fstat(reserve_fd_.get(), &st) != 0 || st.st_size == 0) return s;
   // The room kept for exactly this: give it back to the filesystem and write again.
   if (ftruncate(reserve_fd_.get(), 0) != 0) return s;
-  absl::Status again = write();
-  if (!again.ok()) return again;
-  return absl::OkStatus();
+  return write();
 }
 
 Journal::~Journal() {

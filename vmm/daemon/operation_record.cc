@@ -205,7 +205,6 @@ void OperationRecord::Finish(const absl::StatusOr<std::string>& result,
   }
   final_op.set_done(true);
   final_op.set_interrupted_step(ucode::v1::STEP_UNSPECIFIED);
-  // Past the rendezvous the outcome is the runner's: a journal error only travels with it.
   final_op.set_update_time_unix_ms(absl::ToUnixMillis(absl::Now()));
   if (result.ok()) {
     final_op.set_state(ucode::v1::OPERATION_STATE_SUCCEEDED);
