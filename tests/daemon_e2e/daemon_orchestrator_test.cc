@@ -57,6 +57,20 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
     ASSERT_EQ(lstat(path.c_str(), &st), 0) << path;
     EXPECT_EQ(st.st_mode & 07777, mode) << path;
   }
+  // A second instance with its own journal and socket but this one's VMM state directory
+  // stops before it reads or replaces anything there (issue 11 item 2).
+  {
+    ScratchDir other;
+    Subprocess second({Runfile("vmm/daemon/ucoded"), "--runner=orchestrator",
+                       "--platform=emulated", "--vmm_fleet=1x1",
+                       "--vmm_state_dir=" + dir.File("vmm"), "--socket=" + other.File("s"),
+                       "--journal=" + other.File("journal.sqlite")},
+                      other.File("log"));
+    EXPECT_NE(second.Wait(), 0);
+    EXPECT_THAT(ReadFile(other.File("log")),
+                HasSubstr(absl::StrCat("ucoded pid ", ucoded.process().pid(),
+                                       " is running with the same VMM state directory")));
+  }
 
   grpc::ClientContext lctx;
   v1::ListGuestsResponse guests;
