@@ -1,6 +1,6 @@
 // UTF-8 validation shared by the JSON parser (rejects bad input) and writer (replaces it
-// with U+FFFD), and by ucoded's journal (ToValidUtf8: proto3 strings must be UTF-8). RFC 3629 section 4: no overlong forms, no surrogates, nothing above
-// U+10FFFF.
+// with U+FFFD), and by ucoded's journal (ToValidUtf8: proto3 strings must be UTF-8).
+// RFC 3629 section 4: no overlong forms, no surrogates, nothing above U+10FFFF.
 #ifndef UCODE_GUEST_AGENT_UTF8_H_
 #define UCODE_GUEST_AGENT_UTF8_H_
 

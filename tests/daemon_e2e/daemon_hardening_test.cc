@@ -112,8 +112,8 @@ TEST_F(DaemonHardeningTest, PlantedStateDirectoryIsRefused) {
   const std::string secret = secret_dir + "/secret";
   std::ofstream(secret) << "precious";
   ASSERT_EQ(chmod(secret.c_str(), 0600), 0);
-  ASSERT_EQ(AsNobody(absl::StrCat("mkdir -m 0777 ", shared, "/vmm && ln -s ", secret, " ",
-                                  shared, "/vmm/fleet.txt.tmp")),
+  ASSERT_EQ(AsNobody(absl::StrCat("mkdir -m 0777 ", shared, "/vmm && ln -s ", secret, " ", shared,
+                                  "/vmm/fleet.txt.tmp")),
             0)
       << ReadFile(dir_.File("nobody.log"));
 
@@ -153,9 +153,9 @@ TEST_F(DaemonHardeningTest, SecondInstanceIsRefusedAndTheFirstKeepsServing) {
 
   std::vector<std::string> argv = Ucoded({"--socket=" + socket_, "--journal=" + journal_});
   EXPECT_EQ(Subprocess(argv, dir_.File("second.log")).Wait(), 1);
-  EXPECT_THAT(ReadFile(dir_.File("second.log")),
-              HasSubstr(absl::StrCat("ucoded pid ", first->pid(),
-                                     " is running with the same journal")));
+  EXPECT_THAT(
+      ReadFile(dir_.File("second.log")),
+      HasSubstr(absl::StrCat("ucoded pid ", first->pid(), " is running with the same journal")));
   // Its own journal, the same socket: the live socket is not replaced.
   argv = Ucoded({"--socket=" + socket_, "--journal=" + dir_.File("other/journal.sqlite")});
   EXPECT_EQ(Subprocess(argv, dir_.File("third.log")).Wait(), 1);
@@ -180,9 +180,9 @@ TEST_F(DaemonHardeningTest, RefusedConnectionsAreClosedAtOnce) {
 }
 
 TEST_F(DaemonHardeningTest, AllowedUidIsCappedInConnections) {
-  auto ucoded = StartServing({"--socket_mode=0666", "--allow_uids=0,65534",
-                              "--max_connections_per_uid=8"},
-                             "/usr/bin/prlimit");
+  auto ucoded =
+      StartServing({"--socket_mode=0666", "--allow_uids=0,65534", "--max_connections_per_uid=8"},
+                   "/usr/bin/prlimit");
   auto holder = Holder(100);
   EXPECT_THAT(ReadFile(dir_.File("holder.log")), HasSubstr("connected 100"));
   // Accepted in order: the holder's first 8 are kept, this one is the 9th of its uid.
@@ -206,8 +206,8 @@ TEST_F(DaemonHardeningTest, SupplementaryGroupMemberIsAdmitted) {
 TEST_F(DaemonHardeningTest, AdmittedCallerCannotMakeRootReadOutsideImageRoots) {
   const std::string images = dir_.File("images");
   ASSERT_EQ(mkdir(images.c_str(), 0755), 0);
-  auto ucoded = StartServing(
-      {"--socket_mode=0666", "--allow_gids=users", "--image_root=" + images});
+  auto ucoded =
+      StartServing({"--socket_mode=0666", "--allow_gids=users", "--image_root=" + images});
   const std::string group = absl::StrCat("--groups=", kUsersGid);
   EXPECT_EQ(Probe(kNobody, kNobody, {group, "--inspect=/etc/shadow"}),
             static_cast<int>(grpc::INVALID_ARGUMENT));
@@ -233,8 +233,7 @@ class FullJournalTest : public DaemonHardeningTest {
     DaemonHardeningTest::SetUp();
     if (IsSkipped()) return;
     ASSERT_EQ(mkdir(fs_.c_str(), 0700), 0);
-    ASSERT_EQ(mount("tmpfs", fs_.c_str(), "tmpfs", 0, "size=8m,mode=0700"), 0)
-        << strerror(errno);
+    ASSERT_EQ(mount("tmpfs", fs_.c_str(), "tmpfs", 0, "size=8m,mode=0700"), 0) << strerror(errno);
     mounted_ = true;
     options_.unix_socket = "";
     options_.journal_path = fs_ + "/journal.sqlite";

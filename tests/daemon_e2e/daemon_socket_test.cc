@@ -170,8 +170,8 @@ TEST_F(DaemonSocketTest, UcodectlClientModeAppliesAndFollows) {
   // The image's bytes travel by default; its path only with --host-path, and ucoded reads
   // that only beneath its image roots (this scratch directory is not one).
   EXPECT_EQ(ctl::RunRemote({"--server=unix:" + options_.unix_socket, "inspect", image_path}), 0);
-  EXPECT_EQ(ctl::RunRemote({"--server=unix:" + options_.unix_socket, "inspect", "--host-path",
-                            image_path}),
+  EXPECT_EQ(ctl::RunRemote(
+                {"--server=unix:" + options_.unix_socket, "inspect", "--host-path", image_path}),
             1);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "apply", image_path}), 0);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "get", "operations/1"}), 0);

@@ -67,10 +67,14 @@ int main(int argc, char** argv) {
   int hold = 0;
   for (int i = 4; i < argc; ++i) {
     std::string a = argv[i];
-    if (a.rfind("--groups=", 0) == 0) groups = ParseGroups(a.substr(9));
-    else if (a.rfind("--inspect=", 0) == 0) inspect = a.substr(10);
-    else if (a.rfind("--hold=", 0) == 0) hold = std::atoi(a.c_str() + 7);
-    else return 101;
+    if (a.rfind("--groups=", 0) == 0)
+      groups = ParseGroups(a.substr(9));
+    else if (a.rfind("--inspect=", 0) == 0)
+      inspect = a.substr(10);
+    else if (a.rfind("--hold=", 0) == 0)
+      hold = std::atoi(a.c_str() + 7);
+    else
+      return 101;
   }
   // Before any thread exists (gRPC starts its own), so every thread has the new ids.
   if (setgroups(groups.size(), groups.data()) != 0 || setresgid(gid, gid, gid) != 0 ||

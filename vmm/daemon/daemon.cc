@@ -116,8 +116,7 @@ bool Daemon::Allowed(const UnixListener::Peer& peer) const {
   const auto& u = options_.allow_uids;
   const auto& g = options_.allow_gids;
   auto allowed_gid = [&g](gid_t gid) { return std::find(g.begin(), g.end(), gid) != g.end(); };
-  return std::find(u.begin(), u.end(), peer.cred.uid) != u.end() ||
-         allowed_gid(peer.cred.gid) ||
+  return std::find(u.begin(), u.end(), peer.cred.uid) != u.end() || allowed_gid(peer.cred.gid) ||
          std::any_of(peer.groups.begin(), peer.groups.end(), allowed_gid);
 }
 

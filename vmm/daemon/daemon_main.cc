@@ -143,8 +143,7 @@ int Main(int argc, char** argv) {
     LogLine("ucoded_failed", {{"error", lock.status().ToString()}});
     return 1;
   }
-  absl::StatusOr<std::unique_ptr<UpdateRunner>> runner =
-      MakeRunnerFromFlags(options->journal_path);
+  absl::StatusOr<std::unique_ptr<UpdateRunner>> runner = MakeRunnerFromFlags(options->journal_path);
   if (!runner.ok()) {
     LogLine("ucoded_failed", {{"error", runner.status().ToString()}});
     return 2;

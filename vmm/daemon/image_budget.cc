@@ -33,10 +33,13 @@ void ImageBudget::Lease::Return() {
 absl::StatusOr<ImageBudget::Lease> ImageBudget::Acquire(size_t bytes, absl::string_view what) {
   absl::MutexLock lock(&mu_);
   if (bytes > limit_ - std::min(limit_, in_flight_)) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        what, ": ", bytes, " image bytes would pass the daemon's bound on image bytes in "
-        "flight (", in_flight_, " of ", limit_, " in use, --max_image_bytes_in_flight); retry "
-        "when other requests are done"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": ", bytes,
+                     " image bytes would pass the daemon's bound on image bytes in "
+                     "flight (",
+                     in_flight_, " of ", limit_,
+                     " in use, --max_image_bytes_in_flight); retry "
+                     "when other requests are done"));
   }
   in_flight_ += bytes;
   return Lease(this, bytes);

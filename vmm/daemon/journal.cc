@@ -180,10 +180,12 @@ absl::Status Journal::Reserve() {
   // fallocate, not ftruncate: the blocks must really be taken from the filesystem.
   int err = posix_fallocate(reserve_fd_.get(), 0, kJournalReserveBytes);
   if (err != 0) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "journal: cannot reserve ", kJournalReserveBytes >> 20, " MiB for the operation's "
-        "journal rows in ", reserve_path_, ": ", ErrnoStatus(err, "fallocate").message(),
-        "; free space on the journal's filesystem first"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("journal: cannot reserve ", kJournalReserveBytes >> 20,
+                     " MiB for the operation's "
+                     "journal rows in ",
+                     reserve_path_, ": ", ErrnoStatus(err, "fallocate").message(),
+                     "; free space on the journal's filesystem first"));
   }
   return absl::OkStatus();
 }
@@ -236,7 +238,8 @@ absl::Status Journal::InsertOperation(int64_t id, absl::string_view request_id,
 
 absl::Status Journal::UpdateOperation(int64_t id, const Operation& op) {
   absl::MutexLock lock(&mu_);
-  return WriteLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return UpdateOperationLocked(id, op); });
+  return WriteLocked(
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return UpdateOperationLocked(id, op); });
 }
 
 absl::Status Journal::UpdateOperationLocked(int64_t id, const Operation& op) {
@@ -305,8 +308,7 @@ absl::Status Journal::RecordFinishedSteps(int64_t id, const std::vector<JournalS
   });
 }
 
-absl::Status Journal::RecordFinishedStepsLocked(int64_t id,
-                                                const std::vector<JournalStep>& steps,
+absl::Status Journal::RecordFinishedStepsLocked(int64_t id, const std::vector<JournalStep>& steps,
                                                 bool clears_in_progress) {
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.Began());

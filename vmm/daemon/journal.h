@@ -17,8 +17,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "host/base/unique_fd.h"
 #include "proto/ucode/v1/ucoded.pb.h"
 
@@ -29,7 +29,7 @@ namespace ucode::daemon {
 struct JournalRecord {
   int64_t id = 0;
   std::string request_id;
-  std::string request_digest;  // RequestDigest() of the request that created it
+  std::string request_digest;      // RequestDigest() of the request that created it
   ucode::v1::Operation operation;  // interrupted_step holds the journal's in-progress step
 };
 
@@ -96,8 +96,7 @@ class Journal {
   absl::Status UpdateOperationLocked(int64_t id, const ucode::v1::Operation& op)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status BeginStepLocked(int64_t id, ucode::v1::Step step, absl::string_view what,
-                               int64_t time_unix_us,
-                               absl::Span<const std::string> paused_domains)
+                               int64_t time_unix_us, absl::Span<const std::string> paused_domains)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RecordFinishedStepsLocked(int64_t id, const std::vector<JournalStep>& steps,
                                          bool clears_in_progress)

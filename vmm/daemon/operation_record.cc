@@ -112,8 +112,8 @@ absl::Status OperationRecord::BeginStep(Step step, absl::string_view what,
 }
 
 void OperationRecord::RecordJournalErrorLocked(const absl::Status& s, absl::string_view step) {
-  LogLine("journal_error", {{"operation", name_}, {"step", std::string(step)},
-                            {"error", s.ToString()}});
+  LogLine("journal_error",
+          {{"operation", name_}, {"step", std::string(step)}, {"error", s.ToString()}});
   if (journal_error_.ok()) journal_error_ = s;
   if (rendezvous_journaled_ && op_.journal_error().empty()) {
     op_.set_journal_error(ValidUtf8(s.message()));

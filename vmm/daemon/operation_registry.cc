@@ -94,10 +94,10 @@ absl::StatusOr<OperationRegistry::Created> OperationRegistry::Create(
     if (it != by_request_id_.end()) {
       const std::shared_ptr<OperationRecord>& existing = records_.at(it->second.id);
       if (it->second.digest != request_digest) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "request_id: '", request_id, "' was used by ", existing->name(),
-            " for a different request; a retry must repeat the request exactly, a new "
-            "request needs a new id"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("request_id: '", request_id, "' was used by ", existing->name(),
+                         " for a different request; a retry must repeat the request exactly, a new "
+                         "request needs a new id"));
       }
       return Created{existing, true};
     }

@@ -108,7 +108,7 @@ absl::Status WritePrivateFile(const std::string& path, absl::string_view content
 }
 
 absl::StatusOr<std::unique_ptr<InstanceLock>> InstanceLock::Acquire(const std::string& path,
-                                                                   absl::string_view what) {
+                                                                    absl::string_view what) {
   absl::StatusOr<UniqueFd> fd = OpenPrivateFile(path);
   if (!fd.ok()) return fd.status();
   if (flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
@@ -121,9 +121,9 @@ absl::StatusOr<std::unique_ptr<InstanceLock>> InstanceLock::Acquire(const std::s
     if (n > 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(buf, n)), &pid)) {
       holder = absl::StrCat("ucoded pid ", pid);
     }
-    return absl::FailedPreconditionError(absl::StrCat(
-        holder, " is running with the same ", what, " (it holds ", path,
-        "); stop it first, or give this instance its own ", what));
+    return absl::FailedPreconditionError(
+        absl::StrCat(holder, " is running with the same ", what, " (it holds ", path,
+                     "); stop it first, or give this instance its own ", what));
   }
   const std::string pid = absl::StrCat(getpid(), "\n");
   if (ftruncate(fd->get(), 0) != 0 || pwrite(fd->get(), pid.data(), pid.size(), 0) < 0) {

@@ -34,9 +34,9 @@ absl::StatusOr<UniqueFd> OpenPrivateFile(const std::string& path);
 // a stale one removed first), fsynced, renamed over `path`.
 absl::Status WritePrivateFile(const std::string& path, absl::string_view contents);
 
-// One ucoded per journal (and per VMM state directory): an exclusive flock(2) on a lock file beside it, held for the
-// process's life (the kernel drops it when the process dies, however it dies). The file
-// holds the owner's pid so that a second instance can name it.
+// One ucoded per journal (and per VMM state directory): an exclusive flock(2) on a lock
+// file beside it, held for the process's life (the kernel drops it when the process dies,
+// however it dies). The file holds the owner's pid so that a second instance can name it.
 class InstanceLock {
  public:
   // FAILED_PRECONDITION naming the running instance's pid when the lock is held; `what`

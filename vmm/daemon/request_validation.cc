@@ -25,8 +25,9 @@ absl::Status Invalid(absl::string_view field, absl::string_view check) {
 }
 
 // `path` relative to the image root it lies beneath, or INVALID_ARGUMENT naming the roots.
-absl::StatusOr<std::pair<std::string, std::string>> UnderImageRoot(
-    const std::string& path, const std::string& field, const RequestLimits& limits) {
+absl::StatusOr<std::pair<std::string, std::string>> UnderImageRoot(const std::string& path,
+                                                                   const std::string& field,
+                                                                   const RequestLimits& limits) {
   if (path.empty() || path[0] != '/') {
     return Invalid(field, absl::StrCat("'", path.substr(0, 200), "' is not an absolute path"));
   }
@@ -46,8 +47,8 @@ absl::StatusOr<std::pair<std::string, std::string>> UnderImageRoot(
 }
 
 absl::StatusOr<std::vector<uint8_t>> ReadHostPath(const std::string& path, const std::string& field,
-                                                  const RequestLimits& limits,
-                                                  ImageBudget& budget, ImageBudget::Lease* lease) {
+                                                  const RequestLimits& limits, ImageBudget& budget,
+                                                  ImageBudget::Lease* lease) {
   ASSIGN_OR_RETURN(auto root_and_rel, UnderImageRoot(path, field, limits));
   const auto& [root, rel] = root_and_rel;
   UniqueFd root_fd(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -60,7 +61,8 @@ absl::StatusOr<std::vector<uint8_t>> ReadHostPath(const std::string& path, const
   struct open_how how = {};
   how.flags = O_PATH | O_CLOEXEC;  // a symlink, even the last component, is ELOOP
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  UniqueFd pinned(static_cast<int>(syscall(SYS_openat2, root_fd.get(), rel.c_str(), &how, sizeof(how))));
+  UniqueFd pinned(
+      static_cast<int>(syscall(SYS_openat2, root_fd.get(), rel.c_str(), &how, sizeof(how))));
   if (!pinned) {
     int err = errno;
     if (err == ELOOP || err == EXDEV) {

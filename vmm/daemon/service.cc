@@ -55,7 +55,8 @@ absl::StatusOr<ucode::v1::Operation> UcodeServiceImpl::StartOperation(
     std::function<absl::StatusOr<std::string>(const std::string&, OperationRecord&)> work) {
   absl::MutexLock lock(&worker_mu_);
   if (shutting_down_.load()) return absl::UnavailableError("ucoded is shutting down");
-  absl::StatusOr<OperationRegistry::Created> created = registry_->Create(kind, request_id, request_digest);
+  absl::StatusOr<OperationRegistry::Created> created =
+      registry_->Create(kind, request_id, request_digest);
   if (!created.ok()) return created.status();
   std::shared_ptr<OperationRecord> record = created->record;
   if (created->existing) return record->Snapshot();
@@ -115,13 +116,14 @@ grpc::Status UcodeServiceImpl::StageImage(grpc::ServerContext*,
   absl::StatusOr<StageParams> params = ValidateStage(*req, limits_, image_budget_, &lease);
   if (!params.ok()) return ToGrpc(params.status());
   // The lease goes with the image into the operation, which holds it until it ends.
+  auto held = std::make_shared<ImageBudget::Lease>(std::move(lease));
   auto op = StartOperation(
       "stage", "", "",
-      [this, p = std::move(*params), lease = std::make_shared<ImageBudget::Lease>(std::move(lease))](
-          const std::string& name, OperationRecord& record) mutable {
+      [this, p = std::move(*params), held](const std::string& name,
+                                           OperationRecord& record) mutable {
         p.operation = name;
         absl::StatusOr<std::string> result = runner_->Stage(p, record, record.cancel_token());
-        ReleaseImage(p.image, *lease);
+        ReleaseImage(p.image, *held);
         return result;
       });
   if (!op.ok()) return ToGrpc(op.status());
@@ -135,13 +137,14 @@ grpc::Status UcodeServiceImpl::ApplyUpdate(grpc::ServerContext*,
   ImageBudget::Lease lease;
   absl::StatusOr<ApplyParams> params = ValidateApply(*req, limits_, image_budget_, &lease);
   if (!params.ok()) return ToGrpc(params.status());
+  auto held = std::make_shared<ImageBudget::Lease>(std::move(lease));
   auto op = StartOperation(
       "apply", req->request_id(), req->request_id().empty() ? "" : RequestDigest(*req),
-      [this, p = std::move(*params), lease = std::make_shared<ImageBudget::Lease>(std::move(lease))](
-          const std::string& name, OperationRecord& record) mutable {
+      [this, p = std::move(*params), held](const std::string& name,
+                                           OperationRecord& record) mutable {
         p.operation = name;
         absl::StatusOr<std::string> result = runner_->Apply(p, record, record.cancel_token());
-        ReleaseImage(p.image, *lease);
+        ReleaseImage(p.image, *held);
         return result;
       });
   if (!op.ok()) return ToGrpc(op.status());

@@ -122,8 +122,7 @@ TEST_F(ServiceHardeningTest, ImageBytesInFlightAreBounded) {
   }
   runner_.Resume(v1::STEP_STAGED);
   grpc::Status st;
-  EXPECT_EQ(WatchAll(op.name(), &st).back().final_state().state(),
-            v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(WatchAll(op.name(), &st).back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED);
   grpc::ClientContext ctx;
   st = stub_->InspectImage(&ctx, r, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();
@@ -142,8 +141,10 @@ TEST_F(ServiceHardeningTest, BytesThatAreNotUtf8NeverBreakGetOrList) {
   daemon_.reset();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(options_.journal_path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE operations SET error_message = X'6f6bc328ff', "
-                             "kind = X'80'", nullptr, nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db,
+                         "UPDATE operations SET error_message = X'6f6bc328ff', "
+                         "kind = X'80'",
+                         nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   Restart();
@@ -197,8 +198,9 @@ TEST_F(ServiceHardeningTest, SecondDaemonOnTheSameJournalIsRefused) {
   absl::StatusOr<std::unique_ptr<Daemon>> second = Daemon::Start(options_, &runner_);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(second.status().message(),
-              HasSubstr(absl::StrCat("ucoded pid ", getpid(), " is running with the same journal")));
+  EXPECT_THAT(
+      second.status().message(),
+      HasSubstr(absl::StrCat("ucoded pid ", getpid(), " is running with the same journal")));
 }
 
 }  // namespace

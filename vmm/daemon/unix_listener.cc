@@ -31,9 +31,10 @@ absl::Status CheckNotServed(const struct sockaddr_un& addr, const std::string& p
     if (errno != EAGAIN) return ErrnoStatus(errno, absl::StrCat("connect ", path));
     // EAGAIN: its backlog is full, so someone is listening.
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      path, ": another server (another ucoded?) accepts connections on it; refusing to "
-      "replace a live socket"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(path,
+                   ": another server (another ucoded?) accepts connections on it; refusing to "
+                   "replace a live socket"));
 }
 
 }  // namespace

@@ -60,7 +60,8 @@ absl::StatusOr<VmmFleetSpec> ParseVmmFleet(absl::string_view text) {
 
 absl::Status WriteFleetRecord(const std::string& path, const std::vector<FleetRecordEntry>& vms) {
   std::string text;
-  for (const FleetRecordEntry& vm : vms) absl::StrAppend(&text, vm.name, " ", vm.pid, " ", vm.log_path, "\n");
+  for (const FleetRecordEntry& vm : vms)
+    absl::StrAppend(&text, vm.name, " ", vm.pid, " ", vm.log_path, "\n");
   return WritePrivateFile(path, text);
 }
 

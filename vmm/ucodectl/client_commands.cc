@@ -294,8 +294,8 @@ int Cancel(Remote& r, const ParsedArgs& a) {
 const std::vector<RemoteCommand>& Commands() {
   static const OptionSpec kJson{"json", false, false, "print the response as JSON"};
   static const OptionSpec kHostPath{"host-path", false, false,
-                                 "send the file's path (under ucoded's --image_root) instead "
-                                 "of its bytes"};
+                                    "send the file's path (under ucoded's --image_root) instead "
+                                    "of its bytes"};
   static const OptionSpec kNoFollow{"no-follow", false, false,
                                     "print the operation name and return"};
   static const std::vector<RemoteCommand> kCommands = {
