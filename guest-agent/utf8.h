@@ -1,11 +1,12 @@
 // UTF-8 validation shared by the JSON parser (rejects bad input) and writer (replaces it
-// with U+FFFD). RFC 3629 section 4: no overlong forms, no surrogates, nothing above
-// U+10FFFF.
+// with U+FFFD), and by ucoded's journal (ToValidUtf8: proto3 strings must be UTF-8).
+// RFC 3629 section 4: no overlong forms, no surrogates, nothing above U+10FFFF.
 #ifndef UCODE_GUEST_AGENT_UTF8_H_
 #define UCODE_GUEST_AGENT_UTF8_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace ucode_agent {
@@ -37,6 +38,27 @@ inline int Utf8SequenceLength(std::string_view s, size_t i) {
   }
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return kUtf8Invalid;
   return static_cast<int>(len);
+}
+
+// `s` with every byte that does not start a valid sequence replaced by U+FFFD.
+inline std::string ToValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      out.push_back(s[i++]);
+      continue;
+    }
+    const int len = Utf8SequenceLength(s, i);
+    if (len <= 0) {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
 }
 
 }  // namespace ucode_agent

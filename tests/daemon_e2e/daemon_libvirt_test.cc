@@ -108,7 +108,7 @@ class DaemonLibvirtTest : public ::testing::Test {
     v1::Operation op;
     op.set_kind("apply");
     op.set_state(v1::OPERATION_STATE_RUNNING);
-    ASSERT_TRUE((*journal)->InsertOperation(1, "", op).ok());
+    ASSERT_TRUE((*journal)->InsertOperation(1, "", "", op).ok());
   }
 
   int State(const std::string& name) { return *conn_->LookupDomain(name)->State(); }

@@ -7,6 +7,7 @@
 //    and the restarted daemon reports the operation INTERRUPTED at STEP_PARKED.
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -44,6 +45,31 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
   ScratchDir dir;
   UcodedProcess ucoded(dir, "4x2");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
+  // What ucoded created is its own (issue 11 items 1 and 13: 0644 files, any directory).
+  const std::string logs = dir.File(absl::StrCat("vmm/vmm-", ucoded.process().pid()));
+  for (const auto& [path, mode] :
+       std::vector<std::pair<std::string, unsigned>>{{dir.File("vmm"), 0700},
+                                                     {logs, 0700},
+                                                     {dir.File("vmm/fleet.txt"), 0600},
+                                                     {logs + "/vm0.log", 0600},
+                                                     {dir.File("journal.sqlite"), 0600}}) {
+    struct stat st;
+    ASSERT_EQ(lstat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 07777, mode) << path;
+  }
+  // A second instance with its own journal and socket but this one's VMM state directory
+  // stops before it reads or replaces anything there (issue 11 item 2).
+  {
+    ScratchDir other;
+    Subprocess second({Runfile("vmm/daemon/ucoded"), "--runner=orchestrator", "--platform=emulated",
+                       "--vmm_fleet=1x1", "--vmm_state_dir=" + dir.File("vmm"),
+                       "--socket=" + other.File("s"), "--journal=" + other.File("journal.sqlite")},
+                      other.File("log"));
+    EXPECT_NE(second.Wait(), 0);
+    EXPECT_THAT(ReadFile(other.File("log")),
+                HasSubstr(absl::StrCat("ucoded pid ", ucoded.process().pid(),
+                                       " is running with the same VMM state directory")));
+  }
 
   grpc::ClientContext lctx;
   v1::ListGuestsResponse guests;

@@ -85,9 +85,9 @@ TEST_F(DaemonSocketTest, CallerOutsideAllowListIsRefused) {
   options_.unix_socket_mode = 0666;  // past the file mode, so SO_PEERCRED decides
   Start();
   if (!CanDropPrivileges()) GTEST_SKIP() << "needs real root to drop to another uid";
-  EXPECT_EQ(Probe(kNobody, kNobody), static_cast<int>(grpc::PERMISSION_DENIED))
+  // The connection is closed as soon as it is accepted: the caller holds nothing.
+  EXPECT_EQ(Probe(kNobody, kNobody), static_cast<int>(grpc::UNAVAILABLE))
       << ReadFile(dir_.File("probe.log"));
-  EXPECT_THAT(ReadFile(dir_.File("probe.log")), HasSubstr("allow list"));
   EXPECT_EQ(Probe(0, 0), 0) << ReadFile(dir_.File("probe.log"));
 }
 
@@ -97,7 +97,7 @@ TEST_F(DaemonSocketTest, CallerAllowedByGroup) {
   Start();
   if (!CanDropPrivileges()) GTEST_SKIP() << "needs real root to drop to another uid";
   EXPECT_EQ(Probe(kNobody, kNobody), 0) << ReadFile(dir_.File("probe.log"));
-  EXPECT_EQ(Probe(kNobody, kNobody - 1), static_cast<int>(grpc::PERMISSION_DENIED));
+  EXPECT_EQ(Probe(kNobody, kNobody - 1), static_cast<int>(grpc::UNAVAILABLE));
 }
 
 TEST_F(DaemonSocketTest, DefaultModeKeepsOthersOut) {
@@ -167,7 +167,12 @@ TEST_F(DaemonSocketTest, UcodectlClientModeAppliesAndFollows) {
   std::string image_path = dir_.File("image.bin");
   std::ofstream(image_path) << TestImage();
   EXPECT_EQ(ctl::RunRemote({"--server", "unix:" + options_.unix_socket, "describe"}), 0);
+  // The image's bytes travel by default; its path only with --host-path, and ucoded reads
+  // that only beneath its image roots (this scratch directory is not one).
   EXPECT_EQ(ctl::RunRemote({"--server=unix:" + options_.unix_socket, "inspect", image_path}), 0);
+  EXPECT_EQ(ctl::RunRemote(
+                {"--server=unix:" + options_.unix_socket, "inspect", "--host-path", image_path}),
+            1);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "apply", image_path}), 0);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "get", "operations/1"}), 0);
   EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "sync-views"}), 0);

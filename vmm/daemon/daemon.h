@@ -15,6 +15,7 @@
 #include "grpcpp/grpcpp.h"
 #include "vmm/daemon/journal.h"
 #include "vmm/daemon/operation_registry.h"
+#include "vmm/daemon/private_files.h"
 #include "vmm/daemon/request_validation.h"
 #include "vmm/daemon/service.h"
 #include "vmm/daemon/unix_listener.h"
@@ -25,9 +26,12 @@ namespace ucode::daemon {
 struct DaemonOptions {
   std::string unix_socket = "/run/ucoded/ucoded.sock";  // empty: no Unix socket
   mode_t unix_socket_mode = 0660;
-  // A caller is served if its uid is listed or its primary gid is listed.
+  // A caller is served if its uid is listed, or its primary or a supplementary gid is.
+  // Anyone else's connection is closed as soon as it is accepted.
   std::vector<uid_t> allow_uids = {0};
   std::vector<gid_t> allow_gids;
+  // Connections one uid may hold open on the Unix socket; more are closed at accept.
+  int max_connections_per_uid = 256;
   // "host:port" (port 0 picks one); requires all three TLS files.
   std::string tcp_address;
   std::string tls_cert_file;
@@ -37,14 +41,21 @@ struct DaemonOptions {
   RequestLimits limits;
 };
 
+// One ucoded per journal: checks the journal's directory is private (private_files.h) and
+// takes `<journal>.lock`. FAILED_PRECONDITION naming the running instance's pid. Taken
+// before anything else, so a second instance changes nothing (":memory:": no lock).
+absl::StatusOr<std::unique_ptr<InstanceLock>> LockJournal(const std::string& journal_path);
+
 class Daemon {
  public:
   // Validates the options (TCP without the three TLS files is FAILED_PRECONDITION: the
   // daemon never listens on TCP in the clear), recovers the journal (calling the runner's
   // ConfirmGuestsRunning for interrupted operations), then starts serving. `runner`
-  // outlives the daemon.
-  static absl::StatusOr<std::unique_ptr<Daemon>> Start(const DaemonOptions& options,
-                                                       UpdateRunner* runner);
+  // outlives the daemon. `journal_lock` is LockJournal's, when the caller took it before
+  // building the runner; null: Start takes it first.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(
+      const DaemonOptions& options, UpdateRunner* runner,
+      std::unique_ptr<InstanceLock> journal_lock = nullptr);
   ~Daemon();  // Shutdown(zero grace)
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -60,15 +71,15 @@ class Daemon {
 
  private:
   Daemon() = default;
-  bool Allowed(const struct ucred& peer) const;
+  bool Allowed(const UnixListener::Peer& peer) const;
+  void Admit(UniqueFd conn, const UnixListener::Peer& peer);
 
   DaemonOptions options_;
+  std::unique_ptr<InstanceLock> journal_lock_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<OperationRegistry> registry_;
   std::unique_ptr<UcodeServiceImpl> service_;
-  std::unique_ptr<grpc::CallbackGenericService> refuse_service_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<grpc::Server> refuse_server_;  // answers every call PERMISSION_DENIED
   std::unique_ptr<UnixListener> listener_;
   int tcp_port_ = 0;
   bool shut_down_ = false;

@@ -1,10 +1,13 @@
 // ucoded: the per-host ucode daemon. Runs in the foreground (systemd Type=simple, see
 // ucoded.service), logs key=value lines on stderr, stops gracefully on SIGTERM/SIGINT.
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,33 +25,64 @@ ABSL_FLAG(std::string, socket, "/run/ucoded/ucoded.sock",
           "Unix socket to serve on (empty: none)");
 ABSL_FLAG(std::string, socket_mode, "0660", "permissions of the Unix socket (octal)");
 ABSL_FLAG(std::vector<std::string>, allow_uids, {"0"},
-          "uids allowed to call over the Unix socket (SO_PEERCRED)");
+          "users (uid or name) allowed to call over the Unix socket (SO_PEERCRED)");
 ABSL_FLAG(std::vector<std::string>, allow_gids, {},
-          "primary gids allowed to call over the Unix socket");
+          "groups (gid or name, e.g. ucode) whose members, primary or supplementary, may call "
+          "over the Unix socket");
+ABSL_FLAG(int32_t, max_connections_per_uid, 256,
+          "connections one uid may hold open on the Unix socket (more are closed at once)");
 ABSL_FLAG(std::string, tcp, "", "host:port to serve on with mutual TLS (empty: no TCP)");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for --tcp");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM) for --tcp");
 ABSL_FLAG(std::string, tls_client_ca, "", "CA (PEM) that client certificates must chain to");
 ABSL_FLAG(std::string, journal, "/var/lib/ucoded/journal.sqlite", "SQLite operation journal");
 ABSL_FLAG(uint64_t, max_image_bytes, 16u << 20, "largest image accepted");
+ABSL_FLAG(uint64_t, max_image_bytes_in_flight, 64u << 20,
+          "image bytes held at once over all calls and the running operation (more: "
+          "RESOURCE_EXHAUSTED)");
+ABSL_FLAG(std::vector<std::string>, image_root,
+          std::vector<std::string>({"/lib/firmware/intel-ucode", "/var/lib/ucode/images"}),
+          "directories a request's host_path may name an image beneath (comma-separated)");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 2000,
           "after SIGTERM, how long calls in flight may finish (operations are waited for)");
 
 namespace ucode::daemon {
 namespace {
 
+// A numeric id, or a user/group name looked up with `lookup_name` (getpwnam/getgrnam).
 template <typename T>
-absl::StatusOr<std::vector<T>> ParseIds(const std::vector<std::string>& in,
-                                        absl::string_view flag) {
+absl::StatusOr<std::vector<T>> ParseIds(const std::vector<std::string>& in, absl::string_view flag,
+                                        const std::function<bool(const char*, T*)>& lookup_name) {
   std::vector<T> out;
   for (const std::string& s : in) {
     uint32_t v = 0;
-    if (!absl::SimpleAtoi(s, &v)) {
-      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", s, "' is not an id"));
+    T id;
+    if (absl::SimpleAtoi(s, &v)) {
+      out.push_back(static_cast<T>(v));
+    } else if (lookup_name(s.c_str(), &id)) {
+      out.push_back(id);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": '", s, "' is neither an id nor a known name"));
     }
-    out.push_back(static_cast<T>(v));
   }
   return out;
+}
+
+bool UserId(const char* name, uid_t* uid) {
+  struct passwd pw, *found = nullptr;
+  char buf[4096];
+  if (getpwnam_r(name, &pw, buf, sizeof(buf), &found) != 0 || found == nullptr) return false;
+  *uid = pw.pw_uid;
+  return true;
+}
+
+bool GroupId(const char* name, gid_t* gid) {
+  struct group gr, *found = nullptr;
+  char buf[4096];
+  if (getgrnam_r(name, &gr, buf, sizeof(buf), &found) != 0 || found == nullptr) return false;
+  *gid = gr.gr_gid;
+  return true;
 }
 
 absl::StatusOr<DaemonOptions> OptionsFromFlags() {
@@ -62,10 +96,10 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
         "--socket_mode: '", absl::GetFlag(FLAGS_socket_mode), "' is not an octal mode"));
   }
   o.unix_socket_mode = static_cast<mode_t>(mode);
-  auto uids = ParseIds<uid_t>(absl::GetFlag(FLAGS_allow_uids), "allow_uids");
+  auto uids = ParseIds<uid_t>(absl::GetFlag(FLAGS_allow_uids), "allow_uids", UserId);
   if (!uids.ok()) return uids.status();
   o.allow_uids = *uids;
-  auto gids = ParseIds<gid_t>(absl::GetFlag(FLAGS_allow_gids), "allow_gids");
+  auto gids = ParseIds<gid_t>(absl::GetFlag(FLAGS_allow_gids), "allow_gids", GroupId);
   if (!gids.ok()) return gids.status();
   o.allow_gids = *gids;
   o.tcp_address = absl::GetFlag(FLAGS_tcp);
@@ -73,7 +107,16 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
   o.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   o.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   o.journal_path = absl::GetFlag(FLAGS_journal);
+  o.max_connections_per_uid = absl::GetFlag(FLAGS_max_connections_per_uid);
   o.limits.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
+  o.limits.max_image_bytes_in_flight = absl::GetFlag(FLAGS_max_image_bytes_in_flight);
+  o.limits.image_roots = absl::GetFlag(FLAGS_image_root);
+  for (const std::string& root : o.limits.image_roots) {
+    if (root.empty() || root[0] != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--image_root: '", root, "' is not an absolute path"));
+    }
+  }
   return o;
 }
 
@@ -90,14 +133,23 @@ int Main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   absl::StatusOr<DaemonOptions> options = OptionsFromFlags();
-  absl::StatusOr<std::unique_ptr<UpdateRunner>> runner =
-      options.ok() ? MakeRunnerFromFlags(options->journal_path)
-                   : absl::StatusOr<std::unique_ptr<UpdateRunner>>(options.status());
+  if (!options.ok()) {
+    LogLine("ucoded_failed", {{"error", options.status().ToString()}});
+    return 2;
+  }
+  // Before the runner: a second instance must not touch the first one's VMs or files.
+  absl::StatusOr<std::unique_ptr<InstanceLock>> lock = LockJournal(options->journal_path);
+  if (!lock.ok()) {
+    LogLine("ucoded_failed", {{"error", lock.status().ToString()}});
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<UpdateRunner>> runner = MakeRunnerFromFlags(options->journal_path);
   if (!runner.ok()) {
     LogLine("ucoded_failed", {{"error", runner.status().ToString()}});
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(*options, runner->get());
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon =
+      Daemon::Start(*options, runner->get(), *std::move(lock));
   if (!daemon.ok()) {
     LogLine("ucoded_failed", {{"error", daemon.status().ToString()}});
     return 1;

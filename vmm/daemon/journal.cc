@@ -1,11 +1,18 @@
 #include "vmm/daemon/journal.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "guest-agent/utf8.h"
 #include "host/base/status_macros.h"
+#include "vmm/daemon/private_files.h"
 
 namespace ucode::daemon {
 namespace {
@@ -41,10 +48,22 @@ CREATE TABLE IF NOT EXISTS paused_domains (
 );
 CREATE INDEX IF NOT EXISTS paused_domains_by_operation ON paused_domains(operation_id);
 )sql";
+// Added after the first release: journals written before it lack the column.
+constexpr const char* kAddRequestDigest =
+    "ALTER TABLE operations ADD COLUMN request_digest TEXT NOT NULL DEFAULT ''";
 
+// A full disk is RESOURCE_EXHAUSTED, so that writers can tell it from other failures.
 absl::Status SqliteError(sqlite3* db, absl::string_view what) {
-  return absl::InternalError(
-      absl::StrCat("journal ", what, ": ", db != nullptr ? sqlite3_errmsg(db) : "no database"));
+  std::string text =
+      absl::StrCat("journal ", what, ": ", db != nullptr ? sqlite3_errmsg(db) : "no database");
+  if (db != nullptr && sqlite3_errcode(db) == SQLITE_FULL) {
+    return absl::ResourceExhaustedError(text);
+  }
+  return absl::InternalError(text);
+}
+
+std::string ValidText(absl::string_view v) {
+  return ucode_agent::ToValidUtf8(std::string_view(v.data(), v.size()));
 }
 
 // A prepared statement that finalizes itself.
@@ -62,7 +81,8 @@ class Statement {
   }
   void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void Bind(int i, absl::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    const std::string text = ValidText(v);
+    sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() { return sqlite3_step(stmt_); }
@@ -73,9 +93,10 @@ class Statement {
   int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
   std::string Text(int col) {
     const unsigned char* t = sqlite3_column_text(stmt_, col);
+    // Rows written by older versions, or by hand, may hold any bytes.
     return t == nullptr ? std::string()
-                        : std::string(reinterpret_cast<const char*>(t),
-                                      sqlite3_column_bytes(stmt_, col));
+                        : ValidText(absl::string_view(reinterpret_cast<const char*>(t),
+                                                      sqlite3_column_bytes(stmt_, col)));
   }
 
  private:
@@ -111,10 +132,22 @@ class Transaction {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path) {
+  const bool on_disk = path != ":memory:";
+  if (on_disk) {
+    RETURN_IF_ERROR(EnsurePrivateDir(DirOf(path), "journal directory"));
+    // Created here 0600 (SQLite would use 0644 and follow a symlink); SQLite gives its
+    // -wal and -shm files the database's mode.
+    for (const std::string& file : {path, path + "-wal", path + "-shm"}) {
+      struct stat st;
+      if (file != path && lstat(file.c_str(), &st) != 0) continue;
+      ASSIGN_OR_RETURN(UniqueFd fd, OpenPrivateFile(file));
+    }
+  }
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
+      nullptr);
   if (rc != SQLITE_OK) {
     absl::Status s = SqliteError(db, absl::StrCat("open ", path));
     sqlite3_close(db);
@@ -130,7 +163,41 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path) 
   RETURN_IF_ERROR(journal->ExecLocked("PRAGMA foreign_keys=ON"));
   sqlite3_busy_timeout(db, 5000);
   RETURN_IF_ERROR(journal->ExecLocked(kSchema));
+  if (absl::Status s = journal->ExecLocked(kAddRequestDigest);
+      !s.ok() && !absl::StrContains(s.message(), "duplicate column")) {
+    return s;
+  }
+  if (on_disk) {
+    journal->reserve_path_ = path + ".reserve";
+    ASSIGN_OR_RETURN(journal->reserve_fd_, OpenPrivateFile(journal->reserve_path_));
+  }
   return journal;
+}
+
+absl::Status Journal::Reserve() {
+  absl::MutexLock lock(&mu_);
+  if (reserve_path_.empty()) return absl::OkStatus();
+  // fallocate, not ftruncate: the blocks must really be taken from the filesystem.
+  int err = posix_fallocate(reserve_fd_.get(), 0, kJournalReserveBytes);
+  if (err != 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("journal: cannot reserve ", kJournalReserveBytes >> 20,
+                     " MiB for the operation's "
+                     "journal rows in ",
+                     reserve_path_, ": ", ErrnoStatus(err, "fallocate").message(),
+                     "; free space on the journal's filesystem first"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Journal::WriteLocked(const std::function<absl::Status()>& write) {
+  absl::Status s = write();
+  if (s.code() != absl::StatusCode::kResourceExhausted || reserve_path_.empty()) return s;
+  struct stat st;
+  if (fstat(reserve_fd_.get(), &st) != 0 || st.st_size == 0) return s;
+  // The room kept for exactly this: give it back to the filesystem and write again.
+  if (ftruncate(reserve_fd_.get(), 0) != 0) return s;
+  return write();
 }
 
 Journal::~Journal() {
@@ -151,23 +218,31 @@ absl::Status Journal::ExecLocked(const char* sql) {
 }
 
 absl::Status Journal::InsertOperation(int64_t id, absl::string_view request_id,
-                                      const Operation& op) {
+                                      absl::string_view request_digest, const Operation& op) {
   absl::MutexLock lock(&mu_);
-  Statement st(db_,
-               "INSERT INTO operations (id, kind, request_id, state, create_ms, update_ms) "
-               "VALUES (?, ?, ?, ?, ?, ?)");
-  RETURN_IF_ERROR(st.Prepared("prepare insert operation"));
-  st.Bind(1, id);
-  st.Bind(2, op.kind());
-  st.Bind(3, request_id);
-  st.Bind(4, static_cast<int64_t>(op.state()));
-  st.Bind(5, op.create_time_unix_ms());
-  st.Bind(6, op.update_time_unix_ms());
-  return st.Run(absl::StrCat("insert operation ", id));
+  return WriteLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Statement st(db_,
+                 "INSERT INTO operations (id, kind, request_id, request_digest, state, "
+                 "create_ms, update_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    RETURN_IF_ERROR(st.Prepared("prepare insert operation"));
+    st.Bind(1, id);
+    st.Bind(2, op.kind());
+    st.Bind(3, request_id);
+    st.Bind(4, request_digest);
+    st.Bind(5, static_cast<int64_t>(op.state()));
+    st.Bind(6, op.create_time_unix_ms());
+    st.Bind(7, op.update_time_unix_ms());
+    return st.Run(absl::StrCat("insert operation ", id));
+  });
 }
 
 absl::Status Journal::UpdateOperation(int64_t id, const Operation& op) {
   absl::MutexLock lock(&mu_);
+  return WriteLocked(
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return UpdateOperationLocked(id, op); });
+}
+
+absl::Status Journal::UpdateOperationLocked(int64_t id, const Operation& op) {
   Statement st(db_,
                "UPDATE operations SET state = ?, last_step = ?, in_progress_step = ?, "
                "done = ?, error_code = ?, error_message = ?, report_json = ?, update_ms = ? "
@@ -189,6 +264,14 @@ absl::Status Journal::BeginStep(int64_t id, ucode::v1::Step step, absl::string_v
                                 int64_t time_unix_us,
                                 absl::Span<const std::string> paused_domains) {
   absl::MutexLock lock(&mu_);
+  return WriteLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return BeginStepLocked(id, step, what, time_unix_us, paused_domains);
+  });
+}
+
+absl::Status Journal::BeginStepLocked(int64_t id, ucode::v1::Step step, absl::string_view what,
+                                      int64_t time_unix_us,
+                                      absl::Span<const std::string> paused_domains) {
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.Began());
   Statement row(db_,
@@ -220,6 +303,13 @@ absl::Status Journal::RecordFinishedSteps(int64_t id, const std::vector<JournalS
                                           bool clears_in_progress) {
   if (steps.empty()) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
+  return WriteLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return RecordFinishedStepsLocked(id, steps, clears_in_progress);
+  });
+}
+
+absl::Status Journal::RecordFinishedStepsLocked(int64_t id, const std::vector<JournalStep>& steps,
+                                                bool clears_in_progress) {
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.Began());
   for (const JournalStep& s : steps) {
@@ -250,7 +340,7 @@ absl::StatusOr<std::vector<JournalRecord>> Journal::LoadOperations() {
   absl::MutexLock lock(&mu_);
   Statement st(db_,
                "SELECT id, kind, request_id, state, last_step, in_progress_step, done, "
-               "error_code, error_message, report_json, create_ms, update_ms "
+               "error_code, error_message, report_json, create_ms, update_ms, request_digest "
                "FROM operations ORDER BY id");
   RETURN_IF_ERROR(st.Prepared("prepare load operations"));
   std::vector<JournalRecord> out;
@@ -273,6 +363,7 @@ absl::StatusOr<std::vector<JournalRecord>> Journal::LoadOperations() {
     op.set_report_json(st.Text(9));
     op.set_create_time_unix_ms(st.Int(10));
     op.set_update_time_unix_ms(st.Int(11));
+    r.request_digest = st.Text(12);
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "load operations");

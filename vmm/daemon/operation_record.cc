@@ -4,6 +4,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "guest-agent/utf8.h"
 #include "vmm/daemon/log.h"
 
 namespace ucode::daemon {
@@ -30,6 +31,12 @@ Step ClosingStep(Step begun) {
 }
 
 int64_t NowUs() { return absl::ToUnixMicros(absl::Now()); }
+
+// Runner messages may carry any bytes (paths, guest output); proto3 strings must be UTF-8
+// or the whole response fails to serialize.
+std::string ValidUtf8(absl::string_view text) {
+  return ucode_agent::ToValidUtf8(std::string_view(text.data(), text.size()));
+}
 
 }  // namespace
 
@@ -62,7 +69,7 @@ OperationEvent& OperationRecord::AppendLocked(Step step, absl::string_view messa
   e.set_sequence(seq);
   e.set_time_unix_us(NowUs());
   e.set_step(step);
-  e.set_message(std::string(message));
+  e.set_message(ValidUtf8(message));
   op_.set_update_time_unix_ms(e.time_unix_us() / 1000);
   return e;
 }
@@ -70,13 +77,15 @@ OperationEvent& OperationRecord::AppendLocked(Step step, absl::string_view messa
 absl::Status OperationRecord::BeginStep(Step step, absl::string_view what,
                                         absl::Span<const std::string> paused_domains) {
   absl::MutexLock journal_lock(&journal_mu_);
+  bool host_may_have_changed = false;
   {
     absl::MutexLock lock(&mu_);
     if (op_.done()) {
       return absl::FailedPreconditionError(
           absl::StrCat(name_, ": BeginStep(", Step_Name(step), ") after the operation ended"));
     }
-    if (!journal_error_.ok()) return journal_error_;
+    host_may_have_changed = rendezvous_journaled_;
+    if (!journal_error_.ok() && !host_may_have_changed) return journal_error_;
     if (cancel_requested_ && !rendezvous_begun_) {
       return absl::CancelledError(absl::StrCat(name_, ": cancelled by a caller before ",
                                                Step_Name(step)));
@@ -91,13 +100,24 @@ absl::Status OperationRecord::BeginStep(Step step, absl::string_view what,
   }
   FlushPending();
   absl::Status s = journal_->BeginStep(id_, step, what, NowUs(), paused_domains);
-  if (!s.ok()) {
-    LogLine("journal_error", {{"operation", name_}, {"step", Step_Name(step)},
-                              {"error", s.ToString()}});
-    absl::MutexLock lock(&mu_);
-    journal_error_ = s;
+  absl::MutexLock lock(&mu_);
+  if (s.ok()) {
+    if (step == ucode::v1::STEP_PARKED) rendezvous_journaled_ = true;
+    return s;
   }
-  return s;
+  RecordJournalErrorLocked(s, Step_Name(step));
+  // Past the rendezvous the host may have changed: the operation runs to its end and the
+  // journal's failure is reported beside its outcome, never as it.
+  return host_may_have_changed ? absl::OkStatus() : s;
+}
+
+void OperationRecord::RecordJournalErrorLocked(const absl::Status& s, absl::string_view step) {
+  LogLine("journal_error",
+          {{"operation", name_}, {"step", std::string(step)}, {"error", s.ToString()}});
+  if (journal_error_.ok()) journal_error_ = s;
+  if (rendezvous_journaled_ && op_.journal_error().empty()) {
+    op_.set_journal_error(ValidUtf8(s.message()));
+  }
 }
 
 void OperationRecord::Emit(Step step, absl::string_view message,
@@ -140,11 +160,14 @@ void OperationRecord::FlushPending() {
   }
   if (rows.empty()) return;
   absl::Status s = journal_->RecordFinishedSteps(id_, rows, clears);
-  if (!s.ok()) {
-    LogLine("journal_error", {{"operation", name_}, {"error", s.ToString()}});
-    absl::MutexLock lock(&mu_);
-    if (journal_error_.ok()) journal_error_ = s;
-  }
+  if (s.ok()) return;
+  absl::MutexLock lock(&mu_);
+  RecordJournalErrorLocked(s, Step_Name(rows.back().step));
+  // Kept, in order, for the next flush: a full disk that frees up still gets every row.
+  rows.insert(rows.end(), std::make_move_iterator(pending_.begin()),
+              std::make_move_iterator(pending_.end()));
+  pending_ = std::move(rows);
+  pending_clears_in_progress_ = pending_clears_in_progress_ || clears;
 }
 
 absl::Status OperationRecord::RequestCancel() {
@@ -186,23 +209,31 @@ void OperationRecord::Finish(const absl::StatusOr<std::string>& result,
   if (result.ok()) {
     final_op.set_state(ucode::v1::OPERATION_STATE_SUCCEEDED);
     final_op.set_last_step(ucode::v1::STEP_DONE);
-    final_op.set_report_json(*result);
+    final_op.set_report_json(ValidUtf8(*result));
   } else {
     final_op.set_state(result.status().code() == absl::StatusCode::kCancelled
                            ? ucode::v1::OPERATION_STATE_CANCELLED
                            : ucode::v1::OPERATION_STATE_FAILED);
     final_op.mutable_error()->set_code(static_cast<int32_t>(result.status().code()));
-    final_op.mutable_error()->set_message(std::string(result.status().message()));
+    final_op.mutable_error()->set_message(ValidUtf8(result.status().message()));
     if (absl::optional<absl::Cord> report = result.status().GetPayload(kReportJsonPayload)) {
-      final_op.set_report_json(std::string(*report));
+      final_op.set_report_json(ValidUtf8(std::string(*report)));
     }
   }
   // Durable before anyone is told: a client that saw DONE finds the same answer after a
   // crash.
   absl::Status s = journal_->UpdateOperation(id_, final_op);
-  if (!s.ok()) LogLine("journal_error", {{"operation", name_}, {"error", s.ToString()}});
+  if (!s.ok()) {
+    absl::MutexLock lock(&mu_);
+    final_state_unwritten_ = true;
+  }
   before_publish();
   absl::MutexLock lock(&mu_);
+  if (!s.ok()) RecordJournalErrorLocked(s, "final state");
+  final_op.set_journal_error(op_.journal_error());
+  if (!s.ok() && final_op.journal_error().empty()) {
+    final_op.set_journal_error(ValidUtf8(s.message()));
+  }
   op_ = final_op;
   in_progress_ = ucode::v1::STEP_UNSPECIFIED;
   in_rendezvous_ = false;
@@ -241,6 +272,30 @@ absl::Status OperationRecord::Watch(const std::function<bool(const OperationEven
     if (finished) return absl::OkStatus();
     if (stopped()) return absl::CancelledError(absl::StrCat("watch of ", name_, " stopped"));
   }
+}
+
+bool OperationRecord::JournalBehind() const {
+  absl::MutexLock lock(&mu_);
+  return final_state_unwritten_ || !pending_.empty();
+}
+
+absl::Status OperationRecord::CatchUpJournal() {
+  absl::MutexLock journal_lock(&journal_mu_);
+  FlushPending();
+  Operation op;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!pending_.empty()) return journal_error_;
+    if (!op_.done()) return absl::OkStatus();
+    op = op_;
+  }
+  // Always rewritten: rows flushed just now moved the journal's last step back.
+  absl::Status s = journal_->UpdateOperation(id_, op);
+  if (!s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  final_state_unwritten_ = false;
+  LogLine("journal_caught_up", {{"operation", name_}});
+  return absl::OkStatus();
 }
 
 void OperationRecord::DropHistory() {

@@ -68,10 +68,20 @@ class OperationRecord final : public StepSink {
   // final state).
   void DropHistory();
 
+  // True when a journal write of this operation failed and has not been made good since.
+  [[nodiscard]] bool JournalBehind() const;
+  // Writes what the journal lacks (step rows kept in memory, the final state), so that a
+  // later restart finds what really happened. OK when nothing is missing any more.
+  absl::Status CatchUpJournal();
+
  private:
   ucode::v1::OperationEvent& AppendLocked(ucode::v1::Step step, absl::string_view message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FlushPending();
+  // Logs a failed journal write; once the rendezvous was journaled it is also shown in the
+  // operation's journal_error.
+  void RecordJournalErrorLocked(const absl::Status& s, absl::string_view step)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int64_t id_;
   const std::string name_;
@@ -86,6 +96,9 @@ class OperationRecord final : public StepSink {
   uint64_t dropped_progress_events_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool rendezvous_begun_ ABSL_GUARDED_BY(mu_) = false;
+  // BeginStep(STEP_PARKED) is on disk: from here the host may change, and journal errors
+  // no longer stop the operation (they are reported in journal_error).
+  bool rendezvous_journaled_ ABSL_GUARDED_BY(mu_) = false;
   // Between BeginStep(STEP_PARKED) and the STEP_RELEASED event finished-step rows wait
   // here: guests are held, so no fsync may sit on the runner's path.
   bool in_rendezvous_ ABSL_GUARDED_BY(mu_) = false;
@@ -93,6 +106,7 @@ class OperationRecord final : public StepSink {
   std::vector<JournalStep> pending_ ABSL_GUARDED_BY(mu_);
   bool pending_clears_in_progress_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status journal_error_ ABSL_GUARDED_BY(mu_);
+  bool final_state_unwritten_ ABSL_GUARDED_BY(mu_) = false;
   // Serializes journal writes of this operation so step rows land in event order.
   absl::Mutex journal_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 };

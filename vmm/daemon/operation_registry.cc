@@ -75,7 +75,9 @@ absl::Status OperationRegistry::Recover(
                {"interrupted_step", Step_Name(op.interrupted_step())},
                {"guests", account.ok() ? *account : account.status().ToString()}});
     }
-    if (!row.request_id.empty()) by_request_id_[row.request_id] = row.id;
+    if (!row.request_id.empty()) {
+      by_request_id_[row.request_id] = RequestIdUse{row.id, row.request_digest};
+    }
     next_id_ = std::max(next_id_, row.id + 1);
     records_[row.id] =
         std::make_shared<OperationRecord>(row.id, row.request_id, std::move(op), journal_);
@@ -84,11 +86,21 @@ absl::Status OperationRegistry::Recover(
 }
 
 absl::StatusOr<OperationRegistry::Created> OperationRegistry::Create(
-    absl::string_view kind, absl::string_view request_id) {
+    absl::string_view kind, absl::string_view request_id, absl::string_view request_digest) {
+  CatchUpJournal();
   absl::MutexLock lock(&mu_);
   if (!request_id.empty()) {
     auto it = by_request_id_.find(request_id);
-    if (it != by_request_id_.end()) return Created{records_.at(it->second), true};
+    if (it != by_request_id_.end()) {
+      const std::shared_ptr<OperationRecord>& existing = records_.at(it->second.id);
+      if (it->second.digest != request_digest) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("request_id: '", request_id, "' was used by ", existing->name(),
+                         " for a different request; a retry must repeat the request exactly, a new "
+                         "request needs a new id"));
+      }
+      return Created{existing, true};
+    }
   }
   if (running_ != nullptr) {
     Operation r = running_->Snapshot();
@@ -96,6 +108,8 @@ absl::StatusOr<OperationRegistry::Created> OperationRegistry::Create(
         r.name(), " (", r.kind(), ", last step ", Step_Name(r.last_step()),
         ") is running; ucoded runs one update per host at a time"));
   }
+  // Room for the rows written after the rendezvous, taken before anything can change.
+  RETURN_IF_ERROR(journal_->Reserve());
   int64_t id = next_id_;
   Operation op;
   op.set_name(absl::StrCat(kNamePrefix, id));
@@ -104,12 +118,14 @@ absl::StatusOr<OperationRegistry::Created> OperationRegistry::Create(
   int64_t now_ms = absl::ToUnixMillis(absl::Now());
   op.set_create_time_unix_ms(now_ms);
   op.set_update_time_unix_ms(now_ms);
-  RETURN_IF_ERROR(journal_->InsertOperation(id, request_id, op));
+  RETURN_IF_ERROR(journal_->InsertOperation(id, request_id, request_digest, op));
   ++next_id_;
   auto record = std::make_shared<OperationRecord>(id, std::string(request_id), std::move(op),
                                                   journal_);
   records_[id] = record;
-  if (!request_id.empty()) by_request_id_[std::string(request_id)] = id;
+  if (!request_id.empty()) {
+    by_request_id_[std::string(request_id)] = RequestIdUse{id, std::string(request_digest)};
+  }
   running_ = record;
   TrimHistoriesLocked();
   return Created{record, false};
@@ -119,8 +135,25 @@ void OperationRegistry::Finish(OperationRecord& record,
                                const absl::StatusOr<std::string>& result) {
   record.Finish(result, [&] {
     absl::MutexLock lock(&mu_);
-    if (running_.get() == &record) running_.reset();
+    if (running_.get() == &record) {
+      if (record.JournalBehind()) journal_behind_.push_back(running_);
+      running_.reset();
+    }
   });
+}
+
+void OperationRegistry::CatchUpJournal() {
+  std::vector<std::shared_ptr<OperationRecord>> behind;
+  {
+    absl::MutexLock lock(&mu_);
+    behind.swap(journal_behind_);
+  }
+  std::vector<std::shared_ptr<OperationRecord>> still;
+  for (const std::shared_ptr<OperationRecord>& record : behind) {
+    if (!record->CatchUpJournal().ok()) still.push_back(record);
+  }
+  absl::MutexLock lock(&mu_);
+  journal_behind_.insert(journal_behind_.end(), still.begin(), still.end());
 }
 
 absl::StatusOr<std::shared_ptr<OperationRecord>> OperationRegistry::Find(

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -44,12 +45,20 @@ class OperationRegistry {
     bool existing = false;  // the request_id named an operation that already exists
   };
   // Takes the host slot and journals a new RUNNING operation of `kind` ("apply"/"stage").
-  // ABORTED naming the running operation when the slot is taken. A non-empty `request_id`
-  // seen before returns that operation instead (idempotent retries).
-  absl::StatusOr<Created> Create(absl::string_view kind, absl::string_view request_id);
+  // ABORTED naming the running operation when the slot is taken; RESOURCE_EXHAUSTED when
+  // the journal cannot reserve room for the operation's rows (Journal::Reserve). A
+  // non-empty `request_id` seen before returns that operation instead (idempotent
+  // retries) if `request_digest` (RequestDigest of the request) matches the original's,
+  // and is INVALID_ARGUMENT otherwise: one id, one request.
+  absl::StatusOr<Created> Create(absl::string_view kind, absl::string_view request_id,
+                                 absl::string_view request_digest = "");
 
   // Ends `record` with the runner's result and frees the host slot.
   void Finish(OperationRecord& record, const absl::StatusOr<std::string>& result);
+
+  // Retries the journal writes that failed for finished operations (a disk that was full
+  // may have room again). Called before each new operation and at shutdown.
+  void CatchUpJournal();
 
   absl::StatusOr<std::shared_ptr<OperationRecord>> Find(absl::string_view name) const;
   // The running operation, if any.
@@ -64,8 +73,14 @@ class OperationRegistry {
   Journal* const journal_;
   mutable absl::Mutex mu_;
   std::map<int64_t, std::shared_ptr<OperationRecord>> records_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, int64_t> by_request_id_ ABSL_GUARDED_BY(mu_);
+  struct RequestIdUse {
+    int64_t id = 0;
+    std::string digest;
+  };
+  absl::flat_hash_map<std::string, RequestIdUse> by_request_id_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<OperationRecord> running_ ABSL_GUARDED_BY(mu_);
+  // Finished operations whose journal rows are incomplete (OperationRecord::JournalBehind).
+  std::vector<std::shared_ptr<OperationRecord>> journal_behind_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "host/platform/platform.h"
 #include "vmm/daemon/libvirt_guests.h"
+#include "vmm/daemon/private_files.h"
 #include "vmm/daemon/update_runner.h"
 #include "vmm/daemon/vmm_fleet.h"
 #include "vmm/orchestrator/coordinator_group.h"
@@ -113,6 +114,7 @@ class OrchestratorRunner final : public UpdateRunner {
   absl::StatusOr<std::string> ConfirmLibvirtResumed(const InterruptedOperation& op) const;
 
   OrchestratorRunnerOptions options_;
+  std::unique_ptr<InstanceLock> state_lock_;  // held while the fleet is ours
   std::string log_dir_;
   std::vector<FleetRecordEntry> previous_fleet_;  // from the last instance's record
   std::vector<rendezvous::VmSpec> specs_;

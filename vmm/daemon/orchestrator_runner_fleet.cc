@@ -18,9 +18,11 @@ absl::Status OrchestratorRunner::StartFleet() {
   if (!options_.fleet.has_value()) return absl::OkStatus();
   const std::string& dir = options_.state_dir;
   if (dir.empty()) return absl::InvalidArgumentError("a VMM fleet needs a state directory");
+  // Private, and ours alone before anything in it is read or replaced: a second daemon
+  // would otherwise delete this one's VM logs and overwrite its fleet record.
+  RETURN_IF_ERROR(EnsurePrivateDir(dir, "VMM state directory (--vmm_state_dir)"));
+  ASSIGN_OR_RETURN(state_lock_, InstanceLock::Acquire(dir + "/lock", "VMM state directory"));
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::FailedPreconditionError(absl::StrCat("create ", dir, ": ", ec.message()));
   const std::string record = dir + "/fleet.txt";
   ASSIGN_OR_RETURN(previous_fleet_, ReadFleetRecord(record));
   // Keep the previous instance's logs (ConfirmGuestsRunning reads them); drop older ones.

@@ -1,13 +1,18 @@
 #include "vmm/daemon/request_validation.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "host/base/status_macros.h"
 #include "host/base/unique_fd.h"
 #include "host/microcode/microcode_image.h"
@@ -19,27 +24,67 @@ absl::Status Invalid(absl::string_view field, absl::string_view check) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", check));
 }
 
-absl::StatusOr<std::vector<uint8_t>> ReadHostPath(const std::string& path, const std::string& field,
-                                                  size_t max_bytes) {
+// `path` relative to the image root it lies beneath, or INVALID_ARGUMENT naming the roots.
+absl::StatusOr<std::pair<std::string, std::string>> UnderImageRoot(const std::string& path,
+                                                                   const std::string& field,
+                                                                   const RequestLimits& limits) {
   if (path.empty() || path[0] != '/') {
     return Invalid(field, absl::StrCat("'", path.substr(0, 200), "' is not an absolute path"));
   }
-  // O_NONBLOCK: a FIFO must not hang the handler; it is refused below as not regular.
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (!fd) {
+  for (const std::string& root : limits.image_roots) {
+    std::string prefix = root;
+    while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+    prefix.push_back('/');
+    if (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0) {
+      return std::make_pair(root, path.substr(prefix.size()));
+    }
+  }
+  // Nothing outside the roots is looked at, so the answer is the same whether the path
+  // exists or not.
+  return Invalid(field, absl::StrCat("'", path.substr(0, 200), "' is not beneath an image root (",
+                                     absl::StrJoin(limits.image_roots, ", "),
+                                     "; --image_root); send the image's bytes instead"));
+}
+
+absl::StatusOr<std::vector<uint8_t>> ReadHostPath(const std::string& path, const std::string& field,
+                                                  const RequestLimits& limits, ImageBudget& budget,
+                                                  ImageBudget::Lease* lease) {
+  ASSIGN_OR_RETURN(auto root_and_rel, UnderImageRoot(path, field, limits));
+  const auto& [root, rel] = root_and_rel;
+  UniqueFd root_fd(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd) {
+    return absl::FailedPreconditionError(
+        ErrnoStatus(errno, absl::StrCat(field, ": image root ", root)).message());
+  }
+  // O_PATH: resolves and pins the file without opening it for I/O, so a device node is
+  // never opened. Symlinks (anywhere in `rel`) and ".." out of the root fail.
+  struct open_how how = {};
+  how.flags = O_PATH | O_CLOEXEC;  // a symlink, even the last component, is ELOOP
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  UniqueFd pinned(
+      static_cast<int>(syscall(SYS_openat2, root_fd.get(), rel.c_str(), &how, sizeof(how))));
+  if (!pinned) {
     int err = errno;
-    absl::Status s = ErrnoStatus(err, absl::StrCat(field, ": open ", path));
-    // The caller named a file that is not there or not readable: their mistake, not ours.
-    return absl::InvalidArgumentError(s.message());
+    if (err == ELOOP || err == EXDEV) {
+      return Invalid(field, absl::StrCat(path, " leaves its image root (a symlink or '..')"));
+    }
+    return Invalid(field, ErrnoStatus(err, absl::StrCat("open ", path)).message());
   }
   struct stat st;
-  if (fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("fstat ", path));
+  if (fstat(pinned.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("fstat ", path));
   if (!S_ISREG(st.st_mode)) return Invalid(field, absl::StrCat(path, " is not a regular file"));
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+  if (static_cast<uint64_t>(st.st_size) > limits.max_image_bytes) {
     return Invalid(field, absl::StrCat("image size: ", path, " is ", st.st_size,
-                                       " bytes, over the limit of ", max_bytes));
+                                       " bytes, over the limit of ", limits.max_image_bytes));
   }
+  ASSIGN_OR_RETURN(*lease, budget.Acquire(static_cast<size_t>(st.st_size), field));
+  // Reopened for reading through the pinned file itself: the same inode, whatever
+  // happens to the path meanwhile.
+  UniqueFd fd(open(absl::StrCat("/proc/self/fd/", pinned.get()).c_str(),
+                   O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat(field, ": reopen ", path));
   // Read at most one byte past the limit: a file that grew after fstat is still bounded.
+  const size_t max_bytes = limits.max_image_bytes;
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size) + 1);
   size_t got = 0;
   while (got < bytes.size()) {
@@ -49,9 +94,8 @@ absl::StatusOr<std::vector<uint8_t>> ReadHostPath(const std::string& path, const
     if (n == 0) break;
     got += static_cast<size_t>(n);
   }
-  if (got > max_bytes) {
-    return Invalid(field, absl::StrCat("image size: ", path, " grew past the limit of ", max_bytes,
-                                       " bytes while being read"));
+  if (got > max_bytes || got > static_cast<size_t>(st.st_size)) {
+    return Invalid(field, absl::StrCat("image size: ", path, " grew while being read"));
   }
   bytes.resize(got);
   return bytes;
@@ -81,7 +125,9 @@ absl::StatusOr<absl::Duration> Bounded(uint64_t value, absl::Duration unit,
 
 absl::StatusOr<std::vector<uint8_t>> LoadImageSource(const ucode::v1::ImageSource& source,
                                                      const std::string& field,
-                                                     const RequestLimits& limits) {
+                                                     const RequestLimits& limits,
+                                                     ImageBudget& budget,
+                                                     ImageBudget::Lease* lease) {
   switch (source.source_case()) {
     case ucode::v1::ImageSource::kImageBytes: {
       const std::string& b = source.image_bytes();
@@ -90,10 +136,11 @@ absl::StatusOr<std::vector<uint8_t>> LoadImageSource(const ucode::v1::ImageSourc
                        absl::StrCat("image size: ", b.size(), " bytes, over the limit of ",
                                     limits.max_image_bytes));
       }
+      ASSIGN_OR_RETURN(*lease, budget.Acquire(b.size(), field + ".image_bytes"));
       return std::vector<uint8_t>(b.begin(), b.end());
     }
     case ucode::v1::ImageSource::kHostPath:
-      return ReadHostPath(source.host_path(), field + ".host_path", limits.max_image_bytes);
+      return ReadHostPath(source.host_path(), field + ".host_path", limits, budget, lease);
     case ucode::v1::ImageSource::SOURCE_NOT_SET:
       break;
   }
@@ -137,7 +184,8 @@ absl::StatusOr<SyncParams> ValidateSync(const ucode::v1::SyncGuestViewsRequest& 
 }
 
 absl::StatusOr<ApplyParams> ValidateApply(const ucode::v1::ApplyUpdateRequest& request,
-                                          const RequestLimits& limits) {
+                                          const RequestLimits& limits, ImageBudget& budget,
+                                          ImageBudget::Lease* lease) {
   ApplyParams p;
   // Cheap field checks first: a bad flag never costs an image read.
   switch (request.mode()) {
@@ -176,15 +224,29 @@ absl::StatusOr<ApplyParams> ValidateApply(const ucode::v1::ApplyUpdateRequest& r
                    absl::StrCat(request.request_id().size(), " bytes, over the limit of ",
                                 limits.max_request_id_bytes));
   }
-  ASSIGN_OR_RETURN(p.image, LoadImageSource(request.image(), "image", limits));
+  ASSIGN_OR_RETURN(p.image, LoadImageSource(request.image(), "image", limits, budget, lease));
   RETURN_IF_ERROR(ParseWhole(p.image, "image"));
   return p;
 }
 
+std::string RequestDigest(const google::protobuf::Message& request) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    request.SerializeToCodedStream(&out);
+  }
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64 offset basis and prime
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
+  return absl::StrCat(absl::Hex(h, absl::kZeroPad16));
+}
+
 absl::StatusOr<StageParams> ValidateStage(const ucode::v1::StageImageRequest& request,
-                                          const RequestLimits& limits) {
+                                          const RequestLimits& limits, ImageBudget& budget,
+                                          ImageBudget::Lease* lease) {
   StageParams p;
-  ASSIGN_OR_RETURN(p.image, LoadImageSource(request.image(), "image", limits));
+  ASSIGN_OR_RETURN(p.image, LoadImageSource(request.image(), "image", limits, budget, lease));
   RETURN_IF_ERROR(ParseWhole(p.image, "image"));
   return p;
 }

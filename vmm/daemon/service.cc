@@ -16,6 +16,13 @@ namespace {
 // CANCELLED state rather than RUNNING.
 constexpr absl::Duration kCancelSettle = absl::Seconds(2);
 
+// Frees an operation's image and returns its bytes to the budget before the operation is
+// published as done, so a caller who saw DONE finds the budget free.
+void ReleaseImage(std::vector<uint8_t>& image, ImageBudget::Lease& lease) {
+  std::vector<uint8_t>().swap(image);
+  lease = ImageBudget::Lease();
+}
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& s) {
@@ -25,7 +32,10 @@ grpc::Status ToGrpc(const absl::Status& s) {
 
 UcodeServiceImpl::UcodeServiceImpl(UpdateRunner* runner, OperationRegistry* registry,
                                    RequestLimits limits)
-    : runner_(runner), registry_(registry), limits_(limits) {}
+    : runner_(runner),
+      registry_(registry),
+      limits_(limits),
+      image_budget_(limits.max_image_bytes_in_flight) {}
 
 UcodeServiceImpl::~UcodeServiceImpl() { Shutdown(); }
 
@@ -37,14 +47,16 @@ void UcodeServiceImpl::Shutdown() {
   }
   absl::MutexLock lock(&worker_mu_);
   if (worker_.joinable()) worker_.join();
+  registry_->CatchUpJournal();
 }
 
 absl::StatusOr<ucode::v1::Operation> UcodeServiceImpl::StartOperation(
-    absl::string_view kind, absl::string_view request_id,
+    absl::string_view kind, absl::string_view request_id, absl::string_view request_digest,
     std::function<absl::StatusOr<std::string>(const std::string&, OperationRecord&)> work) {
   absl::MutexLock lock(&worker_mu_);
   if (shutting_down_.load()) return absl::UnavailableError("ucoded is shutting down");
-  absl::StatusOr<OperationRegistry::Created> created = registry_->Create(kind, request_id);
+  absl::StatusOr<OperationRegistry::Created> created =
+      registry_->Create(kind, request_id, request_digest);
   if (!created.ok()) return created.status();
   std::shared_ptr<OperationRecord> record = created->record;
   if (created->existing) return record->Snapshot();
@@ -67,7 +79,9 @@ absl::StatusOr<ucode::v1::Operation> UcodeServiceImpl::StartOperation(
 grpc::Status UcodeServiceImpl::InspectImage(grpc::ServerContext*,
                                             const ucode::v1::InspectImageRequest* req,
                                             ucode::v1::InspectImageResponse* resp) {
-  absl::StatusOr<std::vector<uint8_t>> image = LoadImageSource(req->image(), "image", limits_);
+  ImageBudget::Lease lease;
+  absl::StatusOr<std::vector<uint8_t>> image =
+      LoadImageSource(req->image(), "image", limits_, image_budget_, &lease);
   if (!image.ok()) return ToGrpc(image.status());
   microcode::CpuIdentity cpu;
   std::string no_cpu;
@@ -98,13 +112,19 @@ grpc::Status UcodeServiceImpl::InspectImage(grpc::ServerContext*,
 grpc::Status UcodeServiceImpl::StageImage(grpc::ServerContext*,
                                           const ucode::v1::StageImageRequest* req,
                                           ucode::v1::Operation* resp) {
-  absl::StatusOr<StageParams> params = ValidateStage(*req, limits_);
+  ImageBudget::Lease lease;
+  absl::StatusOr<StageParams> params = ValidateStage(*req, limits_, image_budget_, &lease);
   if (!params.ok()) return ToGrpc(params.status());
+  // The lease goes with the image into the operation, which holds it until it ends.
+  auto held = std::make_shared<ImageBudget::Lease>(std::move(lease));
   auto op = StartOperation(
-      "stage", "",
-      [this, p = std::move(*params)](const std::string& name, OperationRecord& record) mutable {
+      "stage", "", "",
+      [this, p = std::move(*params), held](const std::string& name,
+                                           OperationRecord& record) mutable {
         p.operation = name;
-        return runner_->Stage(p, record, record.cancel_token());
+        absl::StatusOr<std::string> result = runner_->Stage(p, record, record.cancel_token());
+        ReleaseImage(p.image, *held);
+        return result;
       });
   if (!op.ok()) return ToGrpc(op.status());
   *resp = std::move(*op);
@@ -114,13 +134,18 @@ grpc::Status UcodeServiceImpl::StageImage(grpc::ServerContext*,
 grpc::Status UcodeServiceImpl::ApplyUpdate(grpc::ServerContext*,
                                            const ucode::v1::ApplyUpdateRequest* req,
                                            ucode::v1::Operation* resp) {
-  absl::StatusOr<ApplyParams> params = ValidateApply(*req, limits_);
+  ImageBudget::Lease lease;
+  absl::StatusOr<ApplyParams> params = ValidateApply(*req, limits_, image_budget_, &lease);
   if (!params.ok()) return ToGrpc(params.status());
+  auto held = std::make_shared<ImageBudget::Lease>(std::move(lease));
   auto op = StartOperation(
-      "apply", req->request_id(),
-      [this, p = std::move(*params)](const std::string& name, OperationRecord& record) mutable {
+      "apply", req->request_id(), req->request_id().empty() ? "" : RequestDigest(*req),
+      [this, p = std::move(*params), held](const std::string& name,
+                                           OperationRecord& record) mutable {
         p.operation = name;
-        return runner_->Apply(p, record, record.cancel_token());
+        absl::StatusOr<std::string> result = runner_->Apply(p, record, record.cancel_token());
+        ReleaseImage(p.image, *held);
+        return result;
       });
   if (!op.ok()) return ToGrpc(op.status());
   *resp = std::move(*op);
@@ -133,7 +158,7 @@ grpc::Status UcodeServiceImpl::SyncGuestViews(grpc::ServerContext*,
   absl::StatusOr<SyncParams> params = ValidateSync(*req, limits_);
   if (!params.ok()) return ToGrpc(params.status());
   auto op = StartOperation(
-      "sync", "",
+      "sync", "", "",
       [this, p = std::move(*params)](const std::string& name, OperationRecord& record) mutable {
         p.operation = name;
         return runner_->SyncGuestViews(p, record, record.cancel_token());

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/ucode/v1/ucoded.grpc.pb.h"
+#include "vmm/daemon/image_budget.h"
 #include "vmm/daemon/operation_registry.h"
 #include "vmm/daemon/request_validation.h"
 #include "vmm/daemon/update_runner.h"
@@ -62,13 +63,14 @@ class UcodeServiceImpl final : public ucode::v1::UcodeService::Service {
  private:
   // Takes the host slot for `kind` and runs `work` on the worker thread.
   absl::StatusOr<ucode::v1::Operation> StartOperation(
-      absl::string_view kind, absl::string_view request_id,
-      std::function<absl::StatusOr<std::string>(const std::string& name,
-                                                OperationRecord& record)> work);
+      absl::string_view kind, absl::string_view request_id, absl::string_view request_digest,
+      std::function<absl::StatusOr<std::string>(const std::string& name, OperationRecord& record)>
+          work);
 
   UpdateRunner* const runner_;
   OperationRegistry* const registry_;
   const RequestLimits limits_;
+  ImageBudget image_budget_;
   std::atomic<bool> shutting_down_{false};
   absl::Mutex worker_mu_;
   std::thread worker_ ABSL_GUARDED_BY(worker_mu_);

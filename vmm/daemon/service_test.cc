@@ -1,5 +1,7 @@
 // Every call of ucode.v1.UcodeService and its errors, in-process (no socket), with the
 // fake runner.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -7,89 +9,12 @@
 #include <thread>
 #include <vector>
 
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
-#include "host/microcode/image_generator.h"
-#include "vmm/daemon/daemon.h"
-#include "vmm/daemon/fake_runner.h"
-#include "vmm/daemon/log.h"
+#include "vmm/daemon/service_test_fixture.h"
 
 namespace ucode::daemon {
 namespace {
 
 using ::testing::HasSubstr;
-using v1::Step;
-
-std::string TestImage() {
-  auto img = microcode::GenerateImage(microcode::GeneratorOptions{});
-  EXPECT_TRUE(img.ok()) << img.status();
-  return std::string(img->begin(), img->end());
-}
-
-class ServiceTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    SetLogEnabled(false);
-    dir_ = std::string(std::getenv("TEST_TMPDIR")) + "/" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(system(("rm -rf " + dir_ + " && mkdir -p " + dir_).c_str()), 0);
-    options_.unix_socket = "";
-    options_.journal_path = dir_ + "/journal.sqlite";
-    Restart();
-  }
-  void Restart() {
-    daemon_.reset();
-    auto d = Daemon::Start(options_, &runner_);
-    ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = std::move(*d);
-    stub_ = v1::UcodeService::NewStub(daemon_->InProcessChannel());
-  }
-  void TearDown() override {
-    for (int s = v1::Step_MIN; s <= v1::Step_MAX; ++s) runner_.Resume(static_cast<Step>(s));
-    daemon_.reset();
-  }
-
-  v1::ApplyUpdateRequest ApplyRequest() {
-    v1::ApplyUpdateRequest r;
-    r.mutable_image()->set_image_bytes(TestImage());
-    return r;
-  }
-  grpc::Status Apply(const v1::ApplyUpdateRequest& r, v1::Operation* op) {
-    grpc::ClientContext ctx;
-    return stub_->ApplyUpdate(&ctx, r, op);
-  }
-  std::vector<v1::OperationEvent> WatchAll(const std::string& name, grpc::Status* status) {
-    grpc::ClientContext ctx;
-    v1::WatchOperationRequest req;
-    req.set_name(name);
-    auto reader = stub_->WatchOperation(&ctx, req);
-    std::vector<v1::OperationEvent> events;
-    v1::OperationEvent e;
-    while (reader->Read(&e)) events.push_back(e);
-    *status = reader->Finish();
-    return events;
-  }
-  v1::Operation Get(const std::string& name) {
-    grpc::ClientContext ctx;
-    v1::GetOperationRequest req;
-    req.set_name(name);
-    v1::Operation op;
-    EXPECT_TRUE(stub_->GetOperation(&ctx, req, &op).ok());
-    return op;
-  }
-  grpc::Status Cancel(const std::string& name, v1::Operation* op) {
-    grpc::ClientContext ctx;
-    v1::CancelOperationRequest req;
-    req.set_name(name);
-    return stub_->CancelOperation(&ctx, req, op);
-  }
-
-  std::string dir_;
-  DaemonOptions options_;
-  FakeUpdateRunner runner_;
-  std::unique_ptr<Daemon> daemon_;
-  std::unique_ptr<v1::UcodeService::Stub> stub_;
-};
 
 TEST_F(ServiceTest, DescribeHostAndListGuests) {
   grpc::ClientContext c1;
@@ -213,10 +138,13 @@ TEST_F(ServiceTest, ApplyValidation) {
       {[](auto& r) { r.add_guests(""); }, "guests[0]: empty"},
       {[](auto& r) { r.set_request_id(std::string(200, 'x')); }, "request_id"},
       {[](auto& r) { r.mutable_image()->set_host_path("relative/path"); }, "absolute"},
-      {[](auto& r) { r.mutable_image()->set_host_path("/nonexistent/ucode"); },
+      {[this](auto& r) { r.mutable_image()->set_host_path(images_ + "/nonexistent"); },
        "image.host_path"},
-      {[](auto& r) { r.mutable_image()->set_host_path("/dev"); }, "not a regular file"},
+      {[](auto& r) { r.mutable_image()->set_host_path("/dev/zero"); }, "not beneath an image root"},
+      {[this](auto& r) { r.mutable_image()->set_host_path(images_ + "/dir"); },
+       "not a regular file"},
   };
+  ASSERT_EQ(mkdir((images_ + "/dir").c_str(), 0700), 0);
   for (const Case& c : cases) {
     v1::ApplyUpdateRequest r = ApplyRequest();
     c.mutate(r);
@@ -231,7 +159,7 @@ TEST_F(ServiceTest, ApplyValidation) {
 TEST_F(ServiceTest, ImageSizeLimitCheckedBeforeReading) {
   options_.limits.max_image_bytes = 4096;
   Restart();
-  std::string path = dir_ + "/big.bin";
+  std::string path = images_ + "/big.bin";
   std::ofstream(path) << std::string(8192, '\0');
   v1::ApplyUpdateRequest r = ApplyRequest();
   r.mutable_image()->set_host_path(path);
@@ -246,7 +174,7 @@ TEST_F(ServiceTest, ImageSizeLimitCheckedBeforeReading) {
 }
 
 TEST_F(ServiceTest, ApplyFromHostPath) {
-  std::string path = dir_ + "/ucode.bin";
+  std::string path = images_ + "/ucode.bin";
   std::ofstream(path) << TestImage();
   v1::ApplyUpdateRequest r;
   r.mutable_image()->set_host_path(path);

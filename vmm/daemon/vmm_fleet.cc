@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "host/base/unique_fd.h"
+#include "vmm/daemon/private_files.h"
 
 namespace ucode::daemon {
 namespace {
@@ -58,16 +59,10 @@ absl::StatusOr<VmmFleetSpec> ParseVmmFleet(absl::string_view text) {
 }
 
 absl::Status WriteFleetRecord(const std::string& path, const std::vector<FleetRecordEntry>& vms) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    for (const FleetRecordEntry& vm : vms) out << vm.name << ' ' << vm.pid << ' ' << vm.log_path << '\n';
-    if (!out.flush()) return ErrnoStatus(errno, absl::StrCat("write ", tmp));
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("rename ", tmp, " to ", path));
-  }
-  return absl::OkStatus();
+  std::string text;
+  for (const FleetRecordEntry& vm : vms)
+    absl::StrAppend(&text, vm.name, " ", vm.pid, " ", vm.log_path, "\n");
+  return WritePrivateFile(path, text);
 }
 
 absl::StatusOr<std::vector<FleetRecordEntry>> ReadFleetRecord(const std::string& path) {

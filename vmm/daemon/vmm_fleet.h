@@ -33,6 +33,7 @@ struct FleetRecordEntry {
   pid_t pid = 0;
   std::string log_path;
 };
+// Written 0600 through private_files.h's WritePrivateFile (never through a symlink).
 absl::Status WriteFleetRecord(const std::string& path, const std::vector<FleetRecordEntry>& vms);
 // A missing file is an empty fleet.
 absl::StatusOr<std::vector<FleetRecordEntry>> ReadFleetRecord(const std::string& path);

@@ -3,6 +3,8 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 
@@ -35,6 +37,12 @@ int RpcFailed(absl::string_view rpc, const grpc::Status& s) {
   std::fprintf(stderr, "ucodectl: %s: %s: %s\n", std::string(rpc).c_str(),
                absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())).c_str(),
                s.error_message().c_str());
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // ucoded closes a refused caller's connection unanswered (it holds nothing for them).
+    std::fprintf(stderr,
+                 "ucodectl: is ucoded running, and are you (uid or a group) in its "
+                 "--allow_uids/--allow_gids? It closes other callers' connections at once.\n");
+  }
   return kFailed;
 }
 
@@ -47,17 +55,24 @@ void PrintJson(const google::protobuf::Message& m) {
   std::fputs(json.c_str(), stdout);
 }
 
-// Sends the path when the daemon shares our filesystem (it reads and size-checks the
-// file itself), the bytes otherwise.
-bool FillImage(const Remote& r, const std::string& path, bool send_bytes,
+// Sends the file's bytes. With --host-path (Unix socket only) sends its path instead: the
+// daemon reads it only beneath its image roots (--image_root), as root.
+bool FillImage(const Remote& r, const std::string& path, bool send_path,
                ucode::v1::ImageSource* image) {
-  if (IsUnixAddress(r.address) && !send_bytes) {
-    char resolved[PATH_MAX];
-    if (realpath(path.c_str(), resolved) == nullptr) {
-      std::fprintf(stderr, "ucodectl: %s: cannot resolve path\n", path.c_str());
+  if (send_path) {
+    if (!IsUnixAddress(r.address)) {
+      std::fprintf(stderr, "ucodectl: --host-path needs a unix: server on this host\n");
       return false;
     }
-    image->set_host_path(resolved);
+    // Absolute but with symlinks kept: the daemon matches it against its image roots as
+    // written (/lib/firmware/intel-ucode stays that, even where /lib links to usr/lib).
+    std::error_code ec;
+    std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+    if (ec) {
+      std::fprintf(stderr, "ucodectl: %s: %s\n", path.c_str(), ec.message().c_str());
+      return false;
+    }
+    image->set_host_path(absolute.lexically_normal().string());
     return true;
   }
   // Type checked before open (a FIFO never blocks us), size bounded as the daemon bounds it.
@@ -81,6 +96,9 @@ void PrintOperation(const ucode::v1::Operation& op) {
           : "");
   if (op.has_error() && op.error().code() != 0) {
     std::printf("  error: %s\n", op.error().message().c_str());
+  }
+  if (!op.journal_error().empty()) {
+    std::printf("  journal error (the state above stands): %s\n", op.journal_error().c_str());
   }
   if (!op.report_json().empty()) std::printf("  report: %s\n", op.report_json().c_str());
 }
@@ -135,7 +153,7 @@ int Guests(Remote& r, const ParsedArgs& a) {
 
 int Inspect(Remote& r, const ParsedArgs& a) {
   ucode::v1::InspectImageRequest req;
-  if (!FillImage(r, a.positional()[0], a.Has("send-bytes"), req.mutable_image())) return kFailed;
+  if (!FillImage(r, a.positional()[0], a.Has("host-path"), req.mutable_image())) return kFailed;
   if (auto text = a.Value("cpu")) {
     absl::StatusOr<microcode::CpuIdentity> cpu = ParseCpuOption(*text);
     if (!cpu.ok()) {
@@ -193,7 +211,7 @@ int StartAndFollow(
 
 int Stage(Remote& r, const ParsedArgs& a) {
   ucode::v1::StageImageRequest req;
-  if (!FillImage(r, a.positional()[0], a.Has("send-bytes"), req.mutable_image())) return kFailed;
+  if (!FillImage(r, a.positional()[0], a.Has("host-path"), req.mutable_image())) return kFailed;
   return StartAndFollow(r, a, "StageImage", [&](grpc::ClientContext* c, ucode::v1::Operation* o) {
     return r.stub->StageImage(c, req, o);
   });
@@ -201,7 +219,7 @@ int Stage(Remote& r, const ParsedArgs& a) {
 
 int Apply(Remote& r, const ParsedArgs& a) {
   ucode::v1::ApplyUpdateRequest req;
-  if (!FillImage(r, a.positional()[0], a.Has("send-bytes"), req.mutable_image())) return kFailed;
+  if (!FillImage(r, a.positional()[0], a.Has("host-path"), req.mutable_image())) return kFailed;
   std::string mode = a.ValueOr("mode", "strict");
   if (mode == "strict") {
     req.set_mode(ucode::v1::UPDATE_MODE_STRICT);
@@ -299,8 +317,9 @@ int Cancel(Remote& r, const ParsedArgs& a) {
 
 const std::vector<RemoteCommand>& Commands() {
   static const OptionSpec kJson{"json", false, false, "print the response as JSON"};
-  static const OptionSpec kBytes{"send-bytes", false, false,
-                                 "send the file's bytes (default over TCP) instead of its path"};
+  static const OptionSpec kHostPath{"host-path", false, false,
+                                    "send the file's path (under ucoded's --image_root) instead "
+                                    "of its bytes"};
   static const OptionSpec kNoFollow{"no-follow", false, false,
                                     "print the operation name and return"};
   static const std::vector<RemoteCommand> kCommands = {
@@ -308,14 +327,14 @@ const std::vector<RemoteCommand>& Commands() {
       {"guests", "guests [--json]", {kJson}, 0, Guests},
       {"inspect",
        "inspect FILE [--cpu SIG[,PF[,REV]]] [--json]",
-       {kJson, kBytes, {"cpu", true, false, kCpuOptionHelp}},
+       {kJson, kHostPath, {"cpu", true, false, kCpuOptionHelp}},
        1,
        Inspect},
-      {"stage", "stage FILE [--no-follow]", {kBytes, kNoFollow}, 1, Stage},
+      {"stage", "stage FILE [--no-follow]", {kHostPath, kNoFollow}, 1, Stage},
       {"apply",
        "apply FILE [--mode strict|fast] [--force-minrev|--ignore-minrev] [--guest NAME]... "
        "[--park-deadline-us N] [--agent-timeout-ms N] [--request-id ID] [--no-follow] [--json]",
-       {kBytes,
+       {kHostPath,
         kNoFollow,
         {"json", false, false,
          "print the finished operation as JSON (progress goes to stderr)"},
