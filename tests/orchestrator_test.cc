@@ -391,6 +391,9 @@ TEST(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
   ASSERT_FALSE(r.notes.empty());
   EXPECT_THAT(r.notes.back(), HasSubstr("NON-ATOMICALLY"));
   EXPECT_THAT(orchestrator::ReportJson(r), HasSubstr("\"guest_views_atomic\":false"));
+  for (const orchestrator::VmReport& vm : r.vms) {  // the second park's outcome, verified
+    EXPECT_EQ(vm.view, orchestrator::ViewStatus::kVerified) << vm.name << ": " << vm.view_detail;
+  }
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
   auto views = fleet.coordinator().ReadGuestViews();
   ASSERT_TRUE(views.ok());

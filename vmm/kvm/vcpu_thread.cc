@@ -202,6 +202,7 @@ VcpuThread::Next VcpuThread::Parked() {
       Log(absl::StrCat("dead-man: releasing myself after ", absl::FormatDuration(parked),
                        " parked (", gone ? "coordinator gone" : "deadline ",
                        gone ? "" : absl::FormatDuration(env_.deadman), ")"));
+      slot_->deadman_seq.store(handled_seq_, std::memory_order_release);  // the park we leave
       slot_->deadman_releases.fetch_add(1);
       return Resume(0, /*ack=*/false);
     }

@@ -8,6 +8,25 @@
 #include "host/base/status_macros.h"
 
 namespace ucode::orchestrator {
+namespace {
+
+// A VM's view from its vCPUs that do not run with the view handed over (none: kSet).
+VmViewOutcome Outcome(const std::string& name, const std::vector<rendezvous::VcpuViewMiss>& misses,
+                      absl::string_view prefix = "") {
+  if (misses.empty()) return {.name = name, .status = ViewStatus::kSet};
+  std::vector<std::string> what;
+  ViewFailure failure = ViewFailure::kNotSet;
+  for (const rendezvous::VcpuViewMiss& m : misses) {
+    what.push_back(m.Describe());
+    if (m.why == rendezvous::ViewMiss::kDeadmanReleased) failure = ViewFailure::kMissedRelease;
+  }
+  return {.name = name,
+          .status = ViewStatus::kFailed,
+          .detail = absl::StrCat(prefix, absl::StrJoin(what, ", ")),
+          .failure = failure};
+}
+
+}  // namespace
 
 CoordinatorGuestGroup::CoordinatorGuestGroup(rendezvous::Coordinator& coordinator,
                                              std::vector<rendezvous::VmSpec> specs)
@@ -34,7 +53,9 @@ absl::Status CoordinatorGuestGroup::Park(absl::Duration deadline) {
 
 // With a revision from SetRevision(), the release hands it to every vCPU (one wake-up per
 // vCPU). The release itself succeeding is what this returns; a view that was not set is
-// recorded per VM (kFailed) and fails Result(), so VerifyGuestViews() reports it.
+// recorded per VM (kFailed) and fails Result(), so VerifyGuestViews() reports it. A VM
+// with a vCPU its dead-man had released is kMissedRelease: the orchestrator parks it again
+// (ViewAfterRelease()).
 absl::Status CoordinatorGuestGroup::Release(absl::Duration deadline) {
   if (!pending_revision_) return coordinator_.Release(deadline);
   const uint32_t revision = *pending_revision_;
@@ -42,11 +63,7 @@ absl::Status CoordinatorGuestGroup::Release(absl::Duration deadline) {
   absl::Status released = coordinator_.ReleaseWithRevision(revision, deadline);
   const uint64_t msr = uint64_t{revision} << 32;
   for (size_t i = 0; i < specs_.size(); ++i) {
-    std::vector<std::string> bad = coordinator_.ViewNotSet(i, msr);
-    views_[i] = bad.empty() ? VmViewOutcome{.name = specs_[i].name, .status = ViewStatus::kSet}
-                            : VmViewOutcome{.name = specs_[i].name,
-                                            .status = ViewStatus::kFailed,
-                                            .detail = absl::StrJoin(bad, ", ")};
+    views_[i] = Outcome(specs_[i].name, coordinator_.ViewNotSet(i, msr));
   }
   // INTERNAL: every vCPU released, some view not set (recorded above). Anything else is
   // the release's own failure (a vCPU still parked).
@@ -67,9 +84,12 @@ GuestViewResult CoordinatorGuestGroup::Result() const {
 }
 
 // Nothing is written here: the revision goes to each vCPU with the release (Release()),
-// which is when the per-VM outcome becomes known.
+// which is when the per-VM outcome becomes known. Until then no VM has an outcome: an
+// earlier release's is not this one's (a second park after a dead-man release would
+// otherwise fail here on the first release's misses).
 GuestViewResult CoordinatorGuestGroup::SetRevision(uint32_t revision, absl::Duration) {
   pending_revision_ = revision;
+  for (VmViewOutcome& v : views_) v = {.name = v.name};
   return Result();
 }
 
@@ -89,10 +109,9 @@ GuestViewResult CoordinatorGuestGroup::VerifyGuestViews(uint32_t revision,
     for (size_t i = 0; i < views->size() && i < specs_.size(); ++i) {
       VmViewOutcome& out = views_[i];
       if (out.status == ViewStatus::kFailed || out.status == ViewStatus::kVerified) continue;
-      std::vector<std::string> bad = coordinator_.ViewNotSet(i, msr);
+      std::vector<rendezvous::VcpuViewMiss> bad = coordinator_.ViewNotSet(i, msr);
       if (!bad.empty()) {
-        out = {.name = specs_[i].name, .status = ViewStatus::kFailed,
-               .detail = absl::StrCat("VMM read-back: ", absl::StrJoin(bad, ", "))};
+        out = Outcome(specs_[i].name, bad, "VMM read-back: ");
         continue;
       }
       if (specs_[i].program == "halt") {  // never re-reads MSR 0x8B; the read-back stands
@@ -112,7 +131,8 @@ GuestViewResult CoordinatorGuestGroup::VerifyGuestViews(uint32_t revision,
         out = {.name = specs_[i].name, .status = ViewStatus::kFailed,
                .detail = absl::StrCat("guest not reading 0x", absl::Hex(revision), " after ",
                                       absl::FormatDuration(timeout), ": ",
-                                      absl::StrJoin(stale, ", "))};
+                                      absl::StrJoin(stale, ", ")),
+               .failure = ViewFailure::kNotSet};
       } else {
         waiting = true;
       }

@@ -35,10 +35,22 @@ enum class ViewStatus {
 };
 const char* ViewStatusName(ViewStatus status);
 
+// Why a view is kFailed, as far as what follows is concerned: the orchestrator parks a
+// VM again only for kMissedRelease, where another park can set the view; every other
+// failure is reported (VerifyGuestViews) and not retried.
+enum class ViewFailure {
+  kNone,
+  // A vCPU was not parked when the release carried the view (its dead-man had released
+  // it), so it never took it and runs with the old one.
+  kMissedRelease,
+  kNotSet,  // a write, read-back or guest check failed, or a vCPU did not acknowledge
+};
+
 struct VmViewOutcome {
   std::string name;
   ViewStatus status = ViewStatus::kUnchanged;
-  std::string detail;  // why, for kStaleUntilRestart / kFailed
+  std::string detail;                        // why, for kStaleUntilRestart / kFailed
+  ViewFailure failure = ViewFailure::kNone;  // kFailed only; kMissedRelease wins a mix
 };
 
 // Per-VM result of SetRevision / VerifyGuestViews. `status` is OK when every VM is kSet /

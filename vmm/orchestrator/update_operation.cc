@@ -127,18 +127,30 @@ absl::Status SetViews(Context& c, uint32_t revision, std::vector<GuestViewResult
   return view;
 }
 
-// After a release that handed the view over (SetViews): which groups' views were set.
+bool MissedRelease(const GuestViewResult& result) {
+  return std::any_of(result.vms.begin(), result.vms.end(), [](const VmViewOutcome& v) {
+    return v.failure == ViewFailure::kMissedRelease;
+  });
+}
+
+// After a release that handed the view over (SetViews): fails naming the VMs with a vCPU
+// that missed it (its dead-man had released it), which ResyncViews() parks again. Other
+// failures (a write or read-back) are left to Verify(), which reports them: parking
+// again would not set those views, and every vCPU runs already.
 absl::Status ViewsAfterRelease(Context& c, std::vector<GuestViewResult>* results) {
   results->resize(c.groups.size());
-  std::vector<std::string> failed;
+  std::vector<std::string> missed;
   for (size_t i = 0; i < c.groups.size(); ++i) {
     GuestViewResult after = c.groups[i]->ViewAfterRelease();
-    if (after.status.ok()) continue;
-    failed.push_back(std::string(after.status.message()));
+    if (!MissedRelease(after)) continue;
+    for (const VmViewOutcome& v : after.vms) {
+      if (v.failure != ViewFailure::kMissedRelease) continue;
+      missed.push_back(absl::StrCat(v.name, ": ", v.detail));
+    }
     (*results)[i] = std::move(after);
   }
-  if (failed.empty()) return absl::OkStatus();
-  return absl::InternalError(absl::StrJoin(failed, "; "));
+  if (missed.empty()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("guest view: ", absl::StrJoin(missed, "; ")));
 }
 
 absl::Status Release(Context& c, ReleaseGuard& guard) {
@@ -182,15 +194,17 @@ absl::Status CheckDeadman(Context& c, const late_load::HostUpdatePlan& plan) {
   return absl::OkStatus();
 }
 
-// The view step did not reach every vCPU (a dead-man released a VM while the host
-// activated, or a write failed) but the host runs `revision` now: park the lagging groups
-// again only to set it. The guests ran on the new microcode with the old view in between,
-// which the report says (views_atomic, a note); the first park's figures are kept.
+// The view step did not reach every vCPU: a dead-man released a VM while the host
+// activated, so its vCPUs missed the release that carried the view (kMissedRelease). The
+// host runs `revision` now: park those groups again only to set it. The guests ran on the
+// new microcode with the old view in between, which the report says (views_atomic, a
+// note); the first park's figures are kept. Any other failure (`first` without a missed
+// release) is returned as it is.
 absl::Status ResyncViews(Context& c, uint32_t revision, const absl::Status& first,
                          const std::vector<GuestViewResult>& results) {
   std::vector<GuestGroup*> lagging;
   for (size_t i = 0; i < results.size(); ++i) {
-    if (!results[i].status.ok()) lagging.push_back(c.groups[i]);
+    if (MissedRelease(results[i])) lagging.push_back(c.groups[i]);
   }
   if (lagging.empty()) return first;
   UpdateReport& r = c.report;

@@ -80,6 +80,10 @@ struct VcpuSlot {
   uint64_t parked_iteration;    // the guest's iteration counter while parked
   uint64_t revision_readback;   // MSR 0x8B read back by kReleaseWithRevision
   std::atomic<uint32_t> deadman_releases;  // times this vCPU released itself
+  // The park (command seq) this vCPU last released itself from: tells a vCPU the dead-man
+  // released in this rendezvous from one it released in an earlier one (the count above
+  // only grows).
+  std::atomic<uint32_t> deadman_seq;
   uint32_t exit_reason;                    // KVM exit reason if state == kExited
   GuestRecordCopy guest;
 };

@@ -112,6 +112,23 @@ struct RendezvousReport {
   std::vector<VmResult> vms_result;
 };
 
+// Why a vCPU does not run with the view the last ReleaseWithRevision() handed over.
+enum class ViewMiss {
+  // Its dead-man released it from the park before that release, so it never took the
+  // view (it runs with the old one); parking it again can set it.
+  kDeadmanReleased,
+  kNoAck,     // it did not acknowledge the release otherwise (exited, or still parked)
+  kReadBack,  // it took the release, but the write or the read-back failed
+};
+
+struct VcpuViewMiss {
+  uint32_t vcpu = 0;
+  ViewMiss why = ViewMiss::kNoAck;
+  uint64_t readback = 0;  // kReadBack: MSR 0x8B as read back
+  // "vcpu N did not take the release (dead-man released it)", "vcpu N read back 0x..".
+  [[nodiscard]] std::string Describe() const;
+};
+
 class Coordinator {
  public:
   // Spawns one ucode-vmm per spec (names must be unique), attaches them to a new
@@ -140,8 +157,8 @@ class Coordinator {
   [[nodiscard]] absl::Status ReleaseWithRevision(uint32_t revision, absl::Duration deadline);
 
   // After ReleaseWithRevision(): the vCPUs of the VM at `vm` (Start() order) that do not
-  // run with MSR 0x8B = `msr`, each as "vcpu N <why>"; empty when all do.
-  [[nodiscard]] std::vector<std::string> ViewNotSet(size_t vm, uint64_t msr) const;
+  // run with MSR 0x8B = `msr`, each with why; empty when all do.
+  [[nodiscard]] std::vector<VcpuViewMiss> ViewNotSet(size_t vm, uint64_t msr) const;
 
   // Opens a new gap window in every guest (one GAP_WINDOW call per VMM): the next park
   // keeps the largest gap since now as each vCPU's baseline_gap.
@@ -208,7 +225,9 @@ class Coordinator {
   int total_vcpus_ = 0;
   absl::Duration deadman_;
   uint32_t seq_ = 0;
+  uint32_t park_seq_ = 0;          // the last kPark
   uint32_t view_release_seq_ = 0;  // the last kReleaseWithRevision
+  uint32_t view_park_seq_ = 0;     // the kPark it released
   int64_t park_ns_ = 0;
   int64_t release_ns_ = 0;
   absl::Duration release_all_;

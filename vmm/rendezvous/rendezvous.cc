@@ -147,6 +147,7 @@ std::vector<std::string> Coordinator::WaitAll(uint32_t seq, absl::Duration deadl
 absl::Status Coordinator::Park(absl::Duration deadline) {
   HoldRealtime();  // until a release: see HoldRealtime()
   uint32_t seq = Issue(Command::kPark, total_vcpus_);
+  park_seq_ = seq;
   // Fan out: one signal per vCPU thread, straight into each VMM process, then raise each
   // to real-time so that a thread waiting for a core runs (and sees the signal) now.
   KickUnparked(seq);
@@ -184,10 +185,11 @@ absl::Status Coordinator::ReleaseWithRevision(uint32_t revision, absl::Duration 
   area_->revision.store(msr, std::memory_order_relaxed);  // published by Issue()'s store
   absl::Status released = ReleaseWith(Command::kReleaseWithRevision, deadline);
   view_release_seq_ = seq_;  // the release command just issued
+  view_park_seq_ = park_seq_;
   std::vector<std::string> bad;
   for (size_t i = 0; i < vmms_.size(); ++i) {
-    for (const std::string& v : ViewNotSet(i, msr)) {
-      bad.push_back(absl::StrCat(vmms_[i]->spec().name, " ", v));
+    for (const VcpuViewMiss& v : ViewNotSet(i, msr)) {
+      bad.push_back(absl::StrCat(vmms_[i]->spec().name, " ", v.Describe()));
     }
   }
   if (bad.empty()) return released;
@@ -199,18 +201,32 @@ absl::Status Coordinator::ReleaseWithRevision(uint32_t revision, absl::Duration 
   return absl::InternalError(absl::StrCat(views, "; every vCPU released"));
 }
 
-std::vector<std::string> Coordinator::ViewNotSet(size_t vm, uint64_t msr) const {
-  std::vector<std::string> bad;
+std::string VcpuViewMiss::Describe() const {
+  switch (why) {
+    case ViewMiss::kDeadmanReleased:
+      return absl::StrCat("vcpu ", vcpu, " did not take the release (dead-man released it)");
+    case ViewMiss::kNoAck:
+      return absl::StrCat("vcpu ", vcpu, " did not take the release (no ack)");
+    case ViewMiss::kReadBack:
+      return absl::StrCat("vcpu ", vcpu, " read back 0x", absl::Hex(readback));
+  }
+  return absl::StrCat("vcpu ", vcpu, " ?");
+}
+
+std::vector<VcpuViewMiss> Coordinator::ViewNotSet(size_t vm, uint64_t msr) const {
+  std::vector<VcpuViewMiss> bad;
   const VmSlot& slot = area_->vm[vm];
   for (uint32_t j = 0; j < slot.vcpus; ++j) {
     const VcpuSlot& v = slot.vcpu[j];
-    // The slot's read-back belongs to this release only if the vCPU acknowledged it.
+    // The slot's read-back belongs to this release only if the vCPU acknowledged it. One
+    // that did not was released by its dead-man only if it left this release's park that
+    // way: deadman_releases also counts earlier rendezvous.
     if (v.ack_seq.load(std::memory_order_acquire) != view_release_seq_) {
-      bad.push_back(absl::StrCat("vcpu ", j, " did not take the release (",
-                                 v.deadman_releases.load() > 0 ? "dead-man released it" : "no ack",
-                                 ")"));
+      const bool deadman = view_park_seq_ != 0 &&  // seqs start at 1
+                           v.deadman_seq.load(std::memory_order_acquire) == view_park_seq_;
+      bad.push_back({.vcpu = j, .why = deadman ? ViewMiss::kDeadmanReleased : ViewMiss::kNoAck});
     } else if (v.last_errno != 0 || v.revision_readback != msr) {
-      bad.push_back(absl::StrCat("vcpu ", j, " read back 0x", absl::Hex(v.revision_readback)));
+      bad.push_back({.vcpu = j, .why = ViewMiss::kReadBack, .readback = v.revision_readback});
     }
   }
   return bad;
