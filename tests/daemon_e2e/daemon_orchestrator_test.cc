@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -46,7 +47,13 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
   UcodedProcess ucoded(dir, "4x2");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
   // What ucoded created is its own (issue 11 items 1 and 13: 0644 files, any directory).
-  const std::string logs = dir.File(absl::StrCat("vmm/vmm-", ucoded.process().pid()));
+  // The VM logs: the one vmm-<pid>-XXXXXX directory (mkdtemp) of this instance.
+  std::string logs;
+  const std::string prefix = absl::StrCat("vmm-", ucoded.process().pid(), "-");
+  for (const auto& entry : std::filesystem::directory_iterator(dir.File("vmm"))) {
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) logs = entry.path().string();
+  }
+  ASSERT_FALSE(logs.empty()) << "no " << prefix << "* in " << dir.File("vmm");
   for (const auto& [path, mode] :
        std::vector<std::pair<std::string, unsigned>>{{dir.File("vmm"), 0700},
                                                      {logs, 0700},
