@@ -15,7 +15,7 @@
 #include "grpcpp/grpcpp.h"
 #include "vmm/daemon/journal.h"
 #include "vmm/daemon/operation_registry.h"
-#include "vmm/daemon/private_files.h"
+#include "host/base/private_files.h"
 #include "vmm/daemon/request_validation.h"
 #include "vmm/daemon/service.h"
 #include "vmm/daemon/unix_listener.h"

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "guest-agent/utf8.h"
 #include "host/base/status_macros.h"
-#include "vmm/daemon/private_files.h"
+#include "host/base/private_files.h"
 
 namespace ucode::daemon {
 namespace {

@@ -9,7 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/host_update.h"
-#include "vmm/daemon/private_files.h"
+#include "host/base/private_files.h"
 #include "vmm/orchestrator/report.h"
 #include "vmm/orchestrator/update_operation.h"
 

@@ -32,7 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "host/platform/platform.h"
 #include "vmm/daemon/libvirt_guests.h"
-#include "vmm/daemon/private_files.h"
+#include "host/base/private_files.h"
 #include "vmm/daemon/update_runner.h"
 #include "vmm/daemon/vmm_fleet.h"
 #include "vmm/orchestrator/coordinator_group.h"

@@ -13,7 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "host/base/unique_fd.h"
-#include "vmm/daemon/private_files.h"
+#include "host/base/private_files.h"
 
 namespace ucode::daemon {
 namespace {
