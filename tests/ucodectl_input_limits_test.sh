@@ -17,7 +17,7 @@ run() { rc=0; timeout 60 "$ucodectl" "$@" >"$dir/out" 2>"$dir/err" || rc=$?; }
 
 mkfifo "$dir/fifo"
 for args in "inspect $dir/fifo" "load $dir/fifo" "load $image --host-config $dir/fifo" \
-            "--server unix:$dir/none.sock apply --send-bytes $dir/fifo"; do
+            "--server unix:$dir/none.sock apply $dir/fifo"; do
   # shellcheck disable=SC2086
   run $args
   [[ $rc -ne 124 ]] || fail "'$args' blocked on the FIFO"
