@@ -6,7 +6,10 @@
 //    of the domains it was about to suspend, and reports their views stale;
 //  - recovery: for an operation the journal shows interrupted inside the rendezvous, the
 //    next daemon resumes exactly the domains the journal says it paused, and leaves a
-//    domain someone else paused alone.
+//    domain someone else paused alone;
+//  - recovery acts only on proof: a domain the journal still calls parked (its release row
+//    lost) but that carries no park marker was paused by someone else since, and stays
+//    paused.
 #include <libvirt/libvirt.h>
 
 #include <string>
@@ -23,6 +26,7 @@
 #include "vmm/daemon/log.h"
 #include "vmm/daemon/orchestrator_runner.h"
 #include "vmm/libvirt/connection.h"
+#include "vmm/libvirt/park_marker.h"
 
 namespace ucode::daemon_e2e {
 namespace {
@@ -165,6 +169,8 @@ TEST_F(DaemonLibvirtTest, ApplySuspendsAndResumesEachDomainOnce) {
     EXPECT_EQ(Count(name, VIR_DOMAIN_EVENT_SUSPENDED), 1) << name;
     EXPECT_EQ(Count(name, VIR_DOMAIN_EVENT_RESUMED), 1) << name;
     EXPECT_EQ(State(name), VIR_DOMAIN_RUNNING) << name;
+    // The park marker lived from suspend to resume only.
+    EXPECT_EQ(*libvirt::ReadParkMarker(*conn_->LookupDomain(name)), std::nullopt) << name;
   }
   nlohmann::json report = nlohmann::json::parse(done.report_json());
   ASSERT_EQ(report["vms"].size(), 2u) << report.dump();
@@ -217,6 +223,8 @@ TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused
     const std::vector<std::string> paused = {ours};
     ASSERT_TRUE(journal->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
   }
+  // What SuspendPauser does for operations/1: mark, then suspend.
+  ASSERT_TRUE(libvirt::SetParkMarker(*conn_->LookupDomain(ours), "operations/1").ok());
   ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(ours)->get()), 0);
   ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(theirs)->get()), 0);
 
@@ -237,7 +245,52 @@ TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused
   EXPECT_THAT(op.report_json(),
               HasSubstr(absl::StrCat("resumed 1 of 1 domain(s) the operation had paused (",
                                      ours, ")")));
+  EXPECT_EQ(*libvirt::ReadParkMarker(*conn_->LookupDomain(ours)), std::nullopt);
   ASSERT_EQ(virDomainResume(conn_->LookupDomain(theirs)->get()), 0);
+}
+
+// The attack: the journal write recording the release failed (disk full) and ucoded was
+// killed before it caught up, so the journal still says the rendezvous holds `ours`. In
+// fact ucoded resumed it (and removed its marker), and a user has paused it since. The
+// next ucoded must not resume the user's pause. A marker naming another operation proves
+// nothing about this one either.
+TEST_F(DaemonLibvirtTest, RecoveryLeavesAPauseWithoutOurMarkerAlone) {
+  const std::string ours = AddDomain("ours");
+  const std::string older = AddDomain("older");
+  {
+    std::unique_ptr<daemon::Journal> journal;
+    ASSERT_NO_FATAL_FAILURE(JournalRunningApply(&journal));
+    const int64_t now_us = absl::ToUnixMicros(absl::Now());
+    const std::vector<std::string> paused = {ours, older};
+    ASSERT_TRUE(journal->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
+  }
+  libvirt::Domain o = *conn_->LookupDomain(ours);
+  ASSERT_TRUE(libvirt::SetParkMarker(o, "operations/1").ok());
+  ASSERT_EQ(virDomainSuspend(o.get()), 0);
+  ASSERT_EQ(virDomainResume(o.get()), 0);
+  ASSERT_TRUE(libvirt::ClearParkMarker(o).ok());  // the release the journal never saw
+  ASSERT_EQ(virDomainSuspend(o.get()), 0);        // `virsh suspend` by the user
+  libvirt::Domain old = *conn_->LookupDomain(older);
+  ASSERT_TRUE(libvirt::SetParkMarker(old, "operations/9").ok());
+  ASSERT_EQ(virDomainSuspend(old.get()), 0);
+
+  StartDaemon({ours, older});
+
+  EXPECT_EQ(State(ours), VIR_DOMAIN_PAUSED);
+  EXPECT_EQ(State(older), VIR_DOMAIN_PAUSED);
+  EXPECT_EQ(Count(ours, VIR_DOMAIN_EVENT_RESUMED), 1);  // ucoded's own release, no other
+  EXPECT_EQ(Count(older, VIR_DOMAIN_EVENT_RESUMED), 0);
+  grpc::Status gst;
+  v1::Operation op = GetOperation(*stub_, "operations/1", &gst);
+  ASSERT_TRUE(gst.ok());
+  EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
+  EXPECT_THAT(op.report_json(), HasSubstr("resumed 0 of 2 domain(s)"));
+  EXPECT_THAT(op.report_json(),
+              HasSubstr(absl::StrCat(ours, " left paused (no ucode park marker")));
+  EXPECT_THAT(op.report_json(),
+              HasSubstr(absl::StrCat(older, " left paused (its park marker names operations/9")));
+  ASSERT_EQ(virDomainResume(o.get()), 0);
+  ASSERT_EQ(virDomainResume(old.get()), 0);
 }
 
 TEST_F(DaemonLibvirtTest, RecoveryAfterTheReleaseTouchesNothing) {

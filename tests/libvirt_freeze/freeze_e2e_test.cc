@@ -351,7 +351,8 @@ TEST_F(FreezeE2eTest, RestartedDaemonThawsWhatDeadCoordinatorAndGuardLeft) {
   absl::StatusOr<std::unique_ptr<daemon::LibvirtGuests>> guests =
       daemon::LibvirtGuests::Open(lab_->uri(), {.names_or_uuids = kDomains});
   ASSERT_TRUE(guests.ok()) << guests.status();
-  absl::StatusOr<std::string> account = (*guests)->ResumePaused(kDomains, kDeadline);
+  absl::StatusOr<std::string> account =
+      (*guests)->ResumePaused(kDomains, "operations/1", kDeadline);
   ASSERT_TRUE(account.ok()) << account.status();
   fprintf(stderr, "recovery: %s\n", account->c_str());
   EXPECT_THAT(*account, HasSubstr("web1 thawed"));

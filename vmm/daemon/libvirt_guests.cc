@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,7 @@
 #include "vmm/freeze/leftovers.h"
 #include "vmm/freeze/vcpu_threads.h"
 #include "vmm/libvirt/libvirt_status.h"
+#include "vmm/libvirt/park_marker.h"
 
 namespace ucode::daemon {
 namespace {
@@ -127,6 +129,7 @@ absl::StatusOr<LibvirtApplyGroup> LibvirtGuests::Group(
 }
 
 absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::string>& names,
+                                                        const std::string& operation,
                                                         absl::Duration deadline) const {
   std::vector<libvirt::Domain> to_resume;
   std::vector<std::string> left;     // not ours to resume, or already running
@@ -150,7 +153,19 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
       continue;
     }
     if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_USER) {
-      to_resume.push_back(*std::move(d));
+      absl::StatusOr<std::optional<std::string>> marker = libvirt::ReadParkMarker(*d);
+      if (!marker.ok()) {
+        trouble.push_back(std::string(marker.status().message()));
+      } else if (*marker == operation) {
+        to_resume.push_back(*std::move(d));
+      } else if (!marker->has_value()) {
+        // The journal may be stale (a lost release row); libvirt's metadata is not.
+        left.push_back(absl::StrCat(name, " left paused (no ucode park marker: the operation "
+                                          "had released it, the pause is someone else's)"));
+      } else {
+        left.push_back(absl::StrCat(name, " left paused (its park marker names ", **marker,
+                                    ", not ", operation, ")"));
+      }
     } else if (state == VIR_DOMAIN_PAUSED) {
       left.push_back(absl::StrCat(name, " left paused (pause reason ", reason, ", not ours)"));
     } else {
@@ -158,11 +173,16 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
     }
   }
   std::vector<std::string> resumed;
-  for (const libvirt::DomainOpResult& r : conn_->ResumeAll(to_resume, deadline)) {
-    if (r.status.ok()) {
-      resumed.push_back(r.name);
-    } else {
+  const std::vector<libvirt::DomainOpResult> results = conn_->ResumeAll(to_resume, deadline);
+  for (size_t i = 0; i < results.size(); ++i) {
+    const libvirt::DomainOpResult& r = results[i];
+    if (!r.status.ok()) {
       trouble.push_back(absl::StrCat(r.name, ": ", r.status.message()));
+      continue;
+    }
+    resumed.push_back(r.name);
+    if (absl::Status s = libvirt::ClearParkMarker(to_resume[i]); !s.ok()) {
+      left.push_back(absl::StrCat("park marker left on ", r.name, ": ", s.message()));
     }
   }
   std::string account =

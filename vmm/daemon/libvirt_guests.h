@@ -7,11 +7,15 @@
 // Why recovery is needed: a ucode-vmm VM releases itself when its coordinator dies
 // (dead-man deadline); a libvirt domain stays paused forever. So the runner journals the
 // names of the domains it is about to suspend with BeginStep(STEP_PARKED), and the next
-// daemon resumes exactly those that are still paused on a user request
-// (VIR_DOMAIN_PAUSED_USER, what virDomainSuspend leaves). A domain paused for another
-// reason (I/O error, migration, ...) is left alone and named. Frozen domains (the default
-// pause, vmm/freeze) are thawed by their guard process when the daemon dies; the journal's
-// names also let the next daemon thaw any vCPU cgroup still frozen if the guard died too.
+// daemon resumes those of them that are still paused on a user request
+// (VIR_DOMAIN_PAUSED_USER, what virDomainSuspend leaves) and still carry the park marker
+// naming that operation (vmm/libvirt/park_marker.h). The journal alone is not proof: if
+// the row recording the release was lost (disk full) and a user has paused the domain
+// since, only the missing marker tells their pause from ours. A domain paused for another
+// reason (I/O error, migration, ...) or without our marker is left alone and named.
+// Frozen domains (the default pause, vmm/freeze) are thawed by their guard process when
+// the daemon dies; the journal's names also let the next daemon thaw any vCPU cgroup
+// still frozen if the guard died too.
 //
 // Threads: every method may be called from any thread (libvirt::Connection is
 // thread-safe); the daemon calls Group/ResumePaused from its operation thread and
@@ -65,10 +69,12 @@ class LibvirtGuests {
   [[nodiscard]] absl::StatusOr<LibvirtApplyGroup> Group(
       const std::vector<std::string>& only, orchestrator::LibvirtGroupOptions options) const;
 
-  // Resumes those of `names` that are paused on a user request, waiting up to `deadline`
-  // for each acknowledgement. Returns a one-line account; an error (with the account) when a
-  // journaled domain could not be checked or resumed.
+  // Resumes those of `names` that are paused on a user request and carry the park marker
+  // of `operation`, waiting up to `deadline` for each acknowledgement, and removes the
+  // marker from those it resumed. Returns a one-line account; an error (with the account)
+  // when a journaled domain could not be checked or resumed.
   [[nodiscard]] absl::StatusOr<std::string> ResumePaused(const std::vector<std::string>& names,
+                                                         const std::string& operation,
                                                          absl::Duration deadline) const;
 
  private:

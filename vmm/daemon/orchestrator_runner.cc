@@ -161,7 +161,7 @@ absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGue
 
 absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
-  return RunOnGuests(params.guests, params.mode, sink, cancel,
+  return RunOnGuests(params.operation, params.guests, params.mode, sink, cancel,
                      [&](absl::Span<orchestrator::GuestGroup* const> groups,
                          const orchestrator::UpdateCallbacks& cb) {
                        return orchestrator::RunUpdate(*options_.platform, params.image, groups,
@@ -175,7 +175,7 @@ absl::StatusOr<std::string> OrchestratorRunner::SyncGuestViews(const SyncParams&
   orchestrator::UpdateOptions o;
   o.operation = params.operation;
   if (params.park_deadline > absl::ZeroDuration()) o.park_deadline = params.park_deadline;
-  return RunOnGuests(params.guests, ucode::v1::UPDATE_MODE_STRICT, sink, cancel,
+  return RunOnGuests(params.operation, params.guests, ucode::v1::UPDATE_MODE_STRICT, sink, cancel,
                      [&](absl::Span<orchestrator::GuestGroup* const> groups,
                          const orchestrator::UpdateCallbacks& cb) {
                        return orchestrator::SyncGuestViews(*options_.platform, groups, o, cb);
@@ -183,8 +183,8 @@ absl::StatusOr<std::string> OrchestratorRunner::SyncGuestViews(const SyncParams&
 }
 
 absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
-    const std::vector<std::string>& guests, ucode::v1::UpdateMode mode, StepSink& sink,
-    const CancelToken& cancel, const RunFn& run) {
+    const std::string& operation, const std::vector<std::string>& guests,
+    ucode::v1::UpdateMode mode, StepSink& sink, const CancelToken& cancel, const RunFn& run) {
   absl::MutexLock fleet(&fleet_mu_);
   ASSIGN_OR_RETURN(GuestSelection sel, SelectGuests(guests));
   std::string repaired;
@@ -199,6 +199,7 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
     lo.mode = mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict";
     lo.pause = options_.libvirt_pause;
     lo.freeze.hold_limit = options_.deadman;
+    lo.operation = operation;  // the park marker ConfirmLibvirtResumed looks for
     ASSIGN_OR_RETURN(libvirt, libvirt_->Group(sel.libvirt, lo));
     if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
   }
@@ -356,7 +357,7 @@ absl::StatusOr<std::string> OrchestratorRunner::ConfirmLibvirtResumed(
         absl::StrCat("libvirt: the operation paused ", names,
                      " but this ucoded has no --libvirt_uri: resume them by hand"));
   }
-  return libvirt_->ResumePaused(op.paused_domains, kResumeDeadline);
+  return libvirt_->ResumePaused(op.paused_domains, op.operation, kResumeDeadline);
 }
 
 }  // namespace ucode::daemon

@@ -11,7 +11,7 @@
 // Beside it, optional libvirt domains (`--libvirt_uri`, libvirt_guests.h): one apply may
 // park both. Libvirt domains have no dead-man release, so the domains an apply is about to
 // suspend are journaled with BeginStep(STEP_PARKED), and ConfirmGuestsRunning resumes
-// those a dead instance left paused.
+// those a dead instance left paused and still marked (libvirt_guests.h).
 //
 // Threads: Apply/Stage run on the daemon's single operation thread (one at a time);
 // DescribeHost/ListGuests on any gRPC thread. The coordinator is touched only by
@@ -98,7 +98,8 @@ class OrchestratorRunner final : public UpdateRunner {
   // journal, event and cancel hooks; returns the report JSON (attached to a failure).
   using RunFn = std::function<orchestrator::UpdateReport(
       absl::Span<orchestrator::GuestGroup* const>, const orchestrator::UpdateCallbacks&)>;
-  absl::StatusOr<std::string> RunOnGuests(const std::vector<std::string>& guests,
+  absl::StatusOr<std::string> RunOnGuests(const std::string& operation,
+                                          const std::vector<std::string>& guests,
                                           ucode::v1::UpdateMode mode, StepSink& sink,
                                           const CancelToken& cancel, const RunFn& run);
   absl::Status StartFleet();

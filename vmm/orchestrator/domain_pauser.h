@@ -32,6 +32,7 @@ struct PauseOutcome {
   absl::Status status;
   bool paused_by_other = false;  // was already held by someone else: left alone
   absl::Duration latency;        // from the call's start to this domain held / released
+  std::string warning;           // held / released, but something beside it failed (report note)
 };
 
 class DomainPauser {

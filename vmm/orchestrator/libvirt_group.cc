@@ -112,7 +112,7 @@ absl::StatusOr<std::unique_ptr<LibvirtGuestGroup>> LibvirtGuestGroup::Create(
     return absl::FailedPreconditionError(absl::StrCat("--pause freeze: ", freezer.message()));
   }
   if (mode == PauseMode::kSuspend || !freezer.ok()) {
-    g->pauser_ = std::make_unique<SuspendPauser>(conn);
+    g->pauser_ = std::make_unique<SuspendPauser>(conn, g->options_.operation);
     if (!freezer.ok()) {
       g->notes_.push_back(absl::StrCat("domains suspended, not frozen: ", freezer.message()));
     }
@@ -172,7 +172,7 @@ absl::Status LibvirtGuestGroup::PreparePauser() {
   if (!s.ok() && options_.pause == PauseMode::kAuto &&
       (absl::IsUnimplemented(s) || absl::IsNotFound(s))) {
     notes_.push_back(absl::StrCat("domains suspended, not frozen: ", s.message()));
-    pauser_ = std::make_unique<SuspendPauser>(conn_);
+    pauser_ = std::make_unique<SuspendPauser>(conn_, options_.operation);
     s = pauser_->Prepare(refs, vcpus);
   }
   pauser_prepared_ = s.ok();
@@ -208,6 +208,7 @@ absl::Status LibvirtGuestGroup::Park(absl::Duration deadline) {
     Vm& vm = vms_[i];
     const PauseOutcome& r = results[i];
     vm.park_start = start;
+    if (!r.warning.empty()) notes_.push_back(r.warning);
     if (r.paused_by_other) {
       vm.paused_by_other = true;
       continue;
@@ -246,6 +247,7 @@ std::vector<std::string> LibvirtGuestGroup::ResumeOurs(absl::Duration deadline) 
     Vm& vm = vms_[i];
     const PauseOutcome& r = results[i];
     vm.release_start = start;
+    if (!r.warning.empty()) notes_.push_back(r.warning);
     if (!r.status.ok()) {
       failed.push_back(absl::StrCat(vm.domain.name(), ": ", r.status.message()));
       continue;

@@ -53,6 +53,10 @@ struct LibvirtGroupOptions {
   // How long the agents' measuring thread may run after prepare (sent as "measure-ms");
   // zero: no measuring asked for.
   absl::Duration measure_window = absl::Seconds(30);
+  // The operation ("operations/<id>") a suspended domain's park marker names
+  // (vmm/libvirt/park_marker.h), so that a restarted ucoded resumes only what it proves it
+  // paused; empty: no marker (front ends with no crash recovery).
+  std::string operation;
 };
 
 // What the guest's agent measured over the pause (its complete reply's "blackout").

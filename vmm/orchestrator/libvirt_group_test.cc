@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "vmm/libvirt/park_marker.h"
 
 namespace ucode::orchestrator {
 namespace {
@@ -33,17 +34,22 @@ class LibvirtGroupTest : public ::testing::Test {
     ASSERT_TRUE(conn_->CreateTransient(kSecondXml).ok());
   }
 
-  std::unique_ptr<LibvirtGuestGroup> Group(std::vector<std::string> names) {
+  std::unique_ptr<LibvirtGuestGroup> Group(std::vector<std::string> names,
+                                           std::string operation = "") {
     absl::StatusOr<std::vector<libvirt::Domain>> doms =
         conn_->ListDomains({.names_or_uuids = std::move(names)});
     EXPECT_TRUE(doms.ok()) << doms.status();
     if (!doms.ok()) return nullptr;
     absl::StatusOr<std::unique_ptr<LibvirtGuestGroup>> g =
-        LibvirtGuestGroup::Create(*conn_, *std::move(doms), {.host = "h1", .mode = "strict"});
+        LibvirtGuestGroup::Create(*conn_, *std::move(doms),
+                                  {.host = "h1", .mode = "strict", .operation = operation});
     EXPECT_TRUE(g.ok()) << g.status();
     return g.ok() ? *std::move(g) : nullptr;
   }
 
+  std::optional<std::string> Marker(const std::string& name) {
+    return *libvirt::ReadParkMarker(*conn_->LookupDomain(name));
+  }
   int State(const std::string& name) { return *conn_->LookupDomain(name)->State(); }
   int Count(const std::string& name, int type) {
     return conn_->events().CountLifecycle(conn_->LookupDomain(name)->uuid(), type);
@@ -104,6 +110,21 @@ TEST_F(LibvirtGroupTest, DomainPausedBySomeoneElseIsLeftPaused) {
   std::vector<VmReport> report = g->Report();
   ASSERT_EQ(report.size(), 2u);
   EXPECT_THAT(report[1].view_detail, HasSubstr("paused by someone else"));
+}
+
+// Recovery's proof (vmm/libvirt/park_marker.h): the marker names the operation exactly
+// while the domain is held by it, and a domain someone else paused never gets one.
+TEST_F(LibvirtGroupTest, SuspendedDomainsCarryTheOperationsMarkerWhileHeld) {
+  ASSERT_EQ(virDomainSuspend(conn_->LookupDomain("second")->get()), 0);
+  auto g = Group({"test", "second"}, "operations/5");
+  ASSERT_NE(g, nullptr);
+  ASSERT_TRUE(g->Park(kDeadline).ok());
+  EXPECT_EQ(Marker("test"), "operations/5");
+  EXPECT_EQ(Marker("second"), std::nullopt);
+  ASSERT_TRUE(g->Release(kDeadline).ok());
+  EXPECT_EQ(State("test"), VIR_DOMAIN_RUNNING);
+  EXPECT_EQ(Marker("test"), std::nullopt);
+  EXPECT_EQ(Marker("second"), std::nullopt);
 }
 
 TEST_F(LibvirtGroupTest, ParkIsAllOrNothing) {

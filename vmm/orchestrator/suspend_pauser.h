@@ -1,6 +1,8 @@
 // SuspendPauser: virDomainSuspend / virDomainResume of every domain at once, each
 // acknowledged by its lifecycle event (libvirt::Connection::SuspendAll / ResumeAll). A
-// domain already paused is reported paused_by_other and never resumed by us.
+// domain already paused is reported paused_by_other and never resumed by us. Each domain
+// it suspends carries the operation's park marker (vmm/libvirt/park_marker.h) from just
+// before virDomainSuspend until just after virDomainResume.
 #ifndef UCODE_VMM_ORCHESTRATOR_SUSPEND_PAUSER_H_
 #define UCODE_VMM_ORCHESTRATOR_SUSPEND_PAUSER_H_
 
@@ -12,7 +14,9 @@ namespace ucode::orchestrator {
 class SuspendPauser final : public DomainPauser {
  public:
   // `conn` must outlive the pauser.
-  explicit SuspendPauser(const libvirt::Connection& conn) : conn_(conn) {}
+  // `operation` is what the park markers name; empty: no markers.
+  SuspendPauser(const libvirt::Connection& conn, std::string operation)
+      : conn_(conn), operation_(std::move(operation)) {}
 
   [[nodiscard]] std::string name() const override { return "suspend"; }
   [[nodiscard]] absl::Status Prepare(absl::Span<const libvirt::Domain>,
@@ -27,6 +31,7 @@ class SuspendPauser final : public DomainPauser {
 
  private:
   const libvirt::Connection& conn_;
+  const std::string operation_;
 };
 
 }  // namespace ucode::orchestrator
