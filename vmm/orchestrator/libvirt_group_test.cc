@@ -34,6 +34,28 @@ class LibvirtGroupTest : public ::testing::Test {
     ASSERT_TRUE(conn_->CreateTransient(kSecondXml).ok());
   }
 
+  // The mock driver's state is shared by every connection of the process and outlives
+  // this one while anything (an event callback, a background agent call) still holds a
+  // reference: put it back as it was, so the next test starts from the same state.
+  void TearDown() override {
+    if (conn_ == nullptr) return;
+    if (virDomainPtr d = virDomainLookupByName(conn_->get(), "second")) {
+      virDomainDestroy(d);  // transient: gone once destroyed
+      virDomainFree(d);
+    }
+    if (virDomainPtr d = virDomainLookupByName(conn_->get(), "off")) {
+      virDomainUndefine(d);
+      virDomainFree(d);
+    }
+    if (virDomainPtr d = virDomainLookupByName(conn_->get(), "test")) {
+      int state = 0;
+      if (virDomainGetState(d, &state, nullptr, 0) == 0 && state == VIR_DOMAIN_PAUSED) {
+        virDomainResume(d);
+      }
+      virDomainFree(d);
+    }
+  }
+
   std::unique_ptr<LibvirtGuestGroup> Group(std::vector<std::string> names,
                                            std::string operation = "") {
     absl::StatusOr<std::vector<libvirt::Domain>> doms =
