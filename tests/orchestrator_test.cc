@@ -301,7 +301,7 @@ TEST(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
   Fleet fleet(Specs(1, 2));
   ASSERT_TRUE(fleet.ok());
   platform::EmulatedHostConfig config = platform::DemoHostConfig();
-  config.mailbox.fault = staging::MailboxFault::kStatusError;
+  config.mailbox.fault = platform::MailboxFault::kStatusError;
   config.mailbox.at = 1;
   auto host = Host(config);
   ASSERT_NE(host, nullptr);

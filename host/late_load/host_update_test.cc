@@ -42,7 +42,7 @@ TEST(HostUpdate, StagedLoadOnTheDemoHost) {
 
 TEST(HostUpdate, FailedStagingStillLoadsUnstaged) {
   EmulatedHostConfig config;
-  config.mailbox.fault = staging::MailboxFault::kStatusError;
+  config.mailbox.fault = platform::MailboxFault::kStatusError;
   auto host = Host(config);
   auto report = RunHostUpdate(*host, File(), {});
   ASSERT_TRUE(report.ok()) << report.status();
@@ -54,7 +54,7 @@ TEST(HostUpdate, FailedStagingStillLoadsUnstaged) {
 
 TEST(HostUpdate, OnePackageStagedIsTheCriticalPathOfTheOther) {
   EmulatedHostConfig config;
-  config.mailbox_by_package[1].fault = staging::MailboxFault::kResponseError;
+  config.mailbox_by_package[1].fault = platform::MailboxFault::kResponseError;
   auto host = Host(config);
   auto report = RunHostUpdate(*host, File(), {});
   ASSERT_TRUE(report.ok());

@@ -27,10 +27,13 @@
 namespace ucode::late_load {
 
 // Where the VMM side holds every vCPU. before_activation runs on the caller's thread just
-// before the rendezvous; if it fails, the load is abandoned with the host untouched and
-// after_activation is not called. after_activation runs once every CPU has left the
-// rendezvous (whatever the outcome), before RunLateLoad returns: the place to set the
-// guests' revision while their vCPUs are still held.
+// before the rendezvous (or the reload write); if it fails, the load is abandoned with the
+// host untouched and after_activation is not called. after_activation runs on the caller's
+// thread once every CPU has left the rendezvous (whatever the outcome), before RunLateLoad
+// returns. Whatever before_activation holds stays held when RunLateLoad returns: the
+// orchestrator sets the guests' revision and releases them after it returns
+// (vmm/orchestrator/update_operation.cc), and sets no after_activation; the tests use it
+// to look at the host inside the hold.
 struct LateLoadHooks {
   std::function<absl::Status()> before_activation;
   std::function<void()> after_activation;

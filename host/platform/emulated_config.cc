@@ -88,7 +88,7 @@ absl::Status Apply(EmulatedHostConfig& c, absl::string_view key, absl::string_vi
     return absl::OkStatus();
   }
   if (key == "mailbox_fault") {
-    absl::StatusOr<staging::MailboxFault> fault = staging::ParseMailboxFault(value);
+    absl::StatusOr<MailboxFault> fault = ParseMailboxFault(value);
     if (!fault.ok()) return absl::InvalidArgumentError("mailbox_fault: not a fault name");
     c.mailbox.fault = *fault;
     return absl::OkStatus();

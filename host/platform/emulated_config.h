@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "host/staging/mailbox_model.h"
+#include "host/platform/mailbox_model.h"
 
 namespace ucode::platform {
 
@@ -44,8 +44,8 @@ struct EmulatedHostConfig {
   bool staging = true;  // ARCH_CAPABILITIES bit 16 and MCU_ENUMERATION bit 4
   uint64_t mailbox_base = 0xfd000000;  // package p's mailbox at base + p * stride
   uint64_t mailbox_stride = 0x1000;
-  staging::MailboxBehavior mailbox;                    // every package
-  std::map<int, staging::MailboxBehavior> mailbox_by_package;  // overrides
+  MailboxBehavior mailbox;                            // every package
+  std::map<int, MailboxBehavior> mailbox_by_package;  // overrides
 
   ActivationModel activation;
   std::set<int> failing_cpus;  // WRMSR 0x79 is rejected on these (fault injection)

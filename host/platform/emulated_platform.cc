@@ -5,7 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "host/base/status_macros.h"
 #include "host/microcode/microcode_image.h"
-#include "host/staging/mailbox_protocol.h"
+#include "host/platform/mailbox_protocol.h"
 
 namespace ucode::platform {
 namespace {
@@ -13,12 +13,12 @@ namespace {
 // A window onto one package's mailbox model.
 class EmulatedMmioWindow : public MmioWindow {
  public:
-  explicit EmulatedMmioWindow(staging::MailboxModel* model) : model_(model) {}
+  explicit EmulatedMmioWindow(MailboxModel* model) : model_(model) {}
   uint32_t Read32(uint32_t offset) override { return model_->Read32(offset); }
   void Write32(uint32_t offset, uint32_t value) override { model_->Write32(offset, value); }
 
  private:
-  staging::MailboxModel* model_;  // owned by the platform, which outlives its windows
+  MailboxModel* model_;  // owned by the platform, which outlives its windows
 };
 
 absl::Status GeneralProtection(const char* op, int cpu, uint32_t msr) {
@@ -59,7 +59,7 @@ EmulatedPlatform::EmulatedPlatform(const EmulatedHostConfig& config) : config_(c
   }
   for (int p = 0; p < config.packages; ++p) {
     auto it = config.mailbox_by_package.find(p);
-    mailboxes_.push_back(std::make_unique<staging::MailboxModel>(
+    mailboxes_.push_back(std::make_unique<MailboxModel>(
         it == config.mailbox_by_package.end() ? config.mailbox : it->second));
   }
   revision_.assign(config.cpu_count(), config.revision);
@@ -122,7 +122,7 @@ absl::StatusOr<std::unique_ptr<MmioWindow>> EmulatedPlatform::MapMmio(uint64_t p
                                                                      size_t size) {
   for (int p = 0; p < config_.packages && config_.staging; ++p) {
     const uint64_t base = config_.mailbox_base + static_cast<uint64_t>(p) * config_.mailbox_stride;
-    if (phys_addr == base && size <= staging::kMboxWindowSize) {
+    if (phys_addr == base && size <= kMboxWindowSize) {
       return std::unique_ptr<MmioWindow>(new EmulatedMmioWindow(mailboxes_[p].get()));
     }
   }

@@ -15,8 +15,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "host/platform/emulated_config.h"
+#include "host/platform/mailbox_model.h"
 #include "host/platform/platform.h"
-#include "host/staging/mailbox_model.h"
 
 namespace ucode::platform {
 
@@ -43,7 +43,7 @@ class EmulatedPlatform : public Platform {
       absl::Span<const uint8_t> update) override;
 
   [[nodiscard]] const EmulatedHostConfig& config() const { return config_; }
-  staging::MailboxModel& mailbox(int package) { return *mailboxes_[package]; }
+  MailboxModel& mailbox(int package) { return *mailboxes_[package]; }
   // True if `package`'s mailbox holds exactly `update` (cached per buffer and generation).
   bool IsStaged(int package, absl::Span<const uint8_t> update);
 
@@ -53,7 +53,7 @@ class EmulatedPlatform : public Platform {
 
   const EmulatedHostConfig config_;
   Topology topology_;
-  std::vector<std::unique_ptr<staging::MailboxModel>> mailboxes_;
+  std::vector<std::unique_ptr<MailboxModel>> mailboxes_;
 
   struct StagedCacheEntry {
     const uint8_t* data = nullptr;

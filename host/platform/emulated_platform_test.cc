@@ -87,7 +87,7 @@ TEST(EmulatedHostConfig, ParsesKeyValueText) {
   EXPECT_EQ(c->signature, 0xa06d1u);
   EXPECT_EQ(c->platform_id, 4u);
   EXPECT_FALSE(c->staging);
-  EXPECT_EQ(c->mailbox.fault, staging::MailboxFault::kRepeatChunk);
+  EXPECT_EQ(c->mailbox.fault, MailboxFault::kRepeatChunk);
   EXPECT_EQ(c->mailbox.count, 3);
 }
 

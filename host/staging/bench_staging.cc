@@ -32,13 +32,13 @@
 #include "host/microcode/microcode_image.h"
 #include "host/microcode/release_dir.h"
 #include "host/platform/emulated_platform.h"
-#include "host/staging/mailbox_model.h"
+#include "host/platform/mailbox_model.h"
 #include "host/staging/staging_driver.h"
 
 namespace ucode {
 namespace {
 
-using staging::MailboxModel;
+using platform::MailboxModel;
 
 constexpr const char* kFiles[] = {"06-8f-08", "06-ad-01"};
 constexpr absl::Duration kSlowAccess = absl::Nanoseconds(100);
@@ -68,7 +68,7 @@ double Median(std::vector<double> v) {
 }
 
 platform::EmulatedHostConfig HostFor(const microcode::MicrocodeHeader& h, int packages, int cores,
-                                     int threads, staging::MailboxBehavior mailbox = {}) {
+                                     int threads, platform::MailboxBehavior mailbox = {}) {
   platform::EmulatedHostConfig c;
   c.packages = packages;
   c.cores_per_package = cores;
@@ -130,7 +130,7 @@ staging::StagingOptions ImmediatePoll() {
 }
 
 absl::Status StageOnce(platform::EmulatedPlatform& host, absl::Span<const uint8_t> image) {
-  auto window = host.MapMmio(host.config().mailbox_base, staging::kMboxWindowSize);
+  auto window = host.MapMmio(host.config().mailbox_base, platform::kMboxWindowSize);
   if (!window.ok()) return window.status();
   staging::PackageStaging r;
   return staging::StageThroughMailbox(**window, image, ImmediatePoll(), r);
@@ -310,7 +310,7 @@ int CallgrindMain(const std::string& dir, const std::string& only) {
     if (!images.ok()) return 1;
     auto host = platform::EmulatedPlatform::Create(HostFor(images->front().header, 1, 1, 1));
     const absl::Status s = StageOnce(**host, images->front().bytes);
-    const staging::MailboxStats stats = (*host)->mailbox(0).stats();
+    const platform::MailboxStats stats = (*host)->mailbox(0).stats();
     std::printf("%s bytes=%zu dwords=%zu accesses=%lu status=%s\n", name,
                 images->front().bytes.size(), images->front().bytes.size() / 4,
                 static_cast<unsigned long>(stats.register_accesses), s.ToString().c_str());

@@ -15,14 +15,14 @@ namespace {
 using platform::MmioWindow;
 
 // The narrow data registers (mailbox_protocol.h): one dword at a time, reads acknowledged.
-void WriteDword(MmioWindow& m, uint32_t v) { m.Write32(kMboxWrDataOffset, v); }
+void WriteDword(MmioWindow& m, uint32_t v) { m.Write32(platform::kMboxWrDataOffset, v); }
 void WriteQword(MmioWindow& m, uint64_t v) {
   WriteDword(m, static_cast<uint32_t>(v));
   WriteDword(m, static_cast<uint32_t>(v >> 32));
 }
 uint32_t ReadDword(MmioWindow& m) {
-  const uint32_t v = m.Read32(kMboxRdDataOffset);
-  m.Write32(kMboxRdDataOffset, 0);
+  const uint32_t v = m.Read32(platform::kMboxRdDataOffset);
+  m.Write32(platform::kMboxRdDataOffset, 0);
   return v;
 }
 
@@ -34,13 +34,13 @@ absl::Status WaitForTransaction(MmioWindow& m, int package, size_t offset,
   const absl::Time deadline = absl::Now() + options.transaction_timeout;
   for (;;) {
     if (options.poll_interval > absl::ZeroDuration()) absl::SleepFor(options.poll_interval);
-    const uint32_t status = m.Read32(kMboxStatusOffset);
-    if (status & kMboxStatusError) {
+    const uint32_t status = m.Read32(platform::kMboxStatusOffset);
+    if (status & platform::kMboxStatusError) {
       return absl::AbortedError(absl::StrFormat(
           "package %d: mailbox STATUS.ERROR (0x%08x) for chunk at offset 0x%x", package, status,
           offset));
     }
-    if (status & kMboxStatusReady) return absl::OkStatus();
+    if (status & platform::kMboxStatusReady) return absl::OkStatus();
     if (absl::Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrFormat(
           "package %d: mailbox not READY %s after GO for chunk at offset 0x%x", package,
@@ -56,8 +56,9 @@ absl::Status WaitForTransaction(MmioWindow& m, int package, size_t offset,
 // The per-dword path: one unaligned load and one narrow register write per dword, nothing
 // else (no allocation, lock or clock read per dword).
 void SendChunk(MmioWindow& m, absl::Span<const uint8_t> chunk) {
-  WriteQword(m, MboxHeader(kMboxHeaderBytes + kMboxCommandBytes + chunk.size()));
-  WriteQword(m, kMboxCommandLoad);
+  WriteQword(m, platform::MboxHeader(platform::kMboxHeaderBytes + platform::kMboxCommandBytes +
+                                     chunk.size()));
+  WriteQword(m, platform::kMboxCommandLoad);
   // Image spans carry no alignment promise; memcpy compiles to a plain load.
   const uint8_t* p = chunk.data();
   const uint8_t* const end = p + chunk.size();
@@ -66,7 +67,7 @@ void SendChunk(MmioWindow& m, absl::Span<const uint8_t> chunk) {
     std::memcpy(&dword, p, sizeof(dword));
     WriteDword(m, dword);
   }
-  m.Write32(kMboxControlOffset, kMboxControlGo);
+  m.Write32(platform::kMboxControlOffset, platform::kMboxControlGo);
 }
 
 // Per-package transfer counters, kept on the staging thread's stack and copied to the
@@ -85,7 +86,7 @@ absl::Status Transfer(MmioWindow& m, absl::Span<const uint8_t> image, const Stag
 absl::Status StageThroughMailbox(MmioWindow& m, absl::Span<const uint8_t> image,
                                  const StagingOptions& options, PackageStaging& r) {
   const size_t size = image.size();
-  if (size == 0 || size % 4 != 0 || size >= kMboxOffsetEnd) {
+  if (size == 0 || size % 4 != 0 || size >= platform::kMboxOffsetEnd) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "package %d: image size 0x%x is not a non-zero multiple of 4", r.package, size));
   }
@@ -105,20 +106,20 @@ absl::Status Transfer(MmioWindow& m, absl::Span<const uint8_t> image, const Stag
                       int pkg, TransferCounters& c) {
   const size_t size = image.size();
   // ABORT resets the device; it needs no status check (kernel: init_stage()).
-  m.Write32(kMboxControlOffset, kMboxControlAbort);
+  m.Write32(platform::kMboxControlOffset, platform::kMboxControlAbort);
   // Times each chunk was sent, by the 4 KiB page its offset falls in (the device asks for
   // page offsets; an unaligned one counts against its page). One allocation per package.
-  std::vector<int> sends(size / kMboxChunkBytes + 1, 0);
+  std::vector<int> sends(size / platform::kMboxChunkBytes + 1, 0);
   size_t offset = 0;
   for (;;) {
-    const size_t chunk = std::min(kMboxChunkBytes, size - offset);
+    const size_t chunk = std::min(platform::kMboxChunkBytes, size - offset);
     if (c.bytes_sent + chunk > 2 * size) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "package %d: transfer budget exhausted: 0x%x bytes sent, next chunk 0x%x at 0x%x would "
           "pass 2x image size 0x%x",
           pkg, c.bytes_sent, chunk, offset, size));
     }
-    int& times = sends[offset / kMboxChunkBytes];
+    int& times = sends[offset / platform::kMboxChunkBytes];
     if (times > options.max_chunk_retransmits) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "package %d: chunk at offset 0x%x requested %d times, retransmit cap %d", pkg, offset,
@@ -140,27 +141,27 @@ absl::Status Transfer(MmioWindow& m, absl::Span<const uint8_t> image, const Stag
     header |= uint64_t{ReadDword(m)} << 32;
     const uint32_t next = ReadDword(m);
     const uint32_t status = ReadDword(m);
-    if (header != kMboxResponseHeader) {
-      return absl::DataLossError(absl::StrFormat(
-          "package %d: response header 0x%016x, expected 0x%016x (chunk at 0x%x)", pkg, header,
-          kMboxResponseHeader, offset));
+    if (header != platform::kMboxResponseHeader) {
+      return absl::DataLossError(
+          absl::StrFormat("package %d: response header 0x%016x, expected 0x%016x (chunk at 0x%x)",
+                          pkg, header, platform::kMboxResponseHeader, offset));
     }
-    if (status & kMboxResponseError) {
+    if (status & platform::kMboxResponseError) {
       return absl::AbortedError(absl::StrFormat(
           "package %d: response status 0x%x has the error bit (chunk at 0x%x)", pkg, status, offset));
     }
-    if (next != kMboxOffsetEnd && next >= size) {
+    if (next != platform::kMboxOffsetEnd && next >= size) {
       return absl::OutOfRangeError(absl::StrFormat(
           "package %d: response offset 0x%x beyond image end 0x%x", pkg, next, size));
     }
     // Chunks are sent a dword at a time: an unaligned offset would make the last chunk's
     // loop step over the image's end.
-    if (next != kMboxOffsetEnd && next % 4 != 0) {
+    if (next != platform::kMboxOffsetEnd && next % 4 != 0) {
       return absl::OutOfRangeError(absl::StrFormat(
           "package %d: response offset 0x%x is not a multiple of 4 (chunk at 0x%x)", pkg, next,
           offset));
     }
-    const bool done = next == kMboxOffsetEnd;
+    const bool done = next == platform::kMboxOffsetEnd;
     offset = done ? size : next;
     if (options.progress) {
       options.progress(StagingProgress{.package = pkg,
@@ -213,14 +214,14 @@ void StageOnePackage(platform::Platform& platform, absl::Span<const uint8_t> ima
     }
     ASSIGN_OR_RETURN(r.mailbox_addr, platform.ReadMsr(r.cpu, platform::kMsrMcuStagingMboxAddr));
     absl::StatusOr<std::unique_ptr<platform::MmioWindow>> window =
-        platform.MapMmio(r.mailbox_addr, kMboxWindowSize);
+        platform.MapMmio(r.mailbox_addr, platform::kMboxWindowSize);
     if (!window.ok()) {
       return absl::Status(window.status().code(),
                           absl::StrCat("package ", r.package, ": ", window.status().message()));
     }
     absl::Status s = StageThroughMailbox(**window, image, options, r);
     // Leave a failed device idle rather than mid-transfer: nothing half-staged remains.
-    if (!s.ok()) (*window)->Write32(kMboxControlOffset, kMboxControlAbort);
+    if (!s.ok()) (*window)->Write32(platform::kMboxControlOffset, platform::kMboxControlAbort);
     return s;
   }();
   r.elapsed = absl::Now() - start;

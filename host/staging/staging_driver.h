@@ -24,8 +24,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "host/platform/mailbox_protocol.h"
 #include "host/platform/platform.h"
-#include "host/staging/mailbox_protocol.h"
 
 namespace ucode::staging {
 
@@ -41,12 +41,12 @@ struct StagingProgress {
 using StagingProgressFn = std::function<void(const StagingProgress&)>;
 
 struct StagingOptions {
-  absl::Duration transaction_timeout = kMboxTransactionTimeout;
+  absl::Duration transaction_timeout = platform::kMboxTransactionTimeout;
   // STATUS is first read one interval after GO, then once per interval (the kernel's
   // wait_for_transaction(): msleep(1) before every read), so a READY still set from the
   // previous transaction is not taken for this one's. Zero polls at once: only for a
   // device known to clear READY at GO (the model in benchmarks).
-  absl::Duration poll_interval = kMboxPollInterval;
+  absl::Duration poll_interval = platform::kMboxPollInterval;
   int max_chunk_retransmits = 8;  // per chunk offset
   bool parallel = true;
   StagingProgressFn progress;     // optional; called from staging threads

@@ -14,6 +14,10 @@ namespace {
 
 using platform::EmulatedHostConfig;
 using platform::EmulatedPlatform;
+using platform::MailboxBehavior;
+using platform::MailboxFault;
+using platform::MailboxModel;
+using platform::MailboxStats;
 
 std::vector<uint8_t> Image(size_t data_size = 40 * 1024 - microcode::kHeaderSize) {
   microcode::GeneratorOptions o;
@@ -275,17 +279,18 @@ class ScriptedMailbox : public platform::MmioWindow {
  public:
   explicit ScriptedMailbox(std::vector<uint32_t> offsets) : offsets_(std::move(offsets)) {}
   uint32_t Read32(uint32_t offset) override {
-    if (offset == kMboxStatusOffset) return kMboxStatusReady;
-    if (offset != kMboxRdDataOffset || next_read_ >= response_.size()) return 0;
+    if (offset == platform::kMboxStatusOffset) return platform::kMboxStatusReady;
+    if (offset != platform::kMboxRdDataOffset || next_read_ >= response_.size()) return 0;
     return response_[next_read_];
   }
   void Write32(uint32_t offset, uint32_t value) override {
-    if (offset == kMboxRdDataOffset && value == 0) ++next_read_;
-    if (offset == kMboxControlOffset && value == kMboxControlGo) {
-      const uint32_t next = gos_ < offsets_.size() ? offsets_[gos_] : kMboxOffsetEnd;
+    if (offset == platform::kMboxRdDataOffset && value == 0) ++next_read_;
+    if (offset == platform::kMboxControlOffset && value == platform::kMboxControlGo) {
+      const uint32_t next = gos_ < offsets_.size() ? offsets_[gos_] : platform::kMboxOffsetEnd;
       ++gos_;
-      response_ = {static_cast<uint32_t>(kMboxResponseHeader),
-                   static_cast<uint32_t>(kMboxResponseHeader >> 32), next, kMboxResponseSuccess};
+      response_ = {static_cast<uint32_t>(platform::kMboxResponseHeader),
+                   static_cast<uint32_t>(platform::kMboxResponseHeader >> 32), next,
+                   platform::kMboxResponseSuccess};
       next_read_ = 0;
     }
   }
@@ -353,15 +358,16 @@ TEST(StagingDriver, SequentialModeGivesTheSameResult) {
 TEST(StagingDriver, DriverProtocolViolationsAreCaughtByTheModel) {
   MailboxModel model;
   // A request whose header size lies about the dwords written.
-  model.Write32(kMboxControlOffset, kMboxControlAbort);
-  const uint64_t header = MboxHeader(16 + 64);
-  model.Write32(kMboxWrDataOffset, static_cast<uint32_t>(header));
-  model.Write32(kMboxWrDataOffset, static_cast<uint32_t>(header >> 32));
-  model.Write32(kMboxWrDataOffset, kMboxCommandLoad);
-  model.Write32(kMboxWrDataOffset, 0);
-  model.Write32(kMboxWrDataOffset, 0x1234);
-  model.Write32(kMboxControlOffset, kMboxControlGo);
-  EXPECT_EQ(model.Read32(kMboxStatusOffset), kMboxStatusReady | kMboxStatusError);
+  model.Write32(platform::kMboxControlOffset, platform::kMboxControlAbort);
+  const uint64_t header = platform::MboxHeader(16 + 64);
+  model.Write32(platform::kMboxWrDataOffset, static_cast<uint32_t>(header));
+  model.Write32(platform::kMboxWrDataOffset, static_cast<uint32_t>(header >> 32));
+  model.Write32(platform::kMboxWrDataOffset, platform::kMboxCommandLoad);
+  model.Write32(platform::kMboxWrDataOffset, 0);
+  model.Write32(platform::kMboxWrDataOffset, 0x1234);
+  model.Write32(platform::kMboxControlOffset, platform::kMboxControlGo);
+  EXPECT_EQ(model.Read32(platform::kMboxStatusOffset),
+            platform::kMboxStatusReady | platform::kMboxStatusError);
   EXPECT_EQ(model.last_protocol_error(), "mailbox header size 20 dwords but 5 dwords written");
 }
 

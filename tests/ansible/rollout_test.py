@@ -2,7 +2,7 @@
 """The ucode.fleet Ansible collection against real ucoded instances.
 
 Eight ucoded daemons on private sockets, each with its own journal and emulated host
-(one with a real KVM fleet), play a fleet: hosts the image fits, one already up to date,
+(two with a real KVM fleet), play a fleet: hosts the image fits, one already up to date,
 two it does not fit. ansible-playbook runs the collection's rollout.yml over them (local
 connection, one socket per host) in check mode, for real, again, and then over a fresh
 fleet whose canary fails. Every assertion reads the daemons' own state or the playbook's

@@ -71,19 +71,16 @@ class StepSink {
                     const ucode::v1::StagingProgress* staging = nullptr) = 0;
 };
 
-// Set by the daemon when a caller cancels; read by the runner in long waits (staging
-// polls, park deadlines) before the rendezvous. After the rendezvous begins it is never set.
+// Set by the daemon when a caller cancels; never set once BeginStep(STEP_PARKED) has
+// succeeded. The runner reads it before each step that changes the host or a VM and inside
+// a staging transfer (before each mailbox transaction and while a slow device is polled;
+// the cancelled package's mailbox is reset with ABORT).
 class CancelToken {
  public:
   void Cancel() {
     if (!notification_.HasBeenNotified()) notification_.Notify();
   }
   [[nodiscard]] bool Cancelled() const { return notification_.HasBeenNotified(); }
-  // True if cancelled within `timeout`: lets a runner wait for "cancel or timeout" without
-  // sleep-polling.
-  [[nodiscard]] bool WaitForCancel(absl::Duration timeout) const {
-    return notification_.WaitForNotificationWithTimeout(timeout);
-  }
 
  private:
   absl::Notification notification_;

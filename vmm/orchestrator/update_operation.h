@@ -41,7 +41,8 @@ struct UpdateCallbacks {
   // A step finished, or (kStaging with `staging` set) staging progress. Must not block:
   // it is called while vCPUs are parked, and from staging threads.
   std::function<void(Step, absl::string_view, const staging::StagingProgress*)> emit;
-  // Polled between steps until the rendezvous begins; true aborts with CANCELLED.
+  // Polled before each step until the rendezvous begins, and inside the staging transfer
+  // (staging::StagingOptions::cancelled); true aborts with CANCELLED.
   std::function<bool()> cancelled;
 };
 

@@ -6,15 +6,15 @@
 //    response is read from RDDATA and acknowledged by writing 0 to RDDATA;
 //  - request = 64-bit mailbox header, 64-bit command (LOAD), then up to one page of image;
 //  - response = 64-bit header, next offset, status; 0xFFFFFFFF as next offset ends staging.
-#ifndef UCODE_HOST_STAGING_MAILBOX_PROTOCOL_H_
-#define UCODE_HOST_STAGING_MAILBOX_PROTOCOL_H_
+#ifndef UCODE_HOST_PLATFORM_MAILBOX_PROTOCOL_H_
+#define UCODE_HOST_PLATFORM_MAILBOX_PROTOCOL_H_
 
 #include <cstddef>
 #include <cstdint>
 
 #include "absl/time/time.h"
 
-namespace ucode::staging {
+namespace ucode::platform {
 
 inline constexpr size_t kMboxWindowSize = 16;  // 4 registers x 4 bytes
 inline constexpr uint32_t kMboxControlOffset = 0x0;
@@ -54,6 +54,6 @@ constexpr uint64_t MboxHeader(size_t total_bytes) {
 // The only valid response header: a header plus the 8-byte response body.
 inline constexpr uint64_t kMboxResponseHeader = MboxHeader(kMboxHeaderBytes + kMboxResponseBytes);
 
-}  // namespace ucode::staging
+}  // namespace ucode::platform
 
-#endif  // UCODE_HOST_STAGING_MAILBOX_PROTOCOL_H_
+#endif  // UCODE_HOST_PLATFORM_MAILBOX_PROTOCOL_H_

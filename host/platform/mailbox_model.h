@@ -15,8 +15,8 @@
 // each GO, ABORT and at the acknowledgement of a response's last dword, against one clock
 // read: the device's own clock reads and bookkeeping do not inflate the charged time, and
 // the time between accesses (the driver's work) adds to it, as on real uncached MMIO.
-#ifndef UCODE_HOST_STAGING_MAILBOX_MODEL_H_
-#define UCODE_HOST_STAGING_MAILBOX_MODEL_H_
+#ifndef UCODE_HOST_PLATFORM_MAILBOX_MODEL_H_
+#define UCODE_HOST_PLATFORM_MAILBOX_MODEL_H_
 
 #include <array>
 #include <atomic>
@@ -29,9 +29,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "host/staging/mailbox_protocol.h"
+#include "host/platform/mailbox_protocol.h"
 
-namespace ucode::staging {
+namespace ucode::platform {
 
 enum class MailboxFault {
   kNone,
@@ -157,6 +157,6 @@ class alignas(64) MailboxModel {
   std::string last_protocol_error_;    // guarded by mu_
 };
 
-}  // namespace ucode::staging
+}  // namespace ucode::platform
 
-#endif  // UCODE_HOST_STAGING_MAILBOX_MODEL_H_
+#endif  // UCODE_HOST_PLATFORM_MAILBOX_MODEL_H_

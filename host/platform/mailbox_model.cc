@@ -1,4 +1,4 @@
-#include "host/staging/mailbox_model.h"
+#include "host/platform/mailbox_model.h"
 
 #include <algorithm>
 #include <chrono>
@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_format.h"
 #include "host/microcode/microcode_image.h"
-#include "host/staging/mailbox_protocol.h"
+#include "host/platform/mailbox_protocol.h"
 
-namespace ucode::staging {
+namespace ucode::platform {
 namespace {
 
 // Images larger than this are refused when their header arrives (the largest public image,
@@ -309,4 +309,4 @@ std::string MailboxModel::last_protocol_error() const {
   return last_protocol_error_;
 }
 
-}  // namespace ucode::staging
+}  // namespace ucode::platform
