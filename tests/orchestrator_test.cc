@@ -26,9 +26,10 @@ using ::testing::HasSubstr;
 constexpr uint32_t kOld = 0x2b000000;  // DemoHostConfig().revision
 constexpr uint32_t kNew = 0x2b000001;
 
-std::vector<uint8_t> Image() {
-  microcode::GeneratorOptions g;  // 0x806f8, pf 0x87 (platform id 7), kOld -> kNew
-  g.revision = kNew;
+// 0x806f8, pf 0x87 (platform id 7), loads on kOld and after.
+std::vector<uint8_t> Image(uint32_t revision = kNew) {
+  microcode::GeneratorOptions g;
+  g.revision = revision;
   g.min_req_revision = kOld;
   auto image = microcode::GenerateImage(g);
   EXPECT_TRUE(image.ok()) << image.status();
@@ -109,14 +110,14 @@ orchestrator::UpdateOptions Options(UpdateMode mode) {
 
 // Every vCPU ends with the new revision and never saw it go backwards; in strict mode
 // no vCPU read it before its own park ended (iterations order guest reads against the
-// park without trusting clocks, as in vmm_rendezvous_test).
-void ExpectGuestsSwitched(rendezvous::Coordinator& c, bool strict) {
+// park without trusting clocks).
+void ExpectGuestsSwitched(rendezvous::Coordinator& c, bool strict, uint32_t revision = kNew) {
   auto views = c.ReadGuestViews();
   ASSERT_TRUE(views.ok()) << views.status();
-  const uint64_t msr = uint64_t{kNew} << 32;
+  const uint64_t msr = uint64_t{revision} << 32;
   for (const rendezvous::VmResult& vm : *views) {
     EXPECT_EQ(vm.revision_before, kOld) << vm.name;
-    EXPECT_EQ(vm.revision_after, kNew) << vm.name;
+    EXPECT_EQ(vm.revision_after, revision) << vm.name;
     for (const rendezvous::VcpuView& v : vm.vcpus) {
       EXPECT_EQ(v.rev_msr, msr) << vm.name << " vcpu " << v.index;
       EXPECT_EQ(v.backwards, 0u) << vm.name << " vcpu " << v.index;
@@ -142,7 +143,8 @@ struct RecordedRun {
   int parked_at_activation = -1;
 };
 
-RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode mode) {
+RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode mode,
+                              uint32_t revision = kNew) {
   RecordedRun run;
   orchestrator::UpdateCallbacks cb;
   cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
@@ -153,7 +155,7 @@ RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode
     }
   };
   orchestrator::GuestGroup* groups[] = {fleet.group()};
-  run.report = orchestrator::RunUpdate(host, Image(), groups, Options(mode), cb);
+  run.report = orchestrator::RunUpdate(host, Image(revision), groups, Options(mode), cb);
   return run;
 }
 
@@ -195,6 +197,9 @@ TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
     EXPECT_EQ(vm.backwards, 0u);
     EXPECT_GT(vm.time_parked, absl::ZeroDuration());
     EXPECT_GE(vm.time_parked, r.host->load.activation_window) << vm.name;  // held across it
+    // What each guest measured itself: the gap across the hold, and before it.
+    EXPECT_GT(vm.guest_blackout, absl::ZeroDuration()) << vm.name;
+    EXPECT_GT(vm.baseline_max_gap, absl::ZeroDuration()) << vm.name;
     longest = std::max(longest, vm.time_parked);
   }
   EXPECT_EQ(r.held, longest);
@@ -206,6 +211,47 @@ TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   EXPECT_THAT(json, HasSubstr("\"baseline_max_gap_us\":"));
   EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("baseline max gap"));
   EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("verified"));
+}
+
+// Two updates in a row over three VMs: each activates once, with every vCPU held, and
+// every guest switches to each new revision only after its own park, never backwards.
+TEST(OrchestratorTest, EachUpdateInARowSwitchesEveryGuestAfterAllParked) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(3, 2));
+  ASSERT_TRUE(fleet.ok());
+  auto host = Host();
+  ASSERT_NE(host, nullptr);
+  for (uint32_t rev : {kNew, kNew + 1}) {
+    RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kStrict, rev);
+    ASSERT_TRUE(run.report.status.ok()) << run.report.status;
+    EXPECT_EQ(std::count(run.steps.begin(), run.steps.end(), Step::kActivated), 1);
+    EXPECT_EQ(run.parked_at_activation, 6);
+    for (uint32_t host_rev : HostRevisions(*host)) EXPECT_EQ(host_rev, rev);
+    ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true, rev);
+    EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kRunning), 6);
+  }
+}
+
+// The host's rendezvous fails (a CPU never arrives, as in the kernel's wait_for_cpus()):
+// no CPU takes the update, every vCPU is released and every guest keeps the old view.
+TEST(OrchestratorTest, FailedActivationReleasesEveryVcpuWithTheOldView) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(2, 1));
+  ASSERT_TRUE(fleet.ok());
+  auto host = Host();
+  ASSERT_NE(host, nullptr);
+  orchestrator::UpdateOptions o = Options(UpdateMode::kStrict);
+  o.late_load.faults.never_arrive = {1};
+  o.late_load.arrival_timeout = absl::Milliseconds(50);
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, o);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kAborted) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("host load"));
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
+  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+  auto views = fleet.coordinator().ReadGuestViews();
+  ASSERT_TRUE(views.ok()) << views.status();
+  for (const rendezvous::VmResult& vm : *views) EXPECT_EQ(vm.revision_after, kOld) << vm.name;
 }
 
 TEST(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
