@@ -181,21 +181,20 @@ absl::Status MeasureRendezvous(int vms, int vcpus, int rounds, bool blackout, Sa
   uint32_t revision = 0x100;
   for (int i = -kWarmup; i < rounds; ++i) {
     if (blackout) {
-      // The whole rendezvous (no-op activation): the spin guests record the gap that
-      // spans the park once they read the new revision (guest_view_timeout waits for it).
-      rendezvous::RendezvousOptions o;
-      o.revision = ++revision;
-      o.activate = [] { return absl::OkStatus(); };
-      o.park_deadline = absl::Seconds(2);
-      o.step_deadline = absl::Seconds(2);
-      o.guest_view_timeout = absl::Seconds(5);
-      absl::StatusOr<rendezvous::RendezvousReport> rep = (*c)->Rendezvous(o);
-      if (!rep.ok()) {
+      // Park, then the release that hands over a new view (no activation between): the
+      // spin guests record the gap that spans the park once they run again.
+      absl::Status parked = (*c)->Park(absl::Seconds(2));
+      absl::Status released =
+          parked.ok() ? (*c)->ReleaseWithRevision(++revision, absl::Seconds(2)) : parked;
+      if (released.ok()) released = (*c)->WaitGuestsRanAfterPark(absl::Seconds(5));
+      absl::StatusOr<std::vector<rendezvous::VmResult>> views =
+          released.ok() ? (*c)->ReadGuestViews() : released;
+      if (!views.ok()) {
         ++s.failures;
         continue;
       }
       double worst = 0;
-      for (const rendezvous::VmResult& vm : rep->vms_result) {
+      for (const rendezvous::VmResult& vm : *views) {
         worst = std::max(worst, Us(vm.guest_blackout));
       }
       if (i >= 0) s.blackout_us.push_back(worst);

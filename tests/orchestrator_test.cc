@@ -26,9 +26,10 @@ using ::testing::HasSubstr;
 constexpr uint32_t kOld = 0x2b000000;  // DemoHostConfig().revision
 constexpr uint32_t kNew = 0x2b000001;
 
-std::vector<uint8_t> Image() {
-  microcode::GeneratorOptions g;  // 0x806f8, pf 0x87 (platform id 7), kOld -> kNew
-  g.revision = kNew;
+// 0x806f8, pf 0x87 (platform id 7), loads on kOld and after.
+std::vector<uint8_t> Image(uint32_t revision = kNew) {
+  microcode::GeneratorOptions g;
+  g.revision = revision;
   g.min_req_revision = kOld;
   auto image = microcode::GenerateImage(g);
   EXPECT_TRUE(image.ok()) << image.status();
@@ -109,14 +110,14 @@ orchestrator::UpdateOptions Options(UpdateMode mode) {
 
 // Every vCPU ends with the new revision and never saw it go backwards; in strict mode
 // no vCPU read it before its own park ended (iterations order guest reads against the
-// park without trusting clocks, as in vmm_rendezvous_test).
-void ExpectGuestsSwitched(rendezvous::Coordinator& c, bool strict) {
+// park without trusting clocks).
+void ExpectGuestsSwitched(rendezvous::Coordinator& c, bool strict, uint32_t revision = kNew) {
   auto views = c.ReadGuestViews();
   ASSERT_TRUE(views.ok()) << views.status();
-  const uint64_t msr = uint64_t{kNew} << 32;
+  const uint64_t msr = uint64_t{revision} << 32;
   for (const rendezvous::VmResult& vm : *views) {
     EXPECT_EQ(vm.revision_before, kOld) << vm.name;
-    EXPECT_EQ(vm.revision_after, kNew) << vm.name;
+    EXPECT_EQ(vm.revision_after, revision) << vm.name;
     for (const rendezvous::VcpuView& v : vm.vcpus) {
       EXPECT_EQ(v.rev_msr, msr) << vm.name << " vcpu " << v.index;
       EXPECT_EQ(v.backwards, 0u) << vm.name << " vcpu " << v.index;
@@ -142,7 +143,8 @@ struct RecordedRun {
   int parked_at_activation = -1;
 };
 
-RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode mode) {
+RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode mode,
+                              uint32_t revision = kNew) {
   RecordedRun run;
   orchestrator::UpdateCallbacks cb;
   cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
@@ -153,13 +155,13 @@ RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode
     }
   };
   orchestrator::GuestGroup* groups[] = {fleet.group()};
-  run.report = orchestrator::RunUpdate(host, Image(), groups, Options(mode), cb);
+  run.report = orchestrator::RunUpdate(host, Image(revision), groups, Options(mode), cb);
   return run;
 }
 
 TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   SKIP_WITHOUT_KVM();
-  Fleet fleet(Specs(2, 2));
+  Fleet fleet(Specs(3, 2));
   ASSERT_TRUE(fleet.ok());
   auto host = Host();
   ASSERT_NE(host, nullptr);
@@ -169,10 +171,10 @@ TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   EXPECT_EQ(run.steps, (std::vector<Step>{Step::kValidated, Step::kStaged, Step::kParked,
                                           Step::kActivated, Step::kGuestViewsSet, Step::kReleased,
                                           Step::kVerified, Step::kAgentsNotified, Step::kDone}));
-  EXPECT_EQ(run.parked_at_activation, 4);  // the host load ran with every vCPU held
+  EXPECT_EQ(run.parked_at_activation, 6);  // the host load ran with every vCPU held
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
   ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true);
-  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kRunning), 4);
+  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kRunning), 6);
 
   // The report's numbers agree with each other.
   EXPECT_TRUE(r.host_touched);
@@ -185,8 +187,8 @@ TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   EXPECT_EQ(r.host->load.updated, 8);
   EXPECT_EQ(r.host->load.siblings, 8);
   EXPECT_TRUE(r.host->verify.ok());
-  ASSERT_EQ(r.vms.size(), 2u);
-  EXPECT_EQ(r.total_vcpus(), 4);
+  ASSERT_EQ(r.vms.size(), 3u);
+  EXPECT_EQ(r.total_vcpus(), 6);
   absl::Duration longest;
   for (const orchestrator::VmReport& vm : r.vms) {
     EXPECT_EQ(vm.view, orchestrator::ViewStatus::kVerified) << vm.name << ": " << vm.view_detail;
@@ -195,6 +197,9 @@ TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
     EXPECT_EQ(vm.backwards, 0u);
     EXPECT_GT(vm.time_parked, absl::ZeroDuration());
     EXPECT_GE(vm.time_parked, r.host->load.activation_window) << vm.name;  // held across it
+    // What each guest measured itself: the gap across the hold, and before it.
+    EXPECT_GT(vm.guest_blackout, absl::ZeroDuration()) << vm.name;
+    EXPECT_GT(vm.baseline_max_gap, absl::ZeroDuration()) << vm.name;
     longest = std::max(longest, vm.time_parked);
   }
   EXPECT_EQ(r.held, longest);
@@ -206,6 +211,37 @@ TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   EXPECT_THAT(json, HasSubstr("\"baseline_max_gap_us\":"));
   EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("baseline max gap"));
   EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("verified"));
+
+  // The next update in a row: again one activation with every vCPU held, and every guest
+  // switches only after its own park, never backwards.
+  RecordedRun next = RunRecordingSteps(*host, fleet, UpdateMode::kStrict, kNew + 1);
+  ASSERT_TRUE(next.report.status.ok()) << next.report.status;
+  EXPECT_EQ(std::count(next.steps.begin(), next.steps.end(), Step::kActivated), 1);
+  EXPECT_EQ(next.parked_at_activation, 6);
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew + 1);
+  ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true, kNew + 1);
+  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kRunning), 6);
+}
+
+// The host's rendezvous fails (a CPU never arrives, as in the kernel's wait_for_cpus()):
+// no CPU takes the update, every vCPU is released and every guest keeps the old view.
+TEST(OrchestratorTest, FailedActivationReleasesEveryVcpuWithTheOldView) {
+  SKIP_WITHOUT_KVM();
+  Fleet fleet(Specs(2, 1));
+  auto host = Host();
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
+  orchestrator::UpdateOptions o = Options(UpdateMode::kStrict);
+  o.late_load.faults.never_arrive = {1};
+  o.late_load.arrival_timeout = absl::Milliseconds(50);
+  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, o);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kAborted) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("host load"));
+  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
+  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+  auto views = fleet.coordinator().ReadGuestViews();
+  ASSERT_TRUE(views.ok()) << views.status();
+  for (const rendezvous::VmResult& vm : *views) EXPECT_EQ(vm.revision_after, kOld) << vm.name;
 }
 
 TEST(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {

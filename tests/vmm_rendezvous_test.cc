@@ -1,4 +1,6 @@
-// Cross-process rendezvous on real KVM: ucode-vmm processes driven by the coordinator.
+// Cross-process rendezvous on real KVM: ucode-vmm processes driven by the coordinator's
+// own steps (park, release, release with the view, dead-man). The update sequence around
+// them is orchestrator::RunUpdate's, tested in tests/orchestrator_test.cc.
 #include <algorithm>
 #include <atomic>
 
@@ -12,8 +14,6 @@ namespace {
 
 using rendezvous::Coordinator;
 using rendezvous::CoordinatorOptions;
-using rendezvous::RendezvousMode;
-using rendezvous::RendezvousOptions;
 using rendezvous::VcpuState;
 using rendezvous::VmResult;
 using ::testing::HasSubstr;
@@ -78,91 +78,6 @@ uint64_t MsrOf(uint32_t rev) { return uint64_t{rev} << 32; }
   }
 }
 
-TEST(VmmRendezvousTest, StrictSwitchesEveryGuestAfterAllParkedAndNeverBackwards) {
-  SKIP_WITHOUT_KVM();
-  auto c = StartOrDie(testing::Fleet(3, 2, "spin", /*initial_revision=*/0x10));
-  ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(AllMakeProgress(*c, absl::Seconds(10)));  // every guest read the old one
-  for (uint32_t rev : {0x11u, 0x12u}) {
-    int calls = 0;
-    int parked_during_activation = -1;
-    RendezvousOptions o;
-    o.revision = rev;
-    o.mode = RendezvousMode::kStrict;
-    o.park_deadline = kPatience;
-    o.activate = [&]() {
-      ++calls;
-      parked_during_activation = CountState(*c, VcpuState::kParked);
-      return absl::OkStatus();
-    };
-    auto rep = c->Rendezvous(o);
-    ASSERT_TRUE(rep.ok()) << rep.status();
-    EXPECT_EQ(calls, 1);
-    EXPECT_EQ(parked_during_activation, 6);
-    for (const VmResult& vm : rep->vms_result) {
-      EXPECT_EQ(vm.revision_before, 0x10u) << vm.name;
-      EXPECT_EQ(vm.revision_after, rev) << vm.name;
-      for (const auto& v : vm.vcpus) {
-        EXPECT_EQ(v.backwards, 0u) << vm.name << " vcpu " << v.index;
-        EXPECT_EQ(v.rev_msr, MsrOf(rev)) << vm.name << " vcpu " << v.index;
-        EXPECT_EQ(v.deadman_releases, 0u);
-        // The vCPU stayed parked from its park until the release, which came after every
-        // vCPU of every VM had parked. The guest stores iteration k before it reads the
-        // MSR in iteration k, so a read made before the park carries k <= parked_iteration
-        // and one with k < parked_iteration certainly came before it (no clocks involved;
-        // k == parked_iteration is the one ambiguous case: parked between store and read).
-        bool seen = false;
-        for (const auto& ch : v.changes) {
-          if (ch.rev_msr != MsrOf(rev)) continue;
-          seen = true;
-          EXPECT_GE(ch.iteration, v.parked_iteration) << vm.name << " vcpu " << v.index;
-        }
-        EXPECT_TRUE(seen) << vm.name << " vcpu " << v.index;
-      }
-    }
-    EXPECT_EQ(CountState(*c, VcpuState::kRunning), 6);
-  }
-  ShutdownAndCheck(std::move(c));
-}
-
-TEST(VmmRendezvousTest, FastModeActivatesWhileGuestsRunThenSwitches) {
-  SKIP_WITHOUT_KVM();
-  auto c = StartOrDie(testing::Fleet(2, 2, "spin"));
-  ASSERT_NE(c, nullptr);
-  int parked_during_activation = -1;
-  RendezvousOptions o;
-  o.revision = 2;
-  o.mode = RendezvousMode::kFast;
-  o.park_deadline = kPatience;
-  o.activate = [&]() {
-    parked_during_activation = CountState(*c, VcpuState::kParked);
-    return absl::OkStatus();
-  };
-  auto rep = c->Rendezvous(o);
-  ASSERT_TRUE(rep.ok()) << rep.status();
-  EXPECT_EQ(parked_during_activation, 0);
-  for (const VmResult& vm : rep->vms_result) EXPECT_EQ(vm.revision_after, 2u);
-  ShutdownAndCheck(std::move(c));
-}
-
-TEST(VmmRendezvousTest, FailedActivationReleasesAndKeepsTheOldRevision) {
-  SKIP_WITHOUT_KVM();
-  auto c = StartOrDie(testing::Fleet(2, 1, "spin"));
-  ASSERT_NE(c, nullptr);
-  RendezvousOptions o;
-  o.revision = 2;
-  o.park_deadline = kPatience;
-  o.activate = [] { return absl::InternalError("emulated activation failure"); };
-  auto rep = c->Rendezvous(o);
-  ASSERT_FALSE(rep.ok());
-  EXPECT_EQ(rep.status().code(), absl::StatusCode::kAborted);
-  EXPECT_EQ(CountState(*c, VcpuState::kParked), 0);
-  auto views = c->ReadGuestViews();
-  ASSERT_TRUE(views.ok());
-  for (const VmResult& vm : *views) EXPECT_EQ(vm.revision_after, 1u);
-  ShutdownAndCheck(std::move(c));
-}
-
 class ParkEveryProgramTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ParkEveryProgramTest, ParksAndReleases) {
@@ -200,26 +115,20 @@ INSTANTIATE_TEST_SUITE_P(Programs, ParkEveryProgramTest,
                            return n;
                          });
 
-TEST(VmmRendezvousTest, VmThatWillNotParkAbortsWithoutActivation) {
+// Park() is all or nothing: one vCPU that will not park fails it naming that vCPU and
+// the count, and every other vCPU is released with the old view. (The whole operation
+// around it: OrchestratorTest.VmThatWillNotParkAbortsWithHostUntouched.)
+TEST(VmmRendezvousTest, VmThatWillNotParkFailsTheParkAndReleasesEveryone) {
   SKIP_WITHOUT_KVM();
   auto specs = testing::Fleet(3, 2, "spin");
   specs[1].refuse_park_vcpu = 1;
   auto c = StartOrDie(specs);
   ASSERT_NE(c, nullptr);
-  bool activated = false;
-  RendezvousOptions o;
-  o.revision = 2;
-  o.park_deadline = absl::Milliseconds(50);
-  o.activate = [&] {
-    activated = true;
-    return absl::OkStatus();
-  };
-  auto rep = c->Rendezvous(o);
-  ASSERT_FALSE(rep.ok());
-  EXPECT_EQ(rep.status().code(), absl::StatusCode::kAborted);
-  EXPECT_THAT(std::string(rep.status().message()), HasSubstr("vm1 vcpu 1"));
-  EXPECT_THAT(std::string(rep.status().message()), HasSubstr("5/6"));
-  EXPECT_FALSE(activated);
+  absl::Status parked = c->Park(absl::Milliseconds(50));
+  ASSERT_FALSE(parked.ok());
+  EXPECT_EQ(parked.code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(std::string(parked.message()), HasSubstr("vm1 vcpu 1"));
+  EXPECT_THAT(std::string(parked.message()), HasSubstr("5/6"));
   EXPECT_EQ(CountState(*c, VcpuState::kParked), 0);
   // Everybody runs again and still sees the old revision.
   EXPECT_TRUE(AllMakeProgress(*c, absl::Seconds(10)));
@@ -229,7 +138,7 @@ TEST(VmmRendezvousTest, VmThatWillNotParkAbortsWithoutActivation) {
   ShutdownAndCheck(std::move(c));
 }
 
-// A vCPU whose MSR 0x8B write does not stick: the rendezvous fails naming it, every vCPU
+// A vCPU whose MSR 0x8B write does not stick: the release fails naming it, every vCPU
 // is released (none left parked), the others run with the new view.
 TEST(VmmRendezvousTest, LostViewWriteFailsNamingTheVcpuAndReleasesEveryone) {
   SKIP_WITHOUT_KVM();
@@ -237,15 +146,12 @@ TEST(VmmRendezvousTest, LostViewWriteFailsNamingTheVcpuAndReleasesEveryone) {
   specs[1].stale_view_vcpu = 1;
   auto c = StartOrDie(specs);
   ASSERT_NE(c, nullptr);
-  RendezvousOptions o;
-  o.revision = 0x11;
-  o.park_deadline = kPatience;
-  o.step_deadline = kPatience;
-  auto rep = c->Rendezvous(o);
-  ASSERT_FALSE(rep.ok());
-  EXPECT_EQ(rep.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(std::string(rep.status().message()), HasSubstr("vm1 vcpu 1 read back 0x1000000000"));
-  EXPECT_THAT(std::string(rep.status().message()), HasSubstr("every vCPU released"));
+  ASSERT_TRUE(c->Park(kPatience).ok());
+  absl::Status released = c->ReleaseWithRevision(0x11, kPatience);
+  ASSERT_FALSE(released.ok());
+  EXPECT_EQ(released.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(released.message()), HasSubstr("vm1 vcpu 1 read back 0x1000000000"));
+  EXPECT_THAT(std::string(released.message()), HasSubstr("every vCPU released"));
   EXPECT_EQ(CountState(*c, VcpuState::kParked), 0);
   EXPECT_EQ(c->ViewNotSet(0, MsrOf(0x11)).size(), 0u);
   EXPECT_EQ(c->ViewNotSet(1, MsrOf(0x11)).size(), 1u);
@@ -254,22 +160,25 @@ TEST(VmmRendezvousTest, LostViewWriteFailsNamingTheVcpuAndReleasesEveryone) {
 }
 
 // Each guest keeps the largest gap of the window before the park (opened by
-// OpenGapWindows) next to the gap that spans it; both reach the report.
-TEST(VmmRendezvousTest, ReportsTheBaselineGapBesideTheBlackout) {
+// OpenGapWindows) next to the gap that spans it, once it ran again after the park.
+TEST(VmmRendezvousTest, GuestsMeasureTheBaselineGapBesideTheBlackout) {
   SKIP_WITHOUT_KVM();
   auto c = StartOrDie(testing::Fleet(2, 1, "spin"));
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(c->OpenGapWindows().ok());
   ASSERT_TRUE(AllMakeProgress(*c, absl::Seconds(10)));  // gaps measured in the window
-  RendezvousOptions o;
-  o.revision = 2;
-  o.park_deadline = kPatience;
-  auto rep = c->Rendezvous(o);
-  ASSERT_TRUE(rep.ok()) << rep.status();
-  for (const VmResult& vm : rep->vms_result) {
+  ASSERT_TRUE(c->Park(kPatience).ok());
+  ASSERT_TRUE(c->ReleaseWithRevision(2, kPatience).ok());
+  ASSERT_TRUE(c->WaitGuestsRanAfterPark(absl::Seconds(10)).ok());
+  auto views = c->ReadGuestViews();
+  ASSERT_TRUE(views.ok()) << views.status();
+  for (const VmResult& vm : *views) {
     EXPECT_GT(vm.baseline_max_gap, absl::ZeroDuration()) << vm.name;
     EXPECT_GT(vm.guest_blackout, absl::ZeroDuration()) << vm.name;
-    for (const auto& v : vm.vcpus) EXPECT_LE(v.baseline_gap, vm.baseline_max_gap);
+    for (const auto& v : vm.vcpus) {
+      EXPECT_GT(v.iterations, v.parked_iteration + 1) << vm.name;
+      EXPECT_LE(v.baseline_gap, vm.baseline_max_gap);
+    }
   }
   ShutdownAndCheck(std::move(c));
 }

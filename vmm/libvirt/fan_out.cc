@@ -1,21 +1,12 @@
 // Connection::SuspendAll / ResumeAll: one thread per domain, started together, joined
-// together ("fan out, then fan in, with a deadline"), each reporting its own outcome.
-#include <pthread.h>
-
-#include <thread>
-
+// together (orchestrator::FanOut), each reporting its own outcome against one deadline.
 #include "absl/strings/str_cat.h"
 #include "vmm/libvirt/connection.h"
 #include "vmm/libvirt/libvirt_status.h"
+#include "vmm/orchestrator/fan_out.h"
 
 namespace ucode::libvirt {
 namespace {
-
-void NameThisThread(absl::string_view prefix, absl::string_view domain) {
-  // Linux thread names are at most 15 bytes (pthread_setname_np(3)).
-  std::string name = absl::StrCat(prefix, domain).substr(0, 15);
-  pthread_setname_np(pthread_self(), name.c_str());
-}
 
 struct Op {
   const char* api;           // for messages
@@ -34,7 +25,6 @@ constexpr Op kResume = {"virDomainResume", "release-", VIR_DOMAIN_RUNNING,
 // started, so the acknowledging event cannot be missed.
 void RunOne(const Op& op, const Domain& domain, const DomainEventLog& events, uint64_t after,
             absl::Time start, absl::Time ack_deadline, DomainOpResult& result) {
-  NameThisThread(op.thread_prefix, domain.name());
   absl::StatusOr<int> state = domain.State();
   if (!state.ok()) {
     result.status = state.status();
@@ -91,15 +81,13 @@ std::vector<DomainOpResult> Connection::FanOut(absl::Span<const Domain> domains,
     results[i].uuid = domains[i].uuid();
   }
   const uint64_t after = events_->LastSeq();
-  const absl::Time start = absl::Now();
-  const absl::Time ack_deadline = start + ack_timeout;
-  std::vector<std::thread> threads;
-  threads.reserve(domains.size());
-  for (size_t i = 0; i < domains.size(); ++i) {
-    threads.emplace_back(RunOne, std::cref(op), std::cref(domains[i]), std::cref(*events_),
-                         after, start, ack_deadline, std::ref(results[i]));
-  }
-  for (std::thread& t : threads) t.join();
+  orchestrator::FanOut(
+      domains.size(), ack_timeout,
+      [&](size_t i) { return absl::StrCat(op.thread_prefix, domains[i].name()); },
+      [&](const orchestrator::FanOutItem& item) {
+        RunOne(op, domains[item.index], *events_, after, item.deadline - ack_timeout,
+               item.deadline, results[item.index]);
+      });
   return results;
 }
 

@@ -1,9 +1,8 @@
 #include "vmm/orchestrator/group_fan_out.h"
 
-#include <thread>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "vmm/orchestrator/fan_out.h"
 
 namespace ucode::orchestrator {
 namespace {
@@ -24,16 +23,11 @@ std::string Failures(absl::Span<GuestGroup* const> groups, const std::vector<abs
 std::vector<absl::Status> FanOut(absl::Span<GuestGroup* const> groups,
                                  const std::function<absl::Status(GuestGroup&, size_t)>& fn) {
   std::vector<absl::Status> out(groups.size());
-  if (groups.size() == 1) {  // no thread hop on the common path
-    out[0] = fn(*groups[0], 0);
-    return out;
-  }
-  std::vector<std::thread> threads;
-  threads.reserve(groups.size());
-  for (size_t i = 0; i < groups.size(); ++i) {
-    threads.emplace_back([&, i] { out[i] = fn(*groups[i], i); });
-  }
-  for (std::thread& t : threads) t.join();
+  // Each group step carries its own deadline (the GuestGroup calls take a duration).
+  FanOut(
+      groups.size(), absl::InfiniteDuration(),
+      [&](size_t i) { return absl::StrCat("group-", groups[i]->kind()); },
+      [&](const FanOutItem& item) { out[item.index] = fn(*groups[item.index], item.index); });
   return out;
 }
 

@@ -91,12 +91,15 @@ std::vector<AgentReply> NotifyAll(Context& c, AgentNotice::Phase phase) {
 }
 
 // The revision every guest should see after the load: the image's when every CPU took
-// it, else the lowest one any CPU runs (never tell a guest more than the host does).
+// it, else the lowest one any CPU runs (never tell a guest more than the host does). An
+// online CPU whose revision is not known (one that never arrived or timed out keeps
+// revision_after 0) counts as still running the old one.
 uint32_t GuestViewRevision(const late_load::LateLoadResult& load) {
   if (load.status.ok()) return load.new_revision;
   uint32_t lowest = load.new_revision;
   for (const late_load::CpuResult& cpu : load.cpus) {
-    if (cpu.revision_after != 0) lowest = std::min(lowest, cpu.revision_after);
+    if (cpu.outcome == late_load::CpuOutcome::kOffline) continue;
+    lowest = std::min(lowest, cpu.revision_after != 0 ? cpu.revision_after : load.old_revision);
   }
   return lowest;
 }

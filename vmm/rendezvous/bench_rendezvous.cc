@@ -13,20 +13,22 @@
 // kick floor, release by the re-entry floor, overhead by kick + re-entry, the median
 // guest gap by kick + guest progress.
 //
-// Two activations per shape:
-//   - none: an empty activation callback, so the coordination overhead (ovh_us) is the
-//     whole time from the first vCPU out of guest mode to the last one back in;
-//   - host (host_ovh_us): the emulated host late load of a generated image (the demo's
-//     2x4x2 host, --image_kib, unstaged), driven as the orchestrator drives it (park in
-//     before_activation, then release with the guest view); overhead is the time held
-//     minus the load's activation window (window_us: all CPUs arrived -> last one done).
+// Two kinds of round per shape, each the product's own sequence over a
+// CoordinatorGuestGroup on the emulated host (the demo's 2x4x2 host, unstaged):
+//   - none: orchestrator::SyncGuestViews (park, set the view the host runs, release; no
+//     activation), so the coordination overhead (ovh_us) is the whole time from the first
+//     vCPU out of guest mode to the last one back in;
+//   - host (host_ovh_us): orchestrator::RunUpdate, strict, with the host late load of a
+//     generated image of --image_kib; overhead is the time held minus the load's
+//     activation window (window_us: all CPUs arrived -> last one done).
+// park_us, release_us and the time held come from the vCPUs' own timestamps.
 // release_us: release command -> last vCPU re-entering KVM_RUN, each having written and
 // read back MSR 0x8B on the way (there is no separate set-revision step).
 // What the guests measured (no-op rounds), as TSC gaps between consecutive reads:
 //   - gap: the gap spanning the park (the guest's blackout);
-//   - base: the largest gap in the window before the park (opened after the previous
-//     rendezvous settled, held open until every vCPU measured a gap in it and at least
-//     --gap_ms), with no hold inside: ordinary scheduling.
+//   - base: the largest gap in the window before the park (opened by the group's
+//     Prepare(), held open until every vCPU measured a gap in it and at least --gap_ms),
+//     with no hold inside: ordinary scheduling.
 // *_med is the median over vCPUs and rounds, *_max the median over rounds of the worst
 // vCPU. With more vCPUs than cores both include waiting for a core; gap/base compares
 // the blackout's worst vCPU with the worst ordinary gap.
@@ -52,9 +54,10 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "host/base/private_files.h"
-#include "host/late_load/late_load.h"
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
+#include "vmm/orchestrator/coordinator_group.h"
+#include "vmm/orchestrator/update_operation.h"
 #include "vmm/rendezvous/bench_floor.h"
 #include "vmm/rendezvous/bench_points.h"
 #include "vmm/rendezvous/coordinator.h"
@@ -84,7 +87,7 @@ long RssKib(pid_t pid) {
   return -1;
 }
 
-// The emulated host the host-load rounds activate: the demo's 2x4x2 host.
+// The emulated host the rounds run on: the demo's 2x4x2 host.
 struct Host {
   std::unique_ptr<platform::EmulatedPlatform> platform;
   uint32_t revision = 0;  // running on every CPU
@@ -100,30 +103,27 @@ absl::StatusOr<Host> MakeHost() {
 // A loaded host may leave a vCPU without a core for seconds; waits here are not timed.
 constexpr absl::Duration kGuestPatience = absl::Seconds(30);
 
-// Polls the guests' own MSR 0x8B reads until every vCPU sees `revision` (not timed).
-absl::Status WaitGuestsSee(Coordinator& c, uint32_t revision) {
-  const absl::Time end = absl::Now() + kGuestPatience;
-  for (;;) {
-    auto views = c.ReadGuestViews();
-    if (!views.ok()) return views.status();
-    bool all = true;
-    for (const VmResult& vm : *views) {
-      for (const VcpuView& v : vm.vcpus) all &= (v.rev_msr >> 32) == revision;
-    }
-    if (all) return absl::OkStatus();
-    if (absl::Now() >= end) return absl::DeadlineExceededError("guests did not see the revision");
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+// Every round is the product's own sequence (orchestrator::RunUpdate or SyncGuestViews
+// over a CoordinatorGuestGroup), unstaged; waits for the guests happen outside the hold.
+orchestrator::UpdateOptions RoundOptions(orchestrator::UpdateMode mode) {
+  orchestrator::UpdateOptions o;
+  o.operation = "bench";
+  o.mode = mode;
+  o.stage = false;
+  o.park_deadline = absl::Seconds(2);
+  o.step_deadline = absl::Seconds(2);
+  o.guests_running_timeout = kGuestPatience;
+  o.guest_view_timeout = kGuestPatience;
+  return o;
 }
 
-// Opens the baseline window of the next park, then lets the guests run in it: until
-// every vCPU has measured at least one gap there (with more vCPUs than cores a vCPU may
-// wait longer than --gap_ms for a core, and a window it never ran in would say nothing),
-// and at least --gap_ms.
+// Lets the guests run in the baseline window Prepare() opened (begin_step of the park,
+// the last step before it): until every vCPU has measured at least one gap there (with
+// more vCPUs than cores a vCPU may wait longer than --gap_ms for a core, and a window it
+// never ran in would say nothing), and at least --gap_ms.
 absl::Status RunBaselineWindow(Coordinator& c) {
   absl::StatusOr<std::vector<VmResult>> start = c.ReadGuestViews();
   if (!start.ok()) return start.status();
-  if (absl::Status s = c.OpenGapWindows(); !s.ok()) return s;
   const absl::Time min_end = absl::Now() + absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms));
   const absl::Time end = absl::Now() + kGuestPatience;
   for (;;) {
@@ -141,34 +141,13 @@ absl::Status RunBaselineWindow(Coordinator& c) {
   }
 }
 
-struct HostRound {
-  double overhead_us, window_us, park_us, release_us;
-  double outside_window_us;  // parked -> load returned, minus the activation window
+// What the vCPUs' own timestamps say about the last park and release (not when this
+// thread noticed).
+struct Held {
+  double park_us, release_us, held_us;
 };
 
-// One strict rendezvous around the emulated host late load, as the orchestrator runs it
-// (vmm/orchestrator/update_operation.cc): park in before_activation, the load, then the
-// release with the guest view. Held time comes from the vCPUs' own timestamps.
-absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, Host& host, uint32_t guest_revision) {
-  microcode::GeneratorOptions g;
-  g.revision = host.revision + 1;
-  g.data_size = static_cast<size_t>(absl::GetFlag(FLAGS_image_kib)) * 1024 - microcode::kHeaderSize;
-  auto image = microcode::GenerateImage(g);
-  if (!image.ok()) return image.status();
-  late_load::LateLoadHooks hooks;
-  int64_t parked_at = 0;
-  hooks.before_activation = [&] {
-    absl::Status s = c.Park(absl::Seconds(2));
-    parked_at = MonotonicNs();
-    return s;
-  };
-  auto load = late_load::RunLateLoad(*host.platform, *image, hooks);
-  const int64_t loaded_at = MonotonicNs();
-  if (!load.ok()) return load.status();
-  absl::Status released = c.ReleaseWithRevision(guest_revision, absl::Seconds(2));
-  if (!load->status.ok()) return load->status;
-  if (!released.ok()) return released;
-  host.revision = g.revision;
+Held HeldFromArea(const Coordinator& c) {
   int64_t first_out = INT64_MAX, last_parked = 0, last_back = 0;
   const Area& a = c.area();
   for (int i = 0; i < kMaxVms && a.vm[i].pid.load() != 0; ++i) {
@@ -178,16 +157,60 @@ absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, Host& host, uint32_t gue
       last_back = std::max(last_back, a.vm[i].vcpu[j].resumed_ns);
     }
   }
-  const double window = Us(load->activation_window);
-  return HostRound{.overhead_us = (last_back - first_out) / 1e3 - window,
-                   .window_us = window,
-                   .park_us = (last_parked - c.last_park_ns()) / 1e3,
-                   .release_us = Us(c.last_release_all()),
-                   .outside_window_us = (loaded_at - parked_at) / 1e3 - window};
+  return Held{.park_us = (last_parked - c.last_park_ns()) / 1e3,
+              .release_us = Us(c.last_release_all()),
+              .held_us = (last_back - first_out) / 1e3};
 }
 
-absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
-                              uint32_t* revision, long* rss_kib) {
+// No activation: SyncGuestViews parks every vCPU, sets the view the host runs and
+// releases, so the time held is all coordination overhead.
+absl::StatusOr<Held> NoActivationRound(Coordinator& c, orchestrator::GuestGroup& group,
+                                       Host& host) {
+  orchestrator::UpdateCallbacks cb;
+  cb.begin_step = [&](orchestrator::Step step, absl::string_view) {
+    return step == orchestrator::Step::kParked ? RunBaselineWindow(c) : absl::OkStatus();
+  };
+  orchestrator::GuestGroup* groups[] = {&group};
+  orchestrator::UpdateReport r = orchestrator::SyncGuestViews(
+      *host.platform, groups, RoundOptions(orchestrator::UpdateMode::kStrict), cb);
+  if (!r.status.ok()) return r.status;
+  // The view did not change, so nothing above waited for the guests to run again.
+  if (absl::Status s = c.WaitGuestsRanAfterPark(kGuestPatience); !s.ok()) return s;
+  return HeldFromArea(c);
+}
+
+struct HostRound {
+  double overhead_us, window_us, park_us, release_us;
+  double outside_window_us;  // parked -> load returned, minus the activation window
+};
+
+// One strict RunUpdate with the emulated host late load of a generated image of
+// --image_kib. Held time comes from the vCPUs' own timestamps.
+absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, orchestrator::GuestGroup& group,
+                                        Host& host) {
+  microcode::GeneratorOptions g;
+  g.revision = host.revision + 1;
+  g.min_req_revision = host.revision;
+  g.data_size = static_cast<size_t>(absl::GetFlag(FLAGS_image_kib)) * 1024 - microcode::kHeaderSize;
+  auto image = microcode::GenerateImage(g);
+  if (!image.ok()) return image.status();
+  orchestrator::GuestGroup* groups[] = {&group};
+  orchestrator::UpdateReport r = orchestrator::RunUpdate(
+      *host.platform, *std::move(image), groups, RoundOptions(orchestrator::UpdateMode::kStrict));
+  if (r.host_touched) host.revision = g.revision;
+  if (!r.status.ok()) return r.status;
+  const Held held = HeldFromArea(c);
+  const double window = Us(r.host->load.activation_window);
+  return HostRound{.overhead_us = held.held_us - window,
+                   .window_us = window,
+                   .park_us = held.park_us,
+                   .release_us = held.release_us,
+                   .outside_window_us = Us(r.host_call) - window};
+}
+
+absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir, long* rss_kib) {
+  absl::StatusOr<Host> host = MakeHost();
+  if (!host.ok()) return host.status();
   std::vector<VmSpec> specs;
   for (int i = 0; i < vms; ++i) {
     VmSpec s;
@@ -195,7 +218,7 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
     s.program = absl::GetFlag(FLAGS_program);
     s.vcpus = vcpus;
     s.memory_mib = 4;
-    s.initial_revision = *revision;
+    s.initial_revision = host->revision;
     specs.push_back(s);
   }
   CoordinatorOptions copts;
@@ -213,30 +236,25 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
     for (pid_t p : (*c)->pids()) r.push_back(RssKib(p));
     *rss_kib = static_cast<long>(Median(r));
   }
+  orchestrator::CoordinatorGuestGroup group(**c, specs);
   Point pt;
   pt.vms = vms;
   pt.vcpus = vcpus;
   std::vector<double> park, release, overhead, gaps, max_gaps, base_gaps, max_base_gaps;
   int rounds = absl::GetFlag(FLAGS_rounds);
   for (int i = -2; i < rounds; ++i) {  // two warm-up rounds
-    if (absl::Status s = RunBaselineWindow(**c); !s.ok()) return s;
-    RendezvousOptions o;
-    o.revision = ++*revision;
-    o.mode = RendezvousMode::kStrict;
-    o.activate = [] { return absl::OkStatus(); };
-    o.park_deadline = absl::Seconds(2);
-    o.step_deadline = absl::Seconds(2);
-    o.guest_view_timeout = kGuestPatience;  // after the release: not in the timings
-    auto rep = (*c)->Rendezvous(o);
-    if (!rep.ok()) {
+    absl::StatusOr<Held> held = NoActivationRound(**c, group, *host);
+    absl::StatusOr<std::vector<VmResult>> views =
+        held.ok() ? (*c)->ReadGuestViews() : held.status();
+    if (!views.ok()) {
       std::fprintf(stderr, "%dx%d round %d: %s\n", vms, vcpus, i,
-                   std::string(rep.status().message()).c_str());
+                   std::string(views.status().message()).c_str());
       ++pt.failures;
       continue;
     }
     if (i >= 0) {
       double worst = 0, worst_base = 0;
-      for (const VmResult& vm : rep->vms_result) {
+      for (const VmResult& vm : *views) {
         for (const VcpuView& v : vm.vcpus) {
           gaps.push_back(Us(v.park_gap));
           base_gaps.push_back(Us(v.baseline_gap));
@@ -246,17 +264,14 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
       }
       max_gaps.push_back(worst);
       max_base_gaps.push_back(worst_base);
-      park.push_back(Us(rep->park_all));
-      release.push_back(Us(rep->release_with_view));
-      overhead.push_back(Us(rep->overhead));
+      park.push_back(held->park_us);
+      release.push_back(held->release_us);
+      overhead.push_back(held->held_us);
     }
   }
-  absl::StatusOr<Host> host = MakeHost();
-  if (!host.ok()) return host.status();
   std::vector<double> h_overhead, h_window, h_park, h_release, h_outside;
   for (int i = -2; i < rounds; ++i) {  // two warm-up rounds (the first creates the stoppers)
-    const uint32_t guest_revision = ++*revision;
-    absl::StatusOr<HostRound> r = HostLoadRound(**c, *host, guest_revision);
+    absl::StatusOr<HostRound> r = HostLoadRound(**c, group, *host);
     if (!r.ok()) {
       std::fprintf(stderr, "%dx%d host-load round %d: %s\n", vms, vcpus, i,
                    std::string(r.status().message()).c_str());
@@ -269,10 +284,6 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir,
       h_park.push_back(r->park_us);
       h_release.push_back(r->release_us);
       h_outside.push_back(r->outside_window_us);
-    }
-    if (absl::Status s = WaitGuestsSee(**c, guest_revision); !s.ok()) {
-      std::fprintf(stderr, "%dx%d host-load round %d: %s\n", vms, vcpus, i,
-                   std::string(s.message()).c_str());
     }
     absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms)));
   }
@@ -319,14 +330,13 @@ int Main() {
     std::fprintf(stderr, "floor: %s\n", floor.status().ToString().c_str());
     return 1;
   }
-  uint32_t revision = 0x100;
   long rss_kib = -1;
-  auto rss = Measure(1, 2, log_dir, &revision, &rss_kib);  // 2 vCPUs, 4 MiB guest memory
+  auto rss = Measure(1, 2, log_dir, &rss_kib);  // 2 vCPUs, 4 MiB guest memory
   if (!rss.ok()) std::fprintf(stderr, "rss: %s\n", rss.status().ToString().c_str());
 
   std::vector<Point> points;
   for (auto [vms, vcpus] : shapes) {
-    auto pt = Measure(vms, vcpus, log_dir, &revision, nullptr);
+    auto pt = Measure(vms, vcpus, log_dir, nullptr);
     if (!pt.ok()) {
       std::fprintf(stderr, "%dx%d: %s\n", vms, vcpus, pt.status().ToString().c_str());
       continue;

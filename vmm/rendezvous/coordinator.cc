@@ -12,10 +12,6 @@
 
 namespace ucode::rendezvous {
 
-const char* ModeName(RendezvousMode mode) {
-  return mode == RendezvousMode::kStrict ? "strict" : "fast";
-}
-
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(std::vector<VmSpec> vms,
                                                                  CoordinatorOptions options) {
   if (vms.empty() || vms.size() > kMaxVms) {

@@ -6,13 +6,13 @@
 // the shared area (area.h): a command is one store plus one FUTEX_WAKE, a park kick is one
 // tgkill() per vCPU thread straight into the VMM process, and the coordinator sleeps on a
 // single futex until the last vCPU acknowledges. A rendezvous wakes each parked vCPU
-// thread once: the release carries the revision it writes before re-entering the guest. The control sockets are used for setup,
-// guest-record snapshots and shutdown only.
+// thread once: the release carries the revision it writes before re-entering the guest.
+// The control sockets are used for setup, guest-record snapshots and shutdown only.
 //
 // Failure rules (ARCHITECTURE.md 3.3): Park() is all or nothing (a VM that does not park
-// by the deadline makes it release everything and fail naming the VM); Rendezvous() never
-// runs the activation callback unless every vCPU is parked (strict mode); each VMM
-// releases its own vCPUs if parked for longer than `deadman` or if this process dies.
+// by the deadline makes it release everything and fail naming the VM); each VMM releases
+// its own vCPUs if parked for longer than `deadman` or if this process dies. The sequence
+// around the host activation is orchestrator::RunUpdate's, not this class's.
 #ifndef UCODE_VMM_RENDEZVOUS_COORDINATOR_H_
 #define UCODE_VMM_RENDEZVOUS_COORDINATOR_H_
 
@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "host/base/unique_fd.h"
 #include "vmm/rendezvous/area.h"
@@ -37,24 +38,6 @@ struct CoordinatorOptions {
   std::string vmm_path;  // empty: FindVmmBinary()
   absl::Duration deadman = absl::Seconds(2);
   std::string log_dir;  // each VMM logs to <log_dir>/<name>.log; empty: our stderr
-};
-
-enum class RendezvousMode { kStrict, kFast };
-const char* ModeName(RendezvousMode mode);
-
-struct RendezvousOptions {
-  uint32_t revision = 0;  // the guests see MSR 0x8B = revision << 32 afterwards
-  RendezvousMode mode = RendezvousMode::kStrict;
-  // The host activation. Strict: runs while every vCPU is parked. Fast: runs first,
-  // while guests run. May be empty (guest view switch only).
-  std::function<absl::Status()> activate;
-  absl::Duration park_deadline = absl::Milliseconds(250);
-  absl::Duration step_deadline = absl::Milliseconds(500);  // set revision, release
-  // After release, wait (up to this long) for every spinning guest to read the new
-  // revision, then fill the guest-measured fields. Zero: skip.
-  // A failed MSR 0x8B write or read-back fails Rendezvous() (INTERNAL, naming the vCPUs);
-  // every vCPU is released all the same.
-  absl::Duration guest_view_timeout = absl::Seconds(2);
 };
 
 // What one vCPU's guest recorded, plus the VMM's park timestamps.
@@ -98,20 +81,6 @@ struct VmResult {
   std::vector<VcpuView> vcpus;
 };
 
-struct RendezvousReport {
-  RendezvousMode mode = RendezvousMode::kStrict;
-  int vms = 0;
-  int vcpus = 0;
-  absl::Duration park_all;         // park command -> last vCPU parked
-  // Release command -> last vCPU re-entering KVM_RUN, each having written and read back
-  // MSR 0x8B on the way (there is no separate set-revision step).
-  absl::Duration release_with_view;
-  absl::Duration activation;       // the callback's own duration
-  absl::Duration held;             // first vCPU out -> last vCPU back in
-  absl::Duration overhead;         // held minus activation (strict); held (fast)
-  std::vector<VmResult> vms_result;
-};
-
 // Why a vCPU does not run with the view the last ReleaseWithRevision() handed over.
 enum class ViewMiss {
   // Its dead-man released it from the park before that release, so it never took the
@@ -139,10 +108,9 @@ class Coordinator {
   Coordinator& operator=(const Coordinator&) = delete;
   ~Coordinator();  // Shutdown()
 
-  // The whole operation: park, activate, release with the revision (order per mode).
-  [[nodiscard]] absl::StatusOr<RendezvousReport> Rendezvous(const RendezvousOptions& options);
-
-  // The steps, for tests and benchmarks. Park() releases everything when it fails. A
+  // The steps, in the order orchestrator::RunUpdate (vmm/orchestrator) drives them through
+  // CoordinatorGuestGroup: Park(), then ReleaseWithRevision() (or Release() to abort).
+  // Park() releases everything when it fails. A
   // successful Park() leaves the calling thread at kCoordinatorRtPriority (SCHED_FIFO)
   // until a release (or Shutdown()) restores it: whatever the caller runs while vCPUs are
   // held (the host activation) then runs before ordinary tasks, as stop_machine would.
@@ -171,6 +139,10 @@ class Coordinator {
   // Waits until every looping guest (all programs but halt) has run at least one
   // iteration, so that "revision before" is what the guest itself read.
   [[nodiscard]] absl::Status WaitGuestsRunning(absl::Duration timeout);
+  // Waits until every looping guest has run past the iteration its last park stopped,
+  // so that its record holds the gap spanning that park (VcpuView::park_gap) even when
+  // the release left the revision it reads unchanged.
+  [[nodiscard]] absl::Status WaitGuestsRanAfterPark(absl::Duration timeout);
 
   // A VMM that died (kill -9, a crash) between operations: reaped, and started again in
   // its slot with its spec, the guest seeing `revision`, logging to a new file
@@ -211,8 +183,11 @@ class Coordinator {
   // Waits until `done(vm, vcpu)` holds for every vCPU or the deadline passes; re-kicks
   // unparked vCPUs every kRekick when `rekick`. Returns the list of laggards.
   std::vector<std::string> WaitAll(uint32_t seq, absl::Duration deadline, bool rekick);
-  absl::Status WaitGuestsSee(uint64_t rev_msr, absl::Duration timeout);
   absl::Status WaitReleased(uint32_t seq, absl::Duration deadline);
+  // Polls the guest records until `ran(view)` holds for every vCPU of every looping guest;
+  // the error says `what` and names the vCPUs it does not hold for.
+  absl::Status WaitGuests(absl::Duration timeout, absl::string_view what,
+                          const std::function<bool(const VcpuView&)>& ran);
   void HoldRealtime();
   void DropRealtime();
 

@@ -289,7 +289,8 @@ absl::Status Coordinator::WaitReleased(uint32_t seq, absl::Duration deadline) {
   }
 }
 
-absl::Status Coordinator::WaitGuestsRunning(absl::Duration timeout) {
+absl::Status Coordinator::WaitGuests(absl::Duration timeout, absl::string_view what,
+                                      const std::function<bool(const VcpuView&)>& ran) {
   int64_t end = MonotonicNs() + absl::ToInt64Nanoseconds(timeout);
   for (;;) {
     ASSIGN_OR_RETURN(std::vector<VmResult> views, ReadGuestViews());
@@ -297,86 +298,29 @@ absl::Status Coordinator::WaitGuestsRunning(absl::Duration timeout) {
     for (size_t i = 0; i < views.size(); ++i) {
       if (vmms_[i]->spec().program == "halt") continue;
       for (const VcpuView& v : views[i].vcpus) {
-        if (v.iterations == 0) idle.push_back(absl::StrCat(views[i].name, " vcpu ", v.index));
+        if (!ran(v)) idle.push_back(absl::StrCat(views[i].name, " vcpu ", v.index));
       }
     }
     if (idle.empty()) return absl::OkStatus();
     if (MonotonicNs() >= end) {
       return absl::DeadlineExceededError(absl::StrCat(
-          "guests not running after ", absl::FormatDuration(timeout), ": ",
-          absl::StrJoin(idle, ", ")));
+          what, " after ", absl::FormatDuration(timeout), ": ", absl::StrJoin(idle, ", ")));
     }
     usleep(1000);
   }
 }
 
-absl::Status Coordinator::WaitGuestsSee(uint64_t rev_msr, absl::Duration timeout) {
-  int64_t end = MonotonicNs() + absl::ToInt64Nanoseconds(timeout);
-  for (;;) {
-    ASSIGN_OR_RETURN(std::vector<VmResult> views, ReadGuestViews());
-    std::vector<std::string> stale;
-    for (size_t i = 0; i < views.size(); ++i) {
-      if (vmms_[i]->spec().program == "halt") continue;  // never re-reads MSR 0x8B
-      for (const VcpuView& v : views[i].vcpus) {
-        if (v.rev_msr != rev_msr) stale.push_back(absl::StrCat(views[i].name, " vcpu ", v.index));
-      }
-    }
-    if (stale.empty()) return absl::OkStatus();
-    if (MonotonicNs() >= end) {
-      return absl::DeadlineExceededError(absl::StrCat("guests not yet reading revision 0x",
-                                                      absl::Hex(rev_msr >> 32), " after ",
-                                                      absl::FormatDuration(timeout), ": ",
-                                                      absl::StrJoin(stale, ", ")));
-    }
-    usleep(1000);
-  }
+absl::Status Coordinator::WaitGuestsRunning(absl::Duration timeout) {
+  return WaitGuests(timeout, "guests not running",
+                    [](const VcpuView& v) { return v.iterations > 0; });
 }
 
-absl::StatusOr<RendezvousReport> Coordinator::Rendezvous(const RendezvousOptions& o) {
-  RendezvousReport rep;
-  rep.mode = o.mode;
-  rep.vms = static_cast<int>(vmms_.size());
-  rep.vcpus = total_vcpus_;
-  auto activate = [&]() -> absl::Status {
-    if (!o.activate) return absl::OkStatus();
-    int64_t t0 = MonotonicNs();
-    absl::Status s = o.activate();
-    rep.activation = absl::Nanoseconds(MonotonicNs() - t0);
-    return s;
-  };
-  if (o.mode == RendezvousMode::kFast) {
-    RETURN_IF_ERROR(activate());  // guests keep running; nothing to undo here
-  }
-  RETURN_IF_ERROR(Park(o.park_deadline));  // on failure: all released, not activated
-  if (o.mode == RendezvousMode::kStrict) {
-    if (absl::Status s = activate(); !s.ok()) {
-      Release(o.step_deadline).IgnoreError();
-      return absl::AbortedError(absl::StrCat("host activation failed while parked: ",
-                                             s.message(),
-                                             "; all vCPUs released, guest view unchanged"));
-    }
-  }
-  RETURN_IF_ERROR(ReleaseWithRevision(o.revision, o.step_deadline));  // releases all anyway
-
-  int64_t last_parked = 0, first_out = INT64_MAX, last_back = 0;
-  for (size_t i = 0; i < vmms_.size(); ++i) {
-    for (uint32_t j = 0; j < area_->vm[i].vcpus; ++j) {
-      const VcpuSlot& s = area_->vm[i].vcpu[j];
-      last_parked = std::max(last_parked, s.parked_ns);
-      first_out = std::min(first_out, s.kicked_out_ns);
-      last_back = std::max(last_back, s.resumed_ns);
-    }
-  }
-  rep.park_all = absl::Nanoseconds(last_parked - park_ns_);
-  rep.release_with_view = release_all_;
-  rep.held = absl::Nanoseconds(last_back - first_out);
-  rep.overhead = o.mode == RendezvousMode::kStrict ? rep.held - rep.activation : rep.held;
-
-  if (o.guest_view_timeout > absl::ZeroDuration()) {
-    RETURN_IF_ERROR(WaitGuestsSee(uint64_t{o.revision} << 32, o.guest_view_timeout));
-  }
-  ASSIGN_OR_RETURN(rep.vms_result, ReadGuestViews());
-  return rep;
+// The guest keeps the gap that spans a park at its first TSC read after it, then counts
+// that iteration (vmm/guest/spin.S); one iteration more covers a park that landed between
+// a read and the park-mark check.
+absl::Status Coordinator::WaitGuestsRanAfterPark(absl::Duration timeout) {
+  return WaitGuests(timeout, "guests not running again after the park",
+                    [](const VcpuView& v) { return v.iterations > v.parked_iteration + 1; });
 }
 
 }  // namespace ucode::rendezvous
