@@ -172,6 +172,15 @@ TEST_F(DaemonLibvirtTest, ApplySuspendsAndResumesEachDomainOnce) {
     // The park marker lived from suspend to resume only.
     EXPECT_EQ(*libvirt::ReadParkMarker(*conn_->LookupDomain(name)), std::nullopt) << name;
   }
+  // VERIFIED says what was checked: QEMU-held views are stale, not verified (issue 10).
+  bool saw_verified = false;
+  for (const v1::OperationEvent& e : events) {
+    if (e.step() != v1::STEP_VERIFIED) continue;
+    saw_verified = true;
+    EXPECT_THAT(e.message(), HasSubstr("2 guest view(s) stale until restart")) << e.message();
+    EXPECT_THAT(e.message(), ::testing::Not(HasSubstr("every guest view"))) << e.message();
+  }
+  EXPECT_TRUE(saw_verified);
   nlohmann::json report = nlohmann::json::parse(done.report_json());
   ASSERT_EQ(report["vms"].size(), 2u) << report.dump();
   for (const nlohmann::json& vm : report["vms"]) {

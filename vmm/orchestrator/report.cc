@@ -152,7 +152,9 @@ void AppendVmsText(const UpdateReport& r, std::string& out) {
     rows.push_back({vm.name, vm.pause.empty() ? vm.kind : absl::StrCat(vm.kind, "/", vm.pause),
                     absl::StrCat(vm.vcpus), Dur(vm.park_latency), Dur(vm.time_parked),
                     BlackoutCell(vm), vm.guest_measured ? Dur(vm.baseline_max_gap) : "-",
-                    Hex(vm.revision_before), Hex(vm.revision_after), view});
+                    // Revisions only where the guest's own reads measured them.
+                    vm.guest_measured ? Hex(vm.revision_before) : "-",
+                    vm.guest_measured ? Hex(vm.revision_after) : "-", view});
   }
   out += Table(rows, "  ");
   if (r.host_touched) {
