@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "host/base/pinned_file.h"
 #include "host/base/status_macros.h"
 #include "host/base/unique_fd.h"
 #include "host/microcode/checksum.h"
@@ -218,10 +219,7 @@ absl::StatusOr<std::vector<MicrocodeImage>> ParseBundleStrict(absl::Span<const u
 }
 
 absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path, size_t max_bytes) {
-  // The type is checked before the file is opened for reading: opening a FIFO blocks until
-  // a writer comes, opening a device can act (a watchdog arms). O_PATH opens nothing; the
-  // read-open goes through that very inode (/proc/self/fd), so a rename in between cannot
-  // swap a device in.
+  // The type is checked before the file is opened for reading (host/base/pinned_file.h).
   UniqueFd handle(::open(path.c_str(), O_PATH | O_CLOEXEC));
   if (!handle) return ErrnoStatus(errno, absl::StrCat("open ", path));
   struct stat st;
@@ -229,24 +227,11 @@ absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path, size
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat("read ", path, ": not a regular file"));
   }
-  UniqueFd fd(::open(absl::StrCat("/proc/self/fd/", handle.get()).c_str(),
-                     O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
   if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > max_bytes) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "read %s: size %d exceeds the limit of %u bytes", path, st.st_size, max_bytes));
   }
-  std::vector<uint8_t> out(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
-    if (n == 0) break;  // the file shrank under us: keep what is there
-    done += static_cast<size_t>(n);
-  }
-  out.resize(done);
-  return out;
+  return ReadPinnedFile(handle.get(), path, static_cast<size_t>(st.st_size));
 }
 
 }  // namespace ucode::microcode

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "host/base/pinned_file.h"
 #include "host/base/status_macros.h"
 #include "host/base/unique_fd.h"
 #include "host/microcode/microcode_image.h"
@@ -78,26 +79,14 @@ absl::StatusOr<std::vector<uint8_t>> ReadHostPath(const std::string& path, const
                                        " bytes, over the limit of ", limits.max_image_bytes));
   }
   ASSIGN_OR_RETURN(*lease, budget.Acquire(static_cast<size_t>(st.st_size), field));
-  // Reopened for reading through the pinned file itself: the same inode, whatever
-  // happens to the path meanwhile.
-  UniqueFd fd(open(absl::StrCat("/proc/self/fd/", pinned.get()).c_str(),
-                   O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat(field, ": reopen ", path));
-  // Read at most one byte past the limit: a file that grew after fstat is still bounded.
+  // Read at most one byte past the size: a file that grew after fstat is still bounded.
+  ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                   ReadPinnedFile(pinned.get(), path, static_cast<size_t>(st.st_size) + 1));
   const size_t max_bytes = limits.max_image_bytes;
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size) + 1);
-  size_t got = 0;
-  while (got < bytes.size()) {
-    ssize_t n = read(fd.get(), bytes.data() + got, bytes.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
+  const size_t got = bytes.size();
   if (got > max_bytes || got > static_cast<size_t>(st.st_size)) {
     return Invalid(field, absl::StrCat("image size: ", path, " grew while being read"));
   }
-  bytes.resize(got);
   return bytes;
 }
 
