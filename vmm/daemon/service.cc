@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "vmm/daemon/image_inspect.h"
 #include "vmm/daemon/log.h"
+#include "vmm/inspect/image_inspect.h"
 
 namespace ucode::daemon {
 namespace {
@@ -105,7 +105,9 @@ grpc::Status UcodeServiceImpl::InspectImage(grpc::ServerContext*,
     }
     have_cpu = true;
   }
-  *resp = ucode::daemon::InspectImage(*image, have_cpu ? &cpu : nullptr, no_cpu);
+  const inspect::ImageFile file{"", *image};
+  *resp = inspect::InspectImages({file}, have_cpu ? &cpu : nullptr,
+                                 microcode::MinRevPolicy::kEnforce, no_cpu);
   return grpc::Status::OK;
 }
 
