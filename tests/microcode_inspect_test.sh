@@ -13,10 +13,10 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 out="$("$ucodectl" inspect "$dir/good")" || fail "valid directory exited $?"
 [[ $(grep -c ' valid$' <<<"$out") -eq 10 ]] || fail "want 10 valid lines, got: $out"
 
-# --json: one object per image, with the fields the issue names.
+# --json: one ucode.v1.InspectImageResponse, each image with the fields the issue names.
 json="$("$ucodectl" inspect --json "$dir/good/generated-00")"
-[[ $(wc -l <<<"$json") -eq 1 ]] || fail "want one JSON line: $json"
-for key in signature pf_mask date revision total_size min_rev extended_signatures valid; do
+[[ ${json:0:1} == '{' && ${json: -1} == '}' ]] || fail "want one JSON object: $json"
+for key in images signature platform_flags date revision total_size min_req_revision valid path; do
   grep -q "\"$key\":" <<<"$json" || fail "JSON lacks $key: $json"
 done
 
@@ -29,7 +29,7 @@ grep -q 'INVALID: data checksum: sum 0x' <<<"$out" || fail "no data checksum ver
 
 # --cpu: generated images are sig 0x806f8 pf 0x87 rev 0x2b000001 min_rev 0x2b000000.
 out="$("$ucodectl" inspect --cpu 0x806f8,0x80,0x2b000000 "$dir/good/generated-00")"
-grep -q '=> selected: matches primary signature' <<<"$out" || fail "not selected: $out"
+grep -q 'generated-00@0x0: selected: matches primary signature' <<<"$out" || fail "not selected: $out"
 out="$("$ucodectl" inspect --cpu 0x806f8,0x80,0x2a000000 "$dir/good/generated-00")"
 grep -q 'below min_rev 0x2b000000' <<<"$out" || fail "min_rev not enforced: $out"
 grep -q 'nothing to load' <<<"$out" || fail "selected despite min_rev: $out"

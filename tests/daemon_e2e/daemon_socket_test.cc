@@ -12,7 +12,7 @@
 #include "vmm/daemon/fake_runner.h"
 #include "vmm/daemon/log.h"
 #include "vmm/ucodectl/client_channel.h"
-#include "vmm/ucodectl/client_commands.h"
+#include "vmm/ucodectl/commands.h"
 
 namespace ucode::daemon_e2e {
 namespace {
@@ -166,21 +166,21 @@ TEST_F(DaemonSocketTest, UcodectlClientModeAppliesAndFollows) {
   Start();
   std::string image_path = dir_.File("image.bin");
   std::ofstream(image_path) << TestImage();
-  EXPECT_EQ(ctl::RunRemote({"--server", "unix:" + options_.unix_socket, "describe"}), 0);
+  EXPECT_EQ(ctl::RunUcodectl({"--server", "unix:" + options_.unix_socket, "describe"}), 0);
   // The image's bytes travel by default; its path only with --host-path, and ucoded reads
   // that only beneath its image roots (this scratch directory is not one).
-  EXPECT_EQ(ctl::RunRemote({"--server=unix:" + options_.unix_socket, "inspect", image_path}), 0);
-  EXPECT_EQ(ctl::RunRemote(
+  EXPECT_EQ(ctl::RunUcodectl({"--server=unix:" + options_.unix_socket, "inspect", image_path}), 0);
+  EXPECT_EQ(ctl::RunUcodectl(
                 {"--server=unix:" + options_.unix_socket, "inspect", "--host-path", image_path}),
             1);
-  EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "apply", image_path}), 0);
-  EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "get", "operations/1"}), 0);
-  EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "sync-views"}), 0);
-  EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "list", "--all"}), 0);
-  EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "get", "operations/9"}), 1);
-  EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "frobnicate"}), 2);
+  EXPECT_EQ(ctl::RunUcodectl({"--server", options_.unix_socket, "apply", image_path}), 0);
+  EXPECT_EQ(ctl::RunUcodectl({"--server", options_.unix_socket, "get", "operations/1"}), 0);
+  EXPECT_EQ(ctl::RunUcodectl({"--server", options_.unix_socket, "sync-views"}), 0);
+  EXPECT_EQ(ctl::RunUcodectl({"--server", options_.unix_socket, "list", "--all"}), 0);
+  EXPECT_EQ(ctl::RunUcodectl({"--server", options_.unix_socket, "get", "operations/9"}), 1);
+  EXPECT_EQ(ctl::RunUcodectl({"--server", options_.unix_socket, "frobnicate"}), 2);
   runner_.FailAt(v1::STEP_ACTIVATED, absl::FailedPreconditionError("injected"));
-  EXPECT_EQ(ctl::RunRemote({"--server", options_.unix_socket, "apply", image_path}), 1);
+  EXPECT_EQ(ctl::RunUcodectl({"--server", options_.unix_socket, "apply", image_path}), 1);
 }
 
 }  // namespace

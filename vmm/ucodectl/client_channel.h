@@ -1,32 +1,50 @@
-// Channels from ucodectl to ucoded. A Unix socket (the default, same host: the daemon
-// identifies us by SO_PEERCRED) or TCP, which is always mutual TLS.
+// What every `ucodectl --server ADDRESS COMMAND` shares: its channel to ucoded (a Unix
+// socket, the default, where the daemon identifies us by SO_PEERCRED, or TCP, which is
+// always mutual TLS), its RPC errors and the image it sends.
 #ifndef UCODE_VMM_UCODECTL_CLIENT_CHANNEL_H_
 #define UCODE_VMM_UCODECTL_CLIENT_CHANNEL_H_
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
-#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/ucode/v1/ucoded.grpc.pb.h"
+#include "vmm/ucodectl/command_line.h"
+#include "vmm/ucodectl/commands.h"
 
 namespace ucode::ctl {
-
-inline constexpr char kDefaultServer[] = "unix:/run/ucoded/ucoded.sock";
-
-struct ClientTls {
-  std::string ca_file;    // CA that signed ucoded's certificate
-  std::string cert_file;  // our client certificate
-  std::string key_file;
-  std::string server_name;  // expected name in ucoded's certificate (default: the host)
-};
 
 // "unix:/path" or "/path": Unix socket. "host:port": TCP with mutual TLS; all three TLS
 // files are required (INVALID_ARGUMENT naming the missing one otherwise).
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
                                                            const ClientTls& tls);
 
-// True when `address` names a Unix socket (so the daemon shares our filesystem).
-bool IsUnixAddress(const std::string& address);
+// A remote command's words parsed, and a stub on the channel to Globals().server.
+struct RemoteCall {
+  ParsedArgs args;
+  std::unique_ptr<ucode::v1::UcodeService::Stub> stub;
+};
+
+// ParseCommand, then the channel to Globals().server. nullopt after printing the usage or the channel's error,
+// with the exit status in `exit_status`.
+std::optional<RemoteCall> StartRemote(const std::vector<std::string>& args,
+                                      const CommandSyntax& syntax,
+                                      const std::vector<OptionSpec>& specs, size_t positional,
+                                      int* exit_status);
+
+// Prints "ucodectl: RPC: CODE: message" (and what UNAVAILABLE usually means); kExitFailed.
+int RpcFailed(absl::string_view rpc, const grpc::Status& status);
+
+inline const OptionSpec kHostPathOption = {
+    "host-path", false, false,
+    "send the file's path (under ucoded's --image_root) instead of its bytes"};
+
+// The image at `path` into `image`: its bytes, or with --host-path (Unix socket only) its
+// path, which ucoded reads only beneath its image roots. False after printing why not.
+bool FillImage(const RemoteCall& call, const std::string& path, ucode::v1::ImageSource* image);
 
 }  // namespace ucode::ctl
 

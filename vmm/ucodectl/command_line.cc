@@ -1,10 +1,12 @@
 #include "vmm/ucodectl/command_line.h"
 
 #include <cstdio>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/util/json_util.h"
 #include "host/base/json_writer.h"
 
 namespace ucode::ctl {
@@ -28,7 +30,8 @@ std::vector<std::string> ParsedArgs::Values(absl::string_view name) const {
 }
 
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
-                                     const std::vector<OptionSpec>& specs) {
+                                     const std::vector<OptionSpec>& specs,
+                                     bool stop_at_positional) {
   ParsedArgs parsed;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -51,6 +54,9 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
       for (const OptionSpec& s : specs) {
         if (s.short_name != 0 && s.short_name == arg[1]) spec = &s;
       }
+    } else if (stop_at_positional) {
+      parsed.positional_.insert(parsed.positional_.end(), args.begin() + i, args.end());
+      break;
     } else {
       parsed.positional_.push_back(arg);
       continue;
@@ -101,6 +107,33 @@ int PrintUsage(const CommandSyntax& syntax, const std::vector<OptionSpec>& specs
   }
   std::fprintf(out, "%s", OptionsHelp(specs).c_str());
   return error.empty() ? kExitOk : kExitUsage;
+}
+
+std::optional<ParsedArgs> ParseCommand(const std::vector<std::string>& args,
+                                       const CommandSyntax& syntax,
+                                       const std::vector<OptionSpec>& specs,
+                                       size_t min_positional, size_t max_positional,
+                                       int* exit_status) {
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, specs);
+  if (!parsed.ok()) {
+    *exit_status = PrintUsage(syntax, specs, parsed.status().message());
+  } else if (parsed->Has("help")) {
+    *exit_status = PrintUsage(syntax, specs, "");
+  } else if (size_t n = parsed->positional().size(); n < min_positional || n > max_positional) {
+    *exit_status = PrintUsage(syntax, specs, "wrong number of arguments");
+  } else {
+    return *std::move(parsed);
+  }
+  return std::nullopt;
+}
+
+void PrintJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  std::fputs(json.c_str(), stdout);
 }
 
 int ReportFailure(absl::string_view command, bool json, const absl::Status& status) {

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
 
 namespace ucode::ctl {
 
@@ -42,14 +43,20 @@ class ParsedArgs {
 
  private:
   friend absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
-                                              const std::vector<OptionSpec>& specs);
+                                              const std::vector<OptionSpec>& specs,
+                                              bool stop_at_positional);
   std::map<std::string, std::vector<std::string>, std::less<>> values_;
   std::vector<std::string> positional_;
 };
 
-// Parses `args` (the words after the subcommand name). "--" ends option parsing.
+// Parses `args` (the words after the subcommand name). "--" ends option parsing, and so
+// does the first positional word with `stop_at_positional` (ucodectl's global options: the
+// subcommand's name and words are the positionals then).
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
-                                     const std::vector<OptionSpec>& specs);
+                                     const std::vector<OptionSpec>& specs,
+                                     bool stop_at_positional = false);
+
+inline const OptionSpec kHelpOption = {"help", false, false, "this text"};
 
 // "  --name VALUE   help" lines for a usage message.
 std::string OptionsHelp(const std::vector<OptionSpec>& specs);
@@ -65,6 +72,18 @@ struct CommandSyntax {
 // otherwise prints "ucodectl NAME: error" and the usage to stderr and returns kExitUsage.
 int PrintUsage(const CommandSyntax& syntax, const std::vector<OptionSpec>& specs,
                absl::string_view error);
+
+// ParseArgs for a subcommand, with its usage printed on `--help` (kHelpOption in `specs`), a
+// bad option, or a count of positional words outside [min_positional, max_positional]:
+// nullopt then, with PrintUsage's exit status in `exit_status`.
+std::optional<ParsedArgs> ParseCommand(const std::vector<std::string>& args,
+                                       const CommandSyntax& syntax,
+                                       const std::vector<OptionSpec>& specs,
+                                       size_t min_positional, size_t max_positional,
+                                       int* exit_status);
+
+// Every --json: the message through protobuf's JSON printer, with the .proto field names.
+void PrintJson(const google::protobuf::Message& message);
 
 // A failed operation: {"ok":false,"error":"..."} on stdout with --json (so a machine
 // reading stdout always gets one object), else "ucodectl NAME: message" on stderr.

@@ -1,5 +1,7 @@
-// The ucodectl subcommands. Each lives in its own file and returns the process exit
-// status: 0 success, 1 the operation failed or found a problem, 2 bad usage.
+// The ucodectl subcommands, in one table. Each lives in its own file and returns the process
+// exit status (kExitOk, kExitFailed, kExitUsage: command_line.h). A command may act on this
+// host itself (`local`), go through ucoded's gRPC API when `--server ADDRESS` is given
+// (`remote`), or both.
 #ifndef UCODE_VMM_UCODECTL_COMMANDS_H_
 #define UCODE_VMM_UCODECTL_COMMANDS_H_
 
@@ -10,22 +12,36 @@
 
 namespace ucode::ctl {
 
+using RunCommand = int (*)(const std::vector<std::string>& args);
+
 struct Command {
   const char* name;
   const char* summary;  // one line for `ucodectl help`
-  int (*run)(const std::vector<std::string>& args);
+  RunCommand local;     // null: only through ucoded
+  RunCommand remote;    // null: only on this host
 };
 
 // Registered subcommands, in the order `ucodectl help` lists them.
 const std::vector<Command>& AllCommands();
 
+// How ucodectl reaches a TCP server (ucoded speaks mutual TLS there).
+struct ClientTls {
+  std::string ca_file;      // CA that signed ucoded's certificate
+  std::string cert_file;    // our client certificate
+  std::string key_file;
+  std::string server_name;  // expected name in ucoded's certificate (default: the host)
+};
+
 // Options given before the subcommand, as virsh takes them (`ucodectl -c URI apply ...`).
 struct GlobalOptions {
   std::string connect_uri;  // -c / --connect: libvirt URI; empty means the command's default
+  std::string server;       // --server: ucoded's address; empty means act on this host
+  ClientTls tls;            // --tls_*: for a TCP server
 };
 const GlobalOptions& Globals();
-// Set once by main() before the subcommand runs.
-void SetGlobals(GlobalOptions options);
+
+// ucodectl itself: `words` are its arguments (after argv[0]). Returns the exit status.
+int RunUcodectl(const std::vector<std::string>& words);
 
 }  // namespace ucode::ctl
 

@@ -1,0 +1,275 @@
+// `ucodectl --server ADDRESS stage|apply|sync-views|watch|get|list|cancel`: ucoded's
+// long-running operations, started, followed to their end, listed and cancelled.
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "host/microcode/selection.h"
+#include "vmm/ucodectl/client_channel.h"
+#include "vmm/ucodectl/command_line.h"
+#include "vmm/ucodectl/min_rev_option.h"
+
+namespace ucode::ctl {
+namespace {
+
+using ucode::v1::Operation;
+using ucode::v1::UcodeService;
+
+const OptionSpec kNoFollow = {"no-follow", false, false, "print the operation name and return"};
+const OptionSpec kFinalJson = {"json", false, false,
+                               "print the finished operation as JSON (progress goes to stderr)"};
+const OptionSpec kGuest = {"guest", true, true, "include only this guest (repeatable)"};
+const OptionSpec kParkDeadline = {"park-deadline-us", true, false,
+                                  "deadline for every vCPU to park"};
+
+void PrintOperation(const Operation& op) {
+  std::printf(
+      "%s  %s  %s  last step %s%s\n", op.name().c_str(), op.kind().c_str(),
+      ucode::v1::OperationState_Name(op.state()).c_str(),
+      ucode::v1::Step_Name(op.last_step()).c_str(),
+      op.interrupted_step() != ucode::v1::STEP_UNSPECIFIED
+          ? absl::StrCat(" (interrupted during ", ucode::v1::Step_Name(op.interrupted_step()), ")")
+                .c_str()
+          : "");
+  if (op.has_error() && op.error().code() != 0) {
+    std::printf("  error: %s\n", op.error().message().c_str());
+  }
+  if (!op.journal_error().empty()) {
+    std::printf("  journal error (the state above stands): %s\n", op.journal_error().c_str());
+  }
+  if (!op.report_json().empty()) std::printf("  report: %s\n", op.report_json().c_str());
+}
+
+// Streams `operation`'s events to `out` until it is done; kExitOk if it SUCCEEDED. The
+// final state goes to `final_out` when given (the caller prints it), else to `out`.
+int FollowOperation(UcodeService::StubInterface& stub, const std::string& operation, FILE* out,
+                    Operation* final_out = nullptr) {
+  grpc::ClientContext ctx;
+  ucode::v1::WatchOperationRequest req;
+  req.set_name(operation);
+  std::unique_ptr<grpc::ClientReaderInterface<ucode::v1::OperationEvent>> reader =
+      stub.WatchOperation(&ctx, req);
+  ucode::v1::OperationEvent e;
+  Operation final_state;
+  bool done = false;
+  while (reader->Read(&e)) {
+    std::string extra;
+    if (e.has_staging()) {
+      extra = absl::StrCat("  [package ", e.staging().package(), ": ", e.staging().bytes_sent(),
+                           "/", e.staging().total_bytes(), " bytes]");
+    }
+    std::fprintf(out, "  #%-4lu %-22s %s%s\n", static_cast<unsigned long>(e.sequence()),
+                 ucode::v1::Step_Name(e.step()).c_str(), e.message().c_str(), extra.c_str());
+    std::fflush(out);
+    if (e.step() == ucode::v1::STEP_DONE && e.has_final_state()) {
+      final_state = e.final_state();
+      done = true;
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return RpcFailed("WatchOperation", s);
+  if (!done) {
+    std::fprintf(stderr, "ucodectl: watch of %s ended before the operation did\n",
+                 operation.c_str());
+    return kExitFailed;
+  }
+  const bool succeeded = final_state.state() == ucode::v1::OPERATION_STATE_SUCCEEDED;
+  if (final_out != nullptr) {
+    *final_out = std::move(final_state);
+    return succeeded ? kExitOk : kExitFailed;
+  }
+  std::fprintf(out, "%s %s\n", final_state.name().c_str(),
+               ucode::v1::OperationState_Name(final_state.state()).c_str());
+  if (final_state.error().code() != 0) {
+    std::fprintf(out, "  error: %s\n", final_state.error().message().c_str());
+  }
+  if (!final_state.report_json().empty()) {
+    std::fprintf(out, "  report: %s\n", final_state.report_json().c_str());
+  }
+  return succeeded ? kExitOk : kExitFailed;
+}
+
+int StartAndFollow(RemoteCall& r, absl::string_view rpc,
+                   const std::function<grpc::Status(grpc::ClientContext*, Operation*)>& call) {
+  grpc::ClientContext ctx;
+  Operation op;
+  grpc::Status s = call(&ctx, &op);
+  if (!s.ok()) return RpcFailed(rpc, s);
+  // With --json, stdout holds only the final operation; progress goes to stderr.
+  const bool json = r.args.Has("json");
+  FILE* progress = json ? stderr : stdout;
+  std::fprintf(progress, "%s started\n", op.name().c_str());
+  if (r.args.Has("no-follow")) return kExitOk;
+  if (!json) return FollowOperation(*r.stub, op.name(), stdout);
+  Operation final_state;
+  int rc = FollowOperation(*r.stub, op.name(), stderr, &final_state);
+  if (final_state.done()) PrintJson(final_state);
+  return rc;
+}
+
+}  // namespace
+
+int RunRemoteStage(const std::vector<std::string>& args) {
+  static const std::vector<OptionSpec> kSpecs = {kHostPathOption, kNoFollow, kHelpOption};
+  int rc = kExitOk;
+  std::optional<RemoteCall> r =
+      StartRemote(args, {"stage", "--server ADDRESS stage FILE [--no-follow]", ""}, kSpecs, 1, &rc);
+  if (!r) return rc;
+  ucode::v1::StageImageRequest req;
+  if (!FillImage(*r, r->args.positional()[0], req.mutable_image())) return kExitFailed;
+  return StartAndFollow(*r, "StageImage", [&](grpc::ClientContext* c, Operation* o) {
+    return r->stub->StageImage(c, req, o);
+  });
+}
+
+int RunRemoteApply(const std::vector<std::string>& args) {
+  static const std::vector<OptionSpec> kSpecs = [] {
+    std::vector<OptionSpec> specs = {
+        kHostPathOption,
+        kNoFollow,
+        kFinalJson,
+        {"mode", true, false, "strict (default) or fast"},
+        kGuest,
+        kParkDeadline,
+        {"agent-timeout-ms", true, false, "bound on each guest agent's answer"},
+        {"request-id", true, false, "makes a retried apply idempotent"},
+        kHelpOption};
+    AppendMinRevOptionSpecs(specs);
+    return specs;
+  }();
+  static constexpr CommandSyntax kSyntax = {
+      "apply",
+      "--server ADDRESS apply FILE [--mode strict|fast] [--force-minrev|--ignore-minrev] "
+      "[--guest NAME]... [--park-deadline-us N] [--agent-timeout-ms N] [--request-id ID] "
+      "[--no-follow] [--json]",
+      ""};
+  int rc = kExitOk;
+  std::optional<RemoteCall> r = StartRemote(args, kSyntax, kSpecs, 1, &rc);
+  if (!r) return rc;
+  ucode::v1::ApplyUpdateRequest req;
+  if (!FillImage(*r, r->args.positional()[0], req.mutable_image())) return kExitFailed;
+  const std::string mode = r->args.ValueOr("mode", "strict");
+  if (mode != "strict" && mode != "fast") {
+    return PrintUsage(kSyntax, kSpecs, absl::StrCat("--mode: '", mode, "' is not strict or fast"));
+  }
+  req.set_mode(mode == "fast" ? ucode::v1::UPDATE_MODE_FAST : ucode::v1::UPDATE_MODE_STRICT);
+  absl::StatusOr<microcode::MinRevPolicy> policy = MinRevPolicyFromArgs(r->args);
+  if (!policy.ok()) return PrintUsage(kSyntax, kSpecs, policy.status().message());
+  req.set_min_rev_policy(*policy == microcode::MinRevPolicy::kIgnore
+                             ? ucode::v1::MIN_REV_POLICY_IGNORE
+                             : ucode::v1::MIN_REV_POLICY_ENFORCE);
+  for (const std::string& g : r->args.Values("guest")) req.add_guests(g);
+  uint64_t v = 0;
+  if (auto d = r->args.Value("park-deadline-us")) {
+    if (!absl::SimpleAtoi(*d, &v)) return PrintUsage(kSyntax, kSpecs, "--park-deadline-us: not a number");
+    req.set_park_deadline_us(v);
+  }
+  if (auto t = r->args.Value("agent-timeout-ms")) {
+    if (!absl::SimpleAtoi(*t, &v)) return PrintUsage(kSyntax, kSpecs, "--agent-timeout-ms: not a number");
+    req.set_agent_timeout_ms(v);
+  }
+  req.set_request_id(r->args.ValueOr("request-id", ""));
+  return StartAndFollow(*r, "ApplyUpdate", [&](grpc::ClientContext* c, Operation* o) {
+    return r->stub->ApplyUpdate(c, req, o);
+  });
+}
+
+// For guests whose view lags the host (SyncGuestViews): no image, the host's revision.
+int RunRemoteSyncViews(const std::vector<std::string>& args) {
+  static const std::vector<OptionSpec> kSpecs = {kNoFollow, kGuest, kParkDeadline, kHelpOption};
+  static constexpr CommandSyntax kSyntax = {
+      "sync-views",
+      "--server ADDRESS sync-views [--guest NAME]... [--park-deadline-us N] [--no-follow]", ""};
+  int rc = kExitOk;
+  std::optional<RemoteCall> r = StartRemote(args, kSyntax, kSpecs, 0, &rc);
+  if (!r) return rc;
+  ucode::v1::SyncGuestViewsRequest req;
+  for (const std::string& g : r->args.Values("guest")) req.add_guests(g);
+  uint64_t v = 0;
+  if (auto d = r->args.Value("park-deadline-us")) {
+    if (!absl::SimpleAtoi(*d, &v)) return PrintUsage(kSyntax, kSpecs, "--park-deadline-us: not a number");
+    req.set_park_deadline_us(v);
+  }
+  return StartAndFollow(*r, "SyncGuestViews", [&](grpc::ClientContext* c, Operation* o) {
+    return r->stub->SyncGuestViews(c, req, o);
+  });
+}
+
+int RunRemoteWatch(const std::vector<std::string>& args) {
+  int rc = kExitOk;
+  std::optional<RemoteCall> r =
+      StartRemote(args, {"watch", "--server ADDRESS watch OPERATION", ""}, {kHelpOption}, 1, &rc);
+  return r ? FollowOperation(*r->stub, r->args.positional()[0], stdout) : rc;
+}
+
+int RunRemoteGet(const std::vector<std::string>& args) {
+  static const std::vector<OptionSpec> kSpecs = {
+      {"json", false, false, "print the operation as JSON"}, kHelpOption};
+  int rc = kExitOk;
+  std::optional<RemoteCall> r =
+      StartRemote(args, {"get", "--server ADDRESS get OPERATION [--json]", ""}, kSpecs, 1, &rc);
+  if (!r) return rc;
+  grpc::ClientContext ctx;
+  ucode::v1::GetOperationRequest req;
+  req.set_name(r->args.positional()[0]);
+  Operation op;
+  grpc::Status s = r->stub->GetOperation(&ctx, req, &op);
+  if (!s.ok()) return RpcFailed("GetOperation", s);
+  if (r->args.Has("json")) {
+    PrintJson(op);
+  } else {
+    PrintOperation(op);
+  }
+  return kExitOk;
+}
+
+int RunRemoteCancel(const std::vector<std::string>& args) {
+  int rc = kExitOk;
+  std::optional<RemoteCall> r =
+      StartRemote(args, {"cancel", "--server ADDRESS cancel OPERATION", ""}, {kHelpOption}, 1, &rc);
+  if (!r) return rc;
+  grpc::ClientContext ctx;
+  ucode::v1::CancelOperationRequest req;
+  req.set_name(r->args.positional()[0]);
+  Operation op;
+  grpc::Status s = r->stub->CancelOperation(&ctx, req, &op);
+  if (!s.ok()) return RpcFailed("CancelOperation", s);
+  PrintOperation(op);
+  return kExitOk;
+}
+
+int RunRemoteList(const std::vector<std::string>& args) {
+  static const std::vector<OptionSpec> kSpecs = {
+      {"page-size", true, false, "operations per page"},
+      {"all", false, false, "follow every page"},
+      kHelpOption};
+  static constexpr CommandSyntax kSyntax = {"list", "--server ADDRESS list [--page-size N] [--all]",
+                                            ""};
+  int rc = kExitOk;
+  std::optional<RemoteCall> r = StartRemote(args, kSyntax, kSpecs, 0, &rc);
+  if (!r) return rc;
+  int32_t page_size = 0;
+  if (auto p = r->args.Value("page-size"); p && !absl::SimpleAtoi(*p, &page_size)) {
+    return PrintUsage(kSyntax, kSpecs, "--page-size: not a number");
+  }
+  std::string token;
+  do {
+    grpc::ClientContext ctx;
+    ucode::v1::ListOperationsRequest req;
+    req.set_page_size(page_size);
+    req.set_page_token(token);
+    ucode::v1::ListOperationsResponse resp;
+    grpc::Status s = r->stub->ListOperations(&ctx, req, &resp);
+    if (!s.ok()) return RpcFailed("ListOperations", s);
+    for (const auto& op : resp.operations()) PrintOperation(op);
+    token = r->args.Has("all") ? resp.next_page_token() : "";
+  } while (!token.empty());
+  return kExitOk;
+}
+
+}  // namespace ucode::ctl
