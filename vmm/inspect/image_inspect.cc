@@ -52,8 +52,8 @@ std::string TextLine(const InspectImageResponse& r, int index) {
   if (s.path().empty()) absl::StrAppendFormat(&line, "  offset 0x%x", s.offset());
   if (!s.date().empty()) {  // the header was there to read
     absl::StrAppendFormat(&line, "  sig 0x%08x  pf 0x%02x  %s  rev 0x%08x  size %u  min_rev 0x%08x",
-                          s.signature(), s.platform_flags(), s.date(), s.revision(),
-                          s.total_size(), s.min_req_revision());
+                          s.signature(), s.platform_flags(), s.date(), s.revision(), s.total_size(),
+                          s.min_req_revision());
   }
   if (s.valid()) {
     std::vector<std::string> ext;
@@ -82,7 +82,8 @@ InspectImageResponse InspectImages(absl::Span<const ImageFile> files, const mc::
       s->set_offset(entry.offset);
       if (!entry.image.ok()) {
         s->set_error(std::string(entry.image.status().message()));
-        std::optional<mc::MicrocodeHeader> header = mc::PeekHeader(file.bytes.subspan(entry.offset));
+        std::optional<mc::MicrocodeHeader> header =
+            mc::PeekHeader(file.bytes.subspan(entry.offset));
         if (header) SetHeader(*header, s);
         continue;
       }
@@ -120,7 +121,8 @@ std::string InspectText(const InspectImageResponse& r) {
     absl::StrAppend(&text, TextLine(r, i), "\n");
     selection_ran |= r.images(i).verdict() != ucode::v1::SELECTION_VERDICT_UNSPECIFIED;
   }
-  for (const std::string& reason : r.selection_reasons()) absl::StrAppend(&text, "  ", reason, "\n");
+  for (const std::string& reason : r.selection_reasons())
+    absl::StrAppend(&text, "  ", reason, "\n");
   if (r.selected_index() >= 0) {
     const ImageSummary& s = r.images(r.selected_index());
     absl::StrAppendFormat(&text, "=> select %s revision 0x%08x\n", Where(r, r.selected_index()),

@@ -28,8 +28,8 @@ struct RemoteCall {
   std::unique_ptr<ucode::v1::UcodeService::Stub> stub;
 };
 
-// ParseCommand, then the channel to Globals().server. nullopt after printing the usage or the channel's error,
-// with the exit status in `exit_status`.
+// ParseCommand, then the channel to Globals().server. nullopt after printing the usage or the
+// channel's error, with the exit status in `exit_status`.
 std::optional<RemoteCall> StartRemote(const std::vector<std::string>& args,
                                       const CommandSyntax& syntax,
                                       const std::vector<OptionSpec>& specs, size_t positional,
@@ -37,6 +37,22 @@ std::optional<RemoteCall> StartRemote(const std::vector<std::string>& args,
 
 // Prints "ucodectl: RPC: CODE: message" (and what UNAVAILABLE usually means); kExitFailed.
 int RpcFailed(absl::string_view rpc, const grpc::Status& status);
+
+// One unary RPC of `r.stub`: its answer with --json through PrintJson (kExitOk), else
+// through `print_text`, which returns the exit status.
+template <typename Request, typename Response>
+int CallAndPrint(const RemoteCall& r, absl::string_view name,
+                 grpc::Status (ucode::v1::UcodeService::Stub::*rpc)(grpc::ClientContext*,
+                                                                    const Request&, Response*),
+                 const Request& request, int (*print_text)(const Response&)) {
+  grpc::ClientContext ctx;
+  Response response;
+  grpc::Status status = (r.stub.get()->*rpc)(&ctx, request, &response);
+  if (!status.ok()) return RpcFailed(name, status);
+  if (!r.args.Has("json")) return print_text(response);
+  PrintJson(response);
+  return kExitOk;
+}
 
 inline const OptionSpec kHostPathOption = {
     "host-path", false, false,

@@ -111,9 +111,8 @@ int PrintUsage(const CommandSyntax& syntax, const std::vector<OptionSpec>& specs
 
 std::optional<ParsedArgs> ParseCommand(const std::vector<std::string>& args,
                                        const CommandSyntax& syntax,
-                                       const std::vector<OptionSpec>& specs,
-                                       size_t min_positional, size_t max_positional,
-                                       int* exit_status) {
+                                       const std::vector<OptionSpec>& specs, size_t min_positional,
+                                       size_t max_positional, int* exit_status) {
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, specs);
   if (!parsed.ok()) {
     *exit_status = PrintUsage(syntax, specs, parsed.status().message());

@@ -78,9 +78,8 @@ int PrintUsage(const CommandSyntax& syntax, const std::vector<OptionSpec>& specs
 // nullopt then, with PrintUsage's exit status in `exit_status`.
 std::optional<ParsedArgs> ParseCommand(const std::vector<std::string>& args,
                                        const CommandSyntax& syntax,
-                                       const std::vector<OptionSpec>& specs,
-                                       size_t min_positional, size_t max_positional,
-                                       int* exit_status);
+                                       const std::vector<OptionSpec>& specs, size_t min_positional,
+                                       size_t max_positional, int* exit_status);
 
 // Every --json: the message through protobuf's JSON printer, with the .proto field names.
 void PrintJson(const google::protobuf::Message& message);

@@ -29,15 +29,13 @@ const std::vector<Command>& AllCommands() {
   static const std::vector<Command> kCommands = {
       {"demo", "the whole update on an emulated host with real KVM VMs", RunDemo, nullptr},
       {"inspect", "list and validate microcode images", RunInspect, RunRemoteInspect},
-      {"stage", "push an image through every package's staging mailbox", RunStage,
-       RunRemoteStage},
+      {"stage", "push an image through every package's staging mailbox", RunStage, RunRemoteStage},
       {"load", "validate, stage, late-load and verify an image on this host", RunLoad, nullptr},
       {"apply", "the update around libvirt domains (-c URI, --domain/--all), or ucoded's guests",
        RunApply, RunRemoteApply},
       {"describe", "the host's CPUs and revisions", nullptr, RunRemoteDescribe},
       {"guests", "the guests ucoded manages", nullptr, RunRemoteGuests},
-      {"sync-views", "set lagging guest views to the host's revision", nullptr,
-       RunRemoteSyncViews},
+      {"sync-views", "set lagging guest views to the host's revision", nullptr, RunRemoteSyncViews},
       {"watch", "follow an operation's events until it is done", nullptr, RunRemoteWatch},
       {"get", "one operation's state", nullptr, RunRemoteGet},
       {"list", "the operations ucoded keeps", nullptr, RunRemoteList},
@@ -55,8 +53,7 @@ GlobalOptions& MutableGlobals() {
 
 const std::vector<OptionSpec>& GlobalSpecs() {
   static const std::vector<OptionSpec> kSpecs = {
-      {"connect", true, false, "libvirt connection for commands that reach libvirt domains",
-       'c'},
+      {"connect", true, false, "libvirt connection for commands that reach libvirt domains", 'c'},
       {"server", true, false,
        "through ucoded: unix:/run/ucoded/ucoded.sock (its socket) or host:port (mutual TLS)"},
       {"tls_ca", true, false, "TCP server: the CA that signed ucoded's certificate"},

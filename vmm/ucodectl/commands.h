@@ -26,8 +26,8 @@ const std::vector<Command>& AllCommands();
 
 // How ucodectl reaches a TCP server (ucoded speaks mutual TLS there).
 struct ClientTls {
-  std::string ca_file;      // CA that signed ucoded's certificate
-  std::string cert_file;    // our client certificate
+  std::string ca_file;    // CA that signed ucoded's certificate
+  std::string cert_file;  // our client certificate
   std::string key_file;
   std::string server_name;  // expected name in ucoded's certificate (default: the host)
 };

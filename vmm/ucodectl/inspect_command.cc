@@ -87,8 +87,8 @@ void Load(const std::vector<std::string>& paths, Inputs& in) {
       }
       absl::StatusOr<std::vector<uint8_t>> bytes = mc::ReadFileBytes(file, kMaxFileBytes);
       if (bytes.ok() && total + bytes->size() > kMaxTotalBytes) {
-        in.errors.push_back(absl::StrCat("inputs over ", kMaxTotalBytes >> 20,
-                                         " MiB in total: stopped at ", file));
+        in.errors.push_back(
+            absl::StrCat("inputs over ", kMaxTotalBytes >> 20, " MiB in total: stopped at ", file));
         return;
       }
       if (!bytes.ok()) {

@@ -1,7 +1,6 @@
 // `ucodectl --server ADDRESS stage|apply|sync-views|watch|get|list|cancel`: ucoded's
 // long-running operations, started, followed to their end, listed and cancelled.
 #include <cstdio>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,7 +26,7 @@ const OptionSpec kGuest = {"guest", true, true, "include only this guest (repeat
 const OptionSpec kParkDeadline = {"park-deadline-us", true, false,
                                   "deadline for every vCPU to park"};
 
-void PrintOperation(const Operation& op) {
+int PrintOperation(const Operation& op) {
   std::printf(
       "%s  %s  %s  last step %s%s\n", op.name().c_str(), op.kind().c_str(),
       ucode::v1::OperationState_Name(op.state()).c_str(),
@@ -43,6 +42,7 @@ void PrintOperation(const Operation& op) {
     std::printf("  journal error (the state above stands): %s\n", op.journal_error().c_str());
   }
   if (!op.report_json().empty()) std::printf("  report: %s\n", op.report_json().c_str());
+  return kExitOk;
 }
 
 // Streams `operation`'s events to `out` until it is done; kExitOk if it SUCCEEDED. The
@@ -94,12 +94,16 @@ int FollowOperation(UcodeService::StubInterface& stub, const std::string& operat
   return succeeded ? kExitOk : kExitFailed;
 }
 
-int StartAndFollow(RemoteCall& r, absl::string_view rpc,
-                   const std::function<grpc::Status(grpc::ClientContext*, Operation*)>& call) {
+// Starts an operation with `rpc` and, unless --no-follow, follows it to its end.
+template <typename Request>
+int StartAndFollow(const RemoteCall& r, absl::string_view name,
+                   grpc::Status (UcodeService::Stub::*rpc)(grpc::ClientContext*, const Request&,
+                                                           Operation*),
+                   const Request& request) {
   grpc::ClientContext ctx;
   Operation op;
-  grpc::Status s = call(&ctx, &op);
-  if (!s.ok()) return RpcFailed(rpc, s);
+  grpc::Status s = (r.stub.get()->*rpc)(&ctx, request, &op);
+  if (!s.ok()) return RpcFailed(name, s);
   // With --json, stdout holds only the final operation; progress goes to stderr.
   const bool json = r.args.Has("json");
   FILE* progress = json ? stderr : stdout;
@@ -112,6 +116,18 @@ int StartAndFollow(RemoteCall& r, absl::string_view rpc,
   return rc;
 }
 
+// --guest and --park-deadline-us, which apply and sync-views share; false for a deadline
+// that is not a number.
+template <typename Request>
+bool SetGuestsAndDeadline(const ParsedArgs& a, Request* req) {
+  for (const std::string& g : a.Values("guest")) req->add_guests(g);
+  uint64_t deadline_us = 0;
+  std::optional<std::string> d = a.Value("park-deadline-us");
+  if (d && !absl::SimpleAtoi(*d, &deadline_us)) return false;
+  req->set_park_deadline_us(deadline_us);
+  return true;
+}
+
 }  // namespace
 
 int RunRemoteStage(const std::vector<std::string>& args) {
@@ -122,9 +138,7 @@ int RunRemoteStage(const std::vector<std::string>& args) {
   if (!r) return rc;
   ucode::v1::StageImageRequest req;
   if (!FillImage(*r, r->args.positional()[0], req.mutable_image())) return kExitFailed;
-  return StartAndFollow(*r, "StageImage", [&](grpc::ClientContext* c, Operation* o) {
-    return r->stub->StageImage(c, req, o);
-  });
+  return StartAndFollow(*r, "StageImage", &UcodeService::Stub::StageImage, req);
 }
 
 int RunRemoteApply(const std::vector<std::string>& args) {
@@ -163,20 +177,16 @@ int RunRemoteApply(const std::vector<std::string>& args) {
   req.set_min_rev_policy(*policy == microcode::MinRevPolicy::kIgnore
                              ? ucode::v1::MIN_REV_POLICY_IGNORE
                              : ucode::v1::MIN_REV_POLICY_ENFORCE);
-  for (const std::string& g : r->args.Values("guest")) req.add_guests(g);
-  uint64_t v = 0;
-  if (auto d = r->args.Value("park-deadline-us")) {
-    if (!absl::SimpleAtoi(*d, &v)) return PrintUsage(kSyntax, kSpecs, "--park-deadline-us: not a number");
-    req.set_park_deadline_us(v);
+  if (!SetGuestsAndDeadline(r->args, &req)) {
+    return PrintUsage(kSyntax, kSpecs, "--park-deadline-us: not a number");
   }
-  if (auto t = r->args.Value("agent-timeout-ms")) {
-    if (!absl::SimpleAtoi(*t, &v)) return PrintUsage(kSyntax, kSpecs, "--agent-timeout-ms: not a number");
-    req.set_agent_timeout_ms(v);
+  uint64_t timeout_ms = 0;
+  if (auto t = r->args.Value("agent-timeout-ms"); t && !absl::SimpleAtoi(*t, &timeout_ms)) {
+    return PrintUsage(kSyntax, kSpecs, "--agent-timeout-ms: not a number");
   }
+  req.set_agent_timeout_ms(timeout_ms);
   req.set_request_id(r->args.ValueOr("request-id", ""));
-  return StartAndFollow(*r, "ApplyUpdate", [&](grpc::ClientContext* c, Operation* o) {
-    return r->stub->ApplyUpdate(c, req, o);
-  });
+  return StartAndFollow(*r, "ApplyUpdate", &UcodeService::Stub::ApplyUpdate, req);
 }
 
 // For guests whose view lags the host (SyncGuestViews): no image, the host's revision.
@@ -189,15 +199,10 @@ int RunRemoteSyncViews(const std::vector<std::string>& args) {
   std::optional<RemoteCall> r = StartRemote(args, kSyntax, kSpecs, 0, &rc);
   if (!r) return rc;
   ucode::v1::SyncGuestViewsRequest req;
-  for (const std::string& g : r->args.Values("guest")) req.add_guests(g);
-  uint64_t v = 0;
-  if (auto d = r->args.Value("park-deadline-us")) {
-    if (!absl::SimpleAtoi(*d, &v)) return PrintUsage(kSyntax, kSpecs, "--park-deadline-us: not a number");
-    req.set_park_deadline_us(v);
+  if (!SetGuestsAndDeadline(r->args, &req)) {
+    return PrintUsage(kSyntax, kSpecs, "--park-deadline-us: not a number");
   }
-  return StartAndFollow(*r, "SyncGuestViews", [&](grpc::ClientContext* c, Operation* o) {
-    return r->stub->SyncGuestViews(c, req, o);
-  });
+  return StartAndFollow(*r, "SyncGuestViews", &UcodeService::Stub::SyncGuestViews, req);
 }
 
 int RunRemoteWatch(const std::vector<std::string>& args) {
@@ -214,18 +219,9 @@ int RunRemoteGet(const std::vector<std::string>& args) {
   std::optional<RemoteCall> r =
       StartRemote(args, {"get", "--server ADDRESS get OPERATION [--json]", ""}, kSpecs, 1, &rc);
   if (!r) return rc;
-  grpc::ClientContext ctx;
   ucode::v1::GetOperationRequest req;
   req.set_name(r->args.positional()[0]);
-  Operation op;
-  grpc::Status s = r->stub->GetOperation(&ctx, req, &op);
-  if (!s.ok()) return RpcFailed("GetOperation", s);
-  if (r->args.Has("json")) {
-    PrintJson(op);
-  } else {
-    PrintOperation(op);
-  }
-  return kExitOk;
+  return CallAndPrint(*r, "GetOperation", &UcodeService::Stub::GetOperation, req, PrintOperation);
 }
 
 int RunRemoteCancel(const std::vector<std::string>& args) {
@@ -233,21 +229,16 @@ int RunRemoteCancel(const std::vector<std::string>& args) {
   std::optional<RemoteCall> r =
       StartRemote(args, {"cancel", "--server ADDRESS cancel OPERATION", ""}, {kHelpOption}, 1, &rc);
   if (!r) return rc;
-  grpc::ClientContext ctx;
   ucode::v1::CancelOperationRequest req;
   req.set_name(r->args.positional()[0]);
-  Operation op;
-  grpc::Status s = r->stub->CancelOperation(&ctx, req, &op);
-  if (!s.ok()) return RpcFailed("CancelOperation", s);
-  PrintOperation(op);
-  return kExitOk;
+  return CallAndPrint(*r, "CancelOperation", &UcodeService::Stub::CancelOperation, req,
+                      PrintOperation);
 }
 
 int RunRemoteList(const std::vector<std::string>& args) {
-  static const std::vector<OptionSpec> kSpecs = {
-      {"page-size", true, false, "operations per page"},
-      {"all", false, false, "follow every page"},
-      kHelpOption};
+  static const std::vector<OptionSpec> kSpecs = {{"page-size", true, false, "operations per page"},
+                                                 {"all", false, false, "follow every page"},
+                                                 kHelpOption};
   static constexpr CommandSyntax kSyntax = {"list", "--server ADDRESS list [--page-size N] [--all]",
                                             ""};
   int rc = kExitOk;

@@ -15,24 +15,11 @@
 namespace ucode::ctl {
 namespace {
 
+using ucode::v1::UcodeService;
+
 const OptionSpec kJson = {"json", false, false, "print the response as JSON"};
 
-}  // namespace
-
-int RunRemoteDescribe(const std::vector<std::string>& args) {
-  static const std::vector<OptionSpec> kSpecs = {kJson, kHelpOption};
-  int rc = kExitOk;
-  std::optional<RemoteCall> r =
-      StartRemote(args, {"describe", "--server ADDRESS describe [--json]", ""}, kSpecs, 0, &rc);
-  if (!r) return rc;
-  grpc::ClientContext ctx;
-  ucode::v1::Host host;
-  grpc::Status s = r->stub->DescribeHost(&ctx, ucode::v1::DescribeHostRequest(), &host);
-  if (!s.ok()) return RpcFailed("DescribeHost", s);
-  if (r->args.Has("json")) {
-    PrintJson(host);
-    return kExitOk;
-  }
+int PrintHost(const ucode::v1::Host& host) {
   std::printf("host %s  backend %s  signature 0x%x  platform id %u  staging %s\n",
               host.hostname().c_str(), host.platform_backend().c_str(), host.signature(),
               host.platform_id(), host.staging_supported() ? "yes" : "no");
@@ -45,26 +32,38 @@ int RunRemoteDescribe(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int RunRemoteGuests(const std::vector<std::string>& args) {
-  static const std::vector<OptionSpec> kSpecs = {kJson, kHelpOption};
-  int rc = kExitOk;
-  std::optional<RemoteCall> r =
-      StartRemote(args, {"guests", "--server ADDRESS guests [--json]", ""}, kSpecs, 0, &rc);
-  if (!r) return rc;
-  grpc::ClientContext ctx;
-  ucode::v1::ListGuestsResponse resp;
-  grpc::Status s = r->stub->ListGuests(&ctx, ucode::v1::ListGuestsRequest(), &resp);
-  if (!s.ok()) return RpcFailed("ListGuests", s);
-  if (r->args.Has("json")) {
-    PrintJson(resp);
-    return kExitOk;
-  }
+int PrintGuests(const ucode::v1::ListGuestsResponse& resp) {
   std::printf("%-24s %-10s %5s %-10s %s\n", "name", "kind", "vcpus", "state", "view");
   for (const auto& g : resp.guests()) {
     std::printf("%-24s %-10s %5u %-10s %s\n", g.name().c_str(), g.kind().c_str(), g.vcpus(),
                 g.state().c_str(), g.guest_view_updatable() ? "updatable" : "stale until restart");
   }
   return kExitOk;
+}
+
+int PrintInspect(const ucode::v1::InspectImageResponse& resp) {
+  std::fputs(inspect::InspectText(resp).c_str(), stdout);
+  return inspect::AllValid(resp) ? kExitOk : kExitFailed;
+}
+
+}  // namespace
+
+int RunRemoteDescribe(const std::vector<std::string>& args) {
+  int rc = kExitOk;
+  std::optional<RemoteCall> r = StartRemote(
+      args, {"describe", "--server ADDRESS describe [--json]", ""}, {kJson, kHelpOption}, 0, &rc);
+  if (!r) return rc;
+  return CallAndPrint(*r, "DescribeHost", &UcodeService::Stub::DescribeHost,
+                      ucode::v1::DescribeHostRequest(), PrintHost);
+}
+
+int RunRemoteGuests(const std::vector<std::string>& args) {
+  int rc = kExitOk;
+  std::optional<RemoteCall> r = StartRemote(
+      args, {"guests", "--server ADDRESS guests [--json]", ""}, {kJson, kHelpOption}, 0, &rc);
+  if (!r) return rc;
+  return CallAndPrint(*r, "ListGuests", &UcodeService::Stub::ListGuests,
+                      ucode::v1::ListGuestsRequest(), PrintGuests);
 }
 
 // Without --cpu ucoded selects for the oldest revision its host runs.
@@ -88,16 +87,7 @@ int RunRemoteInspect(const std::vector<std::string>& args) {
     req.mutable_cpu()->set_platform_id(cpu->platform_id);
     req.mutable_cpu()->set_current_revision(cpu->current_revision);
   }
-  grpc::ClientContext ctx;
-  ucode::v1::InspectImageResponse resp;
-  grpc::Status s = r->stub->InspectImage(&ctx, req, &resp);
-  if (!s.ok()) return RpcFailed("InspectImage", s);
-  if (r->args.Has("json")) {
-    PrintJson(resp);
-    return kExitOk;
-  }
-  std::fputs(inspect::InspectText(resp).c_str(), stdout);
-  return inspect::AllValid(resp) ? kExitOk : kExitFailed;
+  return CallAndPrint(*r, "InspectImage", &UcodeService::Stub::InspectImage, req, PrintInspect);
 }
 
 }  // namespace ucode::ctl
