@@ -45,18 +45,18 @@ int PrintOperation(const Operation& op) {
   return kExitOk;
 }
 
-// Streams `operation`'s events to `out` until it is done; kExitOk if it SUCCEEDED. The
-// final state goes to `final_out` when given (the caller prints it), else to `out`.
-int FollowOperation(UcodeService::StubInterface& stub, const std::string& operation, FILE* out,
-                    Operation* final_out = nullptr) {
+// Streams `operation`'s events until it is done, then prints its final state. With --json
+// stdout holds only that state, as JSON; the events go to stderr. kExitOk if it SUCCEEDED.
+int FollowOperation(const RemoteCall& r, const std::string& operation) {
+  const bool json = r.args.Has("json");
+  FILE* out = json ? stderr : stdout;
   grpc::ClientContext ctx;
   ucode::v1::WatchOperationRequest req;
   req.set_name(operation);
   std::unique_ptr<grpc::ClientReaderInterface<ucode::v1::OperationEvent>> reader =
-      stub.WatchOperation(&ctx, req);
+      r.stub->WatchOperation(&ctx, req);
   ucode::v1::OperationEvent e;
-  Operation final_state;
-  bool done = false;
+  std::optional<Operation> final_state;
   while (reader->Read(&e)) {
     std::string extra;
     if (e.has_staging()) {
@@ -66,32 +66,21 @@ int FollowOperation(UcodeService::StubInterface& stub, const std::string& operat
     std::fprintf(out, "  #%-4lu %-22s %s%s\n", static_cast<unsigned long>(e.sequence()),
                  ucode::v1::Step_Name(e.step()).c_str(), e.message().c_str(), extra.c_str());
     std::fflush(out);
-    if (e.step() == ucode::v1::STEP_DONE && e.has_final_state()) {
-      final_state = e.final_state();
-      done = true;
-    }
+    if (e.step() == ucode::v1::STEP_DONE && e.has_final_state()) final_state = e.final_state();
   }
   grpc::Status s = reader->Finish();
   if (!s.ok()) return RpcFailed("WatchOperation", s);
-  if (!done) {
+  if (!final_state) {
     std::fprintf(stderr, "ucodectl: watch of %s ended before the operation did\n",
                  operation.c_str());
     return kExitFailed;
   }
-  const bool succeeded = final_state.state() == ucode::v1::OPERATION_STATE_SUCCEEDED;
-  if (final_out != nullptr) {
-    *final_out = std::move(final_state);
-    return succeeded ? kExitOk : kExitFailed;
+  if (json) {
+    PrintJson(*final_state);
+  } else {
+    PrintOperation(*final_state);
   }
-  std::fprintf(out, "%s %s\n", final_state.name().c_str(),
-               ucode::v1::OperationState_Name(final_state.state()).c_str());
-  if (final_state.error().code() != 0) {
-    std::fprintf(out, "  error: %s\n", final_state.error().message().c_str());
-  }
-  if (!final_state.report_json().empty()) {
-    std::fprintf(out, "  report: %s\n", final_state.report_json().c_str());
-  }
-  return succeeded ? kExitOk : kExitFailed;
+  return final_state->state() == ucode::v1::OPERATION_STATE_SUCCEEDED ? kExitOk : kExitFailed;
 }
 
 // Starts an operation with `rpc` and, unless --no-follow, follows it to its end.
@@ -104,16 +93,8 @@ int StartAndFollow(const RemoteCall& r, absl::string_view name,
   Operation op;
   grpc::Status s = (r.stub.get()->*rpc)(&ctx, request, &op);
   if (!s.ok()) return RpcFailed(name, s);
-  // With --json, stdout holds only the final operation; progress goes to stderr.
-  const bool json = r.args.Has("json");
-  FILE* progress = json ? stderr : stdout;
-  std::fprintf(progress, "%s started\n", op.name().c_str());
-  if (r.args.Has("no-follow")) return kExitOk;
-  if (!json) return FollowOperation(*r.stub, op.name(), stdout);
-  Operation final_state;
-  int rc = FollowOperation(*r.stub, op.name(), stderr, &final_state);
-  if (final_state.done()) PrintJson(final_state);
-  return rc;
+  std::fprintf(r.args.Has("json") ? stderr : stdout, "%s started\n", op.name().c_str());
+  return r.args.Has("no-follow") ? kExitOk : FollowOperation(r, op.name());
 }
 
 // --guest and --park-deadline-us, which apply and sync-views share; false for a deadline
@@ -209,7 +190,7 @@ int RunRemoteWatch(const std::vector<std::string>& args) {
   int rc = kExitOk;
   std::optional<RemoteCall> r =
       StartRemote(args, {"watch", "--server ADDRESS watch OPERATION", ""}, {kHelpOption}, 1, &rc);
-  return r ? FollowOperation(*r->stub, r->args.positional()[0], stdout) : rc;
+  return r ? FollowOperation(*r, r->args.positional()[0]) : rc;
 }
 
 int RunRemoteGet(const std::vector<std::string>& args) {
