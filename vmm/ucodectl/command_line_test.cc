@@ -39,5 +39,14 @@ TEST(ParseArgs, DoubleDashEndsOptions) {
   EXPECT_EQ(p->positional(), (std::vector<std::string>{"--json"}));
 }
 
+// ucodectl's global options: the subcommand's own words are left as they are.
+TEST(ParseArgs, StopAtPositionalLeavesTheRestUnparsed) {
+  auto p = ParseArgs({"-c", "qemu:///system", "apply", "--json", "--bogus"}, kSpecs, true);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->ValueOr("connect", ""), "qemu:///system");
+  EXPECT_FALSE(p->Has("json"));
+  EXPECT_EQ(p->positional(), (std::vector<std::string>{"apply", "--json", "--bogus"}));
+}
+
 }  // namespace
 }  // namespace ucode::ctl

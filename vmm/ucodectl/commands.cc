@@ -25,6 +25,18 @@ int RunRemoteGet(const std::vector<std::string>& args);
 int RunRemoteList(const std::vector<std::string>& args);
 int RunRemoteCancel(const std::vector<std::string>& args);
 
+namespace {
+
+using RunCommand = int (*)(const std::vector<std::string>& args);
+
+struct Command {
+  const char* name;
+  const char* summary;  // one line for `ucodectl help`
+  RunCommand local;     // null: only through ucoded
+  RunCommand remote;    // null: only on this host
+};
+
+// In the order `ucodectl help` lists them.
 const std::vector<Command>& AllCommands() {
   static const std::vector<Command> kCommands = {
       {"demo", "the whole update on an emulated host with real KVM VMs", RunDemo, nullptr},
@@ -43,8 +55,6 @@ const std::vector<Command>& AllCommands() {
   };
   return kCommands;
 }
-
-namespace {
 
 GlobalOptions& MutableGlobals() {
   static GlobalOptions globals;

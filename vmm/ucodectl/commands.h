@@ -1,7 +1,7 @@
-// The ucodectl subcommands, in one table. Each lives in its own file and returns the process
-// exit status (kExitOk, kExitFailed, kExitUsage: command_line.h). A command may act on this
-// host itself (`local`), go through ucoded's gRPC API when `--server ADDRESS` is given
-// (`remote`), or both.
+// ucodectl's subcommands, in one table (commands.cc). Each lives in its own file and returns
+// the process exit status (kExitOk, kExitFailed, kExitUsage: command_line.h). A command may
+// act on this host itself, go through ucoded's gRPC API when `--server ADDRESS` is given, or
+// both.
 #ifndef UCODE_VMM_UCODECTL_COMMANDS_H_
 #define UCODE_VMM_UCODECTL_COMMANDS_H_
 
@@ -11,18 +11,6 @@
 #include "vmm/ucodectl/command_line.h"
 
 namespace ucode::ctl {
-
-using RunCommand = int (*)(const std::vector<std::string>& args);
-
-struct Command {
-  const char* name;
-  const char* summary;  // one line for `ucodectl help`
-  RunCommand local;     // null: only through ucoded
-  RunCommand remote;    // null: only on this host
-};
-
-// Registered subcommands, in the order `ucodectl help` lists them.
-const std::vector<Command>& AllCommands();
 
 // How ucodectl reaches a TCP server (ucoded speaks mutual TLS there).
 struct ClientTls {
