@@ -119,7 +119,10 @@ std::optional<ParsedArgs> ParseCommand(const std::vector<std::string>& args,
   } else if (parsed->Has("help")) {
     *exit_status = PrintUsage(syntax, specs, "");
   } else if (size_t n = parsed->positional().size(); n < min_positional || n > max_positional) {
-    *exit_status = PrintUsage(syntax, specs, "wrong number of arguments");
+    *exit_status =
+        PrintUsage(syntax, specs,
+                   absl::StrCat("want ", min_positional == max_positional ? "" : "at least ",
+                                min_positional, " arguments, got ", n));
   } else {
     return *std::move(parsed);
   }

@@ -74,7 +74,8 @@ int PrintUsage(const CommandSyntax& syntax, const std::vector<OptionSpec>& specs
                absl::string_view error);
 
 // ParseArgs for a subcommand, with its usage printed on `--help` (kHelpOption in `specs`), a
-// bad option, or a count of positional words outside [min_positional, max_positional]:
+// bad option, or a count of positional words outside [min_positional, max_positional] (max
+// is min, or SIZE_MAX for no bound):
 // nullopt then, with PrintUsage's exit status in `exit_status`.
 std::optional<ParsedArgs> ParseCommand(const std::vector<std::string>& args,
                                        const CommandSyntax& syntax,
