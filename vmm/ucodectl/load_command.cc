@@ -1,59 +1,15 @@
-// `ucodectl load IMAGE`: validate, select, stage (opportunistic), activate in the
-// stop_machine_nmi-style rendezvous, and verify every CPU's revision.
+// `ucodectl load IMAGE`: the host-only update (orchestrator::RunUpdate with no VMs):
+// validate, select, stage (opportunistic), activate in the stop_machine_nmi-style
+// rendezvous, and verify every CPU's revision. Prints the update report.
 #include <cstdio>
 
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "host/late_load/host_update.h"
+#include "vmm/orchestrator/report.h"
+#include "vmm/orchestrator/update_operation.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
 #include "vmm/ucodectl/min_rev_option.h"
 
 namespace ucode::ctl {
-namespace {
-
-std::string LoadJson(const late_load::HostUpdateReport& r) {
-  const late_load::LateLoadResult& l = r.load.load;
-  std::vector<std::string> log;
-  for (const std::string& line : l.kernel_log) log.push_back(JsonQuote(line));
-  return absl::StrFormat(
-      "{\"ok\":%s,\"plan\":%s,\"staging\":%s,\"load\":{\"summary\":%s,\"updated\":%d,"
-      "\"siblings\":%d,\"timed_out\":%d,\"failed\":%d,\"offline\":%d,\"old_revision\":%d,"
-      "\"new_revision\":%d,\"activation_window_us\":%d,\"window\":%s,"
-      "\"modelled_critical_path_us\":%d,\"model\":%s,\"kernel_firmware\":%s,"
-      "\"kernel_log\":[%s]},\"verify\":%s}",
-      r.status().ok() ? "true" : "false", JsonQuote(r.plan),
-      r.staging ? StagingReportJson(*r.staging) : "null", JsonQuote(l.summary), l.updated,
-      l.siblings, l.timed_out, l.failed, l.offline, l.old_revision, l.new_revision,
-      absl::ToInt64Microseconds(l.activation_window), JsonQuote(l.window_name),
-      absl::ToInt64Microseconds(l.modelled_critical_path), JsonQuote(l.model_parameters),
-      JsonQuote(l.reload ? l.reload->kernel_path : ""), absl::StrJoin(log, ","), JsonQuote(r.load.verify.ok() ? "ok" : r.load.verify.message()));
-}
-
-void PrintLoadText(const late_load::HostUpdateReport& r) {
-  const late_load::LateLoadResult& l = r.load.load;
-  if (r.staging) std::fputs(StagingReportText(*r.staging).c_str(), stdout);
-  std::printf("load: %s\n", l.summary.c_str());
-  for (const late_load::CpuResult& c : l.cpus) {
-    if (!c.detail.empty()) {
-      std::printf("  cpu %d %s: %s\n", c.cpu, late_load::CpuOutcomeName(c.outcome),
-                  c.detail.c_str());
-    }
-  }
-  std::printf("revision: 0x%x -> 0x%x\n", l.old_revision, l.new_revision);
-  std::printf("%s: %s", l.window_name, absl::FormatDuration(l.activation_window).c_str());
-  if (!l.model_parameters.empty()) {
-    std::printf(" (modelled critical path %s; %s)",
-                absl::FormatDuration(l.modelled_critical_path).c_str(), l.model_parameters.c_str());
-  }
-  std::printf("\n");
-  if (l.reload) std::printf("kernel read: %s\n", l.reload->kernel_path.c_str());
-  for (const std::string& line : l.kernel_log) std::printf("kernel: %s\n", line.c_str());
-  std::printf("verify: %s\n", r.load.verify.ok() ? "every online CPU reports the new revision"
-                                                 : std::string(r.load.verify.message()).c_str());
-}
-
-}  // namespace
 
 int RunLoad(const std::vector<std::string>& raw) {
   std::vector<OptionSpec> specs = PlatformOptionSpecs();
@@ -71,23 +27,19 @@ int RunLoad(const std::vector<std::string>& raw) {
   if (!platform.ok()) return fail(platform.status());
   absl::StatusOr<std::vector<uint8_t>> file = microcode::ReadFileBytes(args->positional()[0]);
   if (!file.ok()) return fail(file.status());
-  late_load::HostUpdateOptions options;
   absl::StatusOr<microcode::MinRevPolicy> policy = MinRevPolicyFromArgs(*args);
   if (!policy.ok()) return fail(policy.status());
+  orchestrator::UpdateOptions options;
+  options.operation = "load";
   options.policy = *policy;
-  // The kernel stages by itself on Linux 6.19+; user-space staging is for the emulated host.
-  options.stage = !args->Has("no-stage") && (*platform)->HasDirectTrigger();
-  options.staging.progress = MakeStagingProgress(json);
-  absl::StatusOr<late_load::HostUpdateReport> report =
-      late_load::RunHostUpdate(**platform, std::move(*file), options);
-  if (!report.ok()) return fail(report.status());
-  if (json) {
-    std::printf("%s\n", LoadJson(*report).c_str());
-  } else {
-    std::printf("%s: %s\n", (*platform)->name().c_str(), report->plan.c_str());
-    PrintLoadText(*report);
-  }
-  return report->status().ok() ? kExitOk : kExitFailed;
+  options.stage = !args->Has("no-stage");
+  orchestrator::UpdateReport report = orchestrator::RunUpdate(
+      **platform, std::move(*file), {}, options, StagingProgressCallbacks(json));
+  // Nothing validated: the command's own failure line, as for a bad argument.
+  if (report.last_step == orchestrator::Step::kUnspecified) return fail(report.status);
+  std::printf("%s\n", json ? orchestrator::ReportJson(report).c_str()
+                           : orchestrator::ReportText(report).c_str());
+  return report.status.ok() ? kExitOk : kExitFailed;
 }
 
 }  // namespace ucode::ctl

@@ -1,9 +1,10 @@
 // `ucodectl stage IMAGE`: validate, select, and push the image through every package's
-// staging mailbox while the host keeps running. Activation is `ucodectl load`.
+// staging mailbox while the host keeps running (orchestrator::StageUpdate). Activation is
+// `ucodectl load`. Prints the update report; fails unless every package staged.
 #include <cstdio>
 
-#include "absl/strings/str_format.h"
-#include "host/late_load/host_update.h"
+#include "vmm/orchestrator/report.h"
+#include "vmm/orchestrator/update_operation.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
 #include "vmm/ucodectl/min_rev_option.h"
@@ -30,21 +31,17 @@ int RunStage(const std::vector<std::string>& raw) {
   if (!file.ok()) return fail(file.status());
   absl::StatusOr<microcode::MinRevPolicy> policy = MinRevPolicyFromArgs(*args);
   if (!policy.ok()) return fail(policy.status());
-  absl::StatusOr<late_load::HostUpdatePlan> plan =
-      late_load::PlanHostUpdate(**platform, std::move(*file), *policy);
-  if (!plan.ok()) return fail(plan.status());
-  if (!json) std::printf("%s: %s\n", (*platform)->name().c_str(), plan->Describe().c_str());
-  staging::StagingOptions options;
-  options.progress = MakeStagingProgress(json);
-  options.force = args->Has("force");
-  staging::StagingReport report = late_load::StageHostUpdate(**platform, *plan, options);
-  if (json) {
-    std::printf("{\"ok\":%s,\"plan\":%s,\"staging\":%s}\n", report.all_staged() ? "true" : "false",
-                JsonQuote(plan->Describe()).c_str(), StagingReportJson(report).c_str());
-  } else {
-    std::fputs(StagingReportText(report).c_str(), stdout);
-  }
-  return report.all_staged() ? kExitOk : kExitFailed;
+  orchestrator::UpdateOptions options;
+  options.operation = "stage";
+  options.policy = *policy;
+  options.staging.force = args->Has("force");
+  orchestrator::UpdateReport report = orchestrator::StageUpdate(
+      **platform, std::move(*file), options, StagingProgressCallbacks(json));
+  // Nothing validated: the command's own failure line, as for a bad argument.
+  if (report.last_step == orchestrator::Step::kUnspecified) return fail(report.status);
+  std::printf("%s\n", json ? orchestrator::ReportJson(report).c_str()
+                           : orchestrator::ReportText(report).c_str());
+  return report.staging && report.staging->all_staged() ? kExitOk : kExitFailed;
 }
 
 }  // namespace ucode::ctl
