@@ -67,21 +67,14 @@ absl::StatusOr<PreparedLateLoad> PrepareLateLoad(platform::Platform& platform,
 }
 
 LateLoadResult PreparedLateLoad::Activate() {
-  platform::Activation a = activation_->Activate();
-  activation_.reset();
   LateLoadResult& r = result_;
-  r.cpus = std::move(a.cpus);
-  r.activation_window = a.window;
-  r.window_name = a.window_name;
-  r.prepare = a.prepare;
-  r.modelled_critical_path = a.modelled_critical_path;
-  if (a.reload) r.kernel_log = a.reload->kmsg_lines;
-  r.reload = std::move(a.reload);
+  static_cast<platform::Activation&>(r) = activation_->Activate();
+  activation_.reset();
   const int online = topology_.OnlineCount();
   Account(r, online, static_cast<int>(topology_.cpus.size()) - online);
-  if (!a.reload_status.ok()) {
-    r.status = a.reload_status;
-    r.summary = std::string(a.reload_status.message());
+  if (!r.reload_status.ok()) {
+    r.status = r.reload_status;
+    r.summary = std::string(r.reload_status.message());
   }
   return std::move(r);
 }

@@ -14,13 +14,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "host/platform/platform.h"
 
@@ -31,8 +29,8 @@ using platform::CpuOutcome;
 using platform::CpuOutcomeName;
 using platform::CpuResult;
 
-struct LateLoadResult {
-  std::vector<CpuResult> cpus;  // every present CPU, by id
+// The platform's activation (per CPU, its window), accounted for as the kernel does.
+struct LateLoadResult : platform::Activation {
   int updated = 0;
   int siblings = 0;
   int timed_out = 0;
@@ -40,23 +38,7 @@ struct LateLoadResult {
   int offline = 0;
   uint32_t old_revision = 0;
   uint32_t new_revision = 0;   // the image's revision
-  // Emulated host: wall time from the moment every CPU had arrived to the moment the last
-  // one was done, how long the host was stopped for the activation itself. Linux: the
-  // whole write to microcode/reload (window_name says which). The orchestrator subtracts
-  // this from the time vCPUs were parked to get its own overhead.
-  absl::Duration activation_window;
-  // What activation_window measured, for reports: kActivationWindow, or on Linux
-  // kReloadWriteWindow.
-  const char* window_name = platform::kActivationWindow;
-  // Linux: the file installed and its page cache warmed by PrepareLateLoad (outside any
-  // hold), and what the kernel's reload did.
-  absl::Duration prepare;
-  std::optional<platform::KernelReloadOutcome> reload;
-  // Longest modelled WRMSR 0x79 time of any primary: the model's critical path (zero on
-  // Linux, where the kernel does not tell).
-  absl::Duration modelled_critical_path;
-  std::string model_parameters;        // the activation model, when one applies
-  std::vector<std::string> kernel_log; // Linux: the kernel's lines about this reload
+  std::string model_parameters;  // the activation model, when one applies
   // The kernel-equivalent verdict: OK iff updated + siblings == online CPUs.
   absl::Status status;
   // "updated on 8 primary CPUs with 7 siblings", or the failure in the kernel's words.

@@ -74,13 +74,20 @@ inline constexpr char kReloadWriteWindow[] =
 // What one activation did.
 struct Activation {
   std::vector<CpuResult> cpus;  // every present CPU, in topology order
-  // Emulated host: from every CPU arrived to the last one done. Linux: the whole write
-  // to microcode/reload. `window_name` says which.
-  absl::Duration window;
+  // Emulated host: wall time from the moment every CPU had arrived to the moment the last
+  // one was done, how long the host was stopped for the activation itself. Linux: the
+  // whole write to microcode/reload (window_name says which). The orchestrator subtracts
+  // this from the time vCPUs were parked to get its own overhead.
+  absl::Duration activation_window;
   const char* window_name = kActivationWindow;
-  absl::Duration prepare;                  // Linux: installing and warming the file
-  absl::Duration modelled_critical_path;   // longest modelled WRMSR 0x79 (emulated)
-  std::optional<KernelReloadOutcome> reload;  // Linux
+  // Linux: the file installed and its page cache warmed by PrepareActivation (outside
+  // any hold), and what the kernel's reload did and logged.
+  absl::Duration prepare;
+  std::optional<KernelReloadOutcome> reload;
+  std::vector<std::string> kernel_log;
+  // Longest modelled WRMSR 0x79 time of any primary: the model's critical path (zero on
+  // Linux, where the kernel does not tell).
+  absl::Duration modelled_critical_path;
   // Linux: the reload write failed (the previous file is back); `cpus` still says what
   // each CPU runs.
   absl::Status reload_status;

@@ -105,7 +105,8 @@ Activation LinuxPreparedReload::Activate() {
   Activation a{.window_name = kReloadWriteWindow, .prepare = prepare_};
   absl::StatusOr<KernelReloadOutcome> reload = Reload();
   if (reload.ok()) {
-    a.window = reload->elapsed;
+    a.activation_window = reload->elapsed;
+    a.kernel_log = reload->kmsg_lines;
     a.reload = *std::move(reload);
   } else {
     a.reload_status = reload.status();

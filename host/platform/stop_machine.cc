@@ -82,7 +82,7 @@ Activation EmulatedStopMachine::Activate() {
   const int64_t all_arrived = all_arrived_ns_.load(std::memory_order_acquire);
   const int64_t last_done = last_done_ns_.load(std::memory_order_acquire);
   if (all_arrived != 0 && last_done > all_arrived) {
-    result_.window = absl::Nanoseconds(last_done - all_arrived);
+    result_.activation_window = absl::Nanoseconds(last_done - all_arrived);
   }
   for (const CpuResult& c : result_.cpus) {
     result_.modelled_critical_path = std::max(result_.modelled_critical_path, c.modelled);
