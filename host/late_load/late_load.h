@@ -37,7 +37,7 @@ struct LateLoadResult : platform::Activation {
   int failed = 0;
   int offline = 0;
   uint32_t old_revision = 0;
-  uint32_t new_revision = 0;   // the image's revision
+  uint32_t new_revision = 0;     // the image's revision
   std::string model_parameters;  // the activation model, when one applies
   // The kernel-equivalent verdict: OK iff updated + siblings == online CPUs.
   absl::Status status;

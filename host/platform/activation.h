@@ -43,15 +43,15 @@ const char* CpuOutcomeName(CpuOutcome outcome);
 struct CpuResult {
   int cpu = 0;
   CpuOutcome outcome = CpuOutcome::kFailed;
-  std::string detail;            // why, for anything but updated/sibling/offline
+  std::string detail;  // why, for anything but updated/sibling/offline
   uint32_t revision_after = 0;
-  absl::Duration modelled;       // WRMSR 0x79 time on a primary (emulated model)
+  absl::Duration modelled;  // WRMSR 0x79 time on a primary (emulated model)
 };
 
 // What the kernel's reload produced (Linux backend).
 struct KernelReloadOutcome {
-  std::string installed_path;           // the file ucode installed for the kernel
-  std::string previous_path;            // the file it replaced, kept for rollback ("" if none)
+  std::string installed_path;  // the file ucode installed for the kernel
+  std::string previous_path;   // the file it replaced, kept for rollback ("" if none)
   // The file the kernel's firmware loader read: the first of that name in its search
   // order (firmware_class.path, /lib/firmware/updates[/RELEASE], /lib/firmware[/RELEASE]).
   std::string kernel_path;

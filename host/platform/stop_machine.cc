@@ -40,8 +40,8 @@ absl::StatusOr<std::unique_ptr<PreparedActivation>> EmulatedStopMachine::Prepare
 }
 
 EmulatedStopMachine::EmulatedStopMachine(EmulatedPlatform& platform, const Topology& topology,
-                                         absl::Span<const uint8_t> update,
-                                         uint32_t new_revision, const ActivationOptions& options)
+                                         absl::Span<const uint8_t> update, uint32_t new_revision,
+                                         const ActivationOptions& options)
     : platform_(platform),
       topology_(topology),
       update_(update),

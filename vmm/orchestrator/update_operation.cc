@@ -274,8 +274,8 @@ absl::StatusOr<late_load::PreparedLateLoad> PrepareHostLoad(
 absl::Status ParkBeforeActivation(Context& c, ReleaseGuard& guard) {
   absl::Status parked = Park(c, guard);
   if (parked.ok()) return parked;
-  return absl::Status(parked.code(), absl::StrFormat("host load: before activation: %s; host untouched",
-                                                     parked.message()));
+  return absl::Status(parked.code(), absl::StrCat("host load: before activation: ",
+                                                  parked.message(), "; host untouched"));
 }
 
 // The activation itself: the rendezvous, or the reload write. Its result goes into the
