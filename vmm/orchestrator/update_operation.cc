@@ -259,16 +259,6 @@ absl::Status ResyncViews(Context& c, uint32_t revision, const absl::Status& firs
   return absl::OkStatus();
 }
 
-// Everything the activation needs, ready before anything is parked; fails with the host
-// untouched.
-absl::StatusOr<late_load::PreparedLateLoad> PrepareHostLoad(
-    Context& c, const late_load::HostUpdatePlan& plan) {
-  absl::StatusOr<late_load::PreparedLateLoad> load =
-      late_load::PrepareLateLoad(c.platform, plan.update(), c.options.late_load);
-  if (!load.ok()) return WithContext("host load", load.status());
-  return load;
-}
-
 // Strict mode: every group parked before the host is touched, or none and the host as it
 // was.
 absl::Status ParkBeforeActivation(Context& c, ReleaseGuard& guard) {
@@ -386,8 +376,10 @@ absl::Status RunSteps(Context& c, std::vector<uint8_t> file) {
   c.report.agents_prepare = NotifyAll(c, AgentNotice::Phase::kPrepare);
   RETURN_IF_ERROR(CheckDeadman(c, *plan));
   RETURN_IF_ERROR(c.Begin(Step::kParked, "rendezvous: park, activate, set guest view, release"));
-  absl::StatusOr<late_load::PreparedLateLoad> load = PrepareHostLoad(c, *plan);
-  if (!load.ok()) return load.status();
+  // Everything the activation needs, ready before anything is parked.
+  absl::StatusOr<late_load::PreparedLateLoad> load =
+      late_load::PrepareLateLoad(c.platform, plan->update(), c.options.late_load);
+  if (!load.ok()) return WithContext("host load", load.status());  // host untouched
   ReleaseGuard guard(c.groups, c.options.step_deadline);
   const bool strict = c.options.mode == UpdateMode::kStrict;
   if (strict) RETURN_IF_ERROR(ParkBeforeActivation(c, guard));
