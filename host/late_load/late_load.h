@@ -54,12 +54,11 @@ class PreparedLateLoad {
   PreparedLateLoad& operator=(PreparedLateLoad&&) = default;
 
   [[nodiscard]] uint32_t old_revision() const { return result_.old_revision; }
-  [[nodiscard]] uint32_t new_revision() const { return result_.new_revision; }
 
   // Activates on every CPU (returns once every CPU has left the rendezvous) and accounts
   // for it as the kernel does; the result's `status` says whether every CPU took the
   // update. Once only.
-  LateLoadResult Activate();
+  [[nodiscard]] LateLoadResult Activate();
 
  private:
   friend absl::StatusOr<PreparedLateLoad> PrepareLateLoad(platform::Platform&,
@@ -68,7 +67,7 @@ class PreparedLateLoad {
   PreparedLateLoad() = default;
 
   platform::Topology topology_;
-  LateLoadResult result_;  // revisions and model, filled in by Activate()
+  LateLoadResult result_;  // revisions and model now; Activate() fills in the rest
   std::unique_ptr<platform::PreparedActivation> activation_;
 };
 
