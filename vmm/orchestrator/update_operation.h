@@ -63,7 +63,8 @@ struct UpdateOptions {
 };
 
 // Runs the whole operation on `platform` with the image file (or bundle) `file` and the
-// VMs of `groups` (borrowed; may be empty: host only). Always returns a report; its
+// VMs of `groups` (borrowed; may be empty: the host-only load, which refuses an image the
+// host already runs instead of syncing views). Always returns a report; its
 // `status` is the verdict (OK iff every CPU took the update, every host CPU and every
 // guest view was verified; a view "stale until restart" is reported, not an error).
 UpdateReport RunUpdate(platform::Platform& platform, std::vector<uint8_t> file,

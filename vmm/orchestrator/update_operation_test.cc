@@ -82,6 +82,16 @@ TEST(HostOnlyUpdate, RefusesAnOlderImageWithTheHostUntouched) {
   EXPECT_EQ(r.last_step, Step::kUnspecified);
 }
 
+// The old RunHostUpdate's answer: with no VM views to sync, the image is simply not newer.
+TEST(HostOnlyUpdate, RefusesTheImageTheHostAlreadyRuns) {
+  EmulatedHostConfig config;
+  config.revision = 0x2b000001;
+  auto host = Host(config);
+  UpdateReport r = HostOnly(*host, File(0x2b000001));
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("no image fits this host"));
+}
+
 TEST(HostOnlyUpdate, RefusesAnotherSignature) {
   EmulatedHostConfig config;
   config.signature = 0xa06d1;
