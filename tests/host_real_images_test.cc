@@ -4,10 +4,10 @@
 #include <algorithm>
 
 #include "gtest/gtest.h"
-#include "host/late_load/host_update.h"
 #include "host/microcode/microcode_image.h"
 #include "host/microcode/release_dir.h"
 #include "host/platform/emulated_platform.h"
+#include "vmm/orchestrator/update_operation.h"
 
 namespace ucode {
 namespace {
@@ -33,12 +33,11 @@ TEST_P(RealImages, StagedAndLoadedOnAMatchingHost) {
   for (bool stage : {true, false}) {
     auto host = platform::EmulatedPlatform::Create(config);
     ASSERT_TRUE(host.ok());
-    late_load::HostUpdateOptions options;
+    orchestrator::UpdateOptions options;  // no VMs: the host-only load
     options.stage = stage;
-    auto report = late_load::RunHostUpdate(**host, *file, options);
-    ASSERT_TRUE(report.ok()) << report.status();
-    EXPECT_TRUE(report->status().ok()) << report->status();
-    const late_load::LateLoadResult& load = report->load.load;
+    orchestrator::UpdateReport report = orchestrator::RunUpdate(**host, *file, {}, options);
+    ASSERT_TRUE(report.status.ok()) << report.status;
+    const late_load::LateLoadResult& load = report.host->load;
     EXPECT_EQ(load.new_revision, h.revision);
     EXPECT_EQ(load.updated, 8);
     EXPECT_EQ(load.siblings, 7);
@@ -46,10 +45,10 @@ TEST_P(RealImages, StagedAndLoadedOnAMatchingHost) {
     const size_t size = images->front().total_size();
     EXPECT_EQ(load.modelled_critical_path, config.activation.Cost(size, stage));
     if (stage) {
-      EXPECT_TRUE(report->staging->all_staged()) << report->staging->Summary();
+      EXPECT_TRUE(report.staging->all_staged()) << report.staging->Summary();
       for (int p = 0; p < 2; ++p) {
         EXPECT_TRUE((*host)->mailbox(p).HoldsStagedImage(images->front().bytes));
-        EXPECT_EQ(report->staging->packages[p].transactions, static_cast<int>((size + 4095) / 4096));
+        EXPECT_EQ(report.staging->packages[p].transactions, static_cast<int>((size + 4095) / 4096));
       }
     }
     std::printf("%s %s: %s, critical path %s, window %s\n", GetParam(),

@@ -69,11 +69,6 @@ absl::StatusOr<HostUpdatePlan> PlanHostUpdate(platform::Platform& platform,
   return plan;
 }
 
-staging::StagingReport StageHostUpdate(platform::Platform& platform, const HostUpdatePlan& plan,
-                                       const staging::StagingOptions& options) {
-  return staging::StageAllPackages(platform, plan.update(), options);
-}
-
 absl::Status VerifyHostRevision(platform::Platform& platform, uint32_t revision) {
   ASSIGN_OR_RETURN(platform::Topology topology, platform.GetTopology());
   std::vector<std::string> wrong;
@@ -89,34 +84,6 @@ absl::Status VerifyHostRevision(platform::Platform& platform, uint32_t revision)
   if (wrong.empty()) return absl::OkStatus();
   return absl::DataLossError(absl::StrFormat("verify: %d CPUs not at 0x%x: %s", wrong.size(),
                                              revision, absl::StrJoin(wrong, ", ")));
-}
-
-absl::StatusOr<HostLoadReport> LoadHostUpdate(platform::Platform& platform,
-                                              const HostUpdatePlan& plan,
-                                              const LateLoadHooks& hooks,
-                                              const LateLoadOptions& options) {
-  HostLoadReport report;
-  ASSIGN_OR_RETURN(report.load, RunLateLoad(platform, plan.update(), hooks, options));
-  report.load.model_parameters = platform.ActivationModel();
-  report.verify = VerifyHostRevision(platform, plan.image.revision());
-  return report;
-}
-
-absl::Status HostUpdateReport::status() const {
-  if (!load.load.status.ok()) return load.load.status;
-  return load.verify;
-}
-
-absl::StatusOr<HostUpdateReport> RunHostUpdate(platform::Platform& platform,
-                                               std::vector<uint8_t> file,
-                                               const HostUpdateOptions& options,
-                                               const LateLoadHooks& hooks) {
-  ASSIGN_OR_RETURN(HostUpdatePlan plan, PlanHostUpdate(platform, std::move(file), options.policy));
-  HostUpdateReport report;
-  report.plan = plan.Describe();
-  if (options.stage) report.staging = StageHostUpdate(platform, plan, options.staging);
-  ASSIGN_OR_RETURN(report.load, LoadHostUpdate(platform, plan, hooks, options.late_load));
-  return report;
 }
 
 }  // namespace ucode::late_load

@@ -1,9 +1,7 @@
-// The host half of a microcode update, as one library flow that `ucodectl stage`,
-// `ucodectl load` and the orchestrator share:
-//   PlanHostUpdate   validate the file and select the image for this host;
-//   StageHostUpdate  push it through every package's mailbox (opportunistic);
-//   LoadHostUpdate   late-load it (hooks for the VMM rendezvous) and verify every CPU.
-// RunHostUpdate does all three.
+// The host half of a microcode update, as the orchestrator's steps use it
+// (vmm/orchestrator/update_operation.cc; a host-only load is RunUpdate with no groups):
+// PlanHostUpdate validates the file and selects the image for this host; the host's
+// identity and revision checks around the load.
 #ifndef UCODE_HOST_LATE_LOAD_HOST_UPDATE_H_
 #define UCODE_HOST_LATE_LOAD_HOST_UPDATE_H_
 
@@ -19,7 +17,6 @@
 #include "host/microcode/microcode_image.h"
 #include "host/microcode/selection.h"
 #include "host/platform/platform.h"
-#include "host/staging/staging_driver.h"
 
 namespace ucode::late_load {
 
@@ -59,41 +56,14 @@ absl::StatusOr<microcode::CpuIdentity> HostIdentity(platform::Platform& platform
 absl::StatusOr<bool> HostRunsNewestImage(platform::Platform& platform,
                                          absl::Span<const uint8_t> file);
 
-staging::StagingReport StageHostUpdate(platform::Platform& platform, const HostUpdatePlan& plan,
-                                       const staging::StagingOptions& options);
-
 // Every online CPU must report `revision`; the error lists the ones that do not.
 absl::Status VerifyHostRevision(platform::Platform& platform, uint32_t revision);
 
+// The host's part of an update report.
 struct HostLoadReport {
   LateLoadResult load;
   absl::Status verify;  // VerifyHostRevision after the load
 };
-
-absl::StatusOr<HostLoadReport> LoadHostUpdate(platform::Platform& platform,
-                                              const HostUpdatePlan& plan,
-                                              const LateLoadHooks& hooks,
-                                              const LateLoadOptions& options);
-
-struct HostUpdateOptions {
-  microcode::MinRevPolicy policy = microcode::MinRevPolicy::kEnforce;
-  bool stage = true;
-  staging::StagingOptions staging;
-  LateLoadOptions late_load;
-};
-
-struct HostUpdateReport {
-  std::string plan;                              // HostUpdatePlan::Describe()
-  std::optional<staging::StagingReport> staging; // absent when staging was not asked for
-  HostLoadReport load;
-  // OK iff the load's kernel-equivalent verdict and the verification are both OK.
-  [[nodiscard]] absl::Status status() const;
-};
-
-absl::StatusOr<HostUpdateReport> RunHostUpdate(platform::Platform& platform,
-                                               std::vector<uint8_t> file,
-                                               const HostUpdateOptions& options,
-                                               const LateLoadHooks& hooks = {});
 
 }  // namespace ucode::late_load
 

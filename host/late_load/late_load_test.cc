@@ -1,6 +1,7 @@
 #include "host/late_load/late_load.h"
 
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -27,11 +28,19 @@ std::unique_ptr<EmulatedPlatform> Host(EmulatedHostConfig config = {}) {
   return std::move(*p);
 }
 
-LateLoadOptions Fast() {
-  LateLoadOptions o;
+platform::ActivationOptions Fast() {
+  platform::ActivationOptions o;
   o.arrival_timeout = absl::Milliseconds(500);
   o.sibling_timeout = absl::Milliseconds(500);
   return o;
+}
+
+// Both phases in a row, as a host-only load does.
+absl::StatusOr<LateLoadResult> Load(platform::Platform& host, const std::vector<uint8_t>& image,
+                                    const platform::ActivationOptions& options) {
+  absl::StatusOr<PreparedLateLoad> prepared = PrepareLateLoad(host, image, options);
+  if (!prepared.ok()) return prepared.status();
+  return prepared->Activate();
 }
 
 TEST(LateLoad, UpdatesEveryCoreAndCountsLikeTheKernel) {
@@ -39,15 +48,11 @@ TEST(LateLoad, UpdatesEveryCoreAndCountsLikeTheKernel) {
   config.offline_cpus = {9};  // sibling of cpu 1
   auto host = Host(config);
   const auto image = Image();
-  std::vector<std::string> order;
-  LateLoadHooks hooks{.before_activation =
-                          [&] {
-                            order.push_back("before");
-                            return absl::OkStatus();
-                          },
-                      .after_activation = [&] { order.push_back("after"); }};
-  auto r = RunLateLoad(*host, image, hooks, Fast());
-  ASSERT_TRUE(r.ok()) << r.status();
+  auto prepared = PrepareLateLoad(*host, image, Fast());
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  EXPECT_EQ(prepared->old_revision(), 0x2b000000u);
+  EXPECT_EQ(*platform::ReadRevision(*host, 0), 0x2b000000u);  // prepared, not activated
+  auto r = std::make_optional(prepared->Activate());
   EXPECT_TRUE(r->status.ok()) << r->status;
   EXPECT_EQ(r->summary, "updated on 8 primary CPUs with 7 siblings");
   EXPECT_EQ(r->updated, 8);
@@ -57,7 +62,6 @@ TEST(LateLoad, UpdatesEveryCoreAndCountsLikeTheKernel) {
   EXPECT_EQ(r->old_revision, 0x2b000000u);
   EXPECT_EQ(r->new_revision, 0x2b000001u);
   EXPECT_EQ(r->cpus[9].outcome, CpuOutcome::kOffline);
-  EXPECT_EQ(order, (std::vector<std::string>{"before", "after"}));
   for (int cpu = 0; cpu < 16; ++cpu) {
     if (cpu != 9) {
       EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000001u) << cpu;
@@ -69,31 +73,30 @@ TEST(LateLoad, UpdatesEveryCoreAndCountsLikeTheKernel) {
 }
 
 
-TEST(LateLoad, BeforeActivationFailureLeavesTheHostUntouched) {
+// What the orchestrator does when a VM will not park: the prepared load is dropped.
+TEST(LateLoad, DroppingAPreparedLoadLeavesTheHostUntouched) {
   auto host = Host();
-  bool after = false;
-  LateLoadHooks hooks{
-      .before_activation = [] { return absl::DeadlineExceededError("vm-3 did not park in 50ms"); },
-      .after_activation = [&] { after = true; }};
-  auto r = RunLateLoad(*host, Image(), hooks, Fast());
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(r.status().message(), "before activation: vm-3 did not park in 50ms; host untouched");
-  EXPECT_FALSE(after);
-  EXPECT_EQ(*platform::ReadRevision(*host, 0), 0x2b000000u);
+  const auto image = Image();
+  {
+    auto prepared = PrepareLateLoad(*host, image, Fast());
+    ASSERT_TRUE(prepared.ok()) << prepared.status();
+  }
+  for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000000u);
+  auto r = Load(*host, image, Fast());  // the stopper threads were given back
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->status.ok()) << r->status;
 }
 
 TEST(LateLoad, CpuThatNeverArrivesTimesEveryoneOut) {
   auto host = Host();
-  LateLoadOptions options = Fast();
+  platform::ActivationOptions options = Fast();
   options.faults.never_arrive = {3};
-  bool after = false;
-  auto r = RunLateLoad(*host, Image(), {.after_activation = [&] { after = true; }}, options);
+  auto r = Load(*host, Image(), options);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(r->summary, "update failed: 1 CPUs failed 15 CPUs timed out");
   EXPECT_EQ(r->cpus[3].outcome, CpuOutcome::kFailed);
   EXPECT_EQ(r->cpus[0].outcome, CpuOutcome::kTimedOut);
-  EXPECT_TRUE(after);  // vCPUs are still released through the hook
   for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000000u);
 }
 
@@ -101,7 +104,7 @@ TEST(LateLoad, FailingPrimaryFailsItsSiblingOnly) {
   EmulatedHostConfig config;
   config.failing_cpus = {2};
   auto host = Host(config);
-  auto r = RunLateLoad(*host, Image(), {}, Fast());
+  auto r = Load(*host, Image(), Fast());
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(r->summary,
@@ -115,9 +118,9 @@ TEST(LateLoad, FailingPrimaryFailsItsSiblingOnly) {
 
 TEST(LateLoad, SiblingOfAHungPrimaryTimesOut) {
   auto host = Host();
-  LateLoadOptions options = Fast();
+  platform::ActivationOptions options = Fast();
   options.faults.primary_hangs = {5};
-  auto r = RunLateLoad(*host, Image(), {}, options);
+  auto r = Load(*host, Image(), options);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->updated, 7);
   EXPECT_EQ(r->siblings, 7);
@@ -132,7 +135,7 @@ TEST(LateLoad, OfflinePrimaryRefusesLikeEbusy) {
   EmulatedHostConfig config;
   config.offline_cpus = {2};
   auto host = Host(config);
-  auto r = RunLateLoad(*host, Image(), {}, Fast());
+  auto r = Load(*host, Image(), Fast());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(r.status().message(),
             "cpu 2 (a core's primary thread) is offline: loading aborted (kernel: -EBUSY)");
@@ -142,7 +145,7 @@ TEST(LateLoad, NotNewerImageChangesNothingLikeUcodeOk) {
   EmulatedHostConfig config;
   config.revision = 0x2b000005;
   auto host = Host(config);
-  auto r = RunLateLoad(*host, Image(), {}, Fast());
+  auto r = Load(*host, Image(), Fast());
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->status.ok()) << r->status;
   EXPECT_EQ(r->summary, "nothing to update");
@@ -155,14 +158,14 @@ TEST(LateLoad, NotNewerImageChangesNothingLikeUcodeOk) {
 TEST(LateLoad, RetryAfterAPartialLoadCompletes) {
   auto host = Host();
   const auto image = Image();
-  LateLoadOptions partial = Fast();
+  platform::ActivationOptions partial = Fast();
   partial.faults.primary_hangs = {5};
-  auto first = RunLateLoad(*host, image, {}, partial);
+  auto first = Load(*host, image, partial);
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->updated, 7);
   EXPECT_EQ(*platform::ReadRevision(*host, 5), 0x2b000000u);
 
-  auto retry = RunLateLoad(*host, image, {}, Fast());
+  auto retry = Load(*host, image, Fast());
   ASSERT_TRUE(retry.ok());
   EXPECT_TRUE(retry->status.ok()) << retry->status;
   EXPECT_EQ(retry->summary, "updated on 1 primary CPUs with 15 siblings");
@@ -176,9 +179,9 @@ TEST(LateLoad, RetryAfterAPartialLoadCompletes) {
 // after that times out as well instead of applying alone.
 TEST(LateLoad, LateArrivalTimesOutInsteadOfApplying) {
   auto host = Host();
-  LateLoadOptions options = Fast();
+  platform::ActivationOptions options = Fast();
   options.faults.late_arrival = {3};
-  auto r = RunLateLoad(*host, Image(), {}, options);
+  auto r = Load(*host, Image(), options);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->summary, "update failed: 0 CPUs failed 16 CPUs timed out");
   EXPECT_EQ(r->cpus[3].outcome, CpuOutcome::kTimedOut);
@@ -191,9 +194,9 @@ TEST(LateLoad, ArrivalTimeoutDoesNotBlameOfflineSiblings) {
   EmulatedHostConfig config;
   config.offline_cpus = {9};
   auto host = Host(config);
-  LateLoadOptions options = Fast();
+  platform::ActivationOptions options = Fast();
   options.faults.never_arrive = {3};
-  auto r = RunLateLoad(*host, Image(), {}, options);
+  auto r = Load(*host, Image(), options);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->summary, "update failed: 1 CPUs failed 14 CPUs timed out");
   EXPECT_EQ(r->cpus[9].outcome, CpuOutcome::kOffline);
@@ -203,9 +206,9 @@ TEST(LateLoad, SilentOfflineSiblingStopsCpu0FromLoading) {
   EmulatedHostConfig config;
   config.offline_cpus = {9, 12};
   auto host = Host(config);
-  LateLoadOptions options = Fast();
+  platform::ActivationOptions options = Fast();
   options.faults.offline_silent = {12};
-  auto r = RunLateLoad(*host, Image(), {}, options);
+  auto r = Load(*host, Image(), options);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(r->summary, "1 offline siblings did not respond");
@@ -226,22 +229,19 @@ std::set<std::string> Tasks() {
   return tids;
 }
 
-// The stopper threads exist before anything is held (before_activation) and are the
-// same threads on every load: no thread is created or destroyed while vCPUs are held.
+// The stopper threads exist once the load is prepared (before anything is held) and are
+// the same threads on every load: no thread is created or destroyed while vCPUs are held.
 TEST(LateLoad, NoThreadIsCreatedWhileHeldAndStoppersAreKept) {
   auto host = Host();
   std::vector<std::set<std::string>> before, after;
-  LateLoadHooks hooks{.before_activation =
-                          [&] {
-                            before.push_back(Tasks());
-                            return absl::OkStatus();
-                          },
-                      .after_activation = [&] { after.push_back(Tasks()); }};
   for (uint32_t rev = 0x2b000001; rev <= 0x2b000003; ++rev) {
     auto image = microcode::GenerateImage({.revision = rev});
     ASSERT_TRUE(image.ok());
-    auto r = RunLateLoad(*host, *image, hooks, Fast());
-    ASSERT_TRUE(r.ok()) << r.status();
+    auto prepared = PrepareLateLoad(*host, *image, Fast());
+    ASSERT_TRUE(prepared.ok()) << prepared.status();
+    before.push_back(Tasks());
+    auto r = std::make_optional(prepared->Activate());
+    after.push_back(Tasks());
     EXPECT_TRUE(r->status.ok()) << r->status;
     EXPECT_GT(r->activation_window, absl::ZeroDuration());
   }

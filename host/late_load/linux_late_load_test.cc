@@ -66,6 +66,14 @@ class FakeLinux : public ::testing::Test {
 
   fs::path Under(const std::string& path) { return fs::path(kernel_->root()) / path; }
 
+  // Prepare and activate in a row (the default platform is this test's).
+  absl::StatusOr<LateLoadResult> Load(absl::Span<const uint8_t> image,
+                                      platform::Platform* on = nullptr) {
+    absl::StatusOr<PreparedLateLoad> load = PrepareLateLoad(on ? *on : *platform_, image);
+    if (!load.ok()) return load.status();
+    return load->Activate();
+  }
+
   std::unique_ptr<FakeLinuxKernel> kernel_;
   std::unique_ptr<LinuxPlatform> platform_;
 };
@@ -75,7 +83,7 @@ TEST_F(FakeLinux, ReloadReplacesTheFileTheKernelReadsAndKeepsThePrevious) {
   const std::string distro = "lib/firmware/intel-ucode/06-8f-08";
   ASSERT_TRUE(kernel_->WriteFile(distro, Bytes("previous")).ok());
   const auto image = Image();
-  auto r = RunLateLoad(*platform_, image, {});
+  auto r = Load(image);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->status.ok()) << r->status;
   EXPECT_EQ(r->summary, "updated on 2 primary CPUs with 1 siblings");
@@ -88,7 +96,7 @@ TEST_F(FakeLinux, ReloadReplacesTheFileTheKernelReadsAndKeepsThePrevious) {
   EXPECT_EQ(r->reload->kernel_path, r->reload->installed_path);
   EXPECT_EQ(Read(Under(distro)), std::string(image.begin(), image.end()));
   EXPECT_EQ(Read(Under(distro + ".ucode-prev")), "previous");
-  EXPECT_STREQ(r->window_name, kReloadWriteWindow);
+  EXPECT_STREQ(r->window_name, platform::kReloadWriteWindow);
   EXPECT_EQ(*ReadRevision(*platform_, 2), 0x2b000001u);
 }
 
@@ -99,7 +107,7 @@ TEST_F(FakeLinux, InstallsWhereTheKernelLooksFirst) {
   const auto older = Image(0x2b000001);
   ASSERT_TRUE(kernel_->WriteFile("lib/firmware/updates/intel-ucode/06-8f-08", older).ok());
   ASSERT_TRUE(kernel_->WriteFile("lib/firmware/intel-ucode/06-8f-08", older).ok());
-  auto r = RunLateLoad(*platform_, Image(0x2b000002), {});
+  auto r = Load(Image(0x2b000002));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->status.ok()) << r->status;
   EXPECT_EQ(kernel_->last_loaded_revision(), 0x2b000002u);
@@ -109,13 +117,13 @@ TEST_F(FakeLinux, InstallsWhereTheKernelLooksFirst) {
 
   // No copy anywhere, firmware_class.path set: ours goes there, the first place searched.
   Boot({.firmware_class_path = "/opt/fw"});
-  r = RunLateLoad(*platform_, Image(), {});
+  r = Load(Image());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(kernel_->last_firmware_path(), Under("opt/fw/intel-ucode/06-8f-08").string());
 
   // No copy, no parameter: /lib/firmware/updates.
   Boot();
-  r = RunLateLoad(*platform_, Image(), {});
+  r = Load(Image());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(kernel_->last_firmware_path(),
             Under("lib/firmware/updates/intel-ucode/06-8f-08").string());
@@ -123,34 +131,25 @@ TEST_F(FakeLinux, InstallsWhereTheKernelLooksFirst) {
 
 TEST_F(FakeLinux, KernelWithoutLateLoadingIsNamedAndNothingIsInstalled) {
   Boot({.late_loading = false});
-  bool held = false;
-  auto r = RunLateLoad(*platform_, Image(),
-                                  {.before_activation = [&] {
-                                    held = true;
-                                    return absl::OkStatus();
-                                  }});
+  auto r = PrepareLateLoad(*platform_, Image());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(r.status().message(), HasSubstr("the kernel has late loading disabled"));
   EXPECT_THAT(r.status().message(), HasSubstr("CONFIG_MICROCODE_LATE_LOADING=n"));
-  EXPECT_FALSE(held);
   EXPECT_FALSE(fs::exists(Under("lib/firmware/updates/intel-ucode/06-8f-08")));
 }
 
-// The file is installed and warmed before anything is parked; a park that fails puts
-// the previous file back.
+// The file is installed and warmed before anything is parked (PrepareLateLoad); a load
+// dropped without activation (a park that failed) puts the previous file back.
 TEST_F(FakeLinux, InstallHappensBeforeTheParkAndIsRolledBackIfItFails) {
   Boot();
   const std::string distro = "lib/firmware/intel-ucode/06-8f-08";
   ASSERT_TRUE(kernel_->WriteFile(distro, Bytes("previous")).ok());
   const auto image = Image();
-  std::string seen_at_park;
-  auto r = RunLateLoad(*platform_, image,
-                                  {.before_activation = [&] {
-                                    seen_at_park = Read(Under(distro));
-                                    return absl::DeadlineExceededError("vm-1 did not park");
-                                  }});
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(seen_at_park, std::string(image.begin(), image.end()));
+  {
+    auto prepared = PrepareLateLoad(*platform_, image);
+    ASSERT_TRUE(prepared.ok()) << prepared.status();
+    EXPECT_EQ(Read(Under(distro)), std::string(image.begin(), image.end()));
+  }
   EXPECT_EQ(Read(Under(distro)), "previous");
   EXPECT_FALSE(fs::exists(Under(distro + ".ucode-prev")));
   EXPECT_EQ(kernel_->last_firmware_path(), "");  // reload never written
@@ -163,7 +162,7 @@ TEST_F(FakeLinux, FailedInstallLeavesTheExistingFileAlone) {
   const std::string distro = "lib/firmware/intel-ucode/06-8f-08";
   ASSERT_TRUE(kernel_->WriteFile(distro, Bytes("previous")).ok());
   fs::create_directories(Under(distro + ".ucode-prev/x"));
-  auto r = RunLateLoad(*platform_, Image(), {});
+  auto r = Load(Image());
   EXPECT_FALSE(r.ok());
   EXPECT_THAT(std::string(r.status().message()), HasSubstr(".ucode-prev"));
   EXPECT_EQ(Read(Under(distro)), "previous");
@@ -177,7 +176,7 @@ TEST_F(FakeLinux, KernelAnswersAndRollsBack) {
   // Not newer than the running revision: -ENOENT.
   Boot({.revision = 0x2b000005});
   ASSERT_TRUE(kernel_->WriteFile(distro, Bytes("previous")).ok());
-  auto r = RunLateLoad(*platform_, Image(), {});
+  auto r = Load(Image());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(r->status.message(), HasSubstr("-ENOENT"));
@@ -185,7 +184,7 @@ TEST_F(FakeLinux, KernelAnswersAndRollsBack) {
 
   // An offline primary thread: -EBUSY.
   Boot({.offline = {1}});
-  r = RunLateLoad(*platform_, Image(), {});
+  r = Load(Image());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_THAT(r->status.message(), HasSubstr("-EBUSY"));
   EXPECT_FALSE(fs::exists(Under("lib/firmware/updates/intel-ucode/06-8f-08")));
@@ -197,14 +196,14 @@ TEST_F(FakeLinux, ForceMinrevRefusalIsWordedTheRightWayRound) {
   Boot({.force_minrev = true});
   auto image = microcode::GenerateImage({.min_req_revision = 0x2b000001});
   ASSERT_TRUE(image.ok());
-  auto r = RunLateLoad(*platform_, *image, {});
+  auto r = Load(*image);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_THAT(r->status.message(),
               HasSubstr("only ones the minimal-revision rule rejects because the kernel runs "
                         "with force_minrev"));
   // Without force_minrev the kernel loads it (and says so).
   Boot({.force_minrev = false});
-  r = RunLateLoad(*platform_, *image, {});
+  r = Load(*image);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->status.ok()) << r->status;
   EXPECT_THAT(r->kernel_log,
@@ -218,7 +217,7 @@ TEST_F(FakeLinux, OtherErrnosKeepTheirMeaning) {
     options.write_reload = [err](const std::string&) { return err; };
     auto p = LinuxPlatform::Create(options);
     ASSERT_TRUE(p.ok());
-    auto r = RunLateLoad(**p, Image(), {});
+    auto r = Load(Image(), p->get());
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_FALSE(r->status.ok());
     EXPECT_FALSE(fs::exists(Under("lib/firmware/updates/intel-ucode/06-8f-08"))) << err;
@@ -230,7 +229,7 @@ TEST_F(FakeLinux, OtherErrnosKeepTheirMeaning) {
 // A 6.19 kernel on a staging CPU stages inside reload; the report times it from the log.
 TEST_F(FakeLinux, KernelThatStagesItself) {
   Boot({.release = "6.19.0-1-amd64", .cpu_staging = true});
-  auto r = RunLateLoad(*platform_, Image(), {});
+  auto r = Load(Image());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->status.ok()) << r->status;
   EXPECT_THAT(r->kernel_log,
@@ -286,7 +285,7 @@ TEST_F(FakeLinux, ExtendedSignatureFilesAreInstalledUnderTheCpusOwnName) {
           .platform_id = static_cast<uint32_t>(__builtin_ctz(cpu->platform_flags)),
           .revision = 1},
          name);
-    auto r = RunLateLoad(*platform_, match->bytes, {});
+    auto r = Load(match->bytes);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_TRUE(r->status.ok()) << r->status;
     EXPECT_EQ(kernel_->last_firmware_path(),
@@ -305,7 +304,7 @@ TEST_F(FakeLinux, PredictedActivationIsTheLongestReloadMeasured) {
   Boot();
   const auto image = Image();
   EXPECT_FALSE(platform_->PredictActivation(image).has_value());
-  auto r = RunLateLoad(*platform_, image, {});
+  auto r = Load(image);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_TRUE(r->status.ok()) << r->status;
   std::optional<absl::Duration> predicted = platform_->PredictActivation(image);

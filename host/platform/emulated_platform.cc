@@ -6,6 +6,7 @@
 #include "host/base/status_macros.h"
 #include "host/microcode/microcode_image.h"
 #include "host/platform/mailbox_protocol.h"
+#include "host/platform/stop_machine.h"
 
 namespace ucode::platform {
 namespace {
@@ -185,6 +186,12 @@ absl::StatusOr<absl::Duration> EmulatedPlatform::ApplyUpdateOnCpu(
     if (t.package == c.package && t.core == c.core) revision_[t.id] = image->revision();
   }
   return cost;
+}
+
+absl::StatusOr<std::unique_ptr<PreparedActivation>> EmulatedPlatform::PrepareActivation(
+    const Topology& topology, absl::Span<const uint8_t> update, uint32_t revision,
+    const ActivationOptions& options) {
+  return EmulatedStopMachine::Prepare(*this, topology, update, revision, options);
 }
 
 std::optional<absl::Duration> EmulatedPlatform::PredictActivation(

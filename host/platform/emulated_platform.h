@@ -31,9 +31,15 @@ class EmulatedPlatform : public Platform {
   absl::Status WriteMsr(int cpu, uint32_t msr, uint64_t value) override;
   absl::StatusOr<std::unique_ptr<MmioWindow>> MapMmio(uint64_t phys_addr, size_t size) override;
   absl::StatusOr<microcode::CpuIdentity> Identity(int cpu) override;
-  [[nodiscard]] bool HasDirectTrigger() const override { return true; }
-  absl::StatusOr<absl::Duration> ApplyUpdateOnCpu(int cpu,
-                                                  absl::Span<const uint8_t> update) override;
+  // The stop_machine rendezvous (stop_machine.h), whose primaries call ApplyUpdateOnCpu.
+  absl::StatusOr<std::unique_ptr<PreparedActivation>> PrepareActivation(
+      const Topology& topology, absl::Span<const uint8_t> update, uint32_t revision,
+      const ActivationOptions& options) override;
+  // WRMSR 0x79 with the linear address of `update`, executed on `cpu` (a core's primary
+  // thread, from inside the rendezvous). The core checks the update, spends the modelled
+  // activation time, and on success every thread of the core reports the new revision.
+  // Returns the modelled activation time spent.
+  absl::StatusOr<absl::Duration> ApplyUpdateOnCpu(int cpu, absl::Span<const uint8_t> update);
 
   [[nodiscard]] std::string ActivationModel() const override {
     return config_.activation.Describe();

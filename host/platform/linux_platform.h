@@ -49,9 +49,15 @@ class LinuxPlatform : public Platform {
   absl::Status WriteMsr(int cpu, uint32_t msr, uint64_t value) override;
   absl::StatusOr<std::unique_ptr<MmioWindow>> MapMmio(uint64_t phys_addr, size_t size) override;
   absl::StatusOr<microcode::CpuIdentity> Identity(int cpu) override;
-  [[nodiscard]] bool HasDirectTrigger() const override { return false; }
-  absl::StatusOr<std::unique_ptr<PreparedKernelReload>> PrepareKernelReload(
-      absl::Span<const uint8_t> update, uint32_t cpu_signature) override;
+  // Installs the file for the kernel's reload (linux_reload.cc); `options` do not apply:
+  // the kernel's rendezvous has its own timeouts.
+  absl::StatusOr<std::unique_ptr<PreparedActivation>> PrepareActivation(
+      const Topology& topology, absl::Span<const uint8_t> update, uint32_t revision,
+      const ActivationOptions& options) override;
+  [[nodiscard]] std::string StagingLeftToKernel() const override {
+    return "staging left to the kernel (Linux 6.19+ stages inside the reload write; older "
+           "kernels load unstaged)";
+  }
   [[nodiscard]] std::string KernelRelease() override;
   // The longest reload this process measured (the kernel does not predict its own).
   [[nodiscard]] std::optional<absl::Duration> PredictActivation(

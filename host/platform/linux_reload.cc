@@ -64,24 +64,32 @@ std::vector<KmsgLine> ReadKmsg(int fd) {
   return lines;
 }
 
-class LinuxPreparedReload : public PreparedKernelReload {
+// A microcode file installed where the kernel will read it, its page cache warmed, the
+// reload not yet written. Destroying it before a successful reload puts back what was
+// there: the host is as it was.
+class LinuxPreparedReload : public PreparedActivation {
  public:
   LinuxPreparedReload(LinuxPlatform& platform, std::function<int(const std::string&)> write,
                       std::unique_ptr<InstalledFirmware> file, std::string root,
-                      std::vector<std::string> dirs, std::string name, absl::Duration prepare)
+                      std::vector<std::string> dirs, std::string name, absl::Duration prepare,
+                      const Topology& topology, uint32_t revision)
       : platform_(platform),
         write_(std::move(write)),
         file_(std::move(file)),
         root_(std::move(root)),
         dirs_(std::move(dirs)),
         name_(std::move(name)),
-        prepare_(prepare) {}
+        prepare_(prepare),
+        topology_(topology),
+        revision_(revision) {}
 
-  const std::string& installed_path() const override { return file_->path(); }
-  absl::Duration prepare_time() const override { return prepare_; }
-  absl::StatusOr<KernelReloadOutcome> Reload() override;
+  Activation Activate() override;
 
  private:
+  // Writes 1 to microcode/reload and collects the kernel's verdict. On failure the
+  // previous file is restored.
+  absl::StatusOr<KernelReloadOutcome> Reload();
+
   LinuxPlatform& platform_;
   std::function<int(const std::string&)> write_;
   std::unique_ptr<InstalledFirmware> file_;
@@ -89,7 +97,39 @@ class LinuxPreparedReload : public PreparedKernelReload {
   const std::vector<std::string> dirs_;
   const std::string name_;
   const absl::Duration prepare_;
+  const Topology topology_;
+  const uint32_t revision_;
 };
+
+Activation LinuxPreparedReload::Activate() {
+  Activation a{.window_name = kReloadWriteWindow, .prepare = prepare_};
+  absl::StatusOr<KernelReloadOutcome> reload = Reload();
+  if (reload.ok()) {
+    a.activation_window = reload->elapsed;
+    a.kernel_log = reload->kmsg_lines;
+    a.reload = *std::move(reload);
+  } else {
+    a.reload_status = reload.status();
+  }
+  // The kernel did the rendezvous: each CPU's outcome is the revision it now reports.
+  for (const LogicalCpu& c : topology_.cpus) {
+    CpuResult r{.cpu = c.id};
+    if (!c.online) {
+      r.outcome = CpuOutcome::kOffline;
+    } else if (absl::StatusOr<uint32_t> rev = ReadRevision(platform_, c.id); !rev.ok()) {
+      r.detail = std::string(rev.status().message());
+    } else {
+      r.revision_after = *rev;
+      if (!microcode::IsNewerRevision(revision_, *rev)) {
+        r.outcome = c.thread == 0 ? CpuOutcome::kUpdated : CpuOutcome::kSibling;
+      } else {
+        r.detail = absl::StrFormat("revision 0x%x after reload, expected 0x%x", *rev, revision_);
+      }
+    }
+    a.cpus.push_back(r);
+  }
+  return a;
+}
 
 absl::StatusOr<KernelReloadOutcome> LinuxPreparedReload::Reload() {
   KernelReloadOutcome out;
@@ -162,8 +202,12 @@ absl::Status ReloadErrnoStatus(int err) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<PreparedKernelReload>> LinuxPlatform::PrepareKernelReload(
-    absl::Span<const uint8_t> update, uint32_t cpu_signature) {
+absl::StatusOr<std::unique_ptr<PreparedActivation>> LinuxPlatform::PrepareActivation(
+    const Topology& topology, absl::Span<const uint8_t> update, uint32_t revision,
+    const ActivationOptions&) {
+  const std::vector<int> primaries = topology.CorePrimaries();
+  if (primaries.empty()) return absl::FailedPreconditionError("no online primary thread");
+  ASSIGN_OR_RETURN(microcode::CpuIdentity cpu, Identity(primaries.front()));
   const std::string reload = Path(kReload);
   if (access(reload.c_str(), F_OK) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -177,7 +221,7 @@ absl::StatusOr<std::unique_ptr<PreparedKernelReload>> LinuxPlatform::PrepareKern
   std::vector<std::string> dirs = FirmwareSearchDirs(param_path, KernelRelease());
   // request_microcode_fw(): "intel-ucode/%02x-%02x-%02x" of the CPU's own family, model,
   // stepping, never the image's primary signature.
-  std::string name = absl::StrCat("intel-ucode/", microcode::FirmwareFileName(cpu_signature));
+  std::string name = absl::StrCat("intel-ucode/", microcode::FirmwareFileName(cpu.signature));
   const std::string root = Path("");
   ASSIGN_OR_RETURN(std::unique_ptr<InstalledFirmware> file,
                    InstalledFirmware::Install(root, dirs, name,
@@ -190,9 +234,9 @@ absl::StatusOr<std::unique_ptr<PreparedKernelReload>> LinuxPlatform::PrepareKern
         "installed ", file->path(), " but the kernel would read ",
         found.empty() ? std::string("nothing") : found.front(), "; rolled back"));
   }
-  return std::unique_ptr<PreparedKernelReload>(
-      new LinuxPreparedReload(*this, options_.write_reload, std::move(file), root,
-                              std::move(dirs), std::move(name), absl::Now() - start));
+  return std::unique_ptr<PreparedActivation>(new LinuxPreparedReload(
+      *this, options_.write_reload, std::move(file), root, std::move(dirs), std::move(name),
+      absl::Now() - start, topology, revision));
 }
 
 }  // namespace ucode::platform

@@ -63,16 +63,16 @@ const LogicalCpu* Topology::Find(int cpu) const {
   return nullptr;
 }
 
-absl::StatusOr<absl::Duration> Platform::ApplyUpdateOnCpu(int cpu, absl::Span<const uint8_t>) {
-  return absl::UnimplementedError(
-      absl::StrCat(name(), " platform: no direct MSR 0x79 trigger on cpu ", cpu,
-                   "; the kernel owns the late-load rendezvous here"));
-}
-
-absl::StatusOr<std::unique_ptr<PreparedKernelReload>> Platform::PrepareKernelReload(
-    absl::Span<const uint8_t>, uint32_t) {
-  return absl::UnimplementedError(
-      absl::StrCat(name(), " platform: no kernel reload; use the direct trigger"));
+const char* CpuOutcomeName(CpuOutcome outcome) {
+  switch (outcome) {
+    case CpuOutcome::kUpdated: return "updated";
+    case CpuOutcome::kSibling: return "sibling";
+    case CpuOutcome::kAlreadyCurrent: return "already-current";
+    case CpuOutcome::kTimedOut: return "timed-out";
+    case CpuOutcome::kFailed: return "failed";
+    case CpuOutcome::kOffline: return "offline";
+  }
+  return "unknown";
 }
 
 bool KernelReleaseAtLeast(absl::string_view release, int major, int minor) {

@@ -1,5 +1,5 @@
 // The host as ucode sees it: CPU topology, MSRs, a 32-bit MMIO window, per-CPU microcode
-// identity, and the late-load trigger. Two implementations: LinuxPlatform (sysfs,
+// identity, and the late load (activation.h). Two implementations: LinuxPlatform (sysfs,
 // /dev/cpu/N/msr, /dev/mem) and EmulatedPlatform (the rehearsal host and test default).
 //
 // Thread safety: every method may be called from any thread concurrently, except where a
@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "host/microcode/selection.h"
+#include "host/platform/activation.h"
 
 namespace ucode::platform {
 
@@ -79,39 +80,6 @@ class MmioWindow {
   MmioWindow() = default;
 };
 
-// What the kernel's reload produced (Linux backend).
-struct KernelReloadOutcome {
-  std::string installed_path;           // the file ucode installed for the kernel
-  std::string previous_path;            // the file it replaced, kept for rollback ("" if none)
-  // The file the kernel's firmware loader read: the first of that name in its search
-  // order (firmware_class.path, /lib/firmware/updates[/RELEASE], /lib/firmware[/RELEASE]).
-  std::string kernel_path;
-  std::vector<std::string> shadowed;    // same name later in the search order, not read
-  std::vector<std::string> kmsg_lines;  // kernel log lines emitted during the reload
-  // Wall time of the write to microcode/reload: the kernel's firmware request, its own
-  // staging (6.19+), and its stop_machine rendezvous, in that order.
-  absl::Duration elapsed;
-  // From the write to the kernel's "Staging of patch revision ... succeeded" log line
-  // (firmware request + staging), when the kernel staged; its stop_machine came after.
-  // Read from the record's timestamp (the kernel's local_clock(), which tracks
-  // CLOCK_MONOTONIC closely enough for milliseconds).
-  std::optional<absl::Duration> staged_after;
-};
-
-// A microcode file installed where the kernel will read it, its page cache warmed, the
-// reload not yet written. Destroying it before a successful Reload() puts back what was
-// there: the host is as it was.
-class PreparedKernelReload {
- public:
-  virtual ~PreparedKernelReload() = default;
-  [[nodiscard]] virtual const std::string& installed_path() const = 0;
-  // Time spent installing and warming the file (outside any park window).
-  [[nodiscard]] virtual absl::Duration prepare_time() const = 0;
-  // Writes 1 to microcode/reload and collects the kernel's verdict. Once only. On failure
-  // the previous file is restored.
-  virtual absl::StatusOr<KernelReloadOutcome> Reload() = 0;
-};
-
 class Platform {
  public:
   virtual ~Platform() = default;
@@ -132,27 +100,23 @@ class Platform {
   // intel_collect_cpu_info() reports).
   virtual absl::StatusOr<microcode::CpuIdentity> Identity(int cpu) = 0;
 
-  // --- The late-load trigger. A platform supports exactly one of the two forms. ---
+  // --- The late load. ---
 
-  // True when ucode runs the rendezvous itself and triggers each core with
-  // ApplyUpdateOnCpu (emulated host). False when the kernel owns the rendezvous (Linux).
-  [[nodiscard]] virtual bool HasDirectTrigger() const = 0;
+  // Everything activating `update` (revision `revision`, one validated image) on every
+  // CPU of `topology` needs, made ready before the VMM side holds anything: on the
+  // emulated host the stopper threads and the stop_machine rendezvous
+  // (stop_machine.h); on Linux the file installed under the CPU's own intel-ucode name
+  // where the kernel reads it first, page cache warmed. Fails with the host untouched:
+  // CPUs not loadable (the kernel's -EBUSY), or a kernel without late loading
+  // (CONFIG_MICROCODE_LATE_LOADING=n) or a file that cannot go where it would be read.
+  virtual absl::StatusOr<std::unique_ptr<PreparedActivation>> PrepareActivation(
+      const Topology& topology, absl::Span<const uint8_t> update, uint32_t revision,
+      const ActivationOptions& options) = 0;
 
-  // WRMSR 0x79 with the linear address of `update`, executed on `cpu` (a core's primary
-  // thread, from inside the rendezvous). The core checks the update, spends the activation
-  // time, and on success every thread of the core reports the new revision. Returns the
-  // modelled activation time spent.
-  virtual absl::StatusOr<absl::Duration> ApplyUpdateOnCpu(int cpu,
-                                                          absl::Span<const uint8_t> update);
-
-  // Installs `update` under the name the kernel asks for (intel-ucode/FF-MM-SS of the
-  // CPU's own `cpu_signature`, which may differ from the image's primary signature) where
-  // the kernel will read it first, and warms its page cache; the reload is written later
-  // by PreparedKernelReload::Reload(). Fails with nothing changed when the kernel cannot
-  // late-load (CONFIG_MICROCODE_LATE_LOADING=n) or the file cannot go where it would be
-  // read.
-  virtual absl::StatusOr<std::unique_ptr<PreparedKernelReload>> PrepareKernelReload(
-      absl::Span<const uint8_t> update, uint32_t cpu_signature);
+  // Why an update on this platform leaves staging to the kernel ("" when ucode stages
+  // from user space: the emulated host). Linux: 6.19+ stages inside the reload write and
+  // aborts any mailbox transfer first; older kernels load unstaged.
+  [[nodiscard]] virtual std::string StagingLeftToKernel() const { return ""; }
 
   // The running kernel's release ("6.19.0-1-amd64") when a kernel loads the microcode
   // (Linux), "" when ucode does (emulated host).

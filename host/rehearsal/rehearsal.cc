@@ -8,9 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "host/base/status_macros.h"
-#include "host/late_load/host_update.h"
 #include "host/microcode/selection.h"
 #include "host/platform/emulated_platform.h"
+#include "vmm/orchestrator/update_operation.h"
 
 namespace ucode::rehearsal {
 namespace {
@@ -37,27 +37,26 @@ platform::EmulatedHostConfig HostFor(const FleetSku& sku) {
   return config;
 }
 
-// Runs the host update of `image` on an emulated host shaped like `sku` and returns the
-// model's critical path: the longest WRMSR 0x79 of any core, which is the activation window
-// of a host whose primaries apply in parallel (the kernel's load_late_stop_cpus()).
+// Runs the host-only update of `image` on an emulated host shaped like `sku` and returns
+// the model's critical path: the longest WRMSR 0x79 of any core, which is the activation
+// window of a host whose primaries apply in parallel (the kernel's load_late_stop_cpus()).
 absl::StatusOr<absl::Duration> ModelWindow(const mc::MicrocodeImage& image, const FleetSku& sku,
                                            bool stage, std::string& note) {
   ASSIGN_OR_RETURN(std::unique_ptr<platform::EmulatedPlatform> host,
                    platform::EmulatedPlatform::Create(HostFor(sku)));
-  late_load::HostUpdateOptions options;
+  orchestrator::UpdateOptions options;
+  options.operation = "rehearsal";
   options.policy = mc::MinRevPolicy::kIgnore;  // the min-rev verdict is reported on its own
   options.stage = stage;
   options.late_load.arrival_timeout = kRendezvousTimeout;
   options.late_load.sibling_timeout = kRendezvousTimeout;
-  ASSIGN_OR_RETURN(late_load::HostUpdateReport report,
-                   late_load::RunHostUpdate(
-                       *host, std::vector<uint8_t>(image.bytes.begin(), image.bytes.end()),
-                       options));
-  RETURN_IF_ERROR(report.status());
+  orchestrator::UpdateReport report = orchestrator::RunUpdate(
+      *host, std::vector<uint8_t>(image.bytes.begin(), image.bytes.end()), {}, options);
+  RETURN_IF_ERROR(report.status);
   if (report.staging && !report.staging->all_staged()) {
     note = absl::StrCat("staging: ", report.staging->Summary());
   }
-  return report.load.load.modelled_critical_path;
+  return report.host->load.modelled_critical_path;
 }
 
 void Model(const mc::MicrocodeImage& image, SkuResult& r) {

@@ -3,7 +3,7 @@
 // how long activation would hold the vCPUs (the emulated host's activation model, staged
 // and unstaged), and whether the SKU loses an update it had in the release it runs now.
 // Each answer comes from the product's own code: ParseImage, SelectImage and the
-// emulated host running RunHostUpdate.
+// emulated host running the update with no VMs (orchestrator::RunUpdate).
 #ifndef UCODE_HOST_REHEARSAL_REHEARSAL_H_
 #define UCODE_HOST_REHEARSAL_REHEARSAL_H_
 

@@ -28,12 +28,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "host/late_load/host_update.h"
 #include "host/microcode/microcode_image.h"
 #include "host/microcode/release_dir.h"
 #include "host/platform/emulated_platform.h"
 #include "host/platform/mailbox_model.h"
 #include "host/staging/staging_driver.h"
+#include "vmm/orchestrator/update_operation.h"
 
 namespace ucode {
 namespace {
@@ -272,20 +272,18 @@ HostLoad MeasureHostLoad(const microcode::MicrocodeImage& image,
                          const std::vector<uint8_t>& file, bool stage) {
   HostLoad h;
   auto host = platform::EmulatedPlatform::Create(HostFor(image.header, 2, 8, 2));
-  late_load::HostUpdateOptions options;
+  orchestrator::UpdateOptions options;  // no VMs: the host-only load
   options.stage = stage;
   options.staging = ImmediatePoll();
-  auto report = late_load::RunHostUpdate(**host, file, options);
-  if (!report.ok()) {
-    h.outcome = std::string(report.status().message());
-    return h;
-  }
-  h.critical_path = report->load.load.modelled_critical_path;
-  h.window = report->load.load.activation_window;
-  if (report->staging) h.staging = report->staging->elapsed;
-  h.parameters = report->load.load.model_parameters;
-  h.outcome = report->status().ok() ? report->load.load.summary
-                                    : std::string(report->status().message());
+  orchestrator::UpdateReport report = orchestrator::RunUpdate(**host, file, {}, options);
+  h.outcome = std::string(report.status.message());
+  if (!report.host) return h;
+  const late_load::LateLoadResult& load = report.host->load;
+  h.critical_path = load.modelled_critical_path;
+  h.window = load.activation_window;
+  if (report.staging) h.staging = report.staging->elapsed;
+  h.parameters = load.model_parameters;
+  if (report.status.ok()) h.outcome = load.summary;
   return h;
 }
 

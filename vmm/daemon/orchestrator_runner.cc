@@ -235,36 +235,25 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
 absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
   platform::Platform& host = *options_.platform;
-  if (!host.HasDirectTrigger()) {
+  if (!host.StagingLeftToKernel().empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "stage: the ", host.name(), " platform stages inside the kernel's reload; apply instead"));
   }
-  ASSIGN_OR_RETURN(
-      late_load::HostUpdatePlan plan,
-      late_load::PlanHostUpdate(host, params.image, microcode::MinRevPolicy::kEnforce));
-  orchestrator::UpdateReport report;
-  report.operation = params.operation;
-  report.plan = plan.Describe();
-  report.old_revision = plan.cpu.current_revision;
-  report.new_revision = plan.image.revision();
-  sink.Emit(ucode::v1::STEP_VALIDATED, report.plan);
-  if (cancel.Cancelled()) return absl::CancelledError("cancelled before staging");
-  RETURN_IF_ERROR(sink.BeginStep(ucode::v1::STEP_STAGING, report.plan));
   EventRelay relay(sink, false);
-  staging::StagingOptions opts;
-  opts.progress = [&relay](const staging::StagingProgress& p) {
-    relay.Emit(Step::kStaging, absl::StrCat("package ", p.package), &p);
+  orchestrator::UpdateCallbacks cb;
+  cb.begin_step = [&](Step step, absl::string_view what) {
+    return sink.BeginStep(ToProto(step), what);
   };
-  opts.cancelled = [&cancel] { return cancel.Cancelled(); };
+  cb.emit = [&](Step step, absl::string_view message, const staging::StagingProgress* p) {
+    relay.Emit(step, message, p);
+  };
+  cb.cancelled = [&cancel] { return cancel.Cancelled(); };
+  orchestrator::UpdateOptions o;
+  o.operation = params.operation;
   busy_.store(true);
-  report.staging = late_load::StageHostUpdate(host, plan, opts);
+  orchestrator::UpdateReport report = orchestrator::StageUpdate(host, params.image, o, cb);
   busy_.store(false);
-  if (cancel.Cancelled()) {
-    return absl::CancelledError(
-        absl::StrCat("cancelled during staging: ", report.staging->Summary()));
-  }
-  report.last_step = Step::kStaged;
-  sink.Emit(ucode::v1::STEP_STAGED, report.staging->Summary());
+  RETURN_IF_ERROR(report.status);
   return orchestrator::ReportJson(report);
 }
 

@@ -95,6 +95,9 @@ void AppendHostText(const UpdateReport& r, std::string& out) {
       absl::StrAppendFormat(&out, "            shadowed, not read: %s\n", s);
     }
   }
+  for (const std::string& line : l.kernel_log) {
+    absl::StrAppendFormat(&out, "            kernel: %s\n", line);
+  }
   for (const late_load::CpuResult& c : l.cpus) {
     if (!c.detail.empty()) {
       absl::StrAppendFormat(&out, "            cpu %d %s: %s\n", c.cpu,
@@ -227,7 +230,10 @@ void WriteHostJson(const late_load::HostLoadReport& h, JsonWriter& j) {
       .Micros("modelled_critical_path_us", l.modelled_critical_path)
       .Str("model", l.model_parameters)
       .Str("verify", h.verify.ok() ? "ok" : h.verify.message())
-      .EndObject();
+      .Key("kernel_log")
+      .BeginArray();
+  for (const std::string& line : l.kernel_log) j.String(line);
+  j.EndArray().EndObject();
 }
 
 void WriteAgentsJson(absl::string_view key, const std::vector<AgentReply>& agents,

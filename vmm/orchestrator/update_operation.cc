@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/host_update.h"
+#include "host/late_load/late_load.h"
 #include "vmm/orchestrator/group_fan_out.h"
 
 namespace ucode::orchestrator {
@@ -38,18 +39,26 @@ absl::Status WithContext(absl::string_view what, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
 }
 
-// Staging is opportunistic: a failed package is reported and the load goes on unstaged.
-absl::Status Stage(Context& c, const late_load::HostUpdatePlan& plan) {
-  if (!c.options.stage) {
-    c.report.notes.push_back("staging skipped (--no-stage): activation loads unstaged");
-    return absl::OkStatus();
-  }
-  if (!c.platform.HasDirectTrigger()) {
-    c.report.notes.push_back(
-        "staging left to the kernel (Linux 6.19+ stages inside the reload write; older kernels "
-        "load unstaged)");
-    return absl::OkStatus();
-  }
+// Selects the image for this host and fills the report's image fields.
+absl::StatusOr<late_load::HostUpdatePlan> Validate(Context& c, std::vector<uint8_t> file) {
+  absl::StatusOr<late_load::HostUpdatePlan> plan =
+      late_load::PlanHostUpdate(c.platform, std::move(file), c.options.policy);
+  if (!plan.ok()) return WithContext("validate", plan.status());
+  UpdateReport& r = c.report;
+  r.plan = plan->Describe();
+  r.signature = plan->cpu.signature;
+  r.platform_id = plan->cpu.platform_id;
+  r.old_revision = plan->cpu.current_revision;
+  r.new_revision = plan->image.revision();
+  r.image_date = plan->image.DateString();
+  r.image_bytes = plan->image.total_size();
+  c.Emit(Step::kValidated, r.plan);
+  return plan;
+}
+
+// Pushes the image through every package's mailbox. Opportunistic: a failed package is
+// reported and the load goes on unstaged there.
+absl::Status StageImage(Context& c, const late_load::HostUpdatePlan& plan) {
   RETURN_IF_ERROR(c.Begin(Step::kStaging, plan.Describe()));
   staging::StagingOptions opts = c.options.staging;
   opts.progress = nullptr;
@@ -60,7 +69,7 @@ absl::Status Stage(Context& c, const late_load::HostUpdatePlan& plan) {
     };
   }
   opts.cancelled = c.cb.cancelled;  // honoured inside the transfer too
-  c.report.staging = late_load::StageHostUpdate(c.platform, plan, opts);
+  c.report.staging = staging::StageAllPackages(c.platform, plan.update(), opts);
   if (c.cb.cancelled && c.cb.cancelled()) {
     return absl::CancelledError(
         absl::StrCat("cancelled during staging: ", c.report.staging->Summary()));
@@ -71,6 +80,19 @@ absl::Status Stage(Context& c, const late_load::HostUpdatePlan& plan) {
   }
   c.Emit(Step::kStaged, c.report.staging->Summary());
   return absl::OkStatus();
+}
+
+// An update stages unless told not to or the platform leaves it to the kernel.
+absl::Status Stage(Context& c, const late_load::HostUpdatePlan& plan) {
+  if (!c.options.stage) {
+    c.report.notes.push_back("staging skipped (--no-stage): activation loads unstaged");
+    return absl::OkStatus();
+  }
+  if (std::string kernel = c.platform.StagingLeftToKernel(); !kernel.empty()) {
+    c.report.notes.push_back(std::move(kernel));
+    return absl::OkStatus();
+  }
+  return StageImage(c, plan);
 }
 
 std::vector<AgentReply> NotifyAll(Context& c, AgentNotice::Phase phase) {
@@ -237,40 +259,41 @@ absl::Status ResyncViews(Context& c, uint32_t revision, const absl::Status& firs
   return absl::OkStatus();
 }
 
-absl::Status Rendezvous(Context& c, const late_load::HostUpdatePlan& plan) {
-  RETURN_IF_ERROR(CheckDeadman(c, plan));
-  RETURN_IF_ERROR(c.Begin(Step::kParked, "rendezvous: park, activate, set guest view, release"));
-  ReleaseGuard guard(c.groups, c.options.step_deadline);
-  late_load::LateLoadHooks hooks;
-  const bool strict = c.options.mode == UpdateMode::kStrict;
-  absl::Time parked_at;
-  if (strict) {
-    hooks.before_activation = [&] {
-      RETURN_IF_ERROR(Park(c, guard));
-      parked_at = absl::Now();
-      return absl::OkStatus();
-    };
-  }
-  absl::Time t0 = absl::Now();
-  absl::StatusOr<late_load::LateLoadResult> load =
-      late_load::RunLateLoad(c.platform, plan.update(), hooks, c.options.late_load);
-  c.report.host_call = absl::Now() - (strict && parked_at != absl::Time() ? parked_at : t0);
-  if (!load.ok()) return WithContext("host load", load.status());  // host untouched
+// Strict mode: every group parked before the host is touched, or none and the host as it
+// was.
+absl::Status ParkBeforeActivation(Context& c, ReleaseGuard& guard) {
+  absl::Status parked = Park(c, guard);
+  if (parked.ok()) return parked;
+  return absl::Status(parked.code(), absl::StrCat("host load: before activation: ",
+                                                  parked.message(), "; host untouched"));
+}
+
+// The activation itself: the rendezvous, or the reload write. Its result goes into the
+// report, whatever its verdict.
+const late_load::LateLoadResult& Activate(Context& c, late_load::PreparedLateLoad& load) {
+  const absl::Time t0 = absl::Now();
+  late_load::LateLoadResult result = load.Activate();
+  c.report.host_call = absl::Now() - t0;
   c.report.host_touched = true;
   c.report.host.emplace();
-  c.report.host->load = std::move(*load);
-  late_load::LateLoadResult& l = c.report.host->load;
-  l.model_parameters = c.platform.ActivationModel();
-  c.Emit(Step::kActivated, l.summary);
-  if (!strict) RETURN_IF_ERROR(Park(c, guard));
-  const uint32_t revision = GuestViewRevision(l);
+  c.report.host->load = std::move(result);
+  c.Emit(Step::kActivated, c.report.host->load.summary);
+  return c.report.host->load;
+}
+
+// While parked: the guest view every CPU agrees on, then release; a VM that missed the
+// view (its dead-man released it) is parked again for it. Fails with the host load's own
+// verdict first.
+absl::Status SetViewAndRelease(Context& c, ReleaseGuard& guard,
+                               const late_load::LateLoadResult& load) {
+  const uint32_t revision = GuestViewRevision(load);
+  const bool changed = revision != c.report.old_revision;
   std::vector<GuestViewResult> views;
-  absl::Status view =
-      revision != c.report.old_revision ? SetViews(c, revision, &views) : absl::OkStatus();
+  absl::Status view = changed ? SetViews(c, revision, &views) : absl::OkStatus();
   RETURN_IF_ERROR(Release(c, guard));
-  if (view.ok() && revision != c.report.old_revision) view = ViewsAfterRelease(c, &views);
+  if (view.ok() && changed) view = ViewsAfterRelease(c, &views);
   if (!view.ok()) view = ResyncViews(c, revision, view, views);
-  if (!l.status.ok()) return WithContext("host load", l.status);
+  if (!load.status.ok()) return WithContext("host load", load.status);
   return view;
 }
 
@@ -334,36 +357,40 @@ absl::Status SyncSteps(Context& c, uint32_t revision) {
   return absl::OkStatus();
 }
 
+// validate -> stage -> prepare agents -> prepare the host load -> park -> activate -> set
+// view -> release -> verify -> notify. Strict parks before the activation, fast after.
 absl::Status RunSteps(Context& c, std::vector<uint8_t> file) {
   // An update the host already took (e.g. a dead-man released the VMs before their view
-  // was set): nothing to load, the guest views may still lag.
+  // was set): nothing to load, the guest views may still lag. With no VMs (a host-only
+  // load) there is no view to sync: validation refuses the image as not newer.
   absl::StatusOr<bool> done = late_load::HostRunsNewestImage(c.platform, file);
   if (!done.ok()) return WithContext("validate", done.status());
-  if (*done) {
+  if (*done && !c.groups.empty()) {
     absl::StatusOr<microcode::CpuIdentity> host = late_load::HostIdentity(c.platform);
     if (!host.ok()) return WithContext("validate", host.status());
     return SyncSteps(c, host->current_revision);
   }
-  absl::StatusOr<late_load::HostUpdatePlan> plan =
-      late_load::PlanHostUpdate(c.platform, std::move(file), c.options.policy);
-  if (!plan.ok()) return WithContext("validate", plan.status());
-  UpdateReport& r = c.report;
-  r.plan = plan->Describe();
-  r.signature = plan->cpu.signature;
-  r.platform_id = plan->cpu.platform_id;
-  r.old_revision = plan->cpu.current_revision;
-  r.new_revision = plan->image.revision();
-  r.image_date = plan->image.DateString();
-  r.image_bytes = plan->image.total_size();
-  c.Emit(Step::kValidated, r.plan);
+  absl::StatusOr<late_load::HostUpdatePlan> plan = Validate(c, std::move(file));
+  if (!plan.ok()) return plan.status();
   RETURN_IF_ERROR(PrepareGroups(c));
   RETURN_IF_ERROR(Stage(c, *plan));
-  r.agents_prepare = NotifyAll(c, AgentNotice::Phase::kPrepare);
-  RETURN_IF_ERROR(Rendezvous(c, *plan));
+  c.report.agents_prepare = NotifyAll(c, AgentNotice::Phase::kPrepare);
+  RETURN_IF_ERROR(CheckDeadman(c, *plan));
+  RETURN_IF_ERROR(c.Begin(Step::kParked, "rendezvous: park, activate, set guest view, release"));
+  // Everything the activation needs, ready before anything is parked.
+  absl::StatusOr<late_load::PreparedLateLoad> load =
+      late_load::PrepareLateLoad(c.platform, plan->update(), c.options.late_load);
+  if (!load.ok()) return WithContext("host load", load.status());  // host untouched
+  ReleaseGuard guard(c.groups, c.options.step_deadline);
+  const bool strict = c.options.mode == UpdateMode::kStrict;
+  if (strict) RETURN_IF_ERROR(ParkBeforeActivation(c, guard));
+  const late_load::LateLoadResult& result = Activate(c, *load);
+  if (!strict) RETURN_IF_ERROR(Park(c, guard));
+  RETURN_IF_ERROR(SetViewAndRelease(c, guard, result));
   RETURN_IF_ERROR(Verify(c));
   RETURN_IF_ERROR(c.Begin(Step::kAgentsNotified, "notify guest agents: complete"));
-  r.agents_complete = NotifyAll(c, AgentNotice::Phase::kComplete);
-  c.Emit(Step::kAgentsNotified, absl::StrCat(r.agents_complete.size(), " agents told"));
+  c.report.agents_complete = NotifyAll(c, AgentNotice::Phase::kComplete);
+  c.Emit(Step::kAgentsNotified, absl::StrCat(c.report.agents_complete.size(), " agents told"));
   return absl::OkStatus();
 }
 
@@ -402,6 +429,19 @@ UpdateReport RunUpdate(platform::Platform& platform, std::vector<uint8_t> file,
   Context c{platform, groups, options, callbacks, report};
   report.status = RunSteps(c, std::move(file));
   Finish(c, start);
+  return report;
+}
+
+UpdateReport StageUpdate(platform::Platform& platform, std::vector<uint8_t> file,
+                         const UpdateOptions& options, const UpdateCallbacks& callbacks) {
+  const absl::Time start = absl::Now();
+  UpdateReport report;
+  report.operation = options.operation;
+  report.mode = options.mode;
+  Context c{platform, {}, options, callbacks, report};
+  absl::StatusOr<late_load::HostUpdatePlan> plan = Validate(c, std::move(file));
+  report.status = plan.ok() ? StageImage(c, *plan) : plan.status();
+  report.total = absl::Now() - start;
   return report;
 }
 

@@ -1,8 +1,10 @@
 // One guest-transparent microcode update (ARCHITECTURE.md section 3):
-//   validate -> stage (guests keep running) -> [strict] park all groups -> host late load
-//   -> set the guest view everywhere -> release all -> verify host CPUs and every guest
-//   view -> notify guest agents -> report.
+//   validate -> stage (guests keep running) -> prepare agents -> prepare the host load
+//   -> [strict] park all groups -> activate -> [fast] park all groups -> set the guest
+//   view everywhere -> release all -> verify host CPUs and every guest view -> notify
+//   guest agents -> report.
 // Fast mode loads the host first (guests running), then parks only to switch the view.
+// With no groups it is the host-only load (`ucodectl load`).
 //
 // Failure rules: a group that does not park makes every group release and the operation
 // abort with the host untouched; no VM is ever left parked on any path (a guard releases
@@ -22,7 +24,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "host/late_load/late_load.h"
 #include "host/microcode/selection.h"
 #include "host/platform/platform.h"
 #include "host/staging/staging_driver.h"
@@ -50,9 +51,10 @@ struct UpdateOptions {
   std::string operation = "update";
   UpdateMode mode = UpdateMode::kStrict;
   microcode::MinRevPolicy policy = microcode::MinRevPolicy::kEnforce;
-  bool stage = true;  // stage when the platform stages in user space (emulated host)
+  // Stage, unless the platform leaves it to the kernel (Platform::StagingLeftToKernel).
+  bool stage = true;
   staging::StagingOptions staging;  // `progress` is replaced (events go to `emit`)
-  late_load::LateLoadOptions late_load;
+  platform::ActivationOptions late_load;
   absl::Duration guests_running_timeout = absl::Seconds(10);
   absl::Duration park_deadline = absl::Milliseconds(250);
   absl::Duration step_deadline = absl::Milliseconds(500);  // set view, release
@@ -61,12 +63,20 @@ struct UpdateOptions {
 };
 
 // Runs the whole operation on `platform` with the image file (or bundle) `file` and the
-// VMs of `groups` (borrowed; may be empty: host only). Always returns a report; its
+// VMs of `groups` (borrowed; may be empty: the host-only load, which refuses an image the
+// host already runs instead of syncing views). Always returns a report; its
 // `status` is the verdict (OK iff every CPU took the update, every host CPU and every
 // guest view was verified; a view "stale until restart" is reported, not an error).
 UpdateReport RunUpdate(platform::Platform& platform, std::vector<uint8_t> file,
                        absl::Span<GuestGroup* const> groups, const UpdateOptions& options,
                        const UpdateCallbacks& callbacks = {});
+
+// Only the first steps of RunUpdate: validate `file` and stage the selected image, with
+// the same events and cancel, on any platform (the operator asked for it: `ucodectl
+// stage`, ucoded's Stage). Nothing is loaded and no VM is touched. Staging failures are
+// in report.staging, not in report.status (staging is opportunistic).
+UpdateReport StageUpdate(platform::Platform& platform, std::vector<uint8_t> file,
+                         const UpdateOptions& options, const UpdateCallbacks& callbacks = {});
 
 // For VMs whose view lags the host (a dead-man released them before the view step, or a
 // VMM restarted with an old revision): parks every group, sets every guest view to the

@@ -115,7 +115,7 @@ inline constexpr size_t kAreaSize = (sizeof(Area) + 4095) & ~size_t{4095};
 // stopper threads): the coordinator runs above the vCPU threads from the park until the
 // release (coordinator.h), the kicked vCPU threads run above every ordinary task until
 // they re-enter the guest, where they drop back to SCHED_OTHER. The emulated host's
-// stopper threads (host/late_load/stopper_threads.h) run above both. Without this, on a loaded host a kicked or released vCPU
+// stopper threads (host/platform/stopper_threads.h) run above both. Without this, on a loaded host a kicked or released vCPU
 // thread waits behind every runnable task for its turn.
 inline constexpr int kCoordinatorRtPriority = 2;
 inline constexpr int kVcpuRtPriority = 1;

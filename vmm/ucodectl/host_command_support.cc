@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "host/base/status_macros.h"
 #include "host/platform/platform_choice.h"
@@ -81,37 +80,15 @@ staging::StagingProgressFn MakeStagingProgress(bool json) {
   return [printer](const staging::StagingProgress& p) { printer->Update(p); };
 }
 
-std::string StagingReportText(const staging::StagingReport& report) {
-  std::string out;
-  for (const staging::PackageStaging& p : report.packages) {
-    if (p.staged()) {
-      absl::StrAppendFormat(&out,
-                            "package %d (cpu %d, mailbox 0x%x): staged in %s, %d transactions, "
-                            "%d retransmits, %zu bytes sent\n",
-                            p.package, p.cpu, p.mailbox_addr, absl::FormatDuration(p.elapsed),
-                            p.transactions, p.retransmits, p.bytes_sent);
-    } else {
-      absl::StrAppendFormat(&out, "package %d (cpu %d): NOT staged: %s\n", p.package, p.cpu,
-                            p.status.message());
-    }
-  }
-  absl::StrAppend(&out, report.Summary(), "\n");
-  return out;
-}
-
-std::string StagingReportJson(const staging::StagingReport& report) {
-  std::vector<std::string> packages;
-  for (const staging::PackageStaging& p : report.packages) {
-    packages.push_back(absl::StrFormat(
-        "{\"package\":%d,\"cpu\":%d,\"mailbox\":%d,\"staged\":%s,\"error\":%s,\"bytes_sent\":%d,"
-        "\"transactions\":%d,\"retransmits\":%d,\"elapsed_us\":%d}",
-        p.package, p.cpu, p.mailbox_addr, p.staged() ? "true" : "false",
-        JsonQuote(p.status.message()), p.bytes_sent, p.transactions, p.retransmits,
-        absl::ToInt64Microseconds(p.elapsed)));
-  }
-  return absl::StrFormat("{\"image_bytes\":%d,\"staged\":%d,\"elapsed_us\":%d,\"packages\":[%s]}",
-                         report.image_bytes, report.staged_count(),
-                         absl::ToInt64Microseconds(report.elapsed), absl::StrJoin(packages, ","));
+orchestrator::UpdateCallbacks StagingProgressCallbacks(bool json) {
+  orchestrator::UpdateCallbacks callbacks;
+  staging::StagingProgressFn progress = MakeStagingProgress(json);
+  if (!progress) return callbacks;
+  callbacks.emit = [progress](orchestrator::Step, absl::string_view,
+                              const staging::StagingProgress* p) {
+    if (p != nullptr) progress(*p);
+  };
+  return callbacks;
 }
 
 }  // namespace ucode::ctl

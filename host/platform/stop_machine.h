@@ -11,34 +11,39 @@
 //   3. it tells its online siblings APPLY (updated or already current) or DONE (failure);
 //   4. siblings wait for that word (sibling_timeout) and re-read the revision.
 // Waits are futexes on per-CPU words (the kernel spins on them with interrupts off).
-#ifndef UCODE_HOST_LATE_LOAD_STOP_MACHINE_H_
-#define UCODE_HOST_LATE_LOAD_STOP_MACHINE_H_
+#ifndef UCODE_HOST_PLATFORM_STOP_MACHINE_H_
+#define UCODE_HOST_PLATFORM_STOP_MACHINE_H_
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
-#include "host/late_load/late_load.h"
-#include "host/late_load/stopper_threads.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "host/platform/platform.h"
+#include "host/platform/stopper_threads.h"
 
-namespace ucode::late_load {
+namespace ucode::platform {
 
-class EmulatedStopMachine {
+class EmulatedPlatform;
+
+class EmulatedStopMachine : public PreparedActivation {
  public:
-  // Prepares one rendezvous over every CPU of `topology` (control words, each primary's
-  // siblings, result.cpus) so that Run() allocates nothing before the CPUs are released.
-  // Everything passed in must outlive the object. `new_revision` is the update's
-  // revision, which siblings compare against.
-  EmulatedStopMachine(platform::Platform& platform, const platform::Topology& topology,
-                      absl::Span<const uint8_t> update, uint32_t new_revision,
-                      const LateLoadOptions& options, LateLoadResult& result);
+  // Checks the CPUs are loadable as the kernel's setup_cpus() does, leases the stopper
+  // threads (StopperThreads::Acquire) and prepares one rendezvous over every CPU of
+  // `topology` (control words, each primary's siblings, the per-CPU results), so that
+  // Activate() creates and allocates nothing before the CPUs are released. `platform` and
+  // `update` must outlive the object; `revision` is the update's, which siblings compare
+  // against.
+  static absl::StatusOr<std::unique_ptr<PreparedActivation>> Prepare(
+      EmulatedPlatform& platform, const Topology& topology, absl::Span<const uint8_t> update,
+      uint32_t revision, const ActivationOptions& options);
   EmulatedStopMachine(const EmulatedStopMachine&) = delete;
   EmulatedStopMachine& operator=(const EmulatedStopMachine&) = delete;
 
-  // Runs the rendezvous on `stoppers` (one thread per topology CPU) and fills
-  // result.cpus, activation_window and modelled_critical_path. Returns once every CPU has
-  // left the rendezvous. Once only.
-  void Run(StopperThreads& stoppers);
+  // Runs the rendezvous on the leased stopper threads (one per topology CPU).
+  Activation Activate() override;
 
  private:
   // The per-CPU control word of the kernel's struct ucode_ctrl.
@@ -58,12 +63,17 @@ class EmulatedStopMachine {
   void Secondary(size_t index, CpuResult& r);
   void OfflineSibling(size_t index, CpuResult& r);
 
-  platform::Platform& platform_;
-  const platform::Topology& topology_;
+  EmulatedStopMachine(EmulatedPlatform& platform, const Topology& topology,
+                      absl::Span<const uint8_t> update, uint32_t new_revision,
+                      const ActivationOptions& options);
+
+  EmulatedPlatform& platform_;
+  const Topology topology_;
   const absl::Span<const uint8_t> update_;
   const uint32_t new_revision_;
-  const LateLoadOptions& options_;
-  LateLoadResult& result_;  // each CPU writes only its own result_.cpus slot
+  const ActivationOptions options_;
+  StopperThreads::Lease stoppers_;
+  Activation result_;  // each CPU writes only its own result_.cpus slot
   const uint32_t expected_;
   std::vector<Siblings> siblings_;  // per CPU; filled for primaries only
   std::vector<size_t> offline_;     // indexes of every offline CPU
@@ -81,6 +91,6 @@ class EmulatedStopMachine {
   std::vector<std::atomic<uint32_t>> kicked_;  // Kick, per CPU (offline siblings)
 };
 
-}  // namespace ucode::late_load
+}  // namespace ucode::platform
 
-#endif  // UCODE_HOST_LATE_LOAD_STOP_MACHINE_H_
+#endif  // UCODE_HOST_PLATFORM_STOP_MACHINE_H_

@@ -1,4 +1,4 @@
-#include "host/late_load/stopper_threads.h"
+#include "host/platform/stopper_threads.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -6,9 +6,9 @@
 
 #include <cstdio>
 
-#include "host/late_load/futex.h"
+#include "host/platform/futex.h"
 
-namespace ucode::late_load {
+namespace ucode::platform {
 namespace {
 
 // Raises the calling thread to SCHED_FIFO `priority` for a scope unless it already runs
@@ -103,4 +103,4 @@ StopperThreads::Lease StopperThreads::Acquire(int count) {
   return Lease(std::move(lock), shared.get());
 }
 
-}  // namespace ucode::late_load
+}  // namespace ucode::platform

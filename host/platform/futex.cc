@@ -1,4 +1,4 @@
-#include "host/late_load/futex.h"
+#include "host/platform/futex.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -7,7 +7,7 @@
 
 #include <climits>
 
-namespace ucode::late_load {
+namespace ucode::platform {
 
 int64_t MonotonicNs() {
   timespec ts;
@@ -34,4 +34,4 @@ void FutexWakeAll(std::atomic<uint32_t>* word) {
           nullptr, 0);
 }
 
-}  // namespace ucode::late_load
+}  // namespace ucode::platform

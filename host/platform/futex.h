@@ -1,14 +1,14 @@
 // Process-private futex waits on std::atomic<uint32_t> words, for the emulated
 // stop_machine rendezvous (absl::Mutex/CondVar is slow on this Abseil build when a dozen
 // threads wake at once; see DEVELOPING.md). Deadlines are absolute CLOCK_MONOTONIC ns.
-#ifndef UCODE_HOST_LATE_LOAD_FUTEX_H_
-#define UCODE_HOST_LATE_LOAD_FUTEX_H_
+#ifndef UCODE_HOST_PLATFORM_FUTEX_H_
+#define UCODE_HOST_PLATFORM_FUTEX_H_
 
 #include <atomic>
 #include <cstdint>
 #include <limits>
 
-namespace ucode::late_load {
+namespace ucode::platform {
 
 inline constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
 
@@ -32,6 +32,6 @@ bool FutexWaitUntil(std::atomic<uint32_t>* word, Pred ready, int64_t deadline_ns
   }
 }
 
-}  // namespace ucode::late_load
+}  // namespace ucode::platform
 
-#endif  // UCODE_HOST_LATE_LOAD_FUTEX_H_
+#endif  // UCODE_HOST_PLATFORM_FUTEX_H_

@@ -1,4 +1,4 @@
-#include "host/late_load/stopper_threads.h"
+#include "host/platform/stopper_threads.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -13,7 +13,7 @@
 
 #include "gtest/gtest.h"
 
-namespace ucode::late_load {
+namespace ucode::platform {
 namespace {
 
 pid_t Tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
@@ -91,4 +91,4 @@ TEST(StopperThreads, ZeroThreadsReturnsAtOnce) {
 }
 
 }  // namespace
-}  // namespace ucode::late_load
+}  // namespace ucode::platform

@@ -12,8 +12,8 @@
 // directed signals such as Ctrl-C go to whichever thread the program chose) and
 // SCHED_FIFO at kStopperRtPriority when the process may (best effort). The destructor
 // stops and joins them.
-#ifndef UCODE_HOST_LATE_LOAD_STOPPER_THREADS_H_
-#define UCODE_HOST_LATE_LOAD_STOPPER_THREADS_H_
+#ifndef UCODE_HOST_PLATFORM_STOPPER_THREADS_H_
+#define UCODE_HOST_PLATFORM_STOPPER_THREADS_H_
 
 #include <atomic>
 #include <cstdint>
@@ -24,7 +24,7 @@
 
 #include "absl/functional/function_ref.h"
 
-namespace ucode::late_load {
+namespace ucode::platform {
 
 // Above the VMM rendezvous path (vmm/rendezvous/area.h: coordinator 2, kicked vCPUs 1):
 // while the host is stopped nothing else of ours should run before a stopper thread.
@@ -76,6 +76,6 @@ class StopperThreads {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace ucode::late_load
+}  // namespace ucode::platform
 
-#endif  // UCODE_HOST_LATE_LOAD_STOPPER_THREADS_H_
+#endif  // UCODE_HOST_PLATFORM_STOPPER_THREADS_H_

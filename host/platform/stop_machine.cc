@@ -1,26 +1,53 @@
-#include "host/late_load/stop_machine.h"
+#include "host/platform/stop_machine.h"
 
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
-#include "host/late_load/futex.h"
+#include "host/base/status_macros.h"
 #include "host/microcode/selection.h"
+#include "host/platform/emulated_platform.h"
+#include "host/platform/futex.h"
 
-namespace ucode::late_load {
+namespace ucode::platform {
 
-using platform::LogicalCpu;
+namespace {
 
-EmulatedStopMachine::EmulatedStopMachine(platform::Platform& platform,
-                                         const platform::Topology& topology,
-                                         absl::Span<const uint8_t> update,
-                                         uint32_t new_revision, const LateLoadOptions& options,
-                                         LateLoadResult& result)
+// Kernel setup_cpus(): every present CPU must be online, except an SMT sibling whose
+// primary thread is online (it is brought in by NMI). Otherwise reload fails with -EBUSY.
+absl::Status CheckCpusLoadable(const Topology& topology) {
+  for (const LogicalCpu& c : topology.cpus) {
+    if (c.online) continue;
+    if (c.thread == 0) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "cpu %d (a core's primary thread) is offline: loading aborted (kernel: -EBUSY)", c.id));
+    }
+    if (c.package >= 0 && topology.PrimaryOf(c.id) < 0) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "cpu %d is offline and so is its core's primary thread: loading aborted", c.id));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PreparedActivation>> EmulatedStopMachine::Prepare(
+    EmulatedPlatform& platform, const Topology& topology, absl::Span<const uint8_t> update,
+    uint32_t revision, const ActivationOptions& options) {
+  RETURN_IF_ERROR(CheckCpusLoadable(topology));
+  return std::unique_ptr<PreparedActivation>(
+      new EmulatedStopMachine(platform, topology, update, revision, options));
+}
+
+EmulatedStopMachine::EmulatedStopMachine(EmulatedPlatform& platform, const Topology& topology,
+                                         absl::Span<const uint8_t> update, uint32_t new_revision,
+                                         const ActivationOptions& options)
     : platform_(platform),
       topology_(topology),
       update_(update),
       new_revision_(new_revision),
       options_(options),
-      result_(result),
+      stoppers_(StopperThreads::Acquire(static_cast<int>(topology.cpus.size()))),
       expected_(static_cast<uint32_t>(topology.OnlineCount())),
       siblings_(topology.cpus.size()),
       ctrl_(topology.cpus.size()),
@@ -50,8 +77,8 @@ EmulatedStopMachine::EmulatedStopMachine(platform::Platform& platform,
   }
 }
 
-void EmulatedStopMachine::Run(StopperThreads& stoppers) {
-  stoppers.RunOnEach([this](int i) { CpuMain(static_cast<size_t>(i)); });
+Activation EmulatedStopMachine::Activate() {
+  stoppers_.threads().RunOnEach([this](int i) { CpuMain(static_cast<size_t>(i)); });
   const int64_t all_arrived = all_arrived_ns_.load(std::memory_order_acquire);
   const int64_t last_done = last_done_ns_.load(std::memory_order_acquire);
   if (all_arrived != 0 && last_done > all_arrived) {
@@ -60,6 +87,7 @@ void EmulatedStopMachine::Run(StopperThreads& stoppers) {
   for (const CpuResult& c : result_.cpus) {
     result_.modelled_critical_path = std::max(result_.modelled_critical_path, c.modelled);
   }
+  return std::move(result_);
 }
 
 void EmulatedStopMachine::CpuMain(size_t index) {
@@ -164,7 +192,7 @@ void EmulatedStopMachine::Primary(size_t index, CpuResult& r) {
   }
   // Kernel __apply_microcode(): a core already at the update's revision or newer skips
   // the (expensive) WRMSR and answers UCODE_OK.
-  absl::StatusOr<uint32_t> running = platform::ReadRevision(platform_, cpu.id);
+  absl::StatusOr<uint32_t> running = ReadRevision(platform_, cpu.id);
   bool ok = false;
   if (running.ok() && !microcode::IsNewerRevision(new_revision_, *running)) {
     r.outcome = CpuOutcome::kAlreadyCurrent;
@@ -207,7 +235,7 @@ void EmulatedStopMachine::Secondary(size_t index, CpuResult& r) {
   }
   // Siblings share the core's microcode: the kernel's apply on a sibling only finds the
   // revision already current.
-  absl::StatusOr<uint32_t> rev = platform::ReadRevision(platform_, cpu.id);
+  absl::StatusOr<uint32_t> rev = ReadRevision(platform_, cpu.id);
   if (rev.ok() && !microcode::IsNewerRevision(new_revision_, *rev)) {
     r.outcome = CpuOutcome::kSibling;
     r.revision_after = *rev;
@@ -246,4 +274,4 @@ void EmulatedStopMachine::OfflineSibling(size_t index, CpuResult& r) {
   FutexWaitUntil(&kicked_[index], released, deadline);
 }
 
-}  // namespace ucode::late_load
+}  // namespace ucode::platform
