@@ -9,7 +9,8 @@
 #include "absl/strings/str_join.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/host_update.h"
-#include "host/base/private_files.h"
+#include "vmm/daemon/host_description.h"
+#include "vmm/inventory/held_events.h"
 #include "vmm/orchestrator/report.h"
 #include "vmm/orchestrator/update_operation.h"
 
@@ -31,45 +32,16 @@ constexpr absl::Duration kConfirmSlack = absl::Seconds(3);
 // How long a restarted daemon waits for each libvirt domain it resumes to acknowledge.
 constexpr absl::Duration kResumeDeadline = absl::Seconds(10);
 
-// The orchestrator's emit callback onto a StepSink. STEP_DONE is the daemon's own event
-// (it carries the final state), so the orchestrator's is dropped. With `defer`, the
-// events of the held window are passed on together with RELEASED (or at Flush).
-class EventRelay {
- public:
-  EventRelay(StepSink& sink, bool defer) : sink_(sink), defer_(defer) {}
-
-  void Emit(Step step, absl::string_view message, const staging::StagingProgress* p) {
-    if (step == Step::kDone) return;
-    if (p != nullptr) {
-      ucode::v1::StagingProgress sp;
-      sp.set_package(p->package);
-      sp.set_bytes_sent(p->bytes_sent);
-      sp.set_total_bytes(p->image_bytes);
-      sp.set_chunk(p->chunks);
-      sp.set_retransmits(p->retransmits);
-      sink_.Emit(ucode::v1::STEP_STAGING, message, &sp);
-      return;
-    }
-    // Called from the operation thread only (staging progress took the branch above).
-    if (defer_ && (step == Step::kParked || !held_.empty())) {
-      held_.push_back({step, std::string(message)});
-      if (step != Step::kReleased) return;
-      Flush();
-      return;
-    }
-    sink_.Emit(ToProto(step), message);
-  }
-
-  void Flush() {
-    for (const auto& [step, message] : held_) sink_.Emit(ToProto(step), message);
-    held_.clear();
-  }
-
- private:
-  StepSink& sink_;
-  const bool defer_;
-  std::vector<std::pair<Step, std::string>> held_;
-};
+// Staging progress as the proto carries it.
+ucode::v1::StagingProgress ToProto(const staging::StagingProgress& p) {
+  ucode::v1::StagingProgress sp;
+  sp.set_package(p.package);
+  sp.set_bytes_sent(p.bytes_sent);
+  sp.set_total_bytes(p.image_bytes);
+  sp.set_chunk(p.chunks);
+  sp.set_retransmits(p.retransmits);
+  return sp;
+}
 
 orchestrator::UpdateOptions OptionsFor(const ApplyParams& params, bool stage) {
   orchestrator::UpdateOptions o;
@@ -102,30 +74,29 @@ absl::StatusOr<std::unique_ptr<OrchestratorRunner>> OrchestratorRunner::Create(
   std::unique_ptr<OrchestratorRunner> r(new OrchestratorRunner(std::move(options)));
   RETURN_IF_ERROR(r->StartFleet());
   if (!r->options_.libvirt_uri.empty()) {
-    ASSIGN_OR_RETURN(r->libvirt_,
-                     LibvirtGuests::Open(r->options_.libvirt_uri, r->options_.libvirt_domains));
+    ASSIGN_OR_RETURN(r->libvirt_, inventory::LibvirtGuests::Open(
+                                      r->options_.libvirt_uri, r->options_.libvirt_domains,
+                                      {.pause = r->options_.libvirt_pause,
+                                       .deadman = r->options_.deadman}));
   }
   r->RefreshSnapshot();
   return r;
 }
 
-OrchestratorRunner::~OrchestratorRunner() {
-  if (coordinator_ != nullptr) {
-    absl::Status s = coordinator_->Shutdown();
-    (void)s;  // the VMMs are reaped either way (SIGKILL after the grace period)
-  }
-}
+OrchestratorRunner::~OrchestratorRunner() = default;  // ManagedFleet stops the VMMs
 
 absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGuests(
     const std::vector<std::string>& guests) const {
   GuestSelection sel;
   if (guests.empty()) {
-    sel.fleet = fleet_group_ != nullptr;
+    sel.fleet = fleet_ != nullptr;
     sel.all_libvirt = libvirt_ != nullptr;
     return sel;
   }
   std::vector<std::string> fleet;
-  for (const rendezvous::VmSpec& s : specs_) fleet.push_back(s.name);
+  if (fleet_ != nullptr) {
+    for (const rendezvous::VmSpec& s : fleet_->specs()) fleet.push_back(s.name);
+  }
   std::vector<std::string> domains;
   if (libvirt_ != nullptr) {
     absl::StatusOr<std::vector<std::string>> names = libvirt_->Names();
@@ -192,20 +163,21 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
     ASSIGN_OR_RETURN(repaired, RepairFleet());
   }
   std::vector<orchestrator::GuestGroup*> groups;
-  if (sel.fleet) groups.push_back(fleet_group_.get());
-  LibvirtApplyGroup libvirt;
+  if (sel.fleet) groups.push_back(&fleet_->group());
+  inventory::LibvirtApplyGroup libvirt;
   if (libvirt_ != nullptr && (sel.all_libvirt || !sel.libvirt.empty())) {
-    orchestrator::LibvirtGroupOptions lo;
-    lo.mode = mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict";
-    lo.pause = options_.libvirt_pause;
-    lo.freeze.hold_limit = options_.deadman;
-    lo.operation = operation;  // the park marker ConfirmLibvirtResumed looks for
-    ASSIGN_OR_RETURN(libvirt, libvirt_->Group(sel.libvirt, lo));
+    // `operation` is the park marker ConfirmLibvirtResumed looks for.
+    ASSIGN_OR_RETURN(libvirt,
+                     libvirt_->Group(sel.libvirt,
+                                     mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict",
+                                     operation));
     if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
   }
   RefreshSnapshot();
   busy_.store(true);
-  EventRelay relay(sink, options_.defer_parked_events);
+  inventory::HeldEvents events(
+      [&sink](const inventory::HeldEvents::Event& e) { sink.Emit(ToProto(e.step), e.message); },
+      options_.defer_parked_events);
   orchestrator::UpdateCallbacks cb;
   cb.begin_step = [&](Step step, absl::string_view what) {
     // The domains about to be suspended go into the journal with the rendezvous row: no
@@ -218,11 +190,17 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
   };
   cb.emit = [&](Step step, absl::string_view message, const staging::StagingProgress* p) {
     if (step == Step::kReleased) holding_.store(false);
-    relay.Emit(step, message, p);
+    // STEP_DONE is the daemon's own event (it carries the final state).
+    if (p != nullptr) {
+      const ucode::v1::StagingProgress sp = ToProto(*p);
+      sink.Emit(ucode::v1::STEP_STAGING, message, &sp);
+    } else if (step != Step::kDone) {
+      events.Emit(step, message);
+    }
   };
   cb.cancelled = [&cancel] { return cancel.Cancelled(); };
   orchestrator::UpdateReport report = run(groups, cb);
-  relay.Flush();
+  events.Flush();
   holding_.store(false);
   busy_.store(false);
   RefreshSnapshot();
@@ -250,10 +228,10 @@ absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params,
   sink.Emit(ucode::v1::STEP_VALIDATED, report.plan);
   if (cancel.Cancelled()) return absl::CancelledError("cancelled before staging");
   RETURN_IF_ERROR(sink.BeginStep(ucode::v1::STEP_STAGING, report.plan));
-  EventRelay relay(sink, false);
   staging::StagingOptions opts;
-  opts.progress = [&relay](const staging::StagingProgress& p) {
-    relay.Emit(Step::kStaging, absl::StrCat("package ", p.package), &p);
+  opts.progress = [&sink](const staging::StagingProgress& p) {
+    const ucode::v1::StagingProgress sp = ToProto(p);
+    sink.Emit(ucode::v1::STEP_STAGING, absl::StrCat("package ", p.package), &sp);
   };
   opts.cancelled = [&cancel] { return cancel.Cancelled(); };
   busy_.store(true);
@@ -268,42 +246,8 @@ absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params,
   return orchestrator::ReportJson(report);
 }
 
-absl::StatusOr<ucode::v1::Host> OrchestratorRunner::ReadHost() {
-  platform::Platform& p = *options_.platform;
-  ASSIGN_OR_RETURN(platform::Topology topo, p.GetTopology());
-  ucode::v1::Host host;
-  char name[256] = {};
-  gethostname(name, sizeof(name) - 1);
-  host.set_hostname(name);
-  host.set_platform_backend(p.name());
-  bool identified = false;
-  for (const platform::LogicalCpu& c : topo.cpus) {
-    ucode::v1::LogicalCpu* out = host.add_cpus();
-    out->set_id(c.id);
-    out->set_package(std::max(c.package, 0));
-    out->set_core(c.core);
-    out->set_thread(c.thread);
-    out->set_online(c.online);
-    if (!c.online) continue;
-    absl::StatusOr<microcode::CpuIdentity> id = p.Identity(c.id);
-    if (!id.ok()) continue;
-    out->set_revision(id->current_revision);
-    if (!identified) {
-      identified = true;
-      host.set_signature(id->signature);
-      host.set_platform_id(id->platform_id);
-      absl::StatusOr<uint64_t> arch = p.ReadMsr(c.id, platform::kMsrArchCapabilities);
-      absl::StatusOr<uint64_t> mcu = p.ReadMsr(c.id, platform::kMsrMcuEnumeration);
-      host.set_staging_supported(arch.ok() && mcu.ok() &&
-                                 (*arch & platform::kArchCapMcuEnumeration) != 0 &&
-                                 (*mcu & platform::kMcuEnumerationStaging) != 0);
-    }
-  }
-  return host;
-}
-
 void OrchestratorRunner::RefreshSnapshot() {
-  absl::StatusOr<ucode::v1::Host> host = ReadHost();
+  absl::StatusOr<ucode::v1::Host> host = DescribePlatform(*options_.platform);
   if (!host.ok()) return;
   absl::MutexLock lock(&mu_);
   snapshot_ = std::move(*host);
@@ -314,7 +258,7 @@ absl::StatusOr<ucode::v1::Host> OrchestratorRunner::DescribeHost() {
     absl::MutexLock lock(&mu_);
     if (snapshot_.has_value()) return *snapshot_;
   }
-  ASSIGN_OR_RETURN(ucode::v1::Host host, ReadHost());
+  ASSIGN_OR_RETURN(ucode::v1::Host host, DescribePlatform(*options_.platform));
   absl::MutexLock lock(&mu_);
   snapshot_ = host;
   return host;
@@ -324,12 +268,17 @@ absl::StatusOr<std::string> OrchestratorRunner::ConfirmGuestsRunning(
     const InterruptedOperation& op) {
   // Every VM of the dead instance's fleet is checked, whatever step it died in.
   ASSIGN_OR_RETURN(std::string previous,
-                   ConfirmFleetReleased(previous_fleet_, options_.deadman + kConfirmSlack));
+                   inventory::ConfirmFleetReleased(previous_fleet_, options_.deadman + kConfirmSlack));
   int running = 0;
-  const std::vector<pid_t> pids = vmm_pids();
-  for (size_t i = 0; i < specs_.size(); ++i) running += VmmAlive(pids[i], specs_[i].name);
+  size_t managed = 0;
+  if (fleet_ != nullptr) {
+    for (const inventory::FleetRecordEntry& vm : fleet_->Record()) {
+      running += inventory::VmmAlive(vm.pid, vm.name);
+    }
+    managed = fleet_->specs().size();
+  }
   std::string account = absl::StrCat(previous, "; this instance runs ", running, " of ",
-                                     specs_.size(), " managed VMs");
+                                     managed, " managed VMs");
   if (op.paused_domains.empty()) return account;
   absl::StatusOr<std::string> libvirt = ConfirmLibvirtResumed(op);
   if (!libvirt.ok()) {

@@ -1,21 +1,22 @@
 // OrchestratorRunner: the UpdateRunner that changes the host. Each Apply is one
 // orchestrator::RunUpdate (vmm/orchestrator/update_operation.h) on the daemon's platform
 // (emulated or Linux) over the daemon's guest groups; its steps, begin-step hooks and
-// cancel map 1:1 onto StepSink / CancelToken.
+// cancel map 1:1 onto StepSink / CancelToken. The guests come from vmm/inventory, as
+// ucodectl's do; this file translates between them and the proto.
 //
 // Guests: an optional managed ucode-vmm fleet (`--vmm_fleet=4x2`: real KVM VMs running a
-// guest program, for rehearsals on the emulated host), started at Create() through one
-// rendezvous::Coordinator and kept for the runner's lifetime. The fleet is recorded in
+// guest program, for rehearsals on the emulated host; inventory::ManagedFleet), started at
+// Create() and kept for the runner's lifetime. The fleet is recorded in
 // `<state_dir>/fleet.txt` (name, pid, log) so that the next daemon instance can confirm,
 // after a crash, that every VM the dead one had parked released itself (ConfirmGuestsRunning).
-// Beside it, optional libvirt domains (`--libvirt_uri`, libvirt_guests.h): one apply may
-// park both. Libvirt domains have no dead-man release, so the domains an apply is about to
+// Beside it, optional libvirt domains (`--libvirt_uri`, inventory/libvirt_guests.h): one
+// apply may park both. Libvirt domains have no dead-man release, so the domains an apply is about to
 // suspend are journaled with BeginStep(STEP_PARKED), and ConfirmGuestsRunning resumes
-// those a dead instance left paused and still marked (libvirt_guests.h).
+// those a dead instance left paused and still marked (inventory/libvirt_guests.h).
 //
 // Threads: Apply/Stage run on the daemon's single operation thread (one at a time);
-// DescribeHost/ListGuests on any gRPC thread. The coordinator is touched only by
-// Apply/Stage and the destructor. While an operation runs, DescribeHost answers from the
+// DescribeHost/ListGuests on any gRPC thread. The fleet is driven only by Apply/Stage,
+// the destructor, and ListGuests when no operation runs. While an operation runs, DescribeHost answers from the
 // snapshot taken when it started, so callers never read MSRs during a rendezvous.
 #ifndef UCODE_VMM_DAEMON_ORCHESTRATOR_RUNNER_H_
 #define UCODE_VMM_DAEMON_ORCHESTRATOR_RUNNER_H_
@@ -31,15 +32,15 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "host/platform/platform.h"
-#include "vmm/daemon/libvirt_guests.h"
 #include "host/base/private_files.h"
 #include "vmm/daemon/update_runner.h"
-#include "vmm/daemon/vmm_fleet.h"
-#include "vmm/orchestrator/coordinator_group.h"
+#include "vmm/inventory/libvirt_guests.h"
+#include "vmm/inventory/managed_fleet.h"
 #include "vmm/orchestrator/update_operation.h"
-#include "vmm/rendezvous/coordinator.h"
 
 namespace ucode::daemon {
+
+using inventory::VmmFleetSpec;  // OrchestratorRunnerOptions::fleet
 
 struct OrchestratorRunnerOptions {
   std::unique_ptr<platform::Platform> platform;  // required
@@ -52,7 +53,7 @@ struct OrchestratorRunnerOptions {
   // Events emitted while vCPUs are held (PARKED, ACTIVATED, GUEST_VIEWS_SET) are handed to
   // the sink together with RELEASED, so that waking watchers never lengthens the blackout.
   bool defer_parked_events = true;
-  // Libvirt domains to update too (libvirt_guests.h); empty URI: none.
+  // Libvirt domains to update too (inventory/libvirt_guests.h); empty URI: none.
   std::string libvirt_uri;
   libvirt::DomainSelector libvirt_domains = {.all_running = true};
   // How libvirt domains are held (freeze where the kernel can, by default); a frozen
@@ -103,13 +104,10 @@ class OrchestratorRunner final : public UpdateRunner {
                                           ucode::v1::UpdateMode mode, StepSink& sink,
                                           const CancelToken& cancel, const RunFn& run);
   absl::Status StartFleet();
-  // Before each operation, and on ListGuests when no operation runs: a VMM that died is
-  // reaped and restarted at the host's revision (fleet.txt rewritten), one that is
-  // stopped (SIGSTOP) refuses the operation by name. Returns what it did ("" if nothing).
+  // Before each operation, and on ListGuests when no operation runs: ManagedFleet::Repair
+  // at the host's revision, fleet.txt rewritten. Returns what it did ("" if nothing).
   absl::StatusOr<std::string> RepairFleet() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fleet_mu_);
-  // fleet.txt and pids_ from the coordinator's current VMMs.
   absl::Status RecordFleet();
-  absl::StatusOr<ucode::v1::Host> ReadHost();
   void RefreshSnapshot();
   absl::StatusOr<GuestSelection> SelectGuests(const std::vector<std::string>& guests) const;
   absl::StatusOr<std::string> ConfirmLibvirtResumed(const InterruptedOperation& op) const;
@@ -117,16 +115,11 @@ class OrchestratorRunner final : public UpdateRunner {
   OrchestratorRunnerOptions options_;
   std::unique_ptr<InstanceLock> state_lock_;  // held while the fleet is ours
   std::string log_dir_;
-  std::vector<FleetRecordEntry> previous_fleet_;  // from the last instance's record
-  std::vector<rendezvous::VmSpec> specs_;
-  std::unique_ptr<rendezvous::Coordinator> coordinator_;
-  std::unique_ptr<orchestrator::CoordinatorGuestGroup> fleet_group_;
-  std::unique_ptr<LibvirtGuests> libvirt_;  // null without --libvirt_uri
-  // Held by whoever drives coordinator_ after Create: an operation (all of it) or a repair.
+  std::vector<inventory::FleetRecordEntry> previous_fleet_;  // the last instance's record
+  std::unique_ptr<inventory::ManagedFleet> fleet_;            // null without a fleet
+  std::unique_ptr<inventory::LibvirtGuests> libvirt_;         // null without --libvirt_uri
+  // Held by whoever drives fleet_ after Create: an operation (all of it) or a repair.
   absl::Mutex fleet_mu_;
-  mutable absl::Mutex pids_mu_;
-  std::vector<pid_t> pids_ ABSL_GUARDED_BY(pids_mu_);
-  std::vector<std::string> log_paths_;  // per VM; changed under fleet_mu_
 
   // Set for the duration of Apply/Stage; `holding` while vCPUs are held.
   std::atomic<bool> busy_{false};

@@ -5,8 +5,6 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "host/base/private_files.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/host_update.h"
@@ -24,7 +22,7 @@ absl::Status OrchestratorRunner::StartFleet() {
   ASSIGN_OR_RETURN(state_lock_, InstanceLock::Acquire(dir + "/lock", "VMM state directory"));
   std::error_code ec;
   const std::string record = dir + "/fleet.txt";
-  ASSIGN_OR_RETURN(previous_fleet_, ReadFleetRecord(record));
+  ASSIGN_OR_RETURN(previous_fleet_, inventory::ReadFleetRecord(record));
   // Keep the previous instance's logs (ConfirmGuestsRunning reads them); drop older ones.
   std::string previous_logs;
   if (!previous_fleet_.empty()) {
@@ -40,75 +38,31 @@ absl::Status OrchestratorRunner::StartFleet() {
   ASSIGN_OR_RETURN(log_dir_, MakePrivateDir(dir, absl::StrCat("vmm-", getpid(), "-")));
 
   ASSIGN_OR_RETURN(microcode::CpuIdentity cpu, options_.platform->Identity(0));
-  const VmmFleetSpec& f = *options_.fleet;
-  for (int i = 0; i < f.vms; ++i) {
-    specs_.push_back({.name = absl::StrCat("vm", i),
-                      .program = f.program,
-                      .vcpus = f.vcpus,
-                      .initial_revision = cpu.current_revision});
-  }
-  rendezvous::CoordinatorOptions copts;
-  copts.vmm_path = options_.vmm_path;
-  copts.deadman = options_.deadman;
-  copts.log_dir = log_dir_;
-  ASSIGN_OR_RETURN(coordinator_, rendezvous::Coordinator::Start(specs_, copts));
-  fleet_group_ = std::make_unique<orchestrator::CoordinatorGuestGroup>(*coordinator_, specs_);
-  for (const rendezvous::VmSpec& s : specs_) {
-    log_paths_.push_back(absl::StrCat(log_dir_, "/", s.name, ".log"));
-  }
+  ASSIGN_OR_RETURN(fleet_, inventory::ManagedFleet::Start(*options_.fleet, cpu.current_revision,
+                                                          {.vmm_path = options_.vmm_path,
+                                                           .deadman = options_.deadman,
+                                                           .log_dir = log_dir_}));
   return RecordFleet();
 }
 
 absl::Status OrchestratorRunner::RecordFleet() {
-  std::vector<pid_t> pids = coordinator_->pids();
-  std::vector<FleetRecordEntry> entries;
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    entries.push_back({specs_[i].name, pids[i], log_paths_[i]});
-  }
-  {
-    absl::MutexLock lock(&pids_mu_);
-    pids_ = std::move(pids);
-  }
-  return WriteFleetRecord(options_.state_dir + "/fleet.txt", entries);
+  return inventory::WriteFleetRecord(options_.state_dir + "/fleet.txt", fleet_->Record());
 }
 
 absl::StatusOr<std::string> OrchestratorRunner::RepairFleet() {
-  if (coordinator_ == nullptr) return std::string();
-  std::vector<std::string> stopped;
-  const std::vector<pid_t> pids = vmm_pids();
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    if (VmmState(pids[i], specs_[i].name) == "stopped") {
-      stopped.push_back(absl::StrCat(specs_[i].name, " (pid ", pids[i], ")"));
-    }
-  }
-  if (!stopped.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "managed VMs stopped (SIGSTOP or a tracer), their vCPUs cannot park: ",
-        absl::StrJoin(stopped, ", "), "; continue them (SIGCONT) first; nothing parked"));
-  }
+  if (fleet_ == nullptr) return std::string();
   ASSIGN_OR_RETURN(microcode::CpuIdentity host, late_load::HostIdentity(*options_.platform));
-  absl::StatusOr<std::vector<rendezvous::Coordinator::Restart>> restarts =
-      coordinator_->RestartExited(host.current_revision);
-  if (!restarts.ok()) {
+  absl::StatusOr<std::string> repaired = fleet_->Repair(host.current_revision);
+  if (!repaired.ok()) {
     RecordFleet().IgnoreError();  // the VMs restarted before the failure
-    return absl::Status(restarts.status().code(),
-                        absl::StrCat("managed VM: ", restarts.status().message()));
+    return repaired.status();
   }
-  if (restarts->empty()) return std::string();
-  std::vector<std::string> lines;
-  for (const rendezvous::Coordinator::Restart& r : *restarts) {
-    log_paths_[r.index] = r.log_path;
-    lines.push_back(absl::StrFormat("%s (pid %d) had exited (%s): reaped, restarted as pid %d "
-                                    "at revision 0x%x",
-                                    r.name, r.old_pid, r.how, r.new_pid, host.current_revision));
-  }
-  RETURN_IF_ERROR(RecordFleet());
-  return absl::StrCat("managed fleet: ", absl::StrJoin(lines, "; "));
+  if (!repaired->empty()) RETURN_IF_ERROR(RecordFleet());
+  return repaired;
 }
 
 std::vector<pid_t> OrchestratorRunner::vmm_pids() const {
-  absl::MutexLock lock(&pids_mu_);
-  return pids_;
+  return fleet_ != nullptr ? fleet_->pids() : std::vector<pid_t>();
 }
 
 absl::StatusOr<std::vector<ucode::v1::Guest>> OrchestratorRunner::ListGuests() {
@@ -120,15 +74,16 @@ absl::StatusOr<std::vector<ucode::v1::Guest>> OrchestratorRunner::ListGuests() {
   }
   std::vector<ucode::v1::Guest> out;
   const bool held = holding_.load();
-  const std::vector<pid_t> pids = vmm_pids();
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    ucode::v1::Guest& g = out.emplace_back();
-    g.set_name(specs_[i].name);
-    g.set_kind("ucode-vmm");
-    g.set_vcpus(specs_[i].vcpus);
-    const std::string state = VmmState(pids[i], specs_[i].name);
-    g.set_state(state == "running" && held ? "rendezvous" : state);
-    g.set_guest_view_updatable(true);
+  if (fleet_ != nullptr) {
+    const std::vector<std::string> states = fleet_->States();
+    for (size_t i = 0; i < states.size(); ++i) {
+      ucode::v1::Guest& g = out.emplace_back();
+      g.set_name(fleet_->specs()[i].name);
+      g.set_kind("ucode-vmm");
+      g.set_vcpus(fleet_->specs()[i].vcpus);
+      g.set_state(states[i] == "running" && held ? "rendezvous" : states[i]);
+      g.set_guest_view_updatable(true);
+    }
   }
   if (libvirt_ != nullptr) {
     ASSIGN_OR_RETURN(std::vector<ucode::v1::Guest> domains, libvirt_->Describe());

@@ -13,7 +13,7 @@
 #include "host/base/status_macros.h"
 #include "host/platform/platform_choice.h"
 #include "vmm/daemon/fake_runner.h"
-#include "vmm/daemon/libvirt_guests.h"
+#include "vmm/inventory/libvirt_guests.h"
 #include "vmm/daemon/log.h"
 #include "vmm/daemon/orchestrator_runner.h"
 #include "vmm/rendezvous/vmm_process.h"
@@ -105,7 +105,7 @@ absl::StatusOr<std::optional<VmmFleetSpec>> FleetFromFlags(const std::string& pl
     }
     return std::optional<VmmFleetSpec>(VmmFleetSpec{.vms = 4, .vcpus = 2});
   }
-  ASSIGN_OR_RETURN(VmmFleetSpec spec, ParseVmmFleet(flag));
+  ASSIGN_OR_RETURN(VmmFleetSpec spec, inventory::ParseVmmFleet(flag));
   return std::optional<VmmFleetSpec>(spec);
 }
 
@@ -130,7 +130,7 @@ absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeRunnerFromFlags(const std::str
   if (o.libvirt_uri.empty() && absl::GetFlag(FLAGS_libvirt_domains) != "all") {
     return absl::InvalidArgumentError("--libvirt_domains needs --libvirt_uri");
   }
-  ASSIGN_OR_RETURN(o.libvirt_domains, ParseLibvirtDomains(absl::GetFlag(FLAGS_libvirt_domains)));
+  ASSIGN_OR_RETURN(o.libvirt_domains, inventory::ParseLibvirtDomains(absl::GetFlag(FLAGS_libvirt_domains)));
   RETURN_IF_ERROR(orchestrator::ParsePauseMode(absl::GetFlag(FLAGS_libvirt_pause), &o.libvirt_pause));
   o.stage = absl::GetFlag(FLAGS_stage);
   o.defer_parked_events = absl::GetFlag(FLAGS_defer_parked_events);

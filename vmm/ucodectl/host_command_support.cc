@@ -81,6 +81,39 @@ staging::StagingProgressFn MakeStagingProgress(bool json) {
   return [printer](const staging::StagingProgress& p) { printer->Update(p); };
 }
 
+ProgressLines::ProgressLines(bool json)
+    : json_(json),
+      staging_(MakeStagingProgress(json)),
+      events_([this](const inventory::HeldEvents::Event& e) {
+        std::fprintf(stderr, "[%7.3fs] %-16s %s\n", absl::ToDoubleSeconds(e.emitted - start_),
+                     orchestrator::StepName(e.step), e.message.c_str());
+      }) {}
+
+void ProgressLines::Emit(orchestrator::Step step, absl::string_view message,
+                         const staging::StagingProgress* staging) {
+  if (json_) return;
+  if (staging != nullptr) {
+    if (staging_) staging_(*staging);
+    return;
+  }
+  events_.Emit(step, message);
+}
+
+void ProgressLines::Line(absl::string_view text) {
+  if (json_) return;
+  events_.Flush();
+  std::fprintf(stderr, "[%7.3fs] %s\n", absl::ToDoubleSeconds(absl::Now() - start_),
+               std::string(text).c_str());
+}
+
+orchestrator::UpdateCallbacks ProgressLines::Callbacks(std::function<bool()> cancelled) {
+  orchestrator::UpdateCallbacks callbacks;
+  callbacks.emit = [this](orchestrator::Step s, absl::string_view m,
+                          const staging::StagingProgress* p) { Emit(s, m, p); };
+  callbacks.cancelled = std::move(cancelled);
+  return callbacks;
+}
+
 std::string StagingReportText(const staging::StagingReport& report) {
   std::string out;
   for (const staging::PackageStaging& p : report.packages) {

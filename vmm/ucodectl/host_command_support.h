@@ -1,5 +1,6 @@
-// What `ucodectl stage` and `ucodectl load` share: the platform options, progress output
-// (a bar per package on a terminal, plain lines otherwise) and JSON helpers.
+// What the host commands (`stage`, `load`, `demo`, `apply`) share: the platform options,
+// progress output (a bar per package on a terminal, plain lines otherwise; step lines held
+// back while guests are parked) and JSON helpers.
 #ifndef UCODE_VMM_UCODECTL_HOST_COMMAND_SUPPORT_H_
 #define UCODE_VMM_UCODECTL_HOST_COMMAND_SUPPORT_H_
 
@@ -11,6 +12,8 @@
 #include "host/base/json_writer.h"
 #include "host/platform/platform.h"
 #include "host/staging/staging_driver.h"
+#include "vmm/inventory/held_events.h"
+#include "vmm/orchestrator/update_operation.h"
 #include "vmm/ucodectl/command_line.h"
 
 namespace ucode::ctl {
@@ -24,6 +27,27 @@ absl::StatusOr<std::unique_ptr<platform::Platform>> PlatformFromArgs(const Parse
 
 // A progress callback writing to stderr; silent when `json` is set. Thread-safe.
 staging::StagingProgressFn MakeStagingProgress(bool json);
+
+// Progress lines on stderr, "[  1.234s] STEP             message", timed from construction;
+// silent when `json` is set. Lines of the held window are printed after the release
+// (inventory::HeldEvents), so that terminal output never lengthens the blackout.
+class ProgressLines {
+ public:
+  explicit ProgressLines(bool json);
+  // The orchestrator's emit callback (UpdateCallbacks::emit).
+  void Emit(orchestrator::Step step, absl::string_view message,
+            const staging::StagingProgress* staging);
+  // A line of the command's own, after anything held.
+  void Line(absl::string_view text);
+  void Flush() { events_.Flush(); }
+  [[nodiscard]] orchestrator::UpdateCallbacks Callbacks(std::function<bool()> cancelled);
+
+ private:
+  const bool json_;
+  const absl::Time start_ = absl::Now();
+  const staging::StagingProgressFn staging_;
+  inventory::HeldEvents events_;
+};
 
 // The staging report as human lines, and as a JSON object.
 std::string StagingReportText(const staging::StagingReport& report);

@@ -1,4 +1,4 @@
-#include "vmm/daemon/libvirt_guests.h"
+#include "vmm/inventory/libvirt_guests.h"
 
 #include <libvirt/libvirt.h>
 
@@ -16,7 +16,7 @@
 #include "vmm/libvirt/libvirt_status.h"
 #include "vmm/libvirt/park_marker.h"
 
-namespace ucode::daemon {
+namespace ucode::inventory {
 namespace {
 
 std::string StateName(int state) {
@@ -78,9 +78,9 @@ absl::StatusOr<libvirt::DomainSelector> ParseLibvirtDomains(absl::string_view fl
 }
 
 absl::StatusOr<std::unique_ptr<LibvirtGuests>> LibvirtGuests::Open(
-    absl::string_view uri, libvirt::DomainSelector selector) {
+    absl::string_view uri, libvirt::DomainSelector selector, LibvirtHold hold) {
   ASSIGN_OR_RETURN(std::unique_ptr<libvirt::Connection> conn, libvirt::Connection::Open(uri));
-  std::unique_ptr<LibvirtGuests> g(new LibvirtGuests(std::move(conn), std::move(selector)));
+  std::unique_ptr<LibvirtGuests> g(new LibvirtGuests(std::move(conn), std::move(selector), hold));
   RETURN_IF_ERROR(g->Names().status());
   return g;
 }
@@ -108,8 +108,9 @@ absl::StatusOr<std::vector<ucode::v1::Guest>> LibvirtGuests::Describe() const {
   return out;
 }
 
-absl::StatusOr<LibvirtApplyGroup> LibvirtGuests::Group(
-    const std::vector<std::string>& only, orchestrator::LibvirtGroupOptions options) const {
+absl::StatusOr<LibvirtApplyGroup> LibvirtGuests::Group(const std::vector<std::string>& only,
+                                                       const std::string& mode,
+                                                       const std::string& operation) const {
   ASSIGN_OR_RETURN(std::vector<libvirt::Domain> doms, conn_->ListDomains(selector_));
   if (!only.empty()) {
     std::erase_if(doms, [&](const libvirt::Domain& d) {
@@ -123,6 +124,9 @@ absl::StatusOr<LibvirtApplyGroup> LibvirtGuests::Group(
     // A domain whose state cannot be read is counted: Park will try to suspend it.
     if (!state.ok() || *state != VIR_DOMAIN_PAUSED) out.to_suspend.push_back(d.name());
   }
+  orchestrator::LibvirtGroupOptions options{
+      .mode = mode, .pause = hold_.pause, .operation = operation};
+  options.freeze.hold_limit = hold_.deadman;
   ASSIGN_OR_RETURN(out.group,
                    orchestrator::LibvirtGuestGroup::Create(*conn_, std::move(doms), options));
   return out;
@@ -195,4 +199,4 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
       absl::StrCat(account, "; NOT RESUMED: ", absl::StrJoin(trouble, "; ")));
 }
 
-}  // namespace ucode::daemon
+}  // namespace ucode::inventory

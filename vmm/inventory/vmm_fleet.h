@@ -5,8 +5,8 @@
 // (the coordinator died) or at its dead-man deadline, logs it, and exits
 // (vmm/kvm/vmm_server.cc, OnCoordinatorGone); the check reads those facts back from the
 // pids and the logs.
-#ifndef UCODE_VMM_DAEMON_VMM_FLEET_H_
-#define UCODE_VMM_DAEMON_VMM_FLEET_H_
+#ifndef UCODE_VMM_INVENTORY_VMM_FLEET_H_
+#define UCODE_VMM_INVENTORY_VMM_FLEET_H_
 
 #include <sys/types.h>
 
@@ -18,7 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace ucode::daemon {
+namespace ucode::inventory {
 
 // "4x2": 4 VMs of 2 vCPUs; "4x2:halt" picks the guest program (default spin).
 struct VmmFleetSpec {
@@ -52,6 +52,6 @@ std::string VmmState(pid_t pid, absl::string_view name);
 absl::StatusOr<std::string> ConfirmFleetReleased(const std::vector<FleetRecordEntry>& fleet,
                                                  absl::Duration wait);
 
-}  // namespace ucode::daemon
+}  // namespace ucode::inventory
 
-#endif  // UCODE_VMM_DAEMON_VMM_FLEET_H_
+#endif  // UCODE_VMM_INVENTORY_VMM_FLEET_H_

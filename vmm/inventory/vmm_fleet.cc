@@ -1,4 +1,4 @@
-#include "vmm/daemon/vmm_fleet.h"
+#include "vmm/inventory/vmm_fleet.h"
 
 #include <signal.h>
 
@@ -15,7 +15,7 @@
 #include "host/base/unique_fd.h"
 #include "host/base/private_files.h"
 
-namespace ucode::daemon {
+namespace ucode::inventory {
 namespace {
 
 constexpr absl::Duration kExitPoll = absl::Milliseconds(20);
@@ -136,4 +136,4 @@ absl::StatusOr<std::string> ConfirmFleetReleased(const std::vector<FleetRecordEn
   return text;
 }
 
-}  // namespace ucode::daemon
+}  // namespace ucode::inventory

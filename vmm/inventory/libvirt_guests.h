@@ -1,8 +1,8 @@
-// The libvirt domains ucoded updates beside its own ucode-vmm fleet (`--libvirt_uri`,
-// `--libvirt_domains`): one connection for the daemon's life, the selection re-read at each
-// use (so `all` means the domains running when an apply starts), a fresh
-// orchestrator::LibvirtGuestGroup per apply, and the recovery of domains a dead daemon
-// left paused.
+// The libvirt domains an update holds (`ucodectl apply --domain/--all`; ucoded's
+// `--libvirt_uri`, `--libvirt_domains`): one connection, the selection re-read at each use
+// (so `all` means the domains running when an apply starts), how they are held (freeze or
+// suspend), a fresh orchestrator::LibvirtGuestGroup per apply, and the recovery of domains
+// a dead daemon left paused.
 //
 // Why recovery is needed: a ucode-vmm VM releases itself when its coordinator dies
 // (dead-man deadline); a libvirt domain stays paused forever. So the runner journals the
@@ -20,8 +20,8 @@
 // Threads: every method may be called from any thread (libvirt::Connection is
 // thread-safe); the daemon calls Group/ResumePaused from its operation thread and
 // Describe from gRPC threads.
-#ifndef UCODE_VMM_DAEMON_LIBVIRT_GUESTS_H_
-#define UCODE_VMM_DAEMON_LIBVIRT_GUESTS_H_
+#ifndef UCODE_VMM_INVENTORY_LIBVIRT_GUESTS_H_
+#define UCODE_VMM_INVENTORY_LIBVIRT_GUESTS_H_
 
 #include <memory>
 #include <string>
@@ -34,7 +34,7 @@
 #include "vmm/libvirt/connection.h"
 #include "vmm/orchestrator/libvirt_group.h"
 
-namespace ucode::daemon {
+namespace ucode::inventory {
 
 // `NAME,...` (names or UUIDs, as virsh takes them) or `all` (every running domain).
 absl::StatusOr<libvirt::DomainSelector> ParseLibvirtDomains(absl::string_view flag);
@@ -46,11 +46,19 @@ struct LibvirtApplyGroup {
   std::vector<std::string> to_suspend;
 };
 
+// How the domains are held: PauseMode, and how long a frozen domain stays frozen if we
+// die (its freeze guard thaws it then, like a VMM's own dead-man).
+struct LibvirtHold {
+  orchestrator::PauseMode pause = orchestrator::PauseMode::kAuto;
+  absl::Duration deadman = absl::Seconds(2);
+};
+
 class LibvirtGuests {
  public:
   // Opens `uri` and checks that the selection resolves (every named domain exists).
   static absl::StatusOr<std::unique_ptr<LibvirtGuests>> Open(absl::string_view uri,
-                                                             libvirt::DomainSelector selector);
+                                                             libvirt::DomainSelector selector,
+                                                             LibvirtHold hold = {});
   LibvirtGuests(const LibvirtGuests&) = delete;
   LibvirtGuests& operator=(const LibvirtGuests&) = delete;
 
@@ -65,9 +73,12 @@ class LibvirtGuests {
   [[nodiscard]] absl::StatusOr<std::vector<ucode::v1::Guest>> Describe() const;
 
   // The group over the selection, narrowed to `only` when it is not empty (each a selected
-  // domain's name; the caller checked). `group` is null when nothing is selected.
-  [[nodiscard]] absl::StatusOr<LibvirtApplyGroup> Group(
-      const std::vector<std::string>& only, orchestrator::LibvirtGroupOptions options) const;
+  // domain's name; the caller checked), for an update in `mode` ("strict" / "fast", sent
+  // to the agents). `operation` is what a suspended domain's park marker names (empty:
+  // no marker). `group` is null when nothing is selected.
+  [[nodiscard]] absl::StatusOr<LibvirtApplyGroup> Group(const std::vector<std::string>& only,
+                                                        const std::string& mode,
+                                                        const std::string& operation) const;
 
   // Resumes those of `names` that are paused on a user request and carry the park marker
   // of `operation`, waiting up to `deadline` for each acknowledgement, and removes the
@@ -78,13 +89,15 @@ class LibvirtGuests {
                                                          absl::Duration deadline) const;
 
  private:
-  LibvirtGuests(std::unique_ptr<libvirt::Connection> conn, libvirt::DomainSelector selector)
-      : conn_(std::move(conn)), selector_(std::move(selector)) {}
+  LibvirtGuests(std::unique_ptr<libvirt::Connection> conn, libvirt::DomainSelector selector,
+                LibvirtHold hold)
+      : conn_(std::move(conn)), selector_(std::move(selector)), hold_(hold) {}
 
   std::unique_ptr<libvirt::Connection> conn_;
   const libvirt::DomainSelector selector_;
+  const LibvirtHold hold_;
 };
 
-}  // namespace ucode::daemon
+}  // namespace ucode::inventory
 
-#endif  // UCODE_VMM_DAEMON_LIBVIRT_GUESTS_H_
+#endif  // UCODE_VMM_INVENTORY_LIBVIRT_GUESTS_H_
