@@ -199,4 +199,30 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
       absl::StrCat(account, "; NOT RESUMED: ", absl::StrJoin(trouble, "; ")));
 }
 
+absl::StatusOr<std::string> ResumeAfterCrash(const LibvirtGuests* guests,
+                                             const std::vector<std::string>& names,
+                                             const std::string& operation,
+                                             ucode::v1::Step interrupted_step,
+                                             ucode::v1::Step last_step) {
+  // How long to wait for each domain resumed to acknowledge.
+  constexpr absl::Duration kResumeDeadline = absl::Seconds(10);
+  const std::string listed = absl::StrJoin(names, ", ");
+  // STEP_RELEASED is journaled only after every group released: if the journal holds it,
+  // the dead instance resumed its domains itself, and one paused now was paused by
+  // someone else since.
+  const bool held =
+      interrupted_step == ucode::v1::STEP_PARKED ||
+      (last_step >= ucode::v1::STEP_PARKED && last_step < ucode::v1::STEP_RELEASED);
+  if (!held) {
+    return absl::StrCat("libvirt: the operation released its domains (", listed,
+                        ") before it was interrupted; none touched");
+  }
+  if (guests == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("libvirt: the operation paused ", listed,
+                     " but this ucoded has no --libvirt_uri: resume them by hand"));
+  }
+  return guests->ResumePaused(names, operation, kResumeDeadline);
+}
+
 }  // namespace ucode::inventory

@@ -98,6 +98,16 @@ class LibvirtGuests {
   const LibvirtHold hold_;
 };
 
+// After a crash: `names`, which `operation` journaled as about to pause, are resumed
+// (LibvirtGuests::ResumePaused) if it was still holding them when it died, i.e. it had
+// begun STEP_PARKED and not finished STEP_RELEASED. `guests` is null when this ucoded has
+// no libvirt connection. Returns a one-line account, like ResumePaused.
+[[nodiscard]] absl::StatusOr<std::string> ResumeAfterCrash(const LibvirtGuests* guests,
+                                                           const std::vector<std::string>& names,
+                                                           const std::string& operation,
+                                                           ucode::v1::Step interrupted_step,
+                                                           ucode::v1::Step last_step);
+
 }  // namespace ucode::inventory
 
 #endif  // UCODE_VMM_INVENTORY_LIBVIRT_GUESTS_H_

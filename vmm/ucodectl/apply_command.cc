@@ -21,7 +21,6 @@
 
 #include <cstdio>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "host/base/status_macros.h"
@@ -77,12 +76,7 @@ int Usage(const std::vector<OptionSpec>& specs, absl::string_view error) {
 
 absl::StatusOr<absl::Duration> MillisOption(const ParsedArgs& args, absl::string_view name,
                                             int fallback) {
-  const std::string text = args.ValueOr(name, absl::StrCat(fallback));
-  int ms = 0;
-  if (!absl::SimpleAtoi(text, &ms) || ms < 1 || ms > 600000) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", name, " ", text, ": expected 1..600000 ms"));
-  }
+  ASSIGN_OR_RETURN(int ms, IntOption(args, name, fallback, 1, 600000, " ms"));
   return absl::Milliseconds(ms);
 }
 
@@ -107,12 +101,8 @@ absl::StatusOr<ApplyArgs> ReadArgs(const ParsedArgs& args) {
   if (out.selector.all_running == !out.selector.names_or_uuids.empty()) {
     return absl::InvalidArgumentError("give either --domain NAME (repeatable) or --all");
   }
-  const std::string mode = args.ValueOr("mode", "strict");
-  if (mode != "strict" && mode != "fast") {
-    return absl::InvalidArgumentError(absl::StrCat("--mode ", mode, ": expected strict or fast"));
-  }
   orchestrator::UpdateOptions& o = out.options;
-  o.mode = mode == "fast" ? orchestrator::UpdateMode::kFast : orchestrator::UpdateMode::kStrict;
+  ASSIGN_OR_RETURN(o.mode, UpdateModeFromArgs(args));
   ASSIGN_OR_RETURN(o.policy, MinRevPolicyFromArgs(args));
   ASSIGN_OR_RETURN(o.agent_timeout, MillisOption(args, "agent-timeout", 2000));
   // virDomainSuspend goes through libvirtd and QEMU's monitor: milliseconds to tens of

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "host/base/private_files.h"
 #include "host/base/status_macros.h"
@@ -50,17 +49,6 @@ std::vector<OptionSpec> DemoOptionSpecs() {
   return specs;
 }
 
-absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback, int lo,
-                              int hi) {
-  std::string text = args.ValueOr(name, absl::StrCat(fallback));
-  int v = 0;
-  if (!absl::SimpleAtoi(text, &v) || v < lo || v > hi) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", name, " ", text, ": expected ", lo, "..", hi));
-  }
-  return v;
-}
-
 // The image: --image FILE, or a generated one a revision newer than the host runs.
 absl::StatusOr<std::vector<uint8_t>> DemoImage(const ParsedArgs& args, platform::Platform& host) {
   if (std::optional<std::string> path = args.Value("image")) return microcode::ReadFileBytes(*path);
@@ -91,10 +79,8 @@ int RunDemo(const std::vector<std::string>& raw) {
   absl::StatusOr<int> vcpus = IntOption(*args, "vcpus", 2, 1, rendezvous::kMaxVcpusPerVm);
   if (!vcpus.ok()) return Fail(json, vcpus.status());
   const std::string program = args->ValueOr("program", "spin");
-  const std::string mode = args->ValueOr("mode", "strict");
-  if (mode != "strict" && mode != "fast") {
-    return Fail(json, absl::InvalidArgumentError("--mode: expected strict or fast"));
-  }
+  absl::StatusOr<orchestrator::UpdateMode> mode = UpdateModeFromArgs(*args);
+  if (!mode.ok()) return Fail(json, mode.status());
 
   // Before any thread exists; the VMMs are killed if main is not done 3 s after a signal.
   inventory::CancelOnSignal watcher("ucodectl demo", "stopping every VM", absl::Seconds(3));
@@ -124,8 +110,7 @@ int RunDemo(const std::vector<std::string>& raw) {
   orchestrator::GuestGroup* groups[] = {&(*fleet)->group()};
   orchestrator::UpdateOptions options;
   options.operation = absl::StrCat("demo-", getpid());
-  options.mode =
-      mode == "fast" ? orchestrator::UpdateMode::kFast : orchestrator::UpdateMode::kStrict;
+  options.mode = *mode;
   orchestrator::UpdateReport report = orchestrator::RunUpdate(
       **host, std::move(*image), groups, options,
       progress.Callbacks([&] { return watcher.cancelled(); }));

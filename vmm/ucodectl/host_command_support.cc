@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -36,6 +37,24 @@ absl::StatusOr<std::unique_ptr<platform::Platform>> PlatformFromArgs(const Parse
   choice.host_overrides = args.Values("host");
   choice.root = args.ValueOr("root", "/");
   return platform::MakePlatform(choice);
+}
+
+absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback,
+                              int lo, int hi, absl::string_view unit) {
+  const std::string text = args.ValueOr(name, absl::StrCat(fallback));
+  int v = 0;
+  if (!absl::SimpleAtoi(text, &v) || v < lo || v > hi) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " ", text, ": expected ", lo, "..", hi, unit));
+  }
+  return v;
+}
+
+absl::StatusOr<orchestrator::UpdateMode> UpdateModeFromArgs(const ParsedArgs& args) {
+  const std::string mode = args.ValueOr("mode", "strict");
+  if (mode == "strict") return orchestrator::UpdateMode::kStrict;
+  if (mode == "fast") return orchestrator::UpdateMode::kFast;
+  return absl::InvalidArgumentError(absl::StrCat("--mode ", mode, ": expected strict or fast"));
 }
 
 namespace {

@@ -25,6 +25,14 @@ std::vector<OptionSpec> PlatformOptionSpecs();
 // by --host-config FILE and --host KEY=VALUE lines) or Linux under --root (default "/").
 absl::StatusOr<std::unique_ptr<platform::Platform>> PlatformFromArgs(const ParsedArgs& args);
 
+// --NAME N with lo <= N <= hi (`fallback` when absent); the error names the range and
+// `unit` ("expected 1..600000 ms").
+absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback,
+                              int lo, int hi, absl::string_view unit = "");
+
+// --mode: strict (the default) or fast.
+absl::StatusOr<orchestrator::UpdateMode> UpdateModeFromArgs(const ParsedArgs& args);
+
 // A progress callback writing to stderr; silent when `json` is set. Thread-safe.
 staging::StagingProgressFn MakeStagingProgress(bool json);
 

@@ -29,8 +29,6 @@ ucode::v1::Step ToProto(Step step) { return static_cast<ucode::v1::Step>(step); 
 
 // How long a restarted daemon waits for the dead instance's VMMs, beyond their dead-man.
 constexpr absl::Duration kConfirmSlack = absl::Seconds(3);
-// How long a restarted daemon waits for each libvirt domain it resumes to acknowledge.
-constexpr absl::Duration kResumeDeadline = absl::Seconds(10);
 
 // Staging progress as the proto carries it.
 ucode::v1::StagingProgress ToProto(const staging::StagingProgress& p) {
@@ -267,46 +265,24 @@ absl::StatusOr<ucode::v1::Host> OrchestratorRunner::DescribeHost() {
 absl::StatusOr<std::string> OrchestratorRunner::ConfirmGuestsRunning(
     const InterruptedOperation& op) {
   // Every VM of the dead instance's fleet is checked, whatever step it died in.
-  ASSIGN_OR_RETURN(std::string previous,
-                   inventory::ConfirmFleetReleased(previous_fleet_, options_.deadman + kConfirmSlack));
+  ASSIGN_OR_RETURN(std::string previous, inventory::ConfirmFleetReleased(
+                                             previous_fleet_, options_.deadman + kConfirmSlack));
   int running = 0;
   size_t managed = 0;
   if (fleet_ != nullptr) {
-    for (const inventory::FleetRecordEntry& vm : fleet_->Record()) {
-      running += inventory::VmmAlive(vm.pid, vm.name);
-    }
+    for (const std::string& state : fleet_->States()) running += state != "exited";
     managed = fleet_->specs().size();
   }
   std::string account = absl::StrCat(previous, "; this instance runs ", running, " of ",
                                      managed, " managed VMs");
   if (op.paused_domains.empty()) return account;
-  absl::StatusOr<std::string> libvirt = ConfirmLibvirtResumed(op);
+  absl::StatusOr<std::string> libvirt = inventory::ResumeAfterCrash(
+      libvirt_.get(), op.paused_domains, op.operation, op.interrupted_step, op.last_step);
   if (!libvirt.ok()) {
     return absl::Status(libvirt.status().code(),
                         absl::StrCat(account, "; ", libvirt.status().message()));
   }
   return absl::StrCat(account, "; ", *libvirt);
-}
-
-absl::StatusOr<std::string> OrchestratorRunner::ConfirmLibvirtResumed(
-    const InterruptedOperation& op) const {
-  const std::string names = absl::StrJoin(op.paused_domains, ", ");
-  // STEP_RELEASED is journaled only after every group released: if the journal holds it,
-  // the dead instance resumed its domains itself, and one paused now was paused by
-  // someone else since.
-  const bool held = op.interrupted_step == ucode::v1::STEP_PARKED ||
-                    (op.last_step >= ucode::v1::STEP_PARKED &&
-                     op.last_step < ucode::v1::STEP_RELEASED);
-  if (!held) {
-    return absl::StrCat("libvirt: the operation released its domains (", names,
-                        ") before it was interrupted; none touched");
-  }
-  if (libvirt_ == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("libvirt: the operation paused ", names,
-                     " but this ucoded has no --libvirt_uri: resume them by hand"));
-  }
-  return libvirt_->ResumePaused(op.paused_domains, op.operation, kResumeDeadline);
 }
 
 }  // namespace ucode::daemon

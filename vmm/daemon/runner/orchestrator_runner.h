@@ -110,7 +110,6 @@ class OrchestratorRunner final : public UpdateRunner {
   absl::Status RecordFleet();
   void RefreshSnapshot();
   absl::StatusOr<GuestSelection> SelectGuests(const std::vector<std::string>& guests) const;
-  absl::StatusOr<std::string> ConfirmLibvirtResumed(const InterruptedOperation& op) const;
 
   OrchestratorRunnerOptions options_;
   std::unique_ptr<InstanceLock> state_lock_;  // held while the fleet is ours
