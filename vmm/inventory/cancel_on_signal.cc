@@ -25,7 +25,6 @@ struct CancelOnSignal::State {
   std::vector<pid_t> pids ABSL_GUARDED_BY(mu);
 };
 
-
 CancelOnSignal::CancelOnSignal(std::string who, std::string notice, absl::Duration grace)
     : state_(std::make_shared<State>()) {
   State& s = *state_;

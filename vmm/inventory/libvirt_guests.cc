@@ -77,8 +77,9 @@ absl::StatusOr<libvirt::DomainSelector> ParseLibvirtDomains(absl::string_view fl
   return s;
 }
 
-absl::StatusOr<std::unique_ptr<LibvirtGuests>> LibvirtGuests::Open(
-    absl::string_view uri, libvirt::DomainSelector selector, LibvirtHold hold) {
+absl::StatusOr<std::unique_ptr<LibvirtGuests>> LibvirtGuests::Open(absl::string_view uri,
+                                                                   libvirt::DomainSelector selector,
+                                                                   LibvirtHold hold) {
   ASSIGN_OR_RETURN(std::unique_ptr<libvirt::Connection> conn, libvirt::Connection::Open(uri));
   std::unique_ptr<LibvirtGuests> g(new LibvirtGuests(std::move(conn), std::move(selector), hold));
   RETURN_IF_ERROR(g->Names().status());
@@ -148,7 +149,8 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
     if (!thawed.ok()) {
       trouble.push_back(absl::StrCat(name, ": ", thawed.status().message()));
     } else if (*thawed > 0) {
-      left.push_back(absl::StrCat(name, " thawed (", *thawed, " frozen cgroup(s) left by the operation)"));
+      left.push_back(
+          absl::StrCat(name, " thawed (", *thawed, " frozen cgroup(s) left by the operation)"));
     }
     int state = 0;
     int reason = 0;
@@ -164,8 +166,9 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
         to_resume.push_back(*std::move(d));
       } else if (!marker->has_value()) {
         // The journal may be stale (a lost release row); libvirt's metadata is not.
-        left.push_back(absl::StrCat(name, " left paused (no ucode park marker: the operation "
-                                          "had released it, the pause is someone else's)"));
+        left.push_back(absl::StrCat(name,
+                                    " left paused (no ucode park marker: the operation "
+                                    "had released it, the pause is someone else's)"));
       } else {
         left.push_back(absl::StrCat(name, " left paused (its park marker names ", **marker,
                                     ", not ", operation, ")"));
@@ -189,9 +192,8 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
       left.push_back(absl::StrCat("park marker left on ", r.name, ": ", s.message()));
     }
   }
-  std::string account =
-      absl::StrCat("libvirt ", conn_->uri(), ": resumed ", resumed.size(), " of ", names.size(),
-                   " domain(s) the operation had paused");
+  std::string account = absl::StrCat("libvirt ", conn_->uri(), ": resumed ", resumed.size(), " of ",
+                                     names.size(), " domain(s) the operation had paused");
   if (!resumed.empty()) absl::StrAppend(&account, " (", absl::StrJoin(resumed, ", "), ")");
   if (!left.empty()) absl::StrAppend(&account, "; ", absl::StrJoin(left, "; "));
   if (trouble.empty()) return account;
@@ -210,9 +212,8 @@ absl::StatusOr<std::string> ResumeAfterCrash(const LibvirtGuests* guests,
   // STEP_RELEASED is journaled only after every group released: if the journal holds it,
   // the dead instance resumed its domains itself, and one paused now was paused by
   // someone else since.
-  const bool held =
-      interrupted_step == ucode::v1::STEP_PARKED ||
-      (last_step >= ucode::v1::STEP_PARKED && last_step < ucode::v1::STEP_RELEASED);
+  const bool held = interrupted_step == ucode::v1::STEP_PARKED ||
+                    (last_step >= ucode::v1::STEP_PARKED && last_step < ucode::v1::STEP_RELEASED);
   if (!held) {
     return absl::StrCat("libvirt: the operation released its domains (", listed,
                         ") before it was interrupted; none touched");

@@ -26,7 +26,9 @@ absl::StatusOr<std::unique_ptr<ManagedFleet>> ManagedFleet::Start(
 ManagedFleet::ManagedFleet(std::vector<rendezvous::VmSpec> specs,
                            std::unique_ptr<rendezvous::Coordinator> coordinator,
                            const std::string& log_dir)
-    : specs_(std::move(specs)), coordinator_(std::move(coordinator)), group_(*coordinator_, specs_) {
+    : specs_(std::move(specs)),
+      coordinator_(std::move(coordinator)),
+      group_(*coordinator_, specs_) {
   for (const rendezvous::VmSpec& s : specs_) {
     log_paths_.push_back(log_dir.empty() ? "" : absl::StrCat(log_dir, "/", s.name, ".log"));
   }
@@ -88,9 +90,10 @@ absl::StatusOr<std::string> ManagedFleet::Repair(uint32_t revision) {
   std::vector<std::string> lines;
   for (const rendezvous::Coordinator::Restart& r : *restarts) {
     log_paths_[r.index] = r.log_path;
-    lines.push_back(absl::StrFormat("%s (pid %d) had exited (%s): reaped, restarted as pid %d "
-                                    "at revision 0x%x",
-                                    r.name, r.old_pid, r.how, r.new_pid, revision));
+    lines.push_back(
+        absl::StrFormat("%s (pid %d) had exited (%s): reaped, restarted as pid %d "
+                        "at revision 0x%x",
+                        r.name, r.old_pid, r.how, r.new_pid, revision));
   }
   return absl::StrCat("managed fleet: ", absl::StrJoin(lines, "; "));
 }

@@ -12,8 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "host/base/unique_fd.h"
 #include "host/base/private_files.h"
+#include "host/base/unique_fd.h"
 
 namespace ucode::inventory {
 namespace {
@@ -127,11 +127,11 @@ absl::StatusOr<std::string> ConfirmFleetReleased(const std::vector<FleetRecordEn
       lines.push_back(absl::StrCat(vm.name, " (pid ", vm.pid, ") exited: ", account));
     }
   }
-  std::string text = absl::StrCat("previous fleet of ", fleet.size(), " ucode-vmm VMs: ",
-                                  absl::StrJoin(lines, "; "));
+  std::string text = absl::StrCat("previous fleet of ", fleet.size(),
+                                  " ucode-vmm VMs: ", absl::StrJoin(lines, "; "));
   if (!unconfirmed.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        text, "; not confirmed released: ", absl::StrJoin(unconfirmed, ", ")));
+    return absl::FailedPreconditionError(
+        absl::StrCat(text, "; not confirmed released: ", absl::StrJoin(unconfirmed, ", ")));
   }
   return text;
 }

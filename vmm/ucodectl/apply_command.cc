@@ -140,8 +140,8 @@ int RunApply(const std::vector<std::string>& raw) {
   absl::StatusOr<std::unique_ptr<inventory::LibvirtGuests>> guests =
       inventory::LibvirtGuests::Open(uri, apply->selector, apply->hold);
   if (!guests.ok()) return Fail(json, guests.status());
-  absl::StatusOr<inventory::LibvirtApplyGroup> group = (*guests)->Group(
-      {}, orchestrator::UpdateModeName(apply->options.mode), /*operation=*/"");
+  absl::StatusOr<inventory::LibvirtApplyGroup> group =
+      (*guests)->Group({}, orchestrator::UpdateModeName(apply->options.mode), /*operation=*/"");
   if (!group.ok()) return Fail(json, group.status());
   std::vector<orchestrator::GuestGroup*> groups;
   std::vector<std::string> names;
@@ -149,9 +149,9 @@ int RunApply(const std::vector<std::string>& raw) {
     groups.push_back(group->group.get());
     names = group->group->names();
   }
-  progress.Line(absl::StrCat(uri, ": ", names.size(), " domain(s)",
-                             names.empty() ? " (host only)"
-                                           : absl::StrCat(": ", absl::StrJoin(names, ", "))));
+  progress.Line(absl::StrCat(
+      uri, ": ", names.size(), " domain(s)",
+      names.empty() ? " (host only)" : absl::StrCat(": ", absl::StrJoin(names, ", "))));
 
   orchestrator::UpdateReport report =
       orchestrator::RunUpdate(**host, *std::move(image), groups, apply->options,

@@ -98,9 +98,9 @@ int RunDemo(const std::vector<std::string>& raw) {
   const std::string& log_dir = *made_log_dir;
   progress.Line(absl::StrCat("starting ", *vms, " ucode-vmm x ", *vcpus, " vCPUs (", program,
                              ") on an emulated host; VMM logs in ", log_dir));
-  absl::StatusOr<std::unique_ptr<inventory::ManagedFleet>> fleet = inventory::ManagedFleet::Start(
-      {.vms = *vms, .vcpus = *vcpus, .program = program}, cpu->current_revision,
-      {.log_dir = log_dir});
+  absl::StatusOr<std::unique_ptr<inventory::ManagedFleet>> fleet =
+      inventory::ManagedFleet::Start({.vms = *vms, .vcpus = *vcpus, .program = program},
+                                     cpu->current_revision, {.log_dir = log_dir});
   if (!fleet.ok()) {
     watcher.MainDone();
     return watcher.cancelled() ? kExitInterrupted : Fail(json, fleet.status());
@@ -111,9 +111,9 @@ int RunDemo(const std::vector<std::string>& raw) {
   orchestrator::UpdateOptions options;
   options.operation = absl::StrCat("demo-", getpid());
   options.mode = *mode;
-  orchestrator::UpdateReport report = orchestrator::RunUpdate(
-      **host, std::move(*image), groups, options,
-      progress.Callbacks([&] { return watcher.cancelled(); }));
+  orchestrator::UpdateReport report =
+      orchestrator::RunUpdate(**host, std::move(*image), groups, options,
+                              progress.Callbacks([&] { return watcher.cancelled(); }));
   progress.Flush();
   absl::Status stopped = (*fleet)->Shutdown();
   watcher.MainDone();

@@ -39,8 +39,8 @@ absl::StatusOr<std::unique_ptr<platform::Platform>> PlatformFromArgs(const Parse
   return platform::MakePlatform(choice);
 }
 
-absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback,
-                              int lo, int hi, absl::string_view unit) {
+absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback, int lo,
+                              int hi, absl::string_view unit) {
   const std::string text = args.ValueOr(name, absl::StrCat(fallback));
   int v = 0;
   if (!absl::SimpleAtoi(text, &v) || v < lo || v > hi) {

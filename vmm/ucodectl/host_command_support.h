@@ -27,8 +27,8 @@ absl::StatusOr<std::unique_ptr<platform::Platform>> PlatformFromArgs(const Parse
 
 // --NAME N with lo <= N <= hi (`fallback` when absent); the error names the range and
 // `unit` ("expected 1..600000 ms").
-absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback,
-                              int lo, int hi, absl::string_view unit = "");
+absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback, int lo,
+                              int hi, absl::string_view unit = "");
 
 // --mode: strict (the default) or fast.
 absl::StatusOr<orchestrator::UpdateMode> UpdateModeFromArgs(const ParsedArgs& args);

@@ -2,11 +2,8 @@
 
 #include <unistd.h>
 
-#include <algorithm>
-
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/host_update.h"
 #include "vmm/daemon/runner/host_description.h"
@@ -72,61 +69,16 @@ absl::StatusOr<std::unique_ptr<OrchestratorRunner>> OrchestratorRunner::Create(
   std::unique_ptr<OrchestratorRunner> r(new OrchestratorRunner(std::move(options)));
   RETURN_IF_ERROR(r->StartFleet());
   if (!r->options_.libvirt_uri.empty()) {
-    ASSIGN_OR_RETURN(r->libvirt_, inventory::LibvirtGuests::Open(
-                                      r->options_.libvirt_uri, r->options_.libvirt_domains,
-                                      {.pause = r->options_.libvirt_pause,
-                                       .deadman = r->options_.deadman}));
+    ASSIGN_OR_RETURN(r->libvirt_,
+                     inventory::LibvirtGuests::Open(
+                         r->options_.libvirt_uri, r->options_.libvirt_domains,
+                         {.pause = r->options_.libvirt_pause, .deadman = r->options_.deadman}));
   }
   r->RefreshSnapshot();
   return r;
 }
 
 OrchestratorRunner::~OrchestratorRunner() = default;  // ManagedFleet stops the VMMs
-
-absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGuests(
-    const std::vector<std::string>& guests) const {
-  GuestSelection sel;
-  if (guests.empty()) {
-    sel.fleet = fleet_ != nullptr;
-    sel.all_libvirt = libvirt_ != nullptr;
-    return sel;
-  }
-  std::vector<std::string> fleet;
-  if (fleet_ != nullptr) {
-    for (const rendezvous::VmSpec& s : fleet_->specs()) fleet.push_back(s.name);
-  }
-  std::vector<std::string> domains;
-  if (libvirt_ != nullptr) {
-    absl::StatusOr<std::vector<std::string>> names = libvirt_->Names();
-    if (!names.ok()) {
-      return absl::UnavailableError(absl::StrCat("guests: ", names.status().message()));
-    }
-    domains = *std::move(names);
-  }
-  const auto has = [](const std::vector<std::string>& v, const std::string& n) {
-    return std::find(v.begin(), v.end(), n) != v.end();
-  };
-  size_t fleet_named = 0;
-  for (const std::string& g : guests) {
-    if (has(fleet, g)) {
-      ++fleet_named;
-    } else if (has(domains, g)) {
-      if (!has(sel.libvirt, g)) sel.libvirt.push_back(g);
-    } else {
-      std::vector<std::string> known = fleet;
-      known.insert(known.end(), domains.begin(), domains.end());
-      return absl::InvalidArgumentError(absl::StrCat("guests: '", g, "' is not a managed guest (",
-                                                     absl::StrJoin(known, ", "), ")"));
-    }
-  }
-  // The fleet parks as one rendezvous group; a VM left running would keep a stale view.
-  if (fleet_named != 0 && fleet_named < fleet.size()) {
-    return absl::InvalidArgumentError(
-        "guests: the ucode-vmm fleet is parked as one group; name all of its VMs or none");
-  }
-  sel.fleet = fleet_named != 0;
-  return sel;
-}
 
 absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
@@ -165,10 +117,10 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
   inventory::LibvirtApplyGroup libvirt;
   if (libvirt_ != nullptr && (sel.all_libvirt || !sel.libvirt.empty())) {
     // `operation` is the park marker ConfirmLibvirtResumed looks for.
-    ASSIGN_OR_RETURN(libvirt,
-                     libvirt_->Group(sel.libvirt,
-                                     mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict",
-                                     operation));
+    ASSIGN_OR_RETURN(
+        libvirt,
+        libvirt_->Group(sel.libvirt, mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict",
+                        operation));
     if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
   }
   RefreshSnapshot();
@@ -180,9 +132,8 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
   cb.begin_step = [&](Step step, absl::string_view what) {
     // The domains about to be suspended go into the journal with the rendezvous row: no
     // dead-man releases them if this process dies (ConfirmGuestsRunning resumes them).
-    absl::Status s = step == Step::kParked
-                         ? sink.BeginStep(ToProto(step), what, libvirt.to_suspend)
-                         : sink.BeginStep(ToProto(step), what);
+    absl::Status s = step == Step::kParked ? sink.BeginStep(ToProto(step), what, libvirt.to_suspend)
+                                           : sink.BeginStep(ToProto(step), what);
     if (s.ok() && step == Step::kParked) holding_.store(true);
     return s;
   };
@@ -273,8 +224,8 @@ absl::StatusOr<std::string> OrchestratorRunner::ConfirmGuestsRunning(
     for (const std::string& state : fleet_->States()) running += state != "exited";
     managed = fleet_->specs().size();
   }
-  std::string account = absl::StrCat(previous, "; this instance runs ", running, " of ",
-                                     managed, " managed VMs");
+  std::string account =
+      absl::StrCat(previous, "; this instance runs ", running, " of ", managed, " managed VMs");
   if (op.paused_domains.empty()) return account;
   absl::StatusOr<std::string> libvirt = inventory::ResumeAfterCrash(
       libvirt_.get(), op.paused_domains, op.operation, op.interrupted_step, op.last_step);

@@ -10,14 +10,14 @@
 // `<state_dir>/fleet.txt` (name, pid, log) so that the next daemon instance can confirm,
 // after a crash, that every VM the dead one had parked released itself (ConfirmGuestsRunning).
 // Beside it, optional libvirt domains (`--libvirt_uri`, inventory/libvirt_guests.h): one
-// apply may park both. Libvirt domains have no dead-man release, so the domains an apply is about to
-// suspend are journaled with BeginStep(STEP_PARKED), and ConfirmGuestsRunning resumes
-// those a dead instance left paused and still marked (inventory/libvirt_guests.h).
+// apply may park both. Libvirt domains have no dead-man release, so the domains an apply is about
+// to suspend are journaled with BeginStep(STEP_PARKED), and ConfirmGuestsRunning resumes those a
+// dead instance left paused and still marked (inventory/libvirt_guests.h).
 //
 // Threads: Apply/Stage run on the daemon's single operation thread (one at a time);
 // DescribeHost/ListGuests on any gRPC thread. The fleet is driven only by Apply/Stage,
-// the destructor, and ListGuests when no operation runs. While an operation runs, DescribeHost answers from the
-// snapshot taken when it started, so callers never read MSRs during a rendezvous.
+// the destructor, and ListGuests when no operation runs. While an operation runs, DescribeHost
+// answers from the snapshot taken when it started, so callers never read MSRs during a rendezvous.
 #ifndef UCODE_VMM_DAEMON_RUNNER_ORCHESTRATOR_RUNNER_H_
 #define UCODE_VMM_DAEMON_RUNNER_ORCHESTRATOR_RUNNER_H_
 
@@ -31,8 +31,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "host/platform/platform.h"
 #include "host/base/private_files.h"
+#include "host/platform/platform.h"
 #include "vmm/daemon/operations/update_runner.h"
 #include "vmm/inventory/libvirt_guests.h"
 #include "vmm/inventory/managed_fleet.h"
@@ -115,8 +115,8 @@ class OrchestratorRunner final : public UpdateRunner {
   std::unique_ptr<InstanceLock> state_lock_;  // held while the fleet is ours
   std::string log_dir_;
   std::vector<inventory::FleetRecordEntry> previous_fleet_;  // the last instance's record
-  std::unique_ptr<inventory::ManagedFleet> fleet_;            // null without a fleet
-  std::unique_ptr<inventory::LibvirtGuests> libvirt_;         // null without --libvirt_uri
+  std::unique_ptr<inventory::ManagedFleet> fleet_;           // null without a fleet
+  std::unique_ptr<inventory::LibvirtGuests> libvirt_;        // null without --libvirt_uri
   // Held by whoever drives fleet_ after Create: an operation (all of it) or a repair.
   absl::Mutex fleet_mu_;
 

@@ -12,10 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "host/base/status_macros.h"
 #include "host/platform/platform_choice.h"
-#include "vmm/daemon/operations/fake_runner.h"
-#include "vmm/inventory/libvirt_guests.h"
 #include "vmm/daemon/log.h"
+#include "vmm/daemon/operations/fake_runner.h"
 #include "vmm/daemon/runner/orchestrator_runner.h"
+#include "vmm/inventory/libvirt_guests.h"
 #include "vmm/rendezvous/vmm_process.h"
 
 ABSL_FLAG(std::string, runner, "orchestrator",
@@ -87,7 +87,8 @@ std::string FleetUnavailable(const std::string& vmm_path) {
   int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (fd < 0) return absl::StrCat("/dev/kvm: ", strerror(errno));
   close(fd);
-  if (!vmm_path.empty()) return access(vmm_path.c_str(), X_OK) == 0 ? "" : vmm_path + ": not executable";
+  if (!vmm_path.empty())
+    return access(vmm_path.c_str(), X_OK) == 0 ? "" : vmm_path + ": not executable";
   absl::StatusOr<std::string> found = rendezvous::FindVmmBinary();
   return found.ok() ? "" : std::string(found.status().message());
 }
@@ -99,8 +100,8 @@ absl::StatusOr<std::optional<VmmFleetSpec>> FleetFromFlags(const std::string& pl
     if (platform != "emulated") return std::optional<VmmFleetSpec>();
     std::string why = FleetUnavailable(absl::GetFlag(FLAGS_vmm_path));
     if (!why.empty()) {
-      LogLine("warning", {{"message", "no managed ucode-vmm fleet (--vmm_fleet=auto)"},
-                          {"reason", why}});
+      LogLine("warning",
+              {{"message", "no managed ucode-vmm fleet (--vmm_fleet=auto)"}, {"reason", why}});
       return std::optional<VmmFleetSpec>();
     }
     return std::optional<VmmFleetSpec>(VmmFleetSpec{.vms = 4, .vcpus = 2});
@@ -130,21 +131,24 @@ absl::StatusOr<std::unique_ptr<UpdateRunner>> MakeRunnerFromFlags(const std::str
   if (o.libvirt_uri.empty() && absl::GetFlag(FLAGS_libvirt_domains) != "all") {
     return absl::InvalidArgumentError("--libvirt_domains needs --libvirt_uri");
   }
-  ASSIGN_OR_RETURN(o.libvirt_domains, inventory::ParseLibvirtDomains(absl::GetFlag(FLAGS_libvirt_domains)));
-  RETURN_IF_ERROR(orchestrator::ParsePauseMode(absl::GetFlag(FLAGS_libvirt_pause), &o.libvirt_pause));
+  ASSIGN_OR_RETURN(o.libvirt_domains,
+                   inventory::ParseLibvirtDomains(absl::GetFlag(FLAGS_libvirt_domains)));
+  RETURN_IF_ERROR(
+      orchestrator::ParsePauseMode(absl::GetFlag(FLAGS_libvirt_pause), &o.libvirt_pause));
   o.stage = absl::GetFlag(FLAGS_stage);
   o.defer_parked_events = absl::GetFlag(FLAGS_defer_parked_events);
   const std::string platform = o.platform->name();
-  const std::string libvirt = o.libvirt_uri.empty()
-                                  ? "none"
-                                  : absl::StrCat(o.libvirt_uri, " ",
-                                                 absl::GetFlag(FLAGS_libvirt_domains), " pause=",
-                                                 absl::GetFlag(FLAGS_libvirt_pause));
+  const std::string libvirt =
+      o.libvirt_uri.empty() ? "none"
+                            : absl::StrCat(o.libvirt_uri, " ", absl::GetFlag(FLAGS_libvirt_domains),
+                                           " pause=", absl::GetFlag(FLAGS_libvirt_pause));
   const std::string fleet =
       o.fleet ? absl::StrCat(o.fleet->vms, "x", o.fleet->vcpus, ":", o.fleet->program) : "none";
   ASSIGN_OR_RETURN(std::unique_ptr<OrchestratorRunner> runner,
                    OrchestratorRunner::Create(std::move(o)));
-  LogLine("runner", {{"runner", "orchestrator"}, {"platform", platform}, {"vmm_fleet", fleet},
+  LogLine("runner", {{"runner", "orchestrator"},
+                     {"platform", platform},
+                     {"vmm_fleet", fleet},
                      {"libvirt", libvirt},
                      {"vmm_logs", runner->vmm_log_dir()}});
   return std::unique_ptr<UpdateRunner>(std::move(runner));

@@ -1,10 +1,12 @@
-// OrchestratorRunner's managed ucode-vmm fleet: starting it, recording it in fleet.txt,
-// repairing it between operations (a VMM killed or stopped), and listing it.
+// OrchestratorRunner's guests: the managed ucode-vmm fleet (started, recorded in fleet.txt,
+// repaired between operations), which guests an operation names, and ListGuests.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "host/base/private_files.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/host_update.h"
@@ -59,6 +61,51 @@ absl::StatusOr<std::string> OrchestratorRunner::RepairFleet() {
   }
   if (!repaired->empty()) RETURN_IF_ERROR(RecordFleet());
   return repaired;
+}
+
+absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGuests(
+    const std::vector<std::string>& guests) const {
+  GuestSelection sel;
+  if (guests.empty()) {
+    sel.fleet = fleet_ != nullptr;
+    sel.all_libvirt = libvirt_ != nullptr;
+    return sel;
+  }
+  std::vector<std::string> fleet;
+  if (fleet_ != nullptr) {
+    for (const rendezvous::VmSpec& s : fleet_->specs()) fleet.push_back(s.name);
+  }
+  std::vector<std::string> domains;
+  if (libvirt_ != nullptr) {
+    absl::StatusOr<std::vector<std::string>> names = libvirt_->Names();
+    if (!names.ok()) {
+      return absl::UnavailableError(absl::StrCat("guests: ", names.status().message()));
+    }
+    domains = *std::move(names);
+  }
+  const auto has = [](const std::vector<std::string>& v, const std::string& n) {
+    return std::find(v.begin(), v.end(), n) != v.end();
+  };
+  size_t fleet_named = 0;
+  for (const std::string& g : guests) {
+    if (has(fleet, g)) {
+      ++fleet_named;
+    } else if (has(domains, g)) {
+      if (!has(sel.libvirt, g)) sel.libvirt.push_back(g);
+    } else {
+      std::vector<std::string> known = fleet;
+      known.insert(known.end(), domains.begin(), domains.end());
+      return absl::InvalidArgumentError(absl::StrCat("guests: '", g, "' is not a managed guest (",
+                                                     absl::StrJoin(known, ", "), ")"));
+    }
+  }
+  // The fleet parks as one rendezvous group; a VM left running would keep a stale view.
+  if (fleet_named != 0 && fleet_named < fleet.size()) {
+    return absl::InvalidArgumentError(
+        "guests: the ucode-vmm fleet is parked as one group; name all of its VMs or none");
+  }
+  sel.fleet = fleet_named != 0;
+  return sel;
 }
 
 std::vector<pid_t> OrchestratorRunner::vmm_pids() const {
