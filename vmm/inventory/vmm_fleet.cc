@@ -83,27 +83,23 @@ absl::StatusOr<std::vector<FleetRecordEntry>> ReadFleetRecord(const std::string&
   return out;
 }
 
-bool VmmAlive(pid_t pid, absl::string_view name) {
-  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
-  std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
-  size_t rp = stat.rfind(')');
-  if (rp == std::string::npos || (rp + 2 < stat.size() && stat[rp + 2] == 'Z')) return false;
-  std::string cmdline = ReadAll(absl::StrCat("/proc/", pid, "/cmdline"));
-  return absl::StrContains(cmdline, "ucode-vmm") &&
-         absl::StrContains(cmdline, absl::StrCat("--name=", name, std::string(1, '\0')));
+std::string VmmState(pid_t pid, absl::string_view name) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return "exited";
+  // /proc/PID/stat field 3 (after the parenthesised comm): Z zombie, T stopped, t tracing
+  // stop.
+  const std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t rp = stat.rfind(')');
+  const char state = rp != std::string::npos && rp + 2 < stat.size() ? stat[rp + 2] : '?';
+  if (rp == std::string::npos || state == 'Z') return "exited";
+  const std::string cmdline = ReadAll(absl::StrCat("/proc/", pid, "/cmdline"));
+  if (!absl::StrContains(cmdline, "ucode-vmm") ||
+      !absl::StrContains(cmdline, absl::StrCat("--name=", name, std::string(1, '\0')))) {
+    return "exited";  // the pid was recycled
+  }
+  return state == 'T' || state == 't' ? "stopped" : "running";
 }
 
-std::string VmmState(pid_t pid, absl::string_view name) {
-  if (!VmmAlive(pid, name)) return "exited";
-  // /proc/PID/stat field 3 (after the parenthesised comm): T stopped, t tracing stop.
-  std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
-  size_t rp = stat.rfind(')');
-  if (rp != std::string::npos && rp + 2 < stat.size() &&
-      (stat[rp + 2] == 'T' || stat[rp + 2] == 't')) {
-    return "stopped";
-  }
-  return "running";
-}
+bool VmmAlive(pid_t pid, absl::string_view name) { return VmmState(pid, name) != "exited"; }
 
 absl::StatusOr<std::string> ConfirmFleetReleased(const std::vector<FleetRecordEntry>& fleet,
                                                  absl::Duration wait) {
