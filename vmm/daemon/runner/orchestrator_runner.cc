@@ -27,16 +27,34 @@ ucode::v1::Step ToProto(Step step) { return static_cast<ucode::v1::Step>(step); 
 // How long a restarted daemon waits for the dead instance's VMMs, beyond their dead-man.
 constexpr absl::Duration kConfirmSlack = absl::Seconds(3);
 
-// Staging progress as the proto carries it.
-ucode::v1::StagingProgress ToProto(const staging::StagingProgress& p) {
-  ucode::v1::StagingProgress sp;
-  sp.set_package(p.package);
-  sp.set_bytes_sent(p.bytes_sent);
-  sp.set_total_bytes(p.image_bytes);
-  sp.set_chunk(p.chunks);
-  sp.set_retransmits(p.retransmits);
-  return sp;
-}
+// The orchestrator's emit callback onto a StepSink: staging progress as its proto;
+// STEP_DONE dropped (the daemon's own event carries the final state); with `defer`, the
+// events of the held window passed on together with RELEASED (inventory::HeldEvents).
+class EventRelay {
+ public:
+  EventRelay(StepSink& sink, bool defer)
+      : sink_(sink),
+        held_([&sink](const auto& e) { sink.Emit(ToProto(e.step), e.message); }, defer) {}
+
+  void Emit(Step step, absl::string_view message, const staging::StagingProgress* p) {
+    if (p != nullptr) {
+      ucode::v1::StagingProgress sp;
+      sp.set_package(p->package);
+      sp.set_bytes_sent(p->bytes_sent);
+      sp.set_total_bytes(p->image_bytes);
+      sp.set_chunk(p->chunks);
+      sp.set_retransmits(p->retransmits);
+      sink_.Emit(ucode::v1::STEP_STAGING, message, &sp);
+    } else if (step != Step::kDone) {
+      held_.Emit(step, message);
+    }
+  }
+  void Flush() { held_.Flush(); }
+
+ private:
+  StepSink& sink_;
+  inventory::HeldEvents held_;
+};
 
 orchestrator::UpdateOptions OptionsFor(const ApplyParams& params, bool stage) {
   orchestrator::UpdateOptions o;
@@ -116,7 +134,7 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
   if (sel.fleet) groups.push_back(&fleet_->group());
   inventory::LibvirtApplyGroup libvirt;
   if (libvirt_ != nullptr && (sel.all_libvirt || !sel.libvirt.empty())) {
-    // `operation` is the park marker ConfirmLibvirtResumed looks for.
+    // `operation` is the park marker inventory::ResumeAfterCrash looks for.
     ASSIGN_OR_RETURN(
         libvirt,
         libvirt_->Group(sel.libvirt, mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict",
@@ -125,31 +143,24 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
   }
   RefreshSnapshot();
   busy_.store(true);
-  inventory::HeldEvents events(
-      [&sink](const inventory::HeldEvents::Event& e) { sink.Emit(ToProto(e.step), e.message); },
-      options_.defer_parked_events);
+  EventRelay relay(sink, options_.defer_parked_events);
   orchestrator::UpdateCallbacks cb;
   cb.begin_step = [&](Step step, absl::string_view what) {
     // The domains about to be suspended go into the journal with the rendezvous row: no
     // dead-man releases them if this process dies (ConfirmGuestsRunning resumes them).
-    absl::Status s = step == Step::kParked ? sink.BeginStep(ToProto(step), what, libvirt.to_suspend)
-                                           : sink.BeginStep(ToProto(step), what);
+    absl::Status s = step == Step::kParked
+                         ? sink.BeginStep(ToProto(step), what, libvirt.to_suspend)
+                         : sink.BeginStep(ToProto(step), what);
     if (s.ok() && step == Step::kParked) holding_.store(true);
     return s;
   };
   cb.emit = [&](Step step, absl::string_view message, const staging::StagingProgress* p) {
     if (step == Step::kReleased) holding_.store(false);
-    // STEP_DONE is the daemon's own event (it carries the final state).
-    if (p != nullptr) {
-      const ucode::v1::StagingProgress sp = ToProto(*p);
-      sink.Emit(ucode::v1::STEP_STAGING, message, &sp);
-    } else if (step != Step::kDone) {
-      events.Emit(step, message);
-    }
+    relay.Emit(step, message, p);
   };
   cb.cancelled = [&cancel] { return cancel.Cancelled(); };
   orchestrator::UpdateReport report = run(groups, cb);
-  events.Flush();
+  relay.Flush();
   holding_.store(false);
   busy_.store(false);
   RefreshSnapshot();
@@ -177,10 +188,10 @@ absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params,
   sink.Emit(ucode::v1::STEP_VALIDATED, report.plan);
   if (cancel.Cancelled()) return absl::CancelledError("cancelled before staging");
   RETURN_IF_ERROR(sink.BeginStep(ucode::v1::STEP_STAGING, report.plan));
+  EventRelay relay(sink, false);
   staging::StagingOptions opts;
-  opts.progress = [&sink](const staging::StagingProgress& p) {
-    const ucode::v1::StagingProgress sp = ToProto(p);
-    sink.Emit(ucode::v1::STEP_STAGING, absl::StrCat("package ", p.package), &sp);
+  opts.progress = [&relay](const staging::StagingProgress& p) {
+    relay.Emit(Step::kStaging, absl::StrCat("package ", p.package), &p);
   };
   opts.cancelled = [&cancel] { return cancel.Cancelled(); };
   busy_.store(true);
