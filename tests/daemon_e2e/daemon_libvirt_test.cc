@@ -22,9 +22,9 @@
 #include "nlohmann/json.hpp"
 #include "tests/daemon_e2e/daemon_test_util.h"
 #include "vmm/daemon/daemon.h"
-#include "vmm/daemon/journal.h"
+#include "vmm/daemon/operations/journal.h"
 #include "vmm/daemon/log.h"
-#include "vmm/daemon/orchestrator_runner.h"
+#include "vmm/daemon/runner/orchestrator_runner.h"
 #include "vmm/libvirt/connection.h"
 #include "vmm/libvirt/park_marker.h"
 

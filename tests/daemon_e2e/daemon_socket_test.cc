@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/daemon_e2e/daemon_test_util.h"
 #include "vmm/daemon/daemon.h"
-#include "vmm/daemon/fake_runner.h"
+#include "vmm/daemon/operations/fake_runner.h"
 #include "vmm/daemon/log.h"
 #include "vmm/ucodectl/client_channel.h"
 #include "vmm/ucodectl/commands.h"

@@ -12,7 +12,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/ucode/v1/ucoded.grpc.pb.h"
-#include "vmm/daemon/test_certificates.h"
+#include "vmm/daemon/api/test_certificates.h"
 
 namespace ucode::daemon_e2e {
 

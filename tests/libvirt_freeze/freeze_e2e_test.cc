@@ -45,7 +45,7 @@
 #include "tests/libvirt_guest/guest_lab.h"
 #include "tests/libvirt_guest/subprocess.h"
 #include "tests/vmm_test_util.h"
-#include "vmm/daemon/libvirt_guests.h"
+#include "vmm/inventory/libvirt_guests.h"
 #include "vmm/freeze/leftovers.h"
 #include "vmm/freeze/vcpu_threads.h"
 #include "vmm/libvirt/agent_call.h"
@@ -348,8 +348,8 @@ TEST_F(FreezeE2eTest, RestartedDaemonThawsWhatDeadCoordinatorAndGuardLeft) {
   ASSERT_EQ(kill(holder, SIGKILL), 0);
   waitpid(holder, nullptr, 0);
   for (const std::string& name : kDomains) EXPECT_TRUE(AnyVcpuFrozen(Pid(name))) << name;
-  absl::StatusOr<std::unique_ptr<daemon::LibvirtGuests>> guests =
-      daemon::LibvirtGuests::Open(lab_->uri(), {.names_or_uuids = kDomains});
+  absl::StatusOr<std::unique_ptr<inventory::LibvirtGuests>> guests =
+      inventory::LibvirtGuests::Open(lab_->uri(), {.names_or_uuids = kDomains});
   ASSERT_TRUE(guests.ok()) << guests.status();
   absl::StatusOr<std::string> account =
       (*guests)->ResumePaused(kDomains, "operations/1", kDeadline);

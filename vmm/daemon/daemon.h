@@ -13,13 +13,13 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
-#include "vmm/daemon/journal.h"
-#include "vmm/daemon/operation_registry.h"
+#include "vmm/daemon/operations/journal.h"
+#include "vmm/daemon/operations/operation_registry.h"
 #include "host/base/private_files.h"
-#include "vmm/daemon/request_validation.h"
-#include "vmm/daemon/service.h"
-#include "vmm/daemon/unix_listener.h"
-#include "vmm/daemon/update_runner.h"
+#include "vmm/daemon/api/request_validation.h"
+#include "vmm/daemon/api/service.h"
+#include "vmm/daemon/api/unix_listener.h"
+#include "vmm/daemon/operations/update_runner.h"
 
 namespace ucode::daemon {
 

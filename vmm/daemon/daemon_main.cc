@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "vmm/daemon/daemon.h"
 #include "vmm/daemon/log.h"
-#include "vmm/daemon/runner_flags.h"
+#include "vmm/daemon/runner/runner_flags.h"
 
 ABSL_FLAG(std::string, socket, "/run/ucoded/ucoded.sock",
           "Unix socket to serve on (empty: none)");

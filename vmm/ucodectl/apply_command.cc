@@ -17,21 +17,16 @@
 // SIGINT/SIGTERM never leave a domain paused: they are taken by a watcher thread that
 // cancels the operation between steps; a rendezvous under way finishes (bounded by its
 // deadlines) and releases every domain first.
-#include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
-#include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/strings/str_join.h"
 #include "host/base/status_macros.h"
 #include "host/microcode/microcode_image.h"
-#include "vmm/libvirt/connection.h"
-#include "vmm/orchestrator/libvirt_group.h"
+#include "vmm/inventory/cancel_on_signal.h"
+#include "vmm/inventory/libvirt_guests.h"
 #include "vmm/orchestrator/update_operation.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
@@ -39,81 +34,6 @@
 
 namespace ucode::ctl {
 namespace {
-
-constexpr int kExitInterrupted = 130;
-
-// Blocks SIGINT/SIGTERM in every thread (construct before any thread starts) and turns
-// the first one into a cancellation request.
-class CancelOnSignal {
- public:
-  CancelOnSignal() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    std::thread([this] {
-      for (;;) {
-        int sig = 0;
-        if (sigwait(&set_, &sig) != 0) return;
-        if (!cancelled_.exchange(true)) {
-          std::fprintf(stderr,
-                       "\nucodectl apply: %s: cancelling; any parked domain is resumed "
-                       "first\n",
-                       strsignal(sig));
-        }
-      }
-    }).detach();
-  }
-  [[nodiscard]] bool cancelled() const { return cancelled_.load(); }
-
- private:
-  sigset_t set_;
-  std::atomic<bool> cancelled_{false};
-};
-
-// Progress on stderr; lines emitted while domains are parked are printed after release.
-class Progress {
- public:
-  explicit Progress(bool quiet) : quiet_(quiet), staging_(MakeStagingProgress(quiet)) {}
-  void Emit(orchestrator::Step step, absl::string_view message,
-            const staging::StagingProgress* staging) {
-    if (quiet_) return;
-    if (staging != nullptr) {
-      if (staging_) staging_(*staging);
-      return;
-    }
-    absl::MutexLock lock(&mu_);
-    absl::StrAppendFormat(&held_, "[%7.3fs] %-16s %s\n",
-                          absl::ToDoubleSeconds(absl::Now() - start_), orchestrator::StepName(step),
-                          message);
-    if (step == orchestrator::Step::kParked) holding_ = true;
-    if (step == orchestrator::Step::kReleased) holding_ = false;
-    if (!holding_) Flush();
-  }
-  void Line(absl::string_view text) {
-    if (quiet_) return;
-    absl::MutexLock lock(&mu_);
-    absl::StrAppendFormat(&held_, "[%7.3fs] %s\n", absl::ToDoubleSeconds(absl::Now() - start_),
-                          text);
-    Flush();
-  }
-  void Done() {
-    absl::MutexLock lock(&mu_);
-    Flush();
-  }
-
- private:
-  void Flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::fputs(held_.c_str(), stderr);
-    held_.clear();
-  }
-  const bool quiet_;
-  const absl::Time start_ = absl::Now();
-  staging::StagingProgressFn staging_;
-  absl::Mutex mu_;
-  std::string held_ ABSL_GUARDED_BY(mu_);
-  bool holding_ ABSL_GUARDED_BY(mu_) = false;
-};
 
 std::vector<OptionSpec> ApplyOptionSpecs() {
   std::vector<OptionSpec> specs = {
@@ -156,12 +76,7 @@ int Usage(const std::vector<OptionSpec>& specs, absl::string_view error) {
 
 absl::StatusOr<absl::Duration> MillisOption(const ParsedArgs& args, absl::string_view name,
                                             int fallback) {
-  const std::string text = args.ValueOr(name, absl::StrCat(fallback));
-  int ms = 0;
-  if (!absl::SimpleAtoi(text, &ms) || ms < 1 || ms > 600000) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", name, " ", text, ": expected 1..600000 ms"));
-  }
+  ASSIGN_OR_RETURN(int ms, IntOption(args, name, fallback, 1, 600000, " ms"));
   return absl::Milliseconds(ms);
 }
 
@@ -171,8 +86,7 @@ struct ApplyArgs {
   std::string image;
   libvirt::DomainSelector selector;
   orchestrator::UpdateOptions options;
-  orchestrator::PauseMode pause = orchestrator::PauseMode::kAuto;
-  absl::Duration deadman;
+  inventory::LibvirtHold hold;
 };
 
 // Everything that is a usage error (exit 2) is found here, before anything is touched.
@@ -187,20 +101,16 @@ absl::StatusOr<ApplyArgs> ReadArgs(const ParsedArgs& args) {
   if (out.selector.all_running == !out.selector.names_or_uuids.empty()) {
     return absl::InvalidArgumentError("give either --domain NAME (repeatable) or --all");
   }
-  const std::string mode = args.ValueOr("mode", "strict");
-  if (mode != "strict" && mode != "fast") {
-    return absl::InvalidArgumentError(absl::StrCat("--mode ", mode, ": expected strict or fast"));
-  }
   orchestrator::UpdateOptions& o = out.options;
-  o.mode = mode == "fast" ? orchestrator::UpdateMode::kFast : orchestrator::UpdateMode::kStrict;
+  ASSIGN_OR_RETURN(o.mode, UpdateModeFromArgs(args));
   ASSIGN_OR_RETURN(o.policy, MinRevPolicyFromArgs(args));
   ASSIGN_OR_RETURN(o.agent_timeout, MillisOption(args, "agent-timeout", 2000));
   // virDomainSuspend goes through libvirtd and QEMU's monitor: milliseconds to tens of
   // milliseconds, not the microseconds of our own rendezvous.
   ASSIGN_OR_RETURN(o.park_deadline, MillisOption(args, "park-timeout", 5000));
   o.step_deadline = o.park_deadline;
-  RETURN_IF_ERROR(orchestrator::ParsePauseMode(args.ValueOr("pause", "auto"), &out.pause));
-  ASSIGN_OR_RETURN(out.deadman, MillisOption(args, "deadman", 2000));
+  RETURN_IF_ERROR(orchestrator::ParsePauseMode(args.ValueOr("pause", "auto"), &out.hold.pause));
+  ASSIGN_OR_RETURN(out.hold.deadman, MillisOption(args, "deadman", 2000));
   o.operation = absl::StrCat("apply-", getpid());
   return out;
 }
@@ -216,8 +126,10 @@ int RunApply(const std::vector<std::string>& raw) {
   if (!apply.ok()) return Usage(specs, apply.status().message());
   const bool json = args->Has("json");
 
-  CancelOnSignal cancel;  // before any thread (libvirt's event loop) starts
-  Progress progress(json);
+  // Before any thread (libvirt's event loop) starts.
+  inventory::CancelOnSignal cancel("ucodectl apply",
+                                   "cancelling; any parked domain is resumed first");
+  ProgressLines progress(json);
   absl::StatusOr<std::unique_ptr<platform::Platform>> host = PlatformFromArgs(*args);
   if (!host.ok()) return Fail(json, host.status());
   absl::StatusOr<std::vector<uint8_t>> image = microcode::ReadFileBytes(apply->image);
@@ -225,38 +137,32 @@ int RunApply(const std::vector<std::string>& raw) {
 
   const std::string uri =
       Globals().connect_uri.empty() ? std::string(libvirt::kDefaultUri) : Globals().connect_uri;
-  absl::StatusOr<std::unique_ptr<libvirt::Connection>> conn = libvirt::Connection::Open(uri);
-  if (!conn.ok()) return Fail(json, conn.status());
-  absl::StatusOr<std::vector<libvirt::Domain>> domains = (*conn)->ListDomains(apply->selector);
-  if (!domains.ok()) return Fail(json, domains.status());
-  std::string names;
-  for (const libvirt::Domain& d : *domains)
-    absl::StrAppend(&names, names.empty() ? "" : ", ", d.name());
-  progress.Line(absl::StrCat(uri, ": ", domains->size(), " domain(s)",
-                             names.empty() ? " (host only)" : absl::StrCat(": ", names)));
-
-  const std::string mode = orchestrator::UpdateModeName(apply->options.mode);
-  orchestrator::LibvirtGroupOptions group_options{.mode = mode, .pause = apply->pause};
-  group_options.freeze.hold_limit = apply->deadman;
-  absl::StatusOr<std::unique_ptr<orchestrator::LibvirtGuestGroup>> group =
-      orchestrator::LibvirtGuestGroup::Create(**conn, *std::move(domains), group_options);
+  absl::StatusOr<std::unique_ptr<inventory::LibvirtGuests>> guests =
+      inventory::LibvirtGuests::Open(uri, apply->selector, apply->hold);
+  if (!guests.ok()) return Fail(json, guests.status());
+  absl::StatusOr<inventory::LibvirtApplyGroup> group =
+      (*guests)->Group({}, orchestrator::UpdateModeName(apply->options.mode), /*operation=*/"");
   if (!group.ok()) return Fail(json, group.status());
   std::vector<orchestrator::GuestGroup*> groups;
-  if (!(*group)->names().empty()) groups.push_back(group->get());
+  std::vector<std::string> names;
+  if (group->group != nullptr) {
+    groups.push_back(group->group.get());
+    names = group->group->names();
+  }
+  progress.Line(absl::StrCat(
+      uri, ": ", names.size(), " domain(s)",
+      names.empty() ? " (host only)" : absl::StrCat(": ", absl::StrJoin(names, ", "))));
 
-  orchestrator::UpdateCallbacks callbacks;
-  callbacks.emit = [&](orchestrator::Step s, absl::string_view m,
-                       const staging::StagingProgress* p) { progress.Emit(s, m, p); };
-  callbacks.cancelled = [&] { return cancel.cancelled(); };
   orchestrator::UpdateReport report =
-      orchestrator::RunUpdate(**host, *std::move(image), groups, apply->options, callbacks);
-  progress.Done();
+      orchestrator::RunUpdate(**host, *std::move(image), groups, apply->options,
+                              progress.Callbacks([&] { return cancel.cancelled(); }));
+  progress.Flush();
   if (json) {
     std::printf("%s\n", orchestrator::ReportJson(report).c_str());
   } else {
     std::printf("\n%s", orchestrator::ReportText(report).c_str());
   }
-  if (cancel.cancelled() && !report.status.ok()) return kExitInterrupted;
+  if (cancel.cancelled() && !report.status.ok()) return inventory::kExitInterrupted;
   return report.status.ok() ? kExitOk : kExitFailed;
 }
 

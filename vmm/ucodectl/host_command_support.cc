@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -35,6 +36,24 @@ absl::StatusOr<std::unique_ptr<platform::Platform>> PlatformFromArgs(const Parse
   choice.host_overrides = args.Values("host");
   choice.root = args.ValueOr("root", "/");
   return platform::MakePlatform(choice);
+}
+
+absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, int fallback, int lo,
+                              int hi, absl::string_view unit) {
+  const std::string text = args.ValueOr(name, absl::StrCat(fallback));
+  int v = 0;
+  if (!absl::SimpleAtoi(text, &v) || v < lo || v > hi) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " ", text, ": expected ", lo, "..", hi, unit));
+  }
+  return v;
+}
+
+absl::StatusOr<orchestrator::UpdateMode> UpdateModeFromArgs(const ParsedArgs& args) {
+  const std::string mode = args.ValueOr("mode", "strict");
+  if (mode == "strict") return orchestrator::UpdateMode::kStrict;
+  if (mode == "fast") return orchestrator::UpdateMode::kFast;
+  return absl::InvalidArgumentError(absl::StrCat("--mode ", mode, ": expected strict or fast"));
 }
 
 namespace {
@@ -80,15 +99,38 @@ staging::StagingProgressFn MakeStagingProgress(bool json) {
   return [printer](const staging::StagingProgress& p) { printer->Update(p); };
 }
 
-orchestrator::UpdateCallbacks StagingProgressCallbacks(bool json) {
+ProgressLines::ProgressLines(bool json)
+    : json_(json),
+      staging_(MakeStagingProgress(json)),
+      events_([this](const inventory::HeldEvents::Event& e) {
+        std::fprintf(stderr, "[%7.3fs] %-16s %s\n", absl::ToDoubleSeconds(e.emitted - start_),
+                     orchestrator::StepName(e.step), e.message.c_str());
+      }) {}
+
+void ProgressLines::Emit(orchestrator::Step step, absl::string_view message,
+                         const staging::StagingProgress* staging) {
+  if (json_) return;
+  if (staging != nullptr) {
+    if (staging_) staging_(*staging);
+    return;
+  }
+  events_.Emit(step, message);
+}
+
+void ProgressLines::Line(absl::string_view text) {
+  if (json_) return;
+  events_.Flush();
+  std::fprintf(stderr, "[%7.3fs] %s\n", absl::ToDoubleSeconds(absl::Now() - start_),
+               std::string(text).c_str());
+}
+
+orchestrator::UpdateCallbacks ProgressLines::Callbacks(std::function<bool()> cancelled) {
   orchestrator::UpdateCallbacks callbacks;
-  staging::StagingProgressFn progress = MakeStagingProgress(json);
-  if (!progress) return callbacks;
-  callbacks.emit = [progress](orchestrator::Step, absl::string_view,
-                              const staging::StagingProgress* p) {
-    if (p != nullptr) progress(*p);
-  };
+  callbacks.emit = [this](orchestrator::Step s, absl::string_view m,
+                          const staging::StagingProgress* p) { Emit(s, m, p); };
+  callbacks.cancelled = std::move(cancelled);
   return callbacks;
+}
 }
 
 }  // namespace ucode::ctl

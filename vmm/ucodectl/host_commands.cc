@@ -39,10 +39,12 @@ int RunHostCommand(const std::vector<std::string>& raw, const CommandSyntax& syn
   options.policy = *policy;
   options.stage = !args->Has("no-stage");
   options.staging.force = args->Has("force");
-  const orchestrator::UpdateCallbacks callbacks = StagingProgressCallbacks(json);
+  ProgressLines progress(json);
+  const orchestrator::UpdateCallbacks callbacks = progress.Callbacks(nullptr);
   orchestrator::UpdateReport report =
       load ? orchestrator::RunUpdate(**platform, std::move(*file), {}, options, callbacks)
            : orchestrator::StageUpdate(**platform, std::move(*file), options, callbacks);
+  progress.Flush();
   // Nothing validated: the command's own failure line, as for a bad argument.
   if (report.last_step == orchestrator::Step::kUnspecified) return fail(report.status);
   std::fputs(json ? (orchestrator::ReportJson(report) + "\n").c_str()

@@ -1,0 +1,122 @@
+// The registry and its journal without gRPC: recovery after a crash, the journal's
+// "before the step" rows, and the rendezvous window that is never fsynced.
+#include <cstdlib>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "vmm/daemon/operations/fake_runner.h"
+#include "vmm/daemon/operations/journal.h"
+#include "vmm/daemon/log.h"
+#include "vmm/daemon/operations/operation_registry.h"
+
+namespace ucode::daemon {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string JournalPath() {
+  return std::string(std::getenv("TEST_TMPDIR")) + "/" +
+         ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".sqlite";
+}
+
+TEST(Operations, StepRowsAreWrittenBeforeTheStep) {
+  SetLogEnabled(false);
+  auto journal = Journal::Open(JournalPath());
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  OperationRegistry reg(journal->get());
+  ASSERT_TRUE(reg.Recover([](const InterruptedOperation&) { return std::string(); }).ok());
+  auto created = reg.Create("apply", "");
+  ASSERT_TRUE(created.ok());
+  OperationRecord& rec = *created->record;
+  ASSERT_TRUE(rec.BeginStep(v1::STEP_STAGING, "stage").ok());
+  auto steps = (*journal)->LoadSteps(rec.id());
+  ASSERT_TRUE(steps.ok());
+  ASSERT_EQ(steps->size(), 1u);
+  EXPECT_TRUE((*steps)[0].begin);
+  EXPECT_EQ((*steps)[0].step, v1::STEP_STAGING);
+  rec.Emit(v1::STEP_STAGED, "staged", nullptr);
+  ASSERT_TRUE(rec.BeginStep(v1::STEP_PARKED, "rendezvous").ok());
+  rec.Emit(v1::STEP_PARKED, "parked", nullptr);
+  rec.Emit(v1::STEP_ACTIVATED, "activated", nullptr);
+  // Inside the rendezvous: held in memory, not yet written (no fsync while parked).
+  EXPECT_EQ((*journal)->LoadSteps(rec.id())->size(), 3u);
+  rec.Emit(v1::STEP_GUEST_VIEWS_SET, "views", nullptr);
+  rec.Emit(v1::STEP_RELEASED, "released", nullptr);
+  EXPECT_EQ((*journal)->LoadSteps(rec.id())->size(), 7u);
+  reg.Finish(rec, std::string("{}"));
+  EXPECT_EQ(reg.Running(), nullptr);
+}
+
+TEST(Operations, UnfinishedOperationIsInterruptedWithItsSteps) {
+  SetLogEnabled(false);
+  const std::string path = JournalPath();
+  {
+    auto journal = Journal::Open(path);
+    ASSERT_TRUE(journal.ok());
+    OperationRegistry reg(journal->get());
+    ASSERT_TRUE(reg.Recover([](const InterruptedOperation&) { return std::string(); }).ok());
+    auto created = reg.Create("apply", "req-7");
+    ASSERT_TRUE(created.ok());
+    OperationRecord& rec = *created->record;
+    ASSERT_TRUE(rec.BeginStep(v1::STEP_STAGING, "stage").ok());
+    rec.Emit(v1::STEP_STAGED, "staged", nullptr);
+    ASSERT_TRUE(rec.BeginStep(v1::STEP_PARKED, "rendezvous").ok());
+    rec.Emit(v1::STEP_PARKED, "parked", nullptr);
+    // The process "dies" here: no Finish. (The record is simply dropped.)
+  }
+  auto journal = Journal::Open(path);
+  ASSERT_TRUE(journal.ok());
+  OperationRegistry reg(journal->get());
+  FakeUpdateRunner runner;
+  ASSERT_TRUE(reg.Recover([&](const InterruptedOperation& io) {
+                   return runner.ConfirmGuestsRunning(io);
+                 }).ok());
+  ASSERT_EQ(runner.confirmed().size(), 1u);
+  EXPECT_EQ(runner.confirmed()[0].interrupted_step, v1::STEP_PARKED);
+  auto rec = reg.Find("operations/1");
+  ASSERT_TRUE(rec.ok());
+  v1::Operation op = (*rec)->Snapshot();
+  EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
+  EXPECT_TRUE(op.done());
+  EXPECT_EQ(op.last_step(), v1::STEP_STAGED);
+  EXPECT_EQ(op.interrupted_step(), v1::STEP_PARKED);
+  EXPECT_EQ(op.error().code(), static_cast<int>(absl::StatusCode::kAborted));
+  EXPECT_THAT(op.report_json(), HasSubstr("\"interrupted_step\":\"STEP_PARKED\""));
+  EXPECT_THAT(op.report_json(), HasSubstr("guests confirmed running"));
+  // The slot is free, the request id still maps to it, and ids continue.
+  auto again = reg.Create("apply", "req-7");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->existing);
+  auto next = reg.Create("apply", "");
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->record->name(), "operations/2");
+  reg.Finish(*next->record, absl::AbortedError("test"));
+  // A second restart does not interrupt it again.
+  OperationRegistry reg2(journal->get());
+  int calls = 0;
+  ASSERT_TRUE(reg2.Recover([&](const InterruptedOperation&) {
+                    ++calls;
+                    return std::string();
+                  }).ok());
+  EXPECT_EQ(calls, 0);
+}
+
+TEST(Operations, BeginStepAfterCancelIsRefusedUntilRendezvous) {
+  SetLogEnabled(false);
+  auto journal = Journal::Open(":memory:");
+  ASSERT_TRUE(journal.ok());
+  OperationRegistry reg(journal->get());
+  auto created = reg.Create("apply", "");
+  ASSERT_TRUE(created.ok());
+  OperationRecord& rec = *created->record;
+  ASSERT_TRUE(rec.RequestCancel().ok());
+  EXPECT_TRUE(rec.cancel_token().Cancelled());
+  EXPECT_EQ(rec.BeginStep(v1::STEP_PARKED, "rendezvous").code(),
+            absl::StatusCode::kCancelled);
+  reg.Finish(rec, absl::CancelledError("cancelled"));
+  EXPECT_EQ(rec.Snapshot().state(), v1::OPERATION_STATE_CANCELLED);
+}
+
+}  // namespace
+}  // namespace ucode::daemon
