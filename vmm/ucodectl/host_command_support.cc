@@ -131,6 +131,5 @@ orchestrator::UpdateCallbacks ProgressLines::Callbacks(std::function<bool()> can
   callbacks.cancelled = std::move(cancelled);
   return callbacks;
 }
-}
 
 }  // namespace ucode::ctl
