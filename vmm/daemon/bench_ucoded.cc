@@ -227,13 +227,6 @@ struct RealLag {
   std::string skipped;              // why not measured
 };
 
-double ReportNumber(const std::string& json, const std::string& key) {
-  size_t at = json.find("\"" + key + "\":");
-  double v = -1;
-  if (at != std::string::npos) (void)absl::SimpleAtod(json.substr(at + key.size() + 3, 24).c_str(), &v);
-  return v;
-}
-
 RealLag TimeRealApplies(const std::string& dir, int applies) {
   RealLag out;
   if (access("/dev/kvm", R_OK | W_OK) != 0) {
@@ -289,8 +282,8 @@ RealLag TimeRealApplies(const std::string& dir, int applies) {
                         e.step() == v1::STEP_GUEST_VIEWS_SET;
       (held ? out.held_lag_us : out.lag_us).push_back(lag);
       if (e.step() == v1::STEP_DONE) {
-        double overhead = ReportNumber(e.final_state().report_json(), "overhead_us");
-        if (overhead >= 0) out.overhead_us.push_back(overhead);
+        const v1::UpdateReport& report = e.final_state().report();
+        if (report.has_rendezvous()) out.overhead_us.push_back(report.rendezvous().overhead_us());
       }
     }
     reader->Finish();

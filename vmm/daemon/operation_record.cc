@@ -192,7 +192,7 @@ bool OperationRecord::WaitDone(absl::Duration timeout) const {
   return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
 }
 
-void OperationRecord::Finish(const absl::StatusOr<std::string>& result,
+void OperationRecord::Finish(const absl::StatusOr<ucode::v1::UpdateReport>& result,
                              const std::function<void()>& before_publish) {
   absl::MutexLock journal_lock(&journal_mu_);
   FlushPending();
@@ -209,15 +209,15 @@ void OperationRecord::Finish(const absl::StatusOr<std::string>& result,
   if (result.ok()) {
     final_op.set_state(ucode::v1::OPERATION_STATE_SUCCEEDED);
     final_op.set_last_step(ucode::v1::STEP_DONE);
-    final_op.set_report_json(ValidUtf8(*result));
+    *final_op.mutable_report() = *result;
   } else {
     final_op.set_state(result.status().code() == absl::StatusCode::kCancelled
                            ? ucode::v1::OPERATION_STATE_CANCELLED
                            : ucode::v1::OPERATION_STATE_FAILED);
     final_op.mutable_error()->set_code(static_cast<int32_t>(result.status().code()));
     final_op.mutable_error()->set_message(ValidUtf8(result.status().message()));
-    if (absl::optional<absl::Cord> report = result.status().GetPayload(kReportJsonPayload)) {
-      final_op.set_report_json(ValidUtf8(std::string(*report)));
+    if (absl::optional<absl::Cord> report = result.status().GetPayload(kReportPayload)) {
+      (void)final_op.mutable_report()->ParseFromString(std::string(*report));  // ours
     }
   }
   // Durable before anyone is told: a client that saw DONE finds the same answer after a

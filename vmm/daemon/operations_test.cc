@@ -44,7 +44,7 @@ TEST(Operations, StepRowsAreWrittenBeforeTheStep) {
   rec.Emit(v1::STEP_GUEST_VIEWS_SET, "views", nullptr);
   rec.Emit(v1::STEP_RELEASED, "released", nullptr);
   EXPECT_EQ((*journal)->LoadSteps(rec.id())->size(), 7u);
-  reg.Finish(rec, std::string("{}"));
+  reg.Finish(rec, v1::UpdateReport());
   EXPECT_EQ(reg.Running(), nullptr);
 }
 
@@ -82,8 +82,9 @@ TEST(Operations, UnfinishedOperationIsInterruptedWithItsSteps) {
   EXPECT_EQ(op.last_step(), v1::STEP_STAGED);
   EXPECT_EQ(op.interrupted_step(), v1::STEP_PARKED);
   EXPECT_EQ(op.error().code(), static_cast<int>(absl::StatusCode::kAborted));
-  EXPECT_THAT(op.report_json(), HasSubstr("\"interrupted_step\":\"STEP_PARKED\""));
-  EXPECT_THAT(op.report_json(), HasSubstr("guests confirmed running"));
+  EXPECT_EQ(op.report().interrupted().interrupted_step(), v1::STEP_PARKED);
+  EXPECT_TRUE(op.report().interrupted().guests_confirmed_running());
+  EXPECT_THAT(op.report().interrupted().guests(), HasSubstr("guests confirmed running"));
   // The slot is free, the request id still maps to it, and ids continue.
   auto again = reg.Create("apply", "req-7");
   ASSERT_TRUE(again.ok());

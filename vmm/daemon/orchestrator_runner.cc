@@ -18,14 +18,6 @@ namespace {
 
 using orchestrator::Step;
 
-// orchestrator::Step mirrors ucode.v1.Step number for number (report.h).
-static_assert(static_cast<int>(Step::kValidated) == ucode::v1::STEP_VALIDATED);
-static_assert(static_cast<int>(Step::kParked) == ucode::v1::STEP_PARKED);
-static_assert(static_cast<int>(Step::kReleased) == ucode::v1::STEP_RELEASED);
-static_assert(static_cast<int>(Step::kDone) == ucode::v1::STEP_DONE);
-
-ucode::v1::Step ToProto(Step step) { return static_cast<ucode::v1::Step>(step); }
-
 // How long a restarted daemon waits for the dead instance's VMMs, beyond their dead-man.
 constexpr absl::Duration kConfirmSlack = absl::Seconds(3);
 // How long a restarted daemon waits for each libvirt domain it resumes to acknowledge.
@@ -85,9 +77,9 @@ orchestrator::UpdateOptions OptionsFor(const ApplyParams& params, bool stage) {
   return o;
 }
 
-// The failed operation's report travels with its status (kReportJsonPayload).
-absl::Status WithReport(absl::Status status, const std::string& json) {
-  status.SetPayload(kReportJsonPayload, absl::Cord(json));
+// The failed operation's report travels with its status (kReportPayload).
+absl::Status WithReport(absl::Status status, const ucode::v1::UpdateReport& report) {
+  status.SetPayload(kReportPayload, absl::Cord(report.SerializeAsString()));
   return status;
 }
 
@@ -159,7 +151,7 @@ absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGue
   return sel;
 }
 
-absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
+absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
   return RunOnGuests(params.operation, params.guests, params.mode, sink, cancel,
                      [&](absl::Span<orchestrator::GuestGroup* const> groups,
@@ -169,7 +161,7 @@ absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params,
                      });
 }
 
-absl::StatusOr<std::string> OrchestratorRunner::SyncGuestViews(const SyncParams& params,
+absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::SyncGuestViews(const SyncParams& params,
                                                                StepSink& sink,
                                                                const CancelToken& cancel) {
   orchestrator::UpdateOptions o;
@@ -182,7 +174,7 @@ absl::StatusOr<std::string> OrchestratorRunner::SyncGuestViews(const SyncParams&
                      });
 }
 
-absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
+absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::RunOnGuests(
     const std::string& operation, const std::vector<std::string>& guests,
     ucode::v1::UpdateMode mode, StepSink& sink, const CancelToken& cancel, const RunFn& run) {
   absl::MutexLock fleet(&fleet_mu_);
@@ -227,12 +219,12 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
   busy_.store(false);
   RefreshSnapshot();
   if (!repaired.empty()) report.notes.insert(report.notes.begin(), repaired);
-  std::string json = orchestrator::ReportJson(report);
-  if (!report.status.ok()) return WithReport(report.status, json);
-  return json;
+  ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
+  if (!report.status.ok()) return WithReport(report.status, typed);
+  return typed;
 }
 
-absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params, StepSink& sink,
+absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Stage(const StageParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
   platform::Platform& host = *options_.platform;
   if (!host.HasDirectTrigger()) {
@@ -265,7 +257,7 @@ absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params,
   }
   report.last_step = Step::kStaged;
   sink.Emit(ucode::v1::STEP_STAGED, report.staging->Summary());
-  return orchestrator::ReportJson(report);
+  return orchestrator::ToProto(report);
 }
 
 absl::StatusOr<ucode::v1::Host> OrchestratorRunner::ReadHost() {

@@ -97,29 +97,32 @@ struct InterruptedOperation {
   std::vector<std::string> paused_domains;
 };
 
-// A failed Apply may attach its report (JSON) to the status under this payload type URL;
-// the daemon stores it as the operation's report_json.
-inline constexpr char kReportJsonPayload[] = "type.ucode.dev/ucode.v1.ReportJson";
+// A failed runner call may attach its report to the status under this payload type URL
+// (a serialized ucode.v1.UpdateReport); the daemon stores it as the operation's report.
+inline constexpr char kReportPayload[] = "type.googleapis.com/ucode.v1.UpdateReport";
 
 class UpdateRunner {
  public:
   virtual ~UpdateRunner() = default;
 
-  // The whole update. Returns the report (JSON) on success; on failure a status whose
+  // The whole update. Returns the report on success; on failure a status whose
   // code says what the caller should do (ABORTED: retry the operation; FAILED_PRECONDITION:
   // fix the host first; CANCELLED: cancelled before the rendezvous).
-  virtual absl::StatusOr<std::string> Apply(const ApplyParams& params, StepSink& sink,
-                                            const CancelToken& cancel) = 0;
+  virtual absl::StatusOr<ucode::v1::UpdateReport> Apply(const ApplyParams& params,
+                                                        StepSink& sink,
+                                                        const CancelToken& cancel) = 0;
 
-  // Staging only (no activation). Returns the report JSON.
-  virtual absl::StatusOr<std::string> Stage(const StageParams& params, StepSink& sink,
-                                            const CancelToken& cancel) = 0;
+  // Staging only (no activation). Returns the report.
+  virtual absl::StatusOr<ucode::v1::UpdateReport> Stage(const StageParams& params,
+                                                        StepSink& sink,
+                                                        const CancelToken& cancel) = 0;
 
   // Sets every selected guest's view to the revision the host runs (park, set, release,
-  // verify; orchestrator::SyncGuestViews). Returns the report JSON; BeginStep(STEP_PARKED)
-  // and cancel as for Apply.
-  virtual absl::StatusOr<std::string> SyncGuestViews(const SyncParams& params, StepSink& sink,
-                                                     const CancelToken& cancel) = 0;
+  // verify; orchestrator::SyncGuestViews). Returns the report; BeginStep(STEP_PARKED) and
+  // cancel as for Apply.
+  virtual absl::StatusOr<ucode::v1::UpdateReport> SyncGuestViews(const SyncParams& params,
+                                                                 StepSink& sink,
+                                                                 const CancelToken& cancel) = 0;
 
   virtual absl::StatusOr<ucode::v1::Host> DescribeHost() = 0;
   virtual absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() = 0;

@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "host/base/status_macros.h"
 #include "host/microcode/microcode_image.h"
+#include "proto/json.h"
 #include "vmm/libvirt/connection.h"
 #include "vmm/orchestrator/libvirt_group.h"
 #include "vmm/orchestrator/update_operation.h"
@@ -251,10 +252,11 @@ int RunApply(const std::vector<std::string>& raw) {
   orchestrator::UpdateReport report =
       orchestrator::RunUpdate(**host, *std::move(image), groups, apply->options, callbacks);
   progress.Done();
+  const ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
   if (json) {
-    std::printf("%s\n", orchestrator::ReportJson(report).c_str());
+    std::printf("%s\n", ProtoJson(typed).c_str());
   } else {
-    std::printf("\n%s", orchestrator::ReportText(report).c_str());
+    std::printf("\n%s", orchestrator::ReportText(typed).c_str());
   }
   if (cancel.cancelled() && !report.status.ok()) return kExitInterrupted;
   return report.status.ok() ? kExitOk : kExitFailed;

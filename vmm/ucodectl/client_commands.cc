@@ -12,8 +12,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "google/protobuf/util/json_util.h"
 #include "host/microcode/microcode_image.h"
+#include "proto/json.h"
+#include "vmm/orchestrator/report.h"
 #include "vmm/ucodectl/client_channel.h"
 #include "vmm/ucodectl/command_line.h"
 #include "vmm/ucodectl/cpu_option.h"
@@ -47,12 +48,7 @@ int RpcFailed(absl::string_view rpc, const grpc::Status& s) {
 }
 
 void PrintJson(const google::protobuf::Message& m) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = true;
-  o.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &json, o);
-  std::fputs(json.c_str(), stdout);
+  std::printf("%s\n", ProtoJson(m, /*indented=*/true).c_str());
 }
 
 // Sends the file's bytes. With --host-path (Unix socket only) sends its path instead: the
@@ -100,7 +96,7 @@ void PrintOperation(const ucode::v1::Operation& op) {
   if (!op.journal_error().empty()) {
     std::printf("  journal error (the state above stands): %s\n", op.journal_error().c_str());
   }
-  if (!op.report_json().empty()) std::printf("  report: %s\n", op.report_json().c_str());
+  if (op.has_report()) std::printf("%s", orchestrator::ReportText(op.report()).c_str());
 }
 
 using Handler = std::function<int(Remote&, const ParsedArgs&)>;
@@ -477,8 +473,8 @@ int FollowOperation(UcodeService::StubInterface& stub, const std::string& operat
   if (final_state.error().code() != 0) {
     std::fprintf(out, "  error: %s\n", final_state.error().message().c_str());
   }
-  if (!final_state.report_json().empty()) {
-    std::fprintf(out, "  report: %s\n", final_state.report_json().c_str());
+  if (final_state.has_report()) {
+    std::fputs(orchestrator::ReportText(final_state.report()).c_str(), out);
   }
   return succeeded ? kOk : kFailed;
 }

@@ -26,6 +26,7 @@
 #include "host/base/private_files.h"
 #include "host/base/status_macros.h"
 #include "host/microcode/image_generator.h"
+#include "proto/json.h"
 #include "vmm/orchestrator/coordinator_group.h"
 #include "vmm/orchestrator/update_operation.h"
 #include "vmm/ucodectl/commands.h"
@@ -241,10 +242,11 @@ int RunDemo(const std::vector<std::string>& raw) {
   watcher.MainDone();
   if (stopped.ok()) std::filesystem::remove_all(log_dir);
   if (watcher.interrupted()) return kExitInterrupted;
+  const ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
   if (json) {
-    std::printf("%s\n", orchestrator::ReportJson(report).c_str());
+    std::printf("%s\n", ProtoJson(typed).c_str());
   } else {
-    std::printf("\n%s", orchestrator::ReportText(report).c_str());
+    std::printf("\n%s", orchestrator::ReportText(typed).c_str());
   }
   return report.status.ok() ? kExitOk : kExitFailed;
 }
