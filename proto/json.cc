@@ -1,6 +1,10 @@
 #include "proto/json.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace ucode {
@@ -15,6 +19,17 @@ std::string ProtoJson(const google::protobuf::Message& message, bool indented) {
   (void)google::protobuf::util::MessageToJsonString(message, &json, options);
   if (indented && !json.empty() && json.back() == '\n') json.pop_back();
   return json;
+}
+
+std::string JsonQuote(absl::string_view s) {
+  google::protobuf::Value v;
+  v.set_string_value(std::string(s));
+  return ProtoJson(v);
+}
+
+uint32_t ProtoMicros(absl::Duration d) {
+  return static_cast<uint32_t>(std::clamp<int64_t>(absl::ToInt64Microseconds(d), 0,
+                                                   std::numeric_limits<uint32_t>::max()));
 }
 
 absl::Status ParseProtoJson(absl::string_view json, google::protobuf::Message& message) {

@@ -4,16 +4,27 @@
 #ifndef UCODE_PROTO_JSON_H_
 #define UCODE_PROTO_JSON_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "google/protobuf/message.h"
 
 namespace ucode {
 
 // One line, no trailing newline; `indented`: several lines for a terminal.
 std::string ProtoJson(const google::protobuf::Message& message, bool indented = false);
+
+// `s` as one quoted JSON string, by the same printer (for `ucodectl inspect`'s output
+// until it prints a message of its own).
+std::string JsonQuote(absl::string_view s);
+
+// A duration as the reports' `_us` fields carry it: whole microseconds in 32 bits,
+// clamped (71 minutes, far beyond any hold), so that the JSON keeps plain numbers (64-bit
+// integers would print as strings).
+uint32_t ProtoMicros(absl::Duration d);
 
 // Parses what ProtoJson printed (strict: an unknown key is an error naming it).
 absl::Status ParseProtoJson(absl::string_view json, google::protobuf::Message& message);

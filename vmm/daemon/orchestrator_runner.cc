@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "host/base/status_macros.h"
@@ -75,12 +74,6 @@ orchestrator::UpdateOptions OptionsFor(const ApplyParams& params, bool stage) {
   if (params.park_deadline > absl::ZeroDuration()) o.park_deadline = params.park_deadline;
   if (params.agent_timeout > absl::ZeroDuration()) o.agent_timeout = params.agent_timeout;
   return o;
-}
-
-// The failed operation's report travels with its status (kReportPayload).
-absl::Status WithReport(absl::Status status, const ucode::v1::UpdateReport& report) {
-  status.SetPayload(kReportPayload, absl::Cord(report.SerializeAsString()));
-  return status;
 }
 
 }  // namespace
@@ -219,9 +212,7 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::RunOnGuests(
   busy_.store(false);
   RefreshSnapshot();
   if (!repaired.empty()) report.notes.insert(report.notes.begin(), repaired);
-  ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
-  if (!report.status.ok()) return WithReport(report.status, typed);
-  return typed;
+  return orchestrator::ToProto(report);
 }
 
 absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Stage(const StageParams& params, StepSink& sink,
@@ -236,9 +227,7 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Stage(const StagePar
       late_load::PlanHostUpdate(host, params.image, microcode::MinRevPolicy::kEnforce));
   orchestrator::UpdateReport report;
   report.operation = params.operation;
-  report.plan = plan.Describe();
-  report.old_revision = plan.cpu.current_revision;
-  report.new_revision = plan.image.revision();
+  orchestrator::SetImage(report, plan);
   sink.Emit(ucode::v1::STEP_VALIDATED, report.plan);
   if (cancel.Cancelled()) return absl::CancelledError("cancelled before staging");
   RETURN_IF_ERROR(sink.BeginStep(ucode::v1::STEP_STAGING, report.plan));

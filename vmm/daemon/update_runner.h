@@ -97,16 +97,13 @@ struct InterruptedOperation {
   std::vector<std::string> paused_domains;
 };
 
-// A failed runner call may attach its report to the status under this payload type URL
-// (a serialized ucode.v1.UpdateReport); the daemon stores it as the operation's report.
-inline constexpr char kReportPayload[] = "type.googleapis.com/ucode.v1.UpdateReport";
-
 class UpdateRunner {
  public:
   virtual ~UpdateRunner() = default;
 
-  // The whole update. Returns the report on success; on failure a status whose
-  // code says what the caller should do (ABORTED: retry the operation; FAILED_PRECONDITION:
+  // The whole update. Returns the report, whose verdict (ok, error_code, error) is the
+  // operation's, or a status when it failed before there was one. A failure's code says
+  // what the caller should do (ABORTED: retry the operation; FAILED_PRECONDITION:
   // fix the host first; CANCELLED: cancelled before the rendezvous).
   virtual absl::StatusOr<ucode::v1::UpdateReport> Apply(const ApplyParams& params,
                                                         StepSink& sink,

@@ -1,11 +1,11 @@
 #include "vmm/orchestrator/report.h"
 
 #include <algorithm>
-#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "proto/json.h"
 
 namespace ucode::orchestrator {
 
@@ -38,13 +38,17 @@ int UpdateReport::total_vcpus() const {
   return n;
 }
 
-namespace {
-
-// Durations travel as whole microseconds in 32 bits (71 minutes: far beyond any hold).
-uint32_t Micros(absl::Duration d) {
-  return static_cast<uint32_t>(std::clamp<int64_t>(
-      absl::ToInt64Microseconds(d), 0, std::numeric_limits<uint32_t>::max()));
+void SetImage(UpdateReport& r, const late_load::HostUpdatePlan& plan) {
+  r.plan = plan.Describe();
+  r.signature = plan.cpu.signature;
+  r.platform_id = plan.cpu.platform_id;
+  r.old_revision = plan.cpu.current_revision;
+  r.new_revision = plan.image.revision();
+  r.image_date = plan.image.DateString();
+  r.image_bytes = plan.image.total_size();
 }
+
+namespace {
 
 void AgentsProto(const std::vector<AgentReply>& agents,
                  google::protobuf::RepeatedPtrField<v1::AgentReply>& out) {
@@ -63,15 +67,15 @@ v1::VmReport VmProto(const VmReport& vm) {
   p.set_name(vm.name);
   p.set_kind(vm.kind);
   p.set_vcpus(vm.vcpus);
-  p.set_park_latency_us(Micros(vm.park_latency));
-  p.set_time_parked_us(Micros(vm.time_parked));
-  p.set_guest_blackout_us(Micros(vm.guest_blackout));
-  p.set_baseline_max_gap_us(Micros(vm.baseline_max_gap));
+  p.set_park_latency_us(ProtoMicros(vm.park_latency));
+  p.set_time_parked_us(ProtoMicros(vm.time_parked));
+  p.set_guest_blackout_us(ProtoMicros(vm.guest_blackout));
+  p.set_baseline_max_gap_us(ProtoMicros(vm.baseline_max_gap));
   p.set_guest_measured(vm.guest_measured);
   p.set_pause(vm.pause);
   p.set_guest_blackout_clock(vm.blackout_clock);
-  p.set_guest_baseline_gap_us(Micros(vm.baseline_gap));
-  p.set_guest_max_gap_us(Micros(vm.max_gap));
+  p.set_guest_baseline_gap_us(ProtoMicros(vm.baseline_gap));
+  p.set_guest_max_gap_us(ProtoMicros(vm.max_gap));
   // Revisions only where the guest's own reads measured them.
   if (vm.guest_measured) {
     p.set_revision_before(vm.revision_before);
@@ -126,7 +130,7 @@ v1::StagingReport ToProto(const staging::StagingReport& s) {
   v1::StagingReport out;
   out.set_image_bytes(static_cast<uint32_t>(s.image_bytes));
   out.set_staged(s.staged_count());
-  out.set_elapsed_us(Micros(s.elapsed));
+  out.set_elapsed_us(ProtoMicros(s.elapsed));
   out.set_summary(s.Summary());
   for (const staging::PackageStaging& p : s.packages) {
     v1::PackageStaging& o = *out.add_packages();
@@ -138,7 +142,7 @@ v1::StagingReport ToProto(const staging::StagingReport& s) {
     o.set_bytes_sent(static_cast<uint32_t>(p.bytes_sent));
     o.set_transactions(p.transactions);
     o.set_retransmits(p.retransmits);
-    o.set_elapsed_us(Micros(p.elapsed));
+    o.set_elapsed_us(ProtoMicros(p.elapsed));
   }
   return out;
 }
@@ -156,15 +160,15 @@ v1::HostLoad ToProto(const late_load::HostLoadReport& h) {
   out.set_offline(l.offline);
   out.set_old_revision(l.old_revision);
   out.set_new_revision(l.new_revision);
-  out.set_activation_window_us(Micros(l.activation_window));
+  out.set_activation_window_us(ProtoMicros(l.activation_window));
   out.set_window(l.window_name);
-  out.set_prepare_us(Micros(l.prepare));
+  out.set_prepare_us(ProtoMicros(l.prepare));
   if (l.reload) {
     out.set_kernel_firmware(l.reload->kernel_path);
-    if (l.reload->staged_after) out.set_kernel_staged_after_us(Micros(*l.reload->staged_after));
+    if (l.reload->staged_after) out.set_kernel_staged_after_us(ProtoMicros(*l.reload->staged_after));
     for (const std::string& s : l.reload->shadowed) out.add_shadowed(s);
   }
-  out.set_modelled_critical_path_us(Micros(l.modelled_critical_path));
+  out.set_modelled_critical_path_us(ProtoMicros(l.modelled_critical_path));
   out.set_model(l.model_parameters);
   out.set_verify(h.verify.ok() ? "ok" : std::string(h.verify.message()));
   for (const late_load::CpuResult& c : l.cpus) {
@@ -191,8 +195,10 @@ v1::UpdateReport ToProto(const UpdateReport& r) {
     image.set_selection(r.plan);
     image.set_signature(r.signature);
     image.set_platform_id(r.platform_id);
-    image.set_old_revision(r.old_revision);
-    image.set_new_revision(r.new_revision);
+    if (r.new_revision != 0) {  // the plan's numbers were filled in (no image is revision 0)
+      image.set_old_revision(r.old_revision);
+      image.set_new_revision(r.new_revision);
+    }
     image.set_date(r.image_date);
     image.set_bytes(static_cast<uint32_t>(r.image_bytes));
   }
@@ -201,18 +207,18 @@ v1::UpdateReport ToProto(const UpdateReport& r) {
   v1::Rendezvous& rv = *out.mutable_rendezvous();
   rv.set_vms(static_cast<uint32_t>(r.vms.size()));
   rv.set_vcpus(r.total_vcpus());
-  rv.set_park_all_us(Micros(r.park_all));
-  rv.set_host_call_us(Micros(r.host_call));
-  rv.set_view_handover_us(Micros(r.set_views));
-  rv.set_release_with_views_us(Micros(r.release_all));
-  rv.set_held_us(Micros(r.held));
-  rv.set_overhead_us(Micros(r.overhead));
+  rv.set_park_all_us(ProtoMicros(r.park_all));
+  rv.set_host_call_us(ProtoMicros(r.host_call));
+  rv.set_view_handover_us(ProtoMicros(r.set_views));
+  rv.set_release_with_views_us(ProtoMicros(r.release_all));
+  rv.set_held_us(ProtoMicros(r.held));
+  rv.set_overhead_us(ProtoMicros(r.overhead));
   rv.set_guest_views_atomic(r.views_atomic);
   for (const VmReport& vm : r.vms) *out.add_vms() = VmProto(vm);
   AgentsProto(r.agents_prepare, *out.mutable_agents_prepare());
   AgentsProto(r.agents_complete, *out.mutable_agents_complete());
   for (const std::string& n : r.notes) out.add_notes(n);
-  out.set_total_us(Micros(r.total));
+  out.set_total_us(ProtoMicros(r.total));
   rv.set_park_window(ParkWindowContents(out));
   return out;
 }

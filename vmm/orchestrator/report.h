@@ -85,6 +85,9 @@ struct UpdateReport {
   [[nodiscard]] int total_vcpus() const;
 };
 
+// Fills the report's image fields (plan ... image_bytes) from the selection.
+void SetImage(UpdateReport& report, const late_load::HostUpdatePlan& plan);
+
 ucode::v1::Step ToProto(Step step);
 ucode::v1::UpdateMode ToProto(UpdateMode mode);
 ucode::v1::StagingReport ToProto(const staging::StagingReport& staging);

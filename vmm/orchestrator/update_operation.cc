@@ -348,13 +348,7 @@ absl::Status RunSteps(Context& c, std::vector<uint8_t> file) {
       late_load::PlanHostUpdate(c.platform, std::move(file), c.options.policy);
   if (!plan.ok()) return WithContext("validate", plan.status());
   UpdateReport& r = c.report;
-  r.plan = plan->Describe();
-  r.signature = plan->cpu.signature;
-  r.platform_id = plan->cpu.platform_id;
-  r.old_revision = plan->cpu.current_revision;
-  r.new_revision = plan->image.revision();
-  r.image_date = plan->image.DateString();
-  r.image_bytes = plan->image.total_size();
+  SetImage(r, *plan);
   c.Emit(Step::kValidated, r.plan);
   RETURN_IF_ERROR(PrepareGroups(c));
   RETURN_IF_ERROR(Stage(c, *plan));

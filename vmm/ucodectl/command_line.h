@@ -66,8 +66,9 @@ struct CommandSyntax {
 int PrintUsage(const CommandSyntax& syntax, const std::vector<OptionSpec>& specs,
                absl::string_view error);
 
-// A failed operation: {"ok":false,"error":"..."} on stdout with --json (so a machine
-// reading stdout always gets one object), else "ucodectl NAME: message" on stderr.
+// A failed operation: with --json a ucode.v1.UpdateReport saying ok false and the error on
+// stdout (so a machine reading stdout always gets one object), else "ucodectl NAME:
+// message" on stderr.
 // Returns kExitFailed.
 int ReportFailure(absl::string_view command, bool json, const absl::Status& status);
 

@@ -99,19 +99,4 @@ std::string StagingReportText(const staging::StagingReport& report) {
   return out;
 }
 
-std::string StagingReportJson(const staging::StagingReport& report) {
-  std::vector<std::string> packages;
-  for (const staging::PackageStaging& p : report.packages) {
-    packages.push_back(absl::StrFormat(
-        "{\"package\":%d,\"cpu\":%d,\"mailbox\":%d,\"staged\":%s,\"error\":%s,\"bytes_sent\":%d,"
-        "\"transactions\":%d,\"retransmits\":%d,\"elapsed_us\":%d}",
-        p.package, p.cpu, p.mailbox_addr, p.staged() ? "true" : "false",
-        JsonQuote(p.status.message()), p.bytes_sent, p.transactions, p.retransmits,
-        absl::ToInt64Microseconds(p.elapsed)));
-  }
-  return absl::StrFormat("{\"image_bytes\":%d,\"staged\":%d,\"elapsed_us\":%d,\"packages\":[%s]}",
-                         report.image_bytes, report.staged_count(),
-                         absl::ToInt64Microseconds(report.elapsed), absl::StrJoin(packages, ","));
-}
-
 }  // namespace ucode::ctl

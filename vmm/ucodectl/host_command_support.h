@@ -1,5 +1,5 @@
 // What `ucodectl stage` and `ucodectl load` share: the platform options, progress output
-// (a bar per package on a terminal, plain lines otherwise) and JSON helpers.
+// (a bar per package on a terminal, plain lines otherwise) and the staging lines.
 #ifndef UCODE_VMM_UCODECTL_HOST_COMMAND_SUPPORT_H_
 #define UCODE_VMM_UCODECTL_HOST_COMMAND_SUPPORT_H_
 
@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "host/base/json_writer.h"
 #include "host/platform/platform.h"
 #include "host/staging/staging_driver.h"
 #include "vmm/ucodectl/command_line.h"
@@ -25,9 +24,8 @@ absl::StatusOr<std::unique_ptr<platform::Platform>> PlatformFromArgs(const Parse
 // A progress callback writing to stderr; silent when `json` is set. Thread-safe.
 staging::StagingProgressFn MakeStagingProgress(bool json);
 
-// The staging report as human lines, and as a JSON object.
+// The staging report as human lines.
 std::string StagingReportText(const staging::StagingReport& report);
-std::string StagingReportJson(const staging::StagingReport& report);
 
 }  // namespace ucode::ctl
 

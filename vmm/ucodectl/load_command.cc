@@ -3,8 +3,9 @@
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "host/late_load/host_update.h"
+#include "proto/json.h"
+#include "vmm/orchestrator/report.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
 #include "vmm/ucodectl/min_rev_option.h"
@@ -12,22 +13,17 @@
 namespace ucode::ctl {
 namespace {
 
-std::string LoadJson(const late_load::HostUpdateReport& r) {
-  const late_load::LateLoadResult& l = r.load.load;
-  std::vector<std::string> log;
-  for (const std::string& line : l.kernel_log) log.push_back(JsonQuote(line));
-  return absl::StrFormat(
-      "{\"ok\":%s,\"plan\":%s,\"staging\":%s,\"load\":{\"summary\":%s,\"updated\":%d,"
-      "\"siblings\":%d,\"timed_out\":%d,\"failed\":%d,\"offline\":%d,\"old_revision\":%d,"
-      "\"new_revision\":%d,\"activation_window_us\":%d,\"window\":%s,"
-      "\"modelled_critical_path_us\":%d,\"model\":%s,\"kernel_firmware\":%s,"
-      "\"kernel_log\":[%s]},\"verify\":%s}",
-      r.status().ok() ? "true" : "false", JsonQuote(r.plan),
-      r.staging ? StagingReportJson(*r.staging) : "null", JsonQuote(l.summary), l.updated,
-      l.siblings, l.timed_out, l.failed, l.offline, l.old_revision, l.new_revision,
-      absl::ToInt64Microseconds(l.activation_window), JsonQuote(l.window_name),
-      absl::ToInt64Microseconds(l.modelled_critical_path), JsonQuote(l.model_parameters),
-      JsonQuote(l.reload ? l.reload->kernel_path : ""), absl::StrJoin(log, ","), JsonQuote(r.load.verify.ok() ? "ok" : r.load.verify.message()));
+// The host load as the one update report (no guests): image, staging, host.
+ucode::v1::UpdateReport LoadReport(const late_load::HostUpdateReport& r) {
+  orchestrator::UpdateReport report;
+  report.operation = "load";
+  report.status = r.status();
+  report.last_step = orchestrator::Step::kVerified;
+  report.host_touched = true;
+  report.plan = r.plan;
+  report.staging = r.staging;
+  report.host = r.load;
+  return orchestrator::ToProto(report);
 }
 
 void PrintLoadText(const late_load::HostUpdateReport& r) {
@@ -82,7 +78,7 @@ int RunLoad(const std::vector<std::string>& raw) {
       late_load::RunHostUpdate(**platform, std::move(*file), options);
   if (!report.ok()) return fail(report.status());
   if (json) {
-    std::printf("%s\n", LoadJson(*report).c_str());
+    std::printf("%s\n", ProtoJson(LoadReport(*report)).c_str());
   } else {
     std::printf("%s: %s\n", (*platform)->name().c_str(), report->plan.c_str());
     PrintLoadText(*report);

@@ -2,8 +2,11 @@
 // staging mailbox while the host keeps running. Activation is `ucodectl load`.
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "host/late_load/host_update.h"
+#include "proto/json.h"
+#include "vmm/orchestrator/report.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
 #include "vmm/ucodectl/min_rev_option.h"
@@ -39,8 +42,16 @@ int RunStage(const std::vector<std::string>& raw) {
   options.force = args->Has("force");
   staging::StagingReport report = late_load::StageHostUpdate(**platform, *plan, options);
   if (json) {
-    std::printf("{\"ok\":%s,\"plan\":%s,\"staging\":%s}\n", report.all_staged() ? "true" : "false",
-                JsonQuote(plan->Describe()).c_str(), StagingReportJson(report).c_str());
+    orchestrator::UpdateReport staged;
+    staged.operation = "stage";
+    staged.status = report.all_staged()
+                        ? absl::OkStatus()
+                        : absl::UnavailableError(absl::StrCat("stage: ", report.Summary()));
+    staged.last_step = orchestrator::Step::kStaged;
+    orchestrator::SetImage(staged, *plan);
+    staged.staging = std::move(report);
+    std::printf("%s\n", ProtoJson(orchestrator::ToProto(staged)).c_str());
+    return staged.staging->all_staged() ? kExitOk : kExitFailed;
   } else {
     std::fputs(StagingReportText(report).c_str(), stdout);
   }
