@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace ucode {
@@ -25,6 +24,10 @@ std::string JsonQuote(absl::string_view s) {
   google::protobuf::Value v;
   v.set_string_value(std::string(s));
   return ProtoJson(v);
+}
+
+google::protobuf::Value& StructField(google::protobuf::Struct& s, absl::string_view key) {
+  return (*s.mutable_fields())[std::string(key)];
 }
 
 uint32_t ProtoMicros(absl::Duration d) {

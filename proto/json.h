@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/struct.pb.h"
 
 namespace ucode {
 
@@ -20,6 +21,10 @@ std::string ProtoJson(const google::protobuf::Message& message, bool indented = 
 // `s` as one quoted JSON string, by the same printer (for `ucodectl inspect`'s output
 // until it prints a message of its own).
 std::string JsonQuote(absl::string_view s);
+
+// A benchmark's one JSON line is an untyped google.protobuf.Struct through ProtoJson:
+// the value at `key`, to set.
+google::protobuf::Value& StructField(google::protobuf::Struct& s, absl::string_view key);
 
 // A duration as the reports' `_us` fields carry it: whole microseconds in 32 bits,
 // clamped (71 minutes, far beyond any hold), so that the JSON keeps plain numbers (64-bit

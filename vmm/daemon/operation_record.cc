@@ -1,8 +1,10 @@
 #include "vmm/daemon/operation_record.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/message.h"
 #include "guest-agent/utf8.h"
 #include "vmm/daemon/log.h"
 

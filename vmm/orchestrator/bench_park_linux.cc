@@ -32,7 +32,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/struct.pb.h"
 #include "host/microcode/microcode_image.h"
 #include "host/microcode/release_dir.h"
 #include "host/platform/fake_linux_kernel.h"
@@ -175,28 +174,24 @@ int Main() {
               absl::GetFlag(FLAGS_stop_us_per_kib), absl::GetFlag(FLAGS_stop_staged_us_per_kib));
   std::printf("%-9s %8s %-13s %-6s %10s %10s %10s %10s %12s  %s\n", "image", "KiB", "kernel",
               "mode", "park_ms", "reload_ms", "stop_ms", "blackout", "staged_@_ms", "error");
-  // The one JSON line: an untyped google.protobuf.Struct through the same printer.
   google::protobuf::Struct json;
-  auto set = [](google::protobuf::Struct& o, const char* key) -> google::protobuf::Value& {
-    return (*o.mutable_fields())[key];
-  };
-  set(json, "bench").set_string_value("park_linux");
-  set(json, "runs").set_number_value(absl::GetFlag(FLAGS_runs));
-  google::protobuf::ListValue& json_rows = *set(json, "rows").mutable_list_value();
+  StructField(json, "bench").set_string_value("park_linux");
+  StructField(json, "runs").set_number_value(absl::GetFlag(FLAGS_runs));
+  google::protobuf::ListValue& json_rows = *StructField(json, "rows").mutable_list_value();
   for (const Row& r : rows) {
     std::printf("%-9s %8zu %-13s %-6s %10.2f %10.2f %10.2f %10.2f %12.2f  %s\n", r.image.c_str(),
                 r.bytes / 1024, r.kernel.c_str(), r.mode.c_str(), r.park_ms, r.reload_ms,
                 r.stop_ms, r.blackout_ms, r.staged_after_ms, r.error.c_str());
     google::protobuf::Struct& o = *json_rows.add_values()->mutable_struct_value();
-    set(o, "image").set_string_value(r.image);
-    set(o, "bytes").set_number_value(static_cast<double>(r.bytes));
-    set(o, "kernel").set_string_value(r.kernel);
-    set(o, "mode").set_string_value(r.mode);
-    set(o, "park_us").set_number_value(std::trunc(r.park_ms * 1000));
-    set(o, "reload_us").set_number_value(std::trunc(r.reload_ms * 1000));
-    set(o, "stop_machine_us").set_number_value(std::trunc(r.stop_ms * 1000));
-    set(o, "blackout_us").set_number_value(std::trunc(r.blackout_ms * 1000));
-    set(o, "error").set_string_value(r.error);
+    StructField(o, "image").set_string_value(r.image);
+    StructField(o, "bytes").set_number_value(static_cast<double>(r.bytes));
+    StructField(o, "kernel").set_string_value(r.kernel);
+    StructField(o, "mode").set_string_value(r.mode);
+    StructField(o, "park_us").set_number_value(std::trunc(r.park_ms * 1000));
+    StructField(o, "reload_us").set_number_value(std::trunc(r.reload_ms * 1000));
+    StructField(o, "stop_machine_us").set_number_value(std::trunc(r.stop_ms * 1000));
+    StructField(o, "blackout_us").set_number_value(std::trunc(r.blackout_ms * 1000));
+    StructField(o, "error").set_string_value(r.error);
   }
   std::printf("%s\n", ProtoJson(json).c_str());
   for (const Row& r : rows) {
