@@ -11,21 +11,9 @@ namespace ucode::orchestrator {
 
 namespace v1 = ::ucode::v1;
 
-const char* StepName(Step step) {
-  switch (step) {
-    case Step::kUnspecified: return "UNSPECIFIED";
-    case Step::kValidated: return "VALIDATED";
-    case Step::kStaging: return "STAGING";
-    case Step::kStaged: return "STAGED";
-    case Step::kParked: return "PARKED";
-    case Step::kActivated: return "ACTIVATED";
-    case Step::kGuestViewsSet: return "GUEST_VIEWS_SET";
-    case Step::kReleased: return "RELEASED";
-    case Step::kVerified: return "VERIFIED";
-    case Step::kAgentsNotified: return "AGENTS_NOTIFIED";
-    case Step::kDone: return "DONE";
-  }
-  return "?";
+absl::string_view StepName(Step step) {
+  // The generated name is a static string, so the view outlives every caller.
+  return absl::StripPrefix(v1::Step_Name(ToProto(step)), "STEP_");
 }
 
 const char* UpdateModeName(UpdateMode mode) {
@@ -378,7 +366,7 @@ std::string ReportText(const v1::UpdateReport& r) {
   AppendAgentsText("complete", r.agents_complete(), out);
   for (const std::string& n : r.notes()) absl::StrAppend(&out, "note:       ", n, "\n");
   absl::StrAppendFormat(&out, "total:      %s (last step %s)\n", Dur(r.total_us()),
-                        absl::StripPrefix(v1::Step_Name(r.last_step()), "STEP_"));
+                        StepName(static_cast<Step>(r.last_step())));
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "host/late_load/host_update.h"
 #include "host/staging/staging_driver.h"
@@ -32,7 +33,7 @@ enum class Step {
   kAgentsNotified = 9,
   kDone = 10,
 };
-const char* StepName(Step step);  // "VALIDATED", ...
+absl::string_view StepName(Step step);  // "VALIDATED", ...
 
 enum class UpdateMode {
   kStrict,  // vCPUs held across the host activation
