@@ -23,7 +23,7 @@ no_vmm_left "a normal run"
 python3 - "$dir/report.json" <<'PY' || fail "report check: $(cat "$dir/report.json")"
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["ok"] is True and r["mode"] == "strict" and r["last_step"] == "DONE", r
+assert r["ok"] is True and r["mode"] == "UPDATE_MODE_STRICT" and r["last_step"] == "STEP_DONE", r
 img = r["image"]
 assert img["new_revision"] == img["old_revision"] + 1, img
 assert r["staging"]["staged"] == 2, r["staging"]

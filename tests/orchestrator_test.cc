@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
+#include "proto/json.h"
 #include "tests/vmm_test_util.h"
 #include "vmm/orchestrator/coordinator_group.h"
 #include "vmm/orchestrator/update_operation.h"
@@ -205,12 +206,12 @@ TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   EXPECT_EQ(r.held, longest);
   EXPECT_EQ(r.overhead, r.held - r.host->load.activation_window);
   EXPECT_GE(r.overhead, absl::ZeroDuration());
-  std::string json = orchestrator::ReportJson(r);
-  EXPECT_THAT(json, HasSubstr("\"mode\":\"strict\""));
-  EXPECT_THAT(json, HasSubstr("\"ok\":true"));
-  EXPECT_THAT(json, HasSubstr("\"baseline_max_gap_us\":"));
-  EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("baseline max gap"));
-  EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("verified"));
+  const ucode::v1::UpdateReport proto = orchestrator::ToProto(r);
+  EXPECT_EQ(proto.mode(), ucode::v1::UPDATE_MODE_STRICT);
+  EXPECT_TRUE(proto.ok());
+  EXPECT_THAT(ProtoJson(proto), HasSubstr("\"baseline_max_gap_us\":"));
+  EXPECT_THAT(orchestrator::ReportText(proto), HasSubstr("baseline max gap"));
+  EXPECT_THAT(orchestrator::ReportText(proto), HasSubstr("verified"));
 
   // The next update in a row: again one activation with every vCPU held, and every guest
   // switches only after its own park, never backwards.
@@ -261,7 +262,7 @@ TEST(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
   ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/false);
   EXPECT_EQ(r.mode, UpdateMode::kFast);
   EXPECT_EQ(r.overhead, r.held);
-  EXPECT_THAT(orchestrator::ReportJson(r), HasSubstr("\"mode\":\"fast\""));
+  EXPECT_EQ(orchestrator::ToProto(r).mode(), ucode::v1::UPDATE_MODE_FAST);
 }
 
 TEST(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
@@ -329,7 +330,7 @@ TEST(OrchestratorTest, LostGuestViewIsReportedAndEveryVcpuReleased) {
   EXPECT_EQ(r.vms[0].view, orchestrator::ViewStatus::kVerified) << r.vms[0].view_detail;
   EXPECT_EQ(r.vms[1].view, orchestrator::ViewStatus::kFailed);
   EXPECT_THAT(r.vms[1].view_detail, HasSubstr("vcpu 0 read back"));
-  EXPECT_THAT(orchestrator::ReportJson(r), HasSubstr("\"view\":\"failed\""));
+  EXPECT_EQ(orchestrator::ToProto(r).vms(1).view(), "failed");
 }
 
 TEST(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
@@ -348,7 +349,7 @@ TEST(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
   EXPECT_EQ(r.staging->staged_count(), 0);
   ASSERT_FALSE(r.notes.empty());
   EXPECT_THAT(r.notes.front(), HasSubstr("unstaged"));
-  EXPECT_THAT(orchestrator::ReportText(r), HasSubstr("unstaged"));
+  EXPECT_THAT(orchestrator::ReportText(orchestrator::ToProto(r)), HasSubstr("unstaged"));
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
   ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true);
 }
@@ -426,7 +427,7 @@ TEST(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
   EXPECT_FALSE(r.views_atomic);
   ASSERT_FALSE(r.notes.empty());
   EXPECT_THAT(r.notes.back(), HasSubstr("NON-ATOMICALLY"));
-  EXPECT_THAT(orchestrator::ReportJson(r), HasSubstr("\"guest_views_atomic\":false"));
+  EXPECT_FALSE(orchestrator::ToProto(r).rendezvous().guest_views_atomic());
   for (const orchestrator::VmReport& vm : r.vms) {  // the second park's outcome, verified
     EXPECT_EQ(vm.view, orchestrator::ViewStatus::kVerified) << vm.name << ": " << vm.view_detail;
   }

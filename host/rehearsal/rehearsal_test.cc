@@ -21,6 +21,7 @@ namespace mc = ::ucode::microcode;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 std::vector<uint8_t> Image(uint32_t signature, uint32_t revision, uint32_t min_rev,
@@ -197,8 +198,9 @@ TEST_F(RehearsalTest, TableAndJson) {
   const std::string json = ReportJson(report);
   EXPECT_THAT(json, StartsWith("{\"ok\":false,"));
   EXPECT_THAT(json, HasSubstr("\"sku\":\"spr\",\"line\":1,\"signature\":\"0x000806f8\""));
-  EXPECT_THAT(json, HasSubstr("\"hosts\":12,\"image\":\"06-8f-08@0x0\""));
-  EXPECT_THAT(json, HasSubstr("\"deadline_us\":null"));
+  EXPECT_THAT(json, HasSubstr("\"hosts\":12"));
+  EXPECT_THAT(json, HasSubstr("\"image\":\"06-8f-08@0x0\""));
+  EXPECT_THAT(json, Not(HasSubstr("deadline_us")));  // the fleet file gives none
   EXPECT_THAT(json, HasSubstr("\"invalid_images\":[]}"));
 }
 

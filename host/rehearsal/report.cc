@@ -6,10 +6,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "host/base/json_writer.h"
+#include "proto/json.h"
+#include "proto/ucode/v1/rehearsal.pb.h"
 
 namespace ucode::rehearsal {
 namespace {
+
+namespace v1 = ::ucode::v1;
 
 std::string Hex(uint32_t v) { return absl::StrFormat("0x%08x", v); }
 
@@ -69,36 +72,36 @@ std::string ReportTable(const RehearsalReport& report) {
 }
 
 std::string ReportJson(const RehearsalReport& report) {
-  JsonWriter w;
-  w.BeginObject().Flag("ok", report.ok()).Str("model", report.model);
-  w.Key("skus").BeginArray();
+  v1::RehearsalReport out;
+  out.set_ok(report.ok());
+  out.set_model(report.model);
   for (const SkuResult& r : report.skus) {
-    w.BeginObject().Str("sku", r.sku.name).Num("line", r.sku.line);
-    w.Str("signature", Hex(r.sku.cpu.signature)).Num("platform_id", r.sku.cpu.platform_id);
-    w.Str("shape", r.sku.Shape());
-    w.Key("hosts");
-    r.sku.hosts ? w.Int(*r.sku.hosts) : w.Null();
-    w.Str("image", r.image).Str("image_path", r.image_path);
-    w.Str("old_revision", Hex(r.sku.cpu.current_revision)).Str("new_revision", Hex(r.new_revision));
-    w.Str("match", r.match).Str("min_rev", r.min_rev);
-    for (const auto& [key, d] : {std::pair{"window_staged_us", r.window_staged},
-                                 std::pair{"window_unstaged_us", r.window_unstaged},
-                                 std::pair{"deadline_us", r.sku.deadline}}) {
-      w.Key(key);
-      d ? w.Int(absl::ToInt64Microseconds(*d)) : w.Null();
-    }
-    w.Str("note", r.note).Flag("ok", r.ok());
-    w.Key("failures").BeginArray();
-    for (const std::string& f : r.failures) w.String(f);
-    w.EndArray().EndObject();
+    v1::RehearsalSku& sku = *out.add_skus();
+    sku.set_sku(r.sku.name);
+    sku.set_line(r.sku.line);
+    sku.set_signature(Hex(r.sku.cpu.signature));
+    sku.set_platform_id(r.sku.cpu.platform_id);
+    sku.set_shape(r.sku.Shape());
+    if (r.sku.hosts) sku.set_hosts(*r.sku.hosts);
+    sku.set_image(r.image);
+    sku.set_image_path(r.image_path);
+    sku.set_old_revision(Hex(r.sku.cpu.current_revision));
+    sku.set_new_revision(Hex(r.new_revision));
+    sku.set_match(r.match);
+    sku.set_min_rev(r.min_rev);
+    if (r.window_staged) sku.set_window_staged_us(ProtoMicros(*r.window_staged));
+    if (r.window_unstaged) sku.set_window_unstaged_us(ProtoMicros(*r.window_unstaged));
+    if (r.sku.deadline) sku.set_deadline_us(ProtoMicros(*r.sku.deadline));
+    sku.set_note(r.note);
+    sku.set_ok(r.ok());
+    for (const std::string& f : r.failures) sku.add_failures(f);
   }
-  w.EndArray();
-  w.Key("invalid_images").BeginArray();
   for (const InvalidImage& bad : report.invalid) {
-    w.BeginObject().Str("image", bad.Where()).Str("error", bad.error).EndObject();
+    v1::InvalidImage& i = *out.add_invalid_images();
+    i.set_image(bad.Where());
+    i.set_error(bad.error);
   }
-  w.EndArray().EndObject();
-  return w.str();
+  return ProtoJson(out);
 }
 
 }  // namespace ucode::rehearsal

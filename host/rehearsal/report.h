@@ -13,6 +13,7 @@ namespace ucode::rehearsal {
 // window staged, window unstaged, deadline, verdict; then the failures, one per line.
 std::string ReportTable(const RehearsalReport& report);
 
+// ucode.v1.RehearsalReport (proto/ucode/v1/rehearsal.proto) through protobuf's JSON printer.
 std::string ReportJson(const RehearsalReport& report);
 
 }  // namespace ucode::rehearsal

@@ -16,7 +16,6 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nlohmann/json.hpp"
 #include "tests/daemon_e2e/ucoded_process.h"
 
 namespace ucode::daemon_e2e {
@@ -116,14 +115,14 @@ TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
   v1::Operation done = ApplyAndWait(ucoded, &start);
   ASSERT_TRUE(start.ok()) << start.error_message();
   ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
-  nlohmann::json report = nlohmann::json::parse(done.report_json());
-  ASSERT_FALSE(report["notes"].empty()) << report.dump();
-  EXPECT_THAT(report["notes"][0].get<std::string>(), HasSubstr("vm1"));
-  EXPECT_THAT(report["notes"][0].get<std::string>(), HasSubstr("killed by signal 9"));
-  const uint32_t new_rev = report["image"]["new_revision"].get<uint32_t>();
-  for (const nlohmann::json& vm : report["vms"]) {
-    EXPECT_EQ(vm["revision_after"].get<uint32_t>(), new_rev) << vm.dump();
-    EXPECT_EQ(vm["view"], "verified") << vm.dump();
+  const v1::UpdateReport& report = done.report();
+  ASSERT_FALSE(report.notes().empty()) << report.DebugString();
+  EXPECT_THAT(report.notes(0), HasSubstr("vm1"));
+  EXPECT_THAT(report.notes(0), HasSubstr("killed by signal 9"));
+  const uint32_t new_rev = report.image().new_revision();
+  for (const v1::VmReport& vm : report.vms()) {
+    EXPECT_EQ(vm.revision_after(), new_rev) << vm.DebugString();
+    EXPECT_EQ(vm.view(), "verified") << vm.DebugString();
   }
   std::vector<FleetEntry> after = ReadFleet(dir.File("vmm/fleet.txt"));
   ASSERT_EQ(after.size(), 2u);
@@ -165,10 +164,11 @@ TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
     ASSERT_FALSE(events.empty());
     const v1::Operation& done = events.back().final_state();
     ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << round << ": " << done.error().message();
-    nlohmann::json report = nlohmann::json::parse(done.report_json());
-    EXPECT_EQ(report["host_touched"], round == 0) << report.dump();
+    const v1::UpdateReport& report = done.report();
+    EXPECT_EQ(report.host_touched(), round == 0) << report.DebugString();
     if (round == 1) {
-      EXPECT_THAT(report["notes"].back().get<std::string>(), HasSubstr("only the guest views"));
+      ASSERT_FALSE(report.notes().empty());
+      EXPECT_THAT(*report.notes().rbegin(), HasSubstr("only the guest views"));
     }
   }
   grpc::ClientContext ctx;
@@ -180,8 +180,9 @@ TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
   ASSERT_FALSE(events.empty());
   const v1::Operation& done = events.back().final_state();
   ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
-  nlohmann::json report = nlohmann::json::parse(done.report_json());
-  for (const nlohmann::json& vm : report["vms"]) EXPECT_EQ(vm["view"], "verified") << vm.dump();
+  for (const v1::VmReport& vm : done.report().vms()) {
+    EXPECT_EQ(vm.view(), "verified") << vm.DebugString();
+  }
 }
 
 }  // namespace

@@ -19,7 +19,6 @@
 #include "gtest/gtest.h"
 #include "host/microcode/image_generator.h"
 #include "host/platform/platform_choice.h"
-#include "nlohmann/json.hpp"
 #include "tests/daemon_e2e/daemon_test_util.h"
 #include "vmm/daemon/daemon.h"
 #include "vmm/daemon/operations/journal.h"
@@ -181,11 +180,10 @@ TEST_F(DaemonLibvirtTest, ApplySuspendsAndResumesEachDomainOnce) {
     EXPECT_THAT(e.message(), ::testing::Not(HasSubstr("every guest view"))) << e.message();
   }
   EXPECT_TRUE(saw_verified);
-  nlohmann::json report = nlohmann::json::parse(done.report_json());
-  ASSERT_EQ(report["vms"].size(), 2u) << report.dump();
-  for (const nlohmann::json& vm : report["vms"]) {
-    EXPECT_EQ(vm["kind"], "libvirt");
-    EXPECT_THAT(vm.dump(), HasSubstr("stale")) << vm.dump();
+  ASSERT_EQ(done.report().vms_size(), 2) << done.report().DebugString();
+  for (const v1::VmReport& vm : done.report().vms()) {
+    EXPECT_EQ(vm.kind(), "libvirt");
+    EXPECT_THAT(vm.DebugString(), HasSubstr("stale")) << vm.DebugString();
   }
 
   // The rendezvous row carried the names of the domains about to be suspended.
@@ -250,8 +248,8 @@ TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused
   ASSERT_TRUE(gst.ok());
   EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
   EXPECT_EQ(op.interrupted_step(), v1::STEP_PARKED);
-  EXPECT_THAT(op.report_json(), HasSubstr("\"guests_confirmed_running\":true"));
-  EXPECT_THAT(op.report_json(),
+  EXPECT_TRUE(op.report().interrupted().guests_confirmed_running());
+  EXPECT_THAT(op.report().interrupted().guests(),
               HasSubstr(absl::StrCat("resumed 1 of 1 domain(s) the operation had paused (",
                                      ours, ")")));
   EXPECT_EQ(*libvirt::ReadParkMarker(*conn_->LookupDomain(ours)), std::nullopt);
@@ -293,10 +291,10 @@ TEST_F(DaemonLibvirtTest, RecoveryLeavesAPauseWithoutOurMarkerAlone) {
   v1::Operation op = GetOperation(*stub_, "operations/1", &gst);
   ASSERT_TRUE(gst.ok());
   EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
-  EXPECT_THAT(op.report_json(), HasSubstr("resumed 0 of 2 domain(s)"));
-  EXPECT_THAT(op.report_json(),
-              HasSubstr(absl::StrCat(ours, " left paused (no ucode park marker")));
-  EXPECT_THAT(op.report_json(),
+  const std::string& guests = op.report().interrupted().guests();
+  EXPECT_THAT(guests, HasSubstr("resumed 0 of 2 domain(s)"));
+  EXPECT_THAT(guests, HasSubstr(absl::StrCat(ours, " left paused (no ucode park marker")));
+  EXPECT_THAT(guests,
               HasSubstr(absl::StrCat(older, " left paused (its park marker names operations/9")));
   ASSERT_EQ(virDomainResume(o.get()), 0);
   ASSERT_EQ(virDomainResume(old.get()), 0);
@@ -323,7 +321,7 @@ TEST_F(DaemonLibvirtTest, RecoveryAfterTheReleaseTouchesNothing) {
   v1::Operation op = GetOperation(*stub_, "operations/1", &gst);
   ASSERT_TRUE(gst.ok());
   EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
-  EXPECT_THAT(op.report_json(), HasSubstr("released its domains"));
+  EXPECT_THAT(op.report().interrupted().guests(), HasSubstr("released its domains"));
   ASSERT_EQ(virDomainResume(conn_->LookupDomain(ours)->get()), 0);
 }
 

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "nlohmann/json.hpp"
 #include "tests/daemon_e2e/ucoded_process.h"
 
 namespace ucode::daemon_e2e {
@@ -46,9 +45,9 @@ ApplyOutcome RunApply(UcodedProcess& ucoded, const std::string& name) {
   if (!st.ok() || out.events.empty()) return out;
   const v1::Operation& done = out.events.back().final_state();
   if (done.state() != v1::OPERATION_STATE_SUCCEEDED) return out;
-  nlohmann::json report = nlohmann::json::parse(done.report_json());
-  out.overhead_us = report["rendezvous"]["overhead_us"].get<double>();
-  out.rendezvous = absl::StrCat(report["rendezvous"].dump(), " host: ", report["host"].dump());
+  out.overhead_us = done.report().rendezvous().overhead_us();
+  out.rendezvous = absl::StrCat(done.report().rendezvous().ShortDebugString(),
+                                " host: ", done.report().host().ShortDebugString());
   return out;
 }
 

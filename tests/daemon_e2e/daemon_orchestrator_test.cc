@@ -17,7 +17,6 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nlohmann/json.hpp"
 #include "tests/daemon_e2e/ucoded_process.h"
 
 namespace ucode::daemon_e2e {
@@ -110,19 +109,19 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
   const v1::Operation& done = events.back().final_state();
   ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
 
-  nlohmann::json report = nlohmann::json::parse(done.report_json());
-  const uint32_t new_rev = report["image"]["new_revision"].get<uint32_t>();
-  EXPECT_EQ(report["rendezvous"]["vms"], 4);
-  EXPECT_EQ(report["rendezvous"]["vcpus"], 8);
-  ASSERT_EQ(report["vms"].size(), 4u);
+  const v1::UpdateReport& report = done.report();
+  const uint32_t new_rev = report.image().new_revision();
+  EXPECT_EQ(report.rendezvous().vms(), 4u);
+  EXPECT_EQ(report.rendezvous().vcpus(), 8u);
+  ASSERT_EQ(report.vms_size(), 4);
   for (int i = 0; i < 4; ++i) {
-    const nlohmann::json& vm = report["vms"][i];
-    EXPECT_EQ(vm["name"], absl::StrCat("vm", i));
-    EXPECT_EQ(vm["kind"], "ucode-vmm");
-    EXPECT_EQ(vm["revision_after"].get<uint32_t>(), new_rev) << vm.dump();
-    EXPECT_EQ(vm["backwards"], 0);
-    EXPECT_EQ(vm["deadman_releases"], 0);
-    EXPECT_GT(vm["time_parked_us"].get<double>(), 0);
+    const v1::VmReport& vm = report.vms(i);
+    EXPECT_EQ(vm.name(), absl::StrCat("vm", i));
+    EXPECT_EQ(vm.kind(), "ucode-vmm");
+    EXPECT_EQ(vm.revision_after(), new_rev) << vm.DebugString();
+    EXPECT_EQ(vm.backwards(), 0u);
+    EXPECT_EQ(vm.deadman_releases(), 0u);
+    EXPECT_GT(vm.time_parked_us(), 0u);
   }
 
   grpc::ClientContext hctx;
@@ -206,9 +205,9 @@ TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInte
   EXPECT_TRUE(op.done());
   EXPECT_EQ(op.interrupted_step(), v1::STEP_PARKED);
   EXPECT_EQ(op.last_step(), v1::STEP_STAGED);
-  EXPECT_THAT(op.report_json(), HasSubstr("\"guests_confirmed_running\":true"));
-  EXPECT_THAT(op.report_json(), HasSubstr("previous fleet of 3 ucode-vmm VMs"));
-  EXPECT_THAT(op.report_json(), HasSubstr("2 vCPU(s) parked, released"));
+  EXPECT_TRUE(op.report().interrupted().guests_confirmed_running());
+  EXPECT_THAT(op.report().interrupted().guests(), HasSubstr("previous fleet of 3 ucode-vmm VMs"));
+  EXPECT_THAT(op.report().interrupted().guests(), HasSubstr("2 vCPU(s) parked, released"));
   // The new instance has its own fleet and the host slot is free again.
   const std::string next = restarted.StartApply();
   ASSERT_FALSE(next.empty());

@@ -480,7 +480,7 @@ TEST_F(FreezeE2eTest, MixedOperationEndsWithEverythingRunning) {
   o.operation = "mixed";
   std::vector<orchestrator::GuestGroup*> groups = {&vmm_group, g.get()};
   orchestrator::UpdateReport r = orchestrator::RunUpdate(**host, *std::move(image), groups, o, {});
-  fprintf(stderr, "%s\n", orchestrator::ReportText(r).c_str());
+  fprintf(stderr, "%s\n", orchestrator::ReportText(orchestrator::ToProto(r)).c_str());
   EXPECT_TRUE(r.status.ok()) << r.status;
   EXPECT_TRUE(r.host_touched);
   ASSERT_EQ(r.vms.size(), 4u);

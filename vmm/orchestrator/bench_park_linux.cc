@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -31,10 +32,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "host/base/json_writer.h"
 #include "host/microcode/microcode_image.h"
 #include "host/microcode/release_dir.h"
 #include "host/platform/fake_linux_kernel.h"
+#include "proto/json.h"
 #include "vmm/orchestrator/clock_group.h"
 #include "vmm/orchestrator/update_operation.h"
 
@@ -173,26 +174,26 @@ int Main() {
               absl::GetFlag(FLAGS_stop_us_per_kib), absl::GetFlag(FLAGS_stop_staged_us_per_kib));
   std::printf("%-9s %8s %-13s %-6s %10s %10s %10s %10s %12s  %s\n", "image", "KiB", "kernel",
               "mode", "park_ms", "reload_ms", "stop_ms", "blackout", "staged_@_ms", "error");
-  JsonWriter j;
-  j.BeginObject().Str("bench", "park_linux").Num("runs", absl::GetFlag(FLAGS_runs)).Key("rows").BeginArray();
+  google::protobuf::Struct json;
+  StructField(json, "bench").set_string_value("park_linux");
+  StructField(json, "runs").set_number_value(absl::GetFlag(FLAGS_runs));
+  google::protobuf::ListValue& json_rows = *StructField(json, "rows").mutable_list_value();
   for (const Row& r : rows) {
     std::printf("%-9s %8zu %-13s %-6s %10.2f %10.2f %10.2f %10.2f %12.2f  %s\n", r.image.c_str(),
                 r.bytes / 1024, r.kernel.c_str(), r.mode.c_str(), r.park_ms, r.reload_ms,
                 r.stop_ms, r.blackout_ms, r.staged_after_ms, r.error.c_str());
-    j.BeginObject()
-        .Str("image", r.image)
-        .Num("bytes", static_cast<int64_t>(r.bytes))
-        .Str("kernel", r.kernel)
-        .Str("mode", r.mode)
-        .Micros("park_us", absl::Microseconds(r.park_ms * 1000))
-        .Micros("reload_us", absl::Microseconds(r.reload_ms * 1000))
-        .Micros("stop_machine_us", absl::Microseconds(r.stop_ms * 1000))
-        .Micros("blackout_us", absl::Microseconds(r.blackout_ms * 1000))
-        .Str("error", r.error)
-        .EndObject();
+    google::protobuf::Struct& o = *json_rows.add_values()->mutable_struct_value();
+    StructField(o, "image").set_string_value(r.image);
+    StructField(o, "bytes").set_number_value(static_cast<double>(r.bytes));
+    StructField(o, "kernel").set_string_value(r.kernel);
+    StructField(o, "mode").set_string_value(r.mode);
+    StructField(o, "park_us").set_number_value(std::trunc(r.park_ms * 1000));
+    StructField(o, "reload_us").set_number_value(std::trunc(r.reload_ms * 1000));
+    StructField(o, "stop_machine_us").set_number_value(std::trunc(r.stop_ms * 1000));
+    StructField(o, "blackout_us").set_number_value(std::trunc(r.blackout_ms * 1000));
+    StructField(o, "error").set_string_value(r.error);
   }
-  j.EndArray().EndObject();
-  std::printf("%s\n", j.str().c_str());
+  std::printf("%s\n", ProtoJson(json).c_str());
   for (const Row& r : rows) {
     if (!r.error.empty()) return 1;
   }

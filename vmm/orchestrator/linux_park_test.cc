@@ -47,22 +47,21 @@ TEST(LinuxPark, StrictParksOnlyAfterTheFileIsInstalledAndSaysWhatItHeld) {
   ParkRun run = Update(UpdateMode::kStrict);
   ASSERT_TRUE(run.report.status.ok()) << run.report.status;
   EXPECT_TRUE(run.installed_at_park);
-  const std::string text = ReportText(run.report);
+  const std::string text = ReportText(ToProto(run.report));
   EXPECT_THAT(text, HasSubstr("across the host's reload write (kernel firmware request, kernel "
                               "staging, stop_machine)"));
   EXPECT_THAT(text, HasSubstr("of which firmware request + kernel staging"));
   EXPECT_THAT(text, HasSubstr("file installed and warmed before the park"));
   EXPECT_THAT(text, HasSubstr("kernel read "));
-  EXPECT_THAT(ReportJson(run.report),
-              HasSubstr("\"window\":\"reload write (kernel firmware request, kernel staging, "
-                        "stop_machine)\""));
+  EXPECT_EQ(ToProto(run.report).host().window(),
+            "reload write (kernel firmware request, kernel staging, stop_machine)");
   EXPECT_GE(run.report.held, run.report.host->load.activation_window);
 }
 
 TEST(LinuxPark, FastParksOnlyForTheGuestView) {
   ParkRun run = Update(UpdateMode::kFast);
   ASSERT_TRUE(run.report.status.ok()) << run.report.status;
-  EXPECT_THAT(ReportText(run.report), HasSubstr("for the guest-view switch only"));
+  EXPECT_THAT(ReportText(ToProto(run.report)), HasSubstr("for the guest-view switch only"));
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// The report of one update operation: what the orchestrator fills in as it goes, and how
-// it is shown (a table for a terminal, one JSON object for machines). Pure data plus
-// formatting; no I/O.
+// The report of one update operation: what the orchestrator fills in as it goes, the one
+// conversion to ucode.v1.UpdateReport (proto/ucode/v1/report.proto: what every --json and
+// ucoded's API carry), and the one human-readable rendering of that message. No I/O.
 #ifndef UCODE_VMM_ORCHESTRATOR_REPORT_H_
 #define UCODE_VMM_ORCHESTRATOR_REPORT_H_
 
@@ -10,14 +10,16 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "host/late_load/host_update.h"
 #include "host/staging/staging_driver.h"
+#include "proto/ucode/v1/report.pb.h"
 #include "vmm/orchestrator/guest_group.h"
 
 namespace ucode::orchestrator {
 
-// Mirrors ucode.v1.Step (proto/ucode/v1/ucoded.proto), same numbers.
+// Mirrors ucode.v1.Step (proto/ucode/v1/report.proto), same numbers.
 enum class Step {
   kUnspecified = 0,
   kValidated = 1,
@@ -31,7 +33,7 @@ enum class Step {
   kAgentsNotified = 9,
   kDone = 10,
 };
-const char* StepName(Step step);  // "VALIDATED", ...
+absl::string_view StepName(Step step);  // "VALIDATED", ...
 
 enum class UpdateMode {
   kStrict,  // vCPUs held across the host activation
@@ -84,10 +86,18 @@ struct UpdateReport {
   [[nodiscard]] int total_vcpus() const;
 };
 
+// Fills the report's image fields (plan ... image_bytes) from the selection.
+void SetImage(UpdateReport& report, const late_load::HostUpdatePlan& plan);
+
+ucode::v1::Step ToProto(Step step);
+ucode::v1::UpdateMode ToProto(UpdateMode mode);
+ucode::v1::StagingReport ToProto(const staging::StagingReport& staging);
+ucode::v1::HostLoad ToProto(const late_load::HostLoadReport& host);
+// The typed report; print it with proto/json.h.
+ucode::v1::UpdateReport ToProto(const UpdateReport& report);
+
 // The report as an aligned, human-readable table (several lines, ends with '\n').
-std::string ReportText(const UpdateReport& report);
-// The report as one JSON object on one line (no trailing newline).
-std::string ReportJson(const UpdateReport& report);
+std::string ReportText(const ucode::v1::UpdateReport& report);
 
 }  // namespace ucode::orchestrator
 

@@ -6,8 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "google/protobuf/util/json_util.h"
-#include "host/base/json_writer.h"
+#include "proto/json.h"
+#include "proto/ucode/v1/report.pb.h"
 
 namespace ucode::ctl {
 
@@ -130,19 +130,16 @@ std::optional<ParsedArgs> ParseCommand(const std::vector<std::string>& args,
 }
 
 void PrintJson(const google::protobuf::Message& message) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
-  std::fputs(json.c_str(), stdout);
+  std::printf("%s\n", ProtoJson(message, /*indented=*/true).c_str());
 }
 
 int ReportFailure(absl::string_view command, bool json, const absl::Status& status) {
-  if (json) {
-    JsonWriter j;
-    j.BeginObject().Flag("ok", false).Str("error", status.message()).EndObject();
-    std::printf("%s\n", j.str().c_str());
+  if (json) {  // the update report of an operation that failed before it began
+    ucode::v1::UpdateReport report;
+    report.set_operation(std::string(command));
+    report.set_error(std::string(status.message()));
+    report.set_error_code(static_cast<int32_t>(status.code()));
+    std::printf("%s\n", ProtoJson(report).c_str());
   } else {
     std::fprintf(stderr, "ucodectl %s: %s\n", std::string(command).c_str(),
                  std::string(status.message()).c_str());

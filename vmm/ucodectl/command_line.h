@@ -85,8 +85,9 @@ std::optional<ParsedArgs> ParseCommand(const std::vector<std::string>& args,
 // Every --json: the message through protobuf's JSON printer, with the .proto field names.
 void PrintJson(const google::protobuf::Message& message);
 
-// A failed operation: {"ok":false,"error":"..."} on stdout with --json (so a machine
-// reading stdout always gets one object), else "ucodectl NAME: message" on stderr.
+// A failed operation: with --json a ucode.v1.UpdateReport saying ok false and the error on
+// stdout (so a machine reading stdout always gets one object), else "ucodectl NAME:
+// message" on stderr.
 // Returns kExitFailed.
 int ReportFailure(absl::string_view command, bool json, const absl::Status& status);
 

@@ -19,6 +19,7 @@
 #include "host/microcode/image_generator.h"
 #include "vmm/inventory/cancel_on_signal.h"
 #include "vmm/inventory/managed_fleet.h"
+#include "proto/json.h"
 #include "vmm/orchestrator/update_operation.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
@@ -119,10 +120,11 @@ int RunDemo(const std::vector<std::string>& raw) {
   watcher.MainDone();
   if (stopped.ok()) std::filesystem::remove_all(log_dir);
   if (watcher.cancelled()) return kExitInterrupted;
+  const ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
   if (json) {
-    std::printf("%s\n", orchestrator::ReportJson(report).c_str());
+    std::printf("%s\n", ProtoJson(typed).c_str());
   } else {
-    std::printf("\n%s", orchestrator::ReportText(report).c_str());
+    std::printf("\n%s", orchestrator::ReportText(typed).c_str());
   }
   return report.status.ok() ? kExitOk : kExitFailed;
 }

@@ -5,6 +5,7 @@
 // print the update report.
 #include <cstdio>
 
+#include "proto/json.h"
 #include "vmm/orchestrator/report.h"
 #include "vmm/orchestrator/update_operation.h"
 #include "vmm/ucodectl/commands.h"
@@ -47,8 +48,8 @@ int RunHostCommand(const std::vector<std::string>& raw, const CommandSyntax& syn
   progress.Flush();
   // Nothing validated: the command's own failure line, as for a bad argument.
   if (report.last_step == orchestrator::Step::kUnspecified) return fail(report.status);
-  std::fputs(json ? (orchestrator::ReportJson(report) + "\n").c_str()
-                  : orchestrator::ReportText(report).c_str(),
+  const ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
+  std::fputs(json ? (ProtoJson(typed) + "\n").c_str() : orchestrator::ReportText(typed).c_str(),
              stdout);
   const bool ok = load ? report.status.ok() : report.staging && report.staging->all_staged();
   return ok ? kExitOk : kExitFailed;

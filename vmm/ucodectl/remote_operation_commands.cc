@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "host/microcode/selection.h"
+#include "vmm/orchestrator/report.h"
 #include "vmm/ucodectl/client_channel.h"
 #include "vmm/ucodectl/command_line.h"
 #include "vmm/ucodectl/min_rev_option.h"
@@ -41,7 +42,7 @@ int PrintOperation(const Operation& op) {
   if (!op.journal_error().empty()) {
     std::printf("  journal error (the state above stands): %s\n", op.journal_error().c_str());
   }
-  if (!op.report_json().empty()) std::printf("  report: %s\n", op.report_json().c_str());
+  if (op.has_report()) std::printf("%s", orchestrator::ReportText(op.report()).c_str());
   return kExitOk;
 }
 

@@ -52,7 +52,8 @@ void UcodeServiceImpl::Shutdown() {
 
 absl::StatusOr<ucode::v1::Operation> UcodeServiceImpl::StartOperation(
     absl::string_view kind, absl::string_view request_id, absl::string_view request_digest,
-    std::function<absl::StatusOr<std::string>(const std::string&, OperationRecord&)> work) {
+    std::function<absl::StatusOr<ucode::v1::UpdateReport>(const std::string&, OperationRecord&)>
+        work) {
   absl::MutexLock lock(&worker_mu_);
   if (shutting_down_.load()) return absl::UnavailableError("ucoded is shutting down");
   absl::StatusOr<OperationRegistry::Created> created =
@@ -65,7 +66,7 @@ absl::StatusOr<ucode::v1::Operation> UcodeServiceImpl::StartOperation(
   LogLine("operation_start", {{"operation", record->name()}, {"kind", std::string(kind)}});
   worker_ = std::thread([this, record, work = std::move(work)] {
     pthread_setname_np(pthread_self(), "ucoded-op");
-    absl::StatusOr<std::string> result = work(record->name(), *record);
+    absl::StatusOr<ucode::v1::UpdateReport> result = work(record->name(), *record);
     registry_->Finish(*record, result);
     ucode::v1::Operation op = record->Snapshot();
     LogLine("operation_end", {{"operation", op.name()},
@@ -124,7 +125,7 @@ grpc::Status UcodeServiceImpl::StageImage(grpc::ServerContext*,
       [this, p = std::move(*params), held](const std::string& name,
                                            OperationRecord& record) mutable {
         p.operation = name;
-        absl::StatusOr<std::string> result = runner_->Stage(p, record, record.cancel_token());
+        absl::StatusOr<ucode::v1::UpdateReport> result = runner_->Stage(p, record, record.cancel_token());
         ReleaseImage(p.image, *held);
         return result;
       });
@@ -145,7 +146,7 @@ grpc::Status UcodeServiceImpl::ApplyUpdate(grpc::ServerContext*,
       [this, p = std::move(*params), held](const std::string& name,
                                            OperationRecord& record) mutable {
         p.operation = name;
-        absl::StatusOr<std::string> result = runner_->Apply(p, record, record.cancel_token());
+        absl::StatusOr<ucode::v1::UpdateReport> result = runner_->Apply(p, record, record.cancel_token());
         ReleaseImage(p.image, *held);
         return result;
       });

@@ -64,7 +64,8 @@ class UcodeServiceImpl final : public ucode::v1::UcodeService::Service {
   // Takes the host slot for `kind` and runs `work` on the worker thread.
   absl::StatusOr<ucode::v1::Operation> StartOperation(
       absl::string_view kind, absl::string_view request_id, absl::string_view request_digest,
-      std::function<absl::StatusOr<std::string>(const std::string& name, OperationRecord& record)>
+      std::function<absl::StatusOr<ucode::v1::UpdateReport>(const std::string& name,
+                                                            OperationRecord& record)>
           work);
 
   UpdateRunner* const runner_;

@@ -52,7 +52,8 @@ TEST_F(ServiceTest, FullApplyWatchSeesEveryEventInOrder) {
   v1::Operation done = Get(op.name());
   EXPECT_TRUE(done.done());
   EXPECT_EQ(done.last_step(), v1::STEP_DONE);
-  EXPECT_THAT(done.report_json(), HasSubstr("\"runner\":\"fake\""));
+  ASSERT_EQ(done.report().notes_size(), 1);
+  EXPECT_THAT(done.report().notes(0), HasSubstr("fake runner"));
   // A watcher arriving after the end replays the same history.
   std::vector<v1::OperationEvent> again = WatchAll(op.name(), &st);
   ASSERT_EQ(again.size(), events.size());

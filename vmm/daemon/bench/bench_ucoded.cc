@@ -24,6 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "host/microcode/image_generator.h"
+#include "proto/json.h"
 #include "vmm/daemon/daemon.h"
 #include "vmm/daemon/operations/fake_runner.h"
 #include "vmm/daemon/log.h"
@@ -227,13 +228,6 @@ struct RealLag {
   std::string skipped;              // why not measured
 };
 
-double ReportNumber(const std::string& json, const std::string& key) {
-  size_t at = json.find("\"" + key + "\":");
-  double v = -1;
-  if (at != std::string::npos) (void)absl::SimpleAtod(json.substr(at + key.size() + 3, 24).c_str(), &v);
-  return v;
-}
-
 RealLag TimeRealApplies(const std::string& dir, int applies) {
   RealLag out;
   if (access("/dev/kvm", R_OK | W_OK) != 0) {
@@ -289,8 +283,8 @@ RealLag TimeRealApplies(const std::string& dir, int applies) {
                         e.step() == v1::STEP_GUEST_VIEWS_SET;
       (held ? out.held_lag_us : out.lag_us).push_back(lag);
       if (e.step() == v1::STEP_DONE) {
-        double overhead = ReportNumber(e.final_state().report_json(), "overhead_us");
-        if (overhead >= 0) out.overhead_us.push_back(overhead);
+        const v1::UpdateReport& report = e.final_state().report();
+        if (report.has_rendezvous()) out.overhead_us.push_back(report.rendezvous().overhead_us());
       }
     }
     reader->Finish();
@@ -396,23 +390,34 @@ int Main(int argc, char** argv) {
   }
   std::printf("loaded/idle medians (poll every %d ms): apply %.2f, rendezvous window %.2f\n",
               poll_ms, load_ratio, rdv_ratio);
-  std::printf(
-      "{\"bench\":\"ucoded\",\"calls\":%d,\"describe_inprocess_median_us\":%.1f,"
-      "\"describe_unix_median_us\":%.1f,\"describe_unix_p99_us\":%.1f,"
-      "\"describe_mtls_median_us\":%.1f,\"describe_mtls_p99_us\":%.1f,"
-      "\"watch_lag_median_us\":%.1f,\"watch_lag_p99_us\":%.1f,\"watch_events\":%zu,"
-      "\"apply_fake_median_ms\":%.2f,\"apply_idle_median_ms\":%.2f,"
-      "\"apply_100_clients_median_ms\":%.2f,\"loaded_idle_ratio\":%.2f,"
-      "\"rendezvous_idle_median_us\":%.1f,\"rendezvous_100_clients_median_us\":%.1f,"
-      "\"rendezvous_loaded_idle_ratio\":%.2f,\"poll_ms\":%d,"
-      "\"real_watch_lag_median_us\":%.1f,\"real_watch_lag_p99_us\":%.1f,"
-      "\"real_held_event_lag_median_us\":%.1f,\"real_overhead_median_us\":%.1f,"
-      "\"unix_under_1ms\":%s}\n",
-      calls, s_inproc.median_us, s_unix.median_us, s_unix.p99_us, s_tls.median_us, s_tls.p99_us,
-      s_lag.median_us, s_lag.p99_us, s_lag.n, s_apply.median_us, s_idle.median_us,
-      s_loaded.median_us, load_ratio, r_idle.median_us, r_loaded.median_us, rdv_ratio, poll_ms,
-      s_real.median_us, s_real.p99_us, s_real_held.median_us, s_real_overhead.median_us,
-      s_unix.median_us < 1000 ? "true" : "false");
+  google::protobuf::Struct json;
+  StructField(json, "bench").set_string_value("ucoded");
+  for (const auto& [key, value] : std::initializer_list<std::pair<const char*, double>>{
+           {"calls", calls},
+           {"describe_inprocess_median_us", s_inproc.median_us},
+           {"describe_unix_median_us", s_unix.median_us},
+           {"describe_unix_p99_us", s_unix.p99_us},
+           {"describe_mtls_median_us", s_tls.median_us},
+           {"describe_mtls_p99_us", s_tls.p99_us},
+           {"watch_lag_median_us", s_lag.median_us},
+           {"watch_lag_p99_us", s_lag.p99_us},
+           {"watch_events", static_cast<double>(s_lag.n)},
+           {"apply_fake_median_ms", s_apply.median_us},
+           {"apply_idle_median_ms", s_idle.median_us},
+           {"apply_100_clients_median_ms", s_loaded.median_us},
+           {"loaded_idle_ratio", load_ratio},
+           {"rendezvous_idle_median_us", r_idle.median_us},
+           {"rendezvous_100_clients_median_us", r_loaded.median_us},
+           {"rendezvous_loaded_idle_ratio", rdv_ratio},
+           {"poll_ms", poll_ms},
+           {"real_watch_lag_median_us", s_real.median_us},
+           {"real_watch_lag_p99_us", s_real.p99_us},
+           {"real_held_event_lag_median_us", s_real_held.median_us},
+           {"real_overhead_median_us", s_real_overhead.median_us}}) {
+    StructField(json, key).set_number_value(value);
+  }
+  StructField(json, "unix_under_1ms").set_bool_value(s_unix.median_us < 1000);
+  std::printf("%s\n", ProtoJson(json).c_str());
   d->reset();
   std::string rm = "rm -rf '" + dir + "'";
   return std::system(rm.c_str()) == 0 ? 0 : 1;

@@ -99,6 +99,21 @@ absl::Status FakeUpdateRunner::Point(Step step, const CancelToken& cancel) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// What the fake runner reports: the operation, its last step, and a note that says so.
+ucode::v1::UpdateReport FakeReport(const std::string& operation, ucode::v1::Step last_step,
+                                   absl::string_view what) {
+  ucode::v1::UpdateReport r;
+  r.set_operation(operation);
+  r.set_last_step(last_step);
+  r.set_ok(true);
+  r.add_notes(absl::StrCat("fake runner: ", what));
+  return r;
+}
+
+}  // namespace
+
 absl::Status FakeUpdateRunner::StageAll(StepSink& sink, const CancelToken& cancel,
                                         size_t image_bytes) {
   RETURN_IF_ERROR(Point(ucode::v1::STEP_STAGING, cancel));
@@ -142,21 +157,21 @@ absl::Status FakeUpdateRunner::Rendezvous(StepSink& sink, const CancelToken& can
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> FakeUpdateRunner::SyncGuestViews(const SyncParams& params,
-                                                             StepSink& sink,
-                                                             const CancelToken& cancel) {
+absl::StatusOr<ucode::v1::UpdateReport> FakeUpdateRunner::SyncGuestViews(
+    const SyncParams& params, StepSink& sink, const CancelToken& cancel) {
   RETURN_IF_ERROR(Point(ucode::v1::STEP_VALIDATED, cancel));
   const uint32_t revision = options_.host.cpus().empty() ? 0 : options_.host.cpus(0).revision();
   sink.Emit(ucode::v1::STEP_VALIDATED, absl::StrFormat("host runs 0x%x (fake)", revision));
   RETURN_IF_ERROR(Rendezvous(sink, cancel, revision, params.park_deadline));
   RETURN_IF_ERROR(Point(ucode::v1::STEP_VERIFIED, cancel));
   sink.Emit(ucode::v1::STEP_VERIFIED, "every guest view reports the host's revision");
-  return absl::StrFormat("{\"runner\":\"fake\",\"operation\":\"%s\",\"synced\":\"0x%x\"}",
-                         params.operation, revision);
+  return FakeReport(params.operation, ucode::v1::STEP_VERIFIED,
+                    absl::StrFormat("views synced to 0x%x", revision));
 }
 
-absl::StatusOr<std::string> FakeUpdateRunner::Apply(const ApplyParams& params, StepSink& sink,
-                                                    const CancelToken& cancel) {
+absl::StatusOr<ucode::v1::UpdateReport> FakeUpdateRunner::Apply(const ApplyParams& params,
+                                                                StepSink& sink,
+                                                                const CancelToken& cancel) {
   {
     absl::MutexLock lock(&mu_);
     ++applies_;
@@ -174,18 +189,21 @@ absl::StatusOr<std::string> FakeUpdateRunner::Apply(const ApplyParams& params, S
   RETURN_IF_ERROR(Point(ucode::v1::STEP_AGENTS_NOTIFIED, cancel));
   RETURN_IF_ERROR(sink.BeginStep(ucode::v1::STEP_AGENTS_NOTIFIED, "notify guest agents"));
   sink.Emit(ucode::v1::STEP_AGENTS_NOTIFIED, "0 agents answered (fake)");
-  return absl::StrFormat(
-      "{\"runner\":\"fake\",\"operation\":\"%s\",\"revision\":\"0x%x\",\"guests\":%d}",
-      params.operation, revision, options_.guests.size());
+  ucode::v1::UpdateReport report =
+      FakeReport(params.operation, ucode::v1::STEP_AGENTS_NOTIFIED,
+                 absl::StrFormat("revision 0x%x, %d guests", revision, options_.guests.size()));
+  report.set_host_touched(true);
+  return report;
 }
 
-absl::StatusOr<std::string> FakeUpdateRunner::Stage(const StageParams& params, StepSink& sink,
-                                                    const CancelToken& cancel) {
+absl::StatusOr<ucode::v1::UpdateReport> FakeUpdateRunner::Stage(const StageParams& params,
+                                                                StepSink& sink,
+                                                                const CancelToken& cancel) {
   RETURN_IF_ERROR(Point(ucode::v1::STEP_VALIDATED, cancel));
   sink.Emit(ucode::v1::STEP_VALIDATED, "image parsed");
   RETURN_IF_ERROR(StageAll(sink, cancel, params.image.size()));
-  return absl::StrFormat("{\"runner\":\"fake\",\"operation\":\"%s\",\"staged_packages\":%d}",
-                         params.operation, options_.packages);
+  return FakeReport(params.operation, ucode::v1::STEP_STAGED,
+                    absl::StrCat(options_.packages, " packages staged"));
 }
 
 absl::StatusOr<ucode::v1::Host> FakeUpdateRunner::DescribeHost() { return options_.host; }

@@ -33,11 +33,11 @@ class FakeUpdateRunner final : public UpdateRunner {
  public:
   explicit FakeUpdateRunner(FakeRunnerOptions options = DefaultFakeRunnerOptions());
 
-  absl::StatusOr<std::string> Apply(const ApplyParams& params, StepSink& sink,
+  absl::StatusOr<ucode::v1::UpdateReport> Apply(const ApplyParams& params, StepSink& sink,
                                     const CancelToken& cancel) override;
-  absl::StatusOr<std::string> Stage(const StageParams& params, StepSink& sink,
+  absl::StatusOr<ucode::v1::UpdateReport> Stage(const StageParams& params, StepSink& sink,
                                     const CancelToken& cancel) override;
-  absl::StatusOr<std::string> SyncGuestViews(const SyncParams& params, StepSink& sink,
+  absl::StatusOr<ucode::v1::UpdateReport> SyncGuestViews(const SyncParams& params, StepSink& sink,
                                              const CancelToken& cancel) override;
   absl::StatusOr<ucode::v1::Host> DescribeHost() override;
   absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() override;

@@ -13,6 +13,7 @@
 #include "guest-agent/utf8.h"
 #include "host/base/status_macros.h"
 #include "host/base/private_files.h"
+#include "proto/json.h"
 
 namespace ucode::daemon {
 namespace {
@@ -30,7 +31,7 @@ CREATE TABLE IF NOT EXISTS operations (
   done INTEGER NOT NULL DEFAULT 0,
   error_code INTEGER NOT NULL DEFAULT 0,
   error_message TEXT NOT NULL DEFAULT '',
-  report_json TEXT NOT NULL DEFAULT '',
+  report_json TEXT NOT NULL DEFAULT '',  -- ucode.v1.UpdateReport as proto/json.h prints it
   create_ms INTEGER NOT NULL,
   update_ms INTEGER NOT NULL
 );
@@ -254,7 +255,7 @@ absl::Status Journal::UpdateOperationLocked(int64_t id, const Operation& op) {
   st.Bind(4, op.done() ? 1 : 0);
   st.Bind(5, static_cast<int64_t>(op.error().code()));
   st.Bind(6, op.error().message());
-  st.Bind(7, op.report_json());
+  st.Bind(7, op.has_report() ? ProtoJson(op.report()) : "");
   st.Bind(8, op.update_time_unix_ms());
   st.Bind(9, id);
   return st.Run(absl::StrCat("update operation ", id));
@@ -360,7 +361,15 @@ absl::StatusOr<std::vector<JournalRecord>> Journal::LoadOperations() {
       op.mutable_error()->set_code(static_cast<int32_t>(st.Int(7)));
       op.mutable_error()->set_message(st.Text(8));
     }
-    op.set_report_json(st.Text(9));
+    if (const std::string report = st.Text(9); !report.empty()) {
+      // An older ucoded wrote its own JSON here: keep the row, say why its report is gone.
+      if (absl::Status s = ParseProtoJson(report, *op.mutable_report()); !s.ok()) {
+        op.mutable_report()->Clear();
+        op.mutable_report()->add_notes(
+            absl::StrCat("the journal's report was not readable (an older ucoded's?): ",
+                         s.message()));
+      }
+    }
     op.set_create_time_unix_ms(st.Int(10));
     op.set_update_time_unix_ms(st.Int(11));
     r.request_digest = st.Text(12);

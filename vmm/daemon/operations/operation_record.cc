@@ -1,9 +1,10 @@
 #include "vmm/daemon/operations/operation_record.h"
 
 #include <utility>
+#include <vector>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/message.h"
 #include "guest-agent/utf8.h"
 #include "vmm/daemon/log.h"
 
@@ -36,6 +37,26 @@ int64_t NowUs() { return absl::ToUnixMicros(absl::Now()); }
 // or the whole response fails to serialize.
 std::string ValidUtf8(absl::string_view text) {
   return ucode_agent::ToValidUtf8(std::string_view(text.data(), text.size()));
+}
+
+// ValidUtf8 on every string of the runner's report (names, agent replies, errors).
+void MakeValidUtf8(google::protobuf::Message& m) {
+  const google::protobuf::Reflection& r = *m.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r.ListFields(m, &fields);
+  for (const google::protobuf::FieldDescriptor* f : fields) {
+    const bool repeated = f->is_repeated();
+    const int n = repeated ? r.FieldSize(m, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      if (f->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+        std::string v = repeated ? r.GetRepeatedString(m, f, i) : r.GetString(m, f);
+        v = ValidUtf8(v);
+        repeated ? r.SetRepeatedString(&m, f, i, std::move(v)) : r.SetString(&m, f, std::move(v));
+      } else if (f->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+        MakeValidUtf8(repeated ? *r.MutableRepeatedMessage(&m, f, i) : *r.MutableMessage(&m, f));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -192,7 +213,7 @@ bool OperationRecord::WaitDone(absl::Duration timeout) const {
   return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
 }
 
-void OperationRecord::Finish(const absl::StatusOr<std::string>& result,
+void OperationRecord::Finish(const absl::StatusOr<ucode::v1::UpdateReport>& result,
                              const std::function<void()>& before_publish) {
   absl::MutexLock journal_lock(&journal_mu_);
   FlushPending();
@@ -206,19 +227,24 @@ void OperationRecord::Finish(const absl::StatusOr<std::string>& result,
   final_op.set_done(true);
   final_op.set_interrupted_step(ucode::v1::STEP_UNSPECIFIED);
   final_op.set_update_time_unix_ms(absl::ToUnixMillis(absl::Now()));
+  absl::Status status = result.status();
   if (result.ok()) {
+    *final_op.mutable_report() = *result;
+    MakeValidUtf8(*final_op.mutable_report());
+    if (!result->ok()) {  // a failed report without a code is still a failure
+      status = absl::Status(static_cast<absl::StatusCode>(result->error_code()), result->error());
+      if (status.ok()) status = absl::UnknownError(result->error());
+    }
+  }
+  if (status.ok()) {
     final_op.set_state(ucode::v1::OPERATION_STATE_SUCCEEDED);
     final_op.set_last_step(ucode::v1::STEP_DONE);
-    final_op.set_report_json(ValidUtf8(*result));
   } else {
-    final_op.set_state(result.status().code() == absl::StatusCode::kCancelled
+    final_op.set_state(status.code() == absl::StatusCode::kCancelled
                            ? ucode::v1::OPERATION_STATE_CANCELLED
                            : ucode::v1::OPERATION_STATE_FAILED);
-    final_op.mutable_error()->set_code(static_cast<int32_t>(result.status().code()));
-    final_op.mutable_error()->set_message(ValidUtf8(result.status().message()));
-    if (absl::optional<absl::Cord> report = result.status().GetPayload(kReportJsonPayload)) {
-      final_op.set_report_json(ValidUtf8(std::string(*report)));
-    }
+    final_op.mutable_error()->set_code(static_cast<int32_t>(status.code()));
+    final_op.mutable_error()->set_message(ValidUtf8(status.message()));
   }
   // Durable before anyone is told: a client that saw DONE finds the same answer after a
   // crash.

@@ -55,7 +55,7 @@ class OperationRecord final : public StepSink {
   // The runner's result: sets the final state, journals it, then publishes the STEP_DONE
   // event. `before_publish` runs between the two (the registry frees the host slot there,
   // so a client that sees DONE can start the next update at once).
-  void Finish(const absl::StatusOr<std::string>& result,
+  void Finish(const absl::StatusOr<ucode::v1::UpdateReport>& result,
               const std::function<void()>& before_publish);
 
   // Streams the history from the first event, then live events, until the DONE event was

@@ -18,24 +18,19 @@ constexpr absl::string_view kNamePrefix = "operations/";
 // Page tokens are "before:<id>": opaque to callers, checked when given back.
 constexpr absl::string_view kTokenPrefix = "before:";
 
-std::string InterruptedReport(const InterruptedOperation& io,
-                              const absl::StatusOr<std::string>& account) {
-  // JSON by hand: a handful of fixed fields; the account is quoted with escapes.
-  std::string escaped;
-  std::string text = account.ok() ? *account : account.status().ToString();
-  for (char c : text) {
-    if (c == '"' || c == '\\') escaped.push_back('\\');
-    if (c == '\n') {
-      escaped += "\\n";
-      continue;
-    }
-    escaped.push_back(c);
-  }
-  return absl::StrCat("{\"operation\":\"", io.operation, "\",\"kind\":\"", io.kind,
-                      "\",\"interrupted\":true,\"last_step\":\"", Step_Name(io.last_step),
-                      "\",\"interrupted_step\":\"", Step_Name(io.interrupted_step),
-                      "\",\"guests_confirmed_running\":", account.ok() ? "true" : "false",
-                      ",\"guests\":\"", escaped, "\"}");
+ucode::v1::UpdateReport InterruptedReport(const InterruptedOperation& io,
+                                          const ucode::v1::Status& error,
+                                          const absl::StatusOr<std::string>& account) {
+  ucode::v1::UpdateReport r;
+  r.set_operation(io.operation);
+  r.set_last_step(io.last_step);
+  r.set_error_code(error.code());
+  r.set_error(error.message());
+  ucode::v1::Interruption& i = *r.mutable_interrupted();
+  i.set_interrupted_step(io.interrupted_step);
+  i.set_guests_confirmed_running(account.ok());
+  i.set_guests(account.ok() ? *account : account.status().ToString());
+  return r;
 }
 
 }  // namespace
@@ -66,7 +61,7 @@ absl::Status OperationRegistry::Recover(
       op.mutable_error()->set_message(absl::StrCat(
           "ucoded stopped during ", Step_Name(op.interrupted_step()),
           " (begun, not finished); last finished step ", Step_Name(op.last_step())));
-      op.set_report_json(InterruptedReport(io, account));
+      *op.mutable_report() = InterruptedReport(io, op.error(), account);
       op.set_update_time_unix_ms(absl::ToUnixMillis(absl::Now()));
       RETURN_IF_ERROR(journal_->UpdateOperation(row.id, op));
       LogLine("operation_interrupted",
@@ -132,7 +127,7 @@ absl::StatusOr<OperationRegistry::Created> OperationRegistry::Create(
 }
 
 void OperationRegistry::Finish(OperationRecord& record,
-                               const absl::StatusOr<std::string>& result) {
+                               const absl::StatusOr<ucode::v1::UpdateReport>& result) {
   record.Finish(result, [&] {
     absl::MutexLock lock(&mu_);
     if (running_.get() == &record) {

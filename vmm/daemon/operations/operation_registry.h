@@ -54,7 +54,7 @@ class OperationRegistry {
                                  absl::string_view request_digest = "");
 
   // Ends `record` with the runner's result and frees the host slot.
-  void Finish(OperationRecord& record, const absl::StatusOr<std::string>& result);
+  void Finish(OperationRecord& record, const absl::StatusOr<ucode::v1::UpdateReport>& result);
 
   // Retries the journal writes that failed for finished operations (a disk that was full
   // may have room again). Called before each new operation and at shutdown.

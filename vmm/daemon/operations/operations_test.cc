@@ -1,8 +1,11 @@
 // The registry and its journal without gRPC: recovery after a crash, the journal's
-// "before the step" rows, and the rendezvous window that is never fsynced.
+// "before the step" rows, the rendezvous window that is never fsynced, and the report.
+#include <sqlite3.h>
+
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "vmm/daemon/operations/fake_runner.h"
@@ -44,7 +47,7 @@ TEST(Operations, StepRowsAreWrittenBeforeTheStep) {
   rec.Emit(v1::STEP_GUEST_VIEWS_SET, "views", nullptr);
   rec.Emit(v1::STEP_RELEASED, "released", nullptr);
   EXPECT_EQ((*journal)->LoadSteps(rec.id())->size(), 7u);
-  reg.Finish(rec, std::string("{}"));
+  reg.Finish(rec, v1::UpdateReport());
   EXPECT_EQ(reg.Running(), nullptr);
 }
 
@@ -82,8 +85,9 @@ TEST(Operations, UnfinishedOperationIsInterruptedWithItsSteps) {
   EXPECT_EQ(op.last_step(), v1::STEP_STAGED);
   EXPECT_EQ(op.interrupted_step(), v1::STEP_PARKED);
   EXPECT_EQ(op.error().code(), static_cast<int>(absl::StatusCode::kAborted));
-  EXPECT_THAT(op.report_json(), HasSubstr("\"interrupted_step\":\"STEP_PARKED\""));
-  EXPECT_THAT(op.report_json(), HasSubstr("guests confirmed running"));
+  EXPECT_EQ(op.report().interrupted().interrupted_step(), v1::STEP_PARKED);
+  EXPECT_TRUE(op.report().interrupted().guests_confirmed_running());
+  EXPECT_THAT(op.report().interrupted().guests(), HasSubstr("guests confirmed running"));
   // The slot is free, the request id still maps to it, and ids continue.
   auto again = reg.Create("apply", "req-7");
   ASSERT_TRUE(again.ok());
@@ -116,6 +120,52 @@ TEST(Operations, BeginStepAfterCancelIsRefusedUntilRendezvous) {
             absl::StatusCode::kCancelled);
   reg.Finish(rec, absl::CancelledError("cancelled"));
   EXPECT_EQ(rec.Snapshot().state(), v1::OPERATION_STATE_CANCELLED);
+}
+
+// The report comes back typed after a restart (an unmeasured revision still absent); a
+// report an older ucoded wrote as its own JSON leaves its row readable, with a note.
+TEST(Operations, JournalKeepsTheTypedReportAndSurvivesAnOlderOne) {
+  SetLogEnabled(false);
+  const std::string path = JournalPath();
+  int64_t older_id = 0;
+  {
+    auto journal = Journal::Open(path);
+    ASSERT_TRUE(journal.ok());
+    OperationRegistry reg(journal->get());
+    ASSERT_TRUE(reg.Recover([](const InterruptedOperation&) { return std::string(); }).ok());
+    v1::UpdateReport report;
+    report.set_ok(true);
+    report.add_vms()->set_revision_after(0x2b);
+    for (int i = 0; i < 2; ++i) {
+      auto created = reg.Create("apply", "");
+      ASSERT_TRUE(created.ok()) << created.status();
+      older_id = created->record->id();
+      reg.Finish(*created->record, report);
+    }
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const std::string sql = absl::StrCat(
+      "UPDATE operations SET report_json = '{\"ok\":true,\"mode\":\"strict\"}' WHERE id = ",
+      older_id);
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+
+  auto journal = Journal::Open(path);
+  ASSERT_TRUE(journal.ok());
+  auto rows = (*journal)->LoadOperations();
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2u);
+  const v1::UpdateReport& kept = (*rows)[0].operation.report();
+  EXPECT_TRUE(kept.ok());
+  ASSERT_EQ(kept.vms_size(), 1);
+  EXPECT_EQ(kept.vms(0).revision_after(), 0x2bu);
+  EXPECT_FALSE(kept.vms(0).has_revision_before());
+  const v1::Operation& older = (*rows)[1].operation;
+  EXPECT_EQ(older.state(), v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_FALSE(older.report().ok());
+  ASSERT_EQ(older.report().notes_size(), 1);
+  EXPECT_THAT(older.report().notes(0), HasSubstr("older ucoded"));
 }
 
 }  // namespace

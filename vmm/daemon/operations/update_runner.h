@@ -97,29 +97,29 @@ struct InterruptedOperation {
   std::vector<std::string> paused_domains;
 };
 
-// A failed Apply may attach its report (JSON) to the status under this payload type URL;
-// the daemon stores it as the operation's report_json.
-inline constexpr char kReportJsonPayload[] = "type.ucode.dev/ucode.v1.ReportJson";
-
 class UpdateRunner {
  public:
   virtual ~UpdateRunner() = default;
 
-  // The whole update. Returns the report (JSON) on success; on failure a status whose
-  // code says what the caller should do (ABORTED: retry the operation; FAILED_PRECONDITION:
+  // The whole update. Returns the report, whose verdict (ok, error_code, error) is the
+  // operation's, or a status when it failed before there was one. A failure's code says
+  // what the caller should do (ABORTED: retry the operation; FAILED_PRECONDITION:
   // fix the host first; CANCELLED: cancelled before the rendezvous).
-  virtual absl::StatusOr<std::string> Apply(const ApplyParams& params, StepSink& sink,
-                                            const CancelToken& cancel) = 0;
+  virtual absl::StatusOr<ucode::v1::UpdateReport> Apply(const ApplyParams& params,
+                                                        StepSink& sink,
+                                                        const CancelToken& cancel) = 0;
 
-  // Staging only (no activation). Returns the report JSON.
-  virtual absl::StatusOr<std::string> Stage(const StageParams& params, StepSink& sink,
-                                            const CancelToken& cancel) = 0;
+  // Staging only (no activation). Returns the report.
+  virtual absl::StatusOr<ucode::v1::UpdateReport> Stage(const StageParams& params,
+                                                        StepSink& sink,
+                                                        const CancelToken& cancel) = 0;
 
   // Sets every selected guest's view to the revision the host runs (park, set, release,
-  // verify; orchestrator::SyncGuestViews). Returns the report JSON; BeginStep(STEP_PARKED)
-  // and cancel as for Apply.
-  virtual absl::StatusOr<std::string> SyncGuestViews(const SyncParams& params, StepSink& sink,
-                                                     const CancelToken& cancel) = 0;
+  // verify; orchestrator::SyncGuestViews). Returns the report; BeginStep(STEP_PARKED) and
+  // cancel as for Apply.
+  virtual absl::StatusOr<ucode::v1::UpdateReport> SyncGuestViews(const SyncParams& params,
+                                                                 StepSink& sink,
+                                                                 const CancelToken& cancel) = 0;
 
   virtual absl::StatusOr<ucode::v1::Host> DescribeHost() = 0;
   virtual absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() = 0;

@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/host_update.h"
@@ -16,13 +15,7 @@ namespace {
 
 using orchestrator::Step;
 
-// orchestrator::Step mirrors ucode.v1.Step number for number (report.h).
-static_assert(static_cast<int>(Step::kValidated) == ucode::v1::STEP_VALIDATED);
-static_assert(static_cast<int>(Step::kParked) == ucode::v1::STEP_PARKED);
-static_assert(static_cast<int>(Step::kReleased) == ucode::v1::STEP_RELEASED);
-static_assert(static_cast<int>(Step::kDone) == ucode::v1::STEP_DONE);
-
-ucode::v1::Step ToProto(Step step) { return static_cast<ucode::v1::Step>(step); }
+using orchestrator::ToProto;
 
 // How long a restarted daemon waits for the dead instance's VMMs, beyond their dead-man.
 constexpr absl::Duration kConfirmSlack = absl::Seconds(3);
@@ -70,12 +63,6 @@ orchestrator::UpdateOptions OptionsFor(const ApplyParams& params, bool stage) {
   return o;
 }
 
-// The failed operation's report travels with its status (kReportJsonPayload).
-absl::Status WithReport(absl::Status status, const std::string& json) {
-  status.SetPayload(kReportJsonPayload, absl::Cord(json));
-  return status;
-}
-
 }  // namespace
 
 OrchestratorRunner::OrchestratorRunner(OrchestratorRunnerOptions options)
@@ -98,7 +85,7 @@ absl::StatusOr<std::unique_ptr<OrchestratorRunner>> OrchestratorRunner::Create(
 
 OrchestratorRunner::~OrchestratorRunner() = default;  // ManagedFleet stops the VMMs
 
-absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
+absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Apply(const ApplyParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
   return RunOnGuests(params.operation, params.guests, params.mode, sink, cancel,
                      [&](absl::Span<orchestrator::GuestGroup* const> groups,
@@ -108,7 +95,7 @@ absl::StatusOr<std::string> OrchestratorRunner::Apply(const ApplyParams& params,
                      });
 }
 
-absl::StatusOr<std::string> OrchestratorRunner::SyncGuestViews(const SyncParams& params,
+absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::SyncGuestViews(const SyncParams& params,
                                                                StepSink& sink,
                                                                const CancelToken& cancel) {
   orchestrator::UpdateOptions o;
@@ -121,7 +108,7 @@ absl::StatusOr<std::string> OrchestratorRunner::SyncGuestViews(const SyncParams&
                      });
 }
 
-absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
+absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::RunOnGuests(
     const std::string& operation, const std::vector<std::string>& guests,
     ucode::v1::UpdateMode mode, StepSink& sink, const CancelToken& cancel, const RunFn& run) {
   absl::MutexLock fleet(&fleet_mu_);
@@ -165,12 +152,10 @@ absl::StatusOr<std::string> OrchestratorRunner::RunOnGuests(
   busy_.store(false);
   RefreshSnapshot();
   if (!repaired.empty()) report.notes.insert(report.notes.begin(), repaired);
-  std::string json = orchestrator::ReportJson(report);
-  if (!report.status.ok()) return WithReport(report.status, json);
-  return json;
+  return ToProto(report);
 }
 
-absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params, StepSink& sink,
+absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Stage(const StageParams& params, StepSink& sink,
                                                       const CancelToken& cancel) {
   platform::Platform& host = *options_.platform;
   if (!host.StagingLeftToKernel().empty()) {
@@ -192,7 +177,7 @@ absl::StatusOr<std::string> OrchestratorRunner::Stage(const StageParams& params,
   orchestrator::UpdateReport report = orchestrator::StageUpdate(host, params.image, o, cb);
   busy_.store(false);
   RETURN_IF_ERROR(report.status);
-  return orchestrator::ReportJson(report);
+  return ToProto(report);
 }
 
 void OrchestratorRunner::RefreshSnapshot() {

@@ -71,11 +71,11 @@ class OrchestratorRunner final : public UpdateRunner {
   OrchestratorRunner(const OrchestratorRunner&) = delete;
   OrchestratorRunner& operator=(const OrchestratorRunner&) = delete;
 
-  absl::StatusOr<std::string> Apply(const ApplyParams& params, StepSink& sink,
+  absl::StatusOr<ucode::v1::UpdateReport> Apply(const ApplyParams& params, StepSink& sink,
                                     const CancelToken& cancel) override;
-  absl::StatusOr<std::string> Stage(const StageParams& params, StepSink& sink,
+  absl::StatusOr<ucode::v1::UpdateReport> Stage(const StageParams& params, StepSink& sink,
                                     const CancelToken& cancel) override;
-  absl::StatusOr<std::string> SyncGuestViews(const SyncParams& params, StepSink& sink,
+  absl::StatusOr<ucode::v1::UpdateReport> SyncGuestViews(const SyncParams& params, StepSink& sink,
                                              const CancelToken& cancel) override;
   absl::StatusOr<ucode::v1::Host> DescribeHost() override;
   absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() override;
@@ -96,10 +96,10 @@ class OrchestratorRunner final : public UpdateRunner {
   };
 
   // One orchestrator run (`run`) over the guests an operation names, with the daemon's
-  // journal, event and cancel hooks; returns the report JSON (attached to a failure).
+  // journal, event and cancel hooks; returns its report.
   using RunFn = std::function<orchestrator::UpdateReport(
       absl::Span<orchestrator::GuestGroup* const>, const orchestrator::UpdateCallbacks&)>;
-  absl::StatusOr<std::string> RunOnGuests(const std::string& operation,
+  absl::StatusOr<ucode::v1::UpdateReport> RunOnGuests(const std::string& operation,
                                           const std::vector<std::string>& guests,
                                           ucode::v1::UpdateMode mode, StepSink& sink,
                                           const CancelToken& cancel, const RunFn& run);

@@ -117,7 +117,6 @@ finished:
   type: float
 '''
 
-import json
 import os
 import re
 import time
@@ -187,10 +186,7 @@ def run_update(module, ctl, image, plan, durations, result):
              '(ucodectl get %s)' % (started.group(1), e, started.group(1)))
     result['finished'] = time.time()
     result['operation'] = op.get('name', '')
-    try:
-        report = json.loads(op.get('report_json') or '{}')
-    except ValueError:
-        report = {}
+    report = op.get('report') or {}  # ucode.v1.UpdateReport as protobuf JSON
     result['report'] = report
     result['vms'] = vm_rows(report)
     result['changed'] = bool(report.get('host_touched', True))
