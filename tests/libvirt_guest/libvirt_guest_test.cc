@@ -3,6 +3,8 @@
 // it with lifecycle events as acknowledgements, and query the agent.
 //
 // Arguments (from BUILD.bazel): --agent=PATH --build_initramfs=PATH --render_domain_xml=PATH
+#include <libvirt/libvirt.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>

@@ -1,5 +1,6 @@
 #include "vmm/libvirt/connection.h"
 
+#include <libvirt/libvirt.h>
 #include <libvirt/libvirt-qemu.h>
 
 #include <algorithm>

@@ -38,7 +38,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   [[nodiscard]] const std::string& uri() const { return uri_; }
-  [[nodiscard]] virConnectPtr get() const { return conn_.get(); }
+  [[nodiscard]] _virConnect* get() const { return conn_.get(); }
   [[nodiscard]] const DomainEventLog& events() const { return *events_; }
 
   // A domain by name, or by UUID when `name_or_uuid` parses as one (as virsh does).

@@ -1,5 +1,7 @@
 #include "vmm/libvirt/connection.h"
 
+#include <libvirt/libvirt.h>
+
 #include <memory>
 
 #include "gmock/gmock.h"

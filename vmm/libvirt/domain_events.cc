@@ -1,5 +1,7 @@
 #include "vmm/libvirt/domain_events.h"
 
+#include <libvirt/libvirt.h>
+
 #include <deque>
 #include <utility>
 

@@ -1,5 +1,7 @@
 // Connection::SuspendAll / ResumeAll: one thread per domain, started together, joined
 // together (orchestrator::FanOut), each reporting its own outcome against one deadline.
+#include <libvirt/libvirt.h>
+
 #include "absl/strings/str_cat.h"
 #include "vmm/libvirt/connection.h"
 #include "vmm/libvirt/libvirt_status.h"

@@ -1,6 +1,5 @@
 #include "vmm/orchestrator/freeze_pauser.h"
 
-#include <libvirt/libvirt.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -54,7 +53,7 @@ absl::Status FreezePauser::Prepare(absl::Span<const libvirt::Domain> domains,
   for (size_t i = 0; i < domains.size(); ++i) {
     const libvirt::Domain& d = domains[i];
     absl::StatusOr<int> state = d.State();
-    if (state.ok() && *state == VIR_DOMAIN_PAUSED) continue;  // someone else's pause
+    if (state.ok() && *state == libvirt::kDomainPaused) continue;  // someone else's pause
     absl::StatusOr<pid_t> pid = freeze::FindQemuByUuid(options_.proc_root, d.uuid());
     if (!pid.ok()) {
       // Not on this host (a remote URI, another driver): freezing cannot reach it.
