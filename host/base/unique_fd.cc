@@ -1,22 +1,12 @@
 #include "host/base/unique_fd.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 
 namespace ucode {
-
-void UniqueFd::Reset(int fd) {
-  if (fd_ >= 0) {
-    // close() may report EINTR, but on Linux the fd is released anyway; retrying could
-    // close an fd another thread just got.
-    ::close(fd_);
-  }
-  fd_ = fd;
-}
 
 absl::Status ErrnoStatus(int err, absl::string_view what) {
   std::string message = absl::StrCat(what, ": ", std::strerror(err), " (errno ", err, ")");
