@@ -72,8 +72,7 @@ v1::Operation ApplyAndWait(UcodedProcess& ucoded, grpc::Status* start) {
 }
 
 TEST(DaemonFleetRepair, StoppedVmIsListedAndRefusedByName) {
-  const std::string why = KvmMissing();
-  if (!why.empty()) GTEST_SKIP() << why;
+  SKIP_WITHOUT_KVM();
   ScratchDir dir;
   UcodedProcess ucoded(dir, "2x1");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
@@ -101,8 +100,7 @@ TEST(DaemonFleetRepair, StoppedVmIsListedAndRefusedByName) {
 }
 
 TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
-  const std::string why = KvmMissing();
-  if (!why.empty()) GTEST_SKIP() << why;
+  SKIP_WITHOUT_KVM();
   ScratchDir dir;
   UcodedProcess ucoded(dir, "2x1");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
@@ -149,8 +147,7 @@ TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
 // VMs before their view was set) used to be refused as "not newer" for good: it now only
 // sets the guest views. SyncGuestViews does it without an image.
 TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
-  const std::string why = KvmMissing();
-  if (!why.empty()) GTEST_SKIP() << why;
+  SKIP_WITHOUT_KVM();
   ScratchDir dir;
   UcodedProcess ucoded(dir, "2x1");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
