@@ -60,11 +60,8 @@ bool WaitState(pid_t pid, char state) {
 }
 
 v1::Operation ApplyAndWait(UcodedProcess& ucoded, grpc::Status* start) {
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(ucoded.NextImage());
-  grpc::ClientContext ctx;
   v1::Operation op;
-  *start = ucoded.stub().ApplyUpdate(&ctx, req, &op);
+  *start = StartApply(ucoded.stub(), ucoded.NextImage(), &op);
   if (!start->ok()) return op;
   grpc::Status st;
   std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
@@ -151,12 +148,10 @@ TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
   ScratchDir dir;
   UcodedProcess ucoded(dir, "2x1");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(ucoded.NextImage());
+  const std::string image = ucoded.NextImage();
   for (int round = 0; round < 2; ++round) {
-    grpc::ClientContext ctx;
     v1::Operation op;
-    ASSERT_TRUE(ucoded.stub().ApplyUpdate(&ctx, req, &op).ok());
+    ASSERT_TRUE(StartApply(ucoded.stub(), image, &op).ok());
     grpc::Status st;
     std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
     ASSERT_FALSE(events.empty());

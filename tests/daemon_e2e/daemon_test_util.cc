@@ -109,6 +109,15 @@ bool WaitUntilServing(const std::string& socket, absl::Duration timeout) {
   return false;
 }
 
+grpc::Status StartApply(ucode::v1::UcodeService::Stub& stub, const std::string& image,
+                        ucode::v1::Operation* op, const std::vector<std::string>& guests) {
+  ucode::v1::ApplyUpdateRequest req;
+  req.mutable_image()->set_image_bytes(image);
+  for (const std::string& g : guests) req.add_guests(g);
+  grpc::ClientContext ctx;
+  return stub.ApplyUpdate(&ctx, req, op);
+}
+
 std::vector<ucode::v1::OperationEvent> WatchAll(ucode::v1::UcodeService::Stub& stub,
                                                 const std::string& name, grpc::Status* status) {
   grpc::ClientContext ctx;

@@ -76,11 +76,8 @@ class UcodedProcess {
 
   // Starts an apply of NextImage(); returns the operation name ("" on failure).
   std::string StartApply(size_t kib = 16) {
-    v1::ApplyUpdateRequest req;
-    req.mutable_image()->set_image_bytes(NextImage(kib));
-    grpc::ClientContext ctx;
     v1::Operation op;
-    if (!stub_->ApplyUpdate(&ctx, req, &op).ok()) return "";
+    if (!daemon_e2e::StartApply(*stub_, NextImage(kib), &op).ok()) return "";
     return op.name();
   }
 
