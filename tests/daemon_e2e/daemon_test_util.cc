@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "absl/time/clock.h"
+#include "host/base/read_file.h"
 #include "host/microcode/image_generator.h"
 
 namespace ucode::daemon_e2e {
@@ -141,11 +142,6 @@ ucode::v1::Operation GetOperation(ucode::v1::UcodeService::Stub& stub, const std
   return op;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string ReadFile(const std::string& path) { return ReadTextFile(path).value_or(""); }
 
 }  // namespace ucode::daemon_e2e

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "host/base/read_file.h"
 #include "vmm/freeze/fake_vmm.h"
 #include "vmm/freeze/freeze_guard.h"
 #include "vmm/freeze/leftovers.h"
@@ -28,12 +29,7 @@ namespace {
 constexpr absl::Duration kDeadline = absl::Seconds(10);  // generous: a loaded machine
 constexpr absl::Duration kQuiet = absl::Milliseconds(100);
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string ReadAll(const std::string& path) { return ReadTextFile(path).value_or(""); }
 
 std::string Mountinfo() { return ReadAll("/proc/self/mountinfo"); }
 
