@@ -53,6 +53,13 @@ absl::StatusOr<FreezeTarget> Target(const FakeVmm& vm, int vcpus, const std::str
   return FreezeTarget{.name = absl::StrCat("fake-", vm.pid()), .plan = *std::move(plan)};
 }
 
+// A freezer over `vm`'s first `vcpus` vCPU threads, planned on this host's mounts.
+absl::StatusOr<std::unique_ptr<Freezer>> PrepareOn(const FakeVmm& vm, int vcpus) {
+  absl::StatusOr<FreezeTarget> t = Target(vm, vcpus, Mountinfo());
+  if (!t.ok()) return t.status();
+  return Freezer::Prepare({*std::move(t)});
+}
+
 std::string ThreadCgroups(pid_t pid, pid_t tid) {
   return ReadAll(absl::StrCat("/proc/", pid, "/task/", tid, "/cgroup"));
 }
@@ -152,9 +159,7 @@ TEST(FreezerTest, ThreadCountMismatchFreezesNothing) {
 
 TEST(FreezeGuardTest, ThawsWhenTheHoldLimitPasses) {
   FakeVmm vm(2);
-  absl::StatusOr<FreezeTarget> t = Target(vm, 2, Mountinfo());
-  ASSERT_TRUE(t.ok()) << t.status();
-  absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
+  absl::StatusOr<std::unique_ptr<Freezer>> f = PrepareOn(vm, 2);
   ASSERT_TRUE(f.ok()) << f.status();
   absl::StatusOr<FreezeGuard> guard =
       FreezeGuard::Start((*f)->ThawWrites(), absl::Milliseconds(300));
@@ -175,9 +180,7 @@ TEST(FreezeGuardTest, ThawsWhenTheHoldLimitPasses) {
 
 TEST(FreezeGuardTest, DismissedGuardWritesNothing) {
   FakeVmm vm(1);
-  absl::StatusOr<FreezeTarget> t = Target(vm, 1, Mountinfo());
-  ASSERT_TRUE(t.ok()) << t.status();
-  absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
+  absl::StatusOr<std::unique_ptr<Freezer>> f = PrepareOn(vm, 1);
   ASSERT_TRUE(f.ok()) << f.status();
   absl::StatusOr<FreezeGuard> guard = FreezeGuard::Start((*f)->ThawWrites(), absl::Seconds(60));
   ASSERT_TRUE(guard.ok()) << guard.status();
