@@ -72,7 +72,8 @@ ABSL_FLAG(int, image_kib, 64, "size of the generated image the host-load rounds 
 namespace ucode::rendezvous {
 namespace {
 
-double Us(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
+using bench::Median;
+using bench::Us;
 
 long RssKib(pid_t pid) {
   std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
