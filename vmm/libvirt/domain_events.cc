@@ -102,11 +102,6 @@ std::optional<DomainEvent> DomainEventLog::WaitFor(DomainEvent::Kind kind,
   }
 }
 
-std::vector<DomainEvent> DomainEventLog::Snapshot() const {
-  absl::MutexLock lock(&state_->mu);
-  return {state_->events.begin(), state_->events.end()};
-}
-
 int DomainEventLog::CountLifecycle(absl::string_view uuid, int type, uint64_t after) const {
   absl::MutexLock lock(&state_->mu);
   int n = 0;

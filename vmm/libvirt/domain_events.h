@@ -54,9 +54,6 @@ class DomainEventLog {
                                                    int type, uint64_t after,
                                                    absl::Time deadline) const;
 
-  // Every recorded event still kept (the oldest are dropped past kMaxEvents).
-  [[nodiscard]] std::vector<DomainEvent> Snapshot() const;
-
   // How many lifecycle events of `type` the domain `uuid` had after sequence number
   // `after` (0: since the log started).
   [[nodiscard]] int CountLifecycle(absl::string_view uuid, int type, uint64_t after = 0) const;
