@@ -62,11 +62,11 @@ absl::StatusOr<int> Domain::VcpuCount() const {
 
 absl::StatusOr<int> Domain::State(int* reason) const {
   int state = 0;
-  int unused_reason = 0;
-  if (virDomainGetState(handle_.get(), &state, reason != nullptr ? reason : &unused_reason, 0) <
-      0) {
+  int why = 0;
+  if (virDomainGetState(handle_.get(), &state, &why, 0) < 0) {
     return LastErrorStatus(absl::StrCat("virDomainGetState ", name_));
   }
+  if (reason != nullptr) *reason = why;
   return state;
 }
 
