@@ -72,13 +72,13 @@ int RunAgentLoop(const ChannelOptions& options, Session* session) {
   for (int s : {SIGTERM, SIGINT, SIGIO, SIGHUP}) sigaddset(&mask, s);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a vanished socket peer is an error return, not a death
-  UniqueFd sigfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  ucode::UniqueFd sigfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd.valid()) {
     Log(std::string("signalfd: ") + std::strerror(errno));
     return 1;
   }
 
-  UniqueFd channel;
+  ucode::UniqueFd channel;
   ChannelKind kind = ChannelKind::kCharDevice;
   bool host_connected = true;  // assume so until a hang-up says otherwise
   int reopen_delay_ms = kMinReopenDelayMs;

@@ -16,20 +16,24 @@ bool ArgReader::OnlyKnown(std::initializer_list<std::string_view> known) {
   return true;
 }
 
-const json::Value* ArgReader::Get(std::string_view name, bool required) {
+const json::Value* ArgReader::Get(std::string_view name, bool required, json::Value::Type type,
+                                  const char* type_name) {
   const json::Value* v = args_.Find(name);
-  if (v == nullptr && required) Fail("Parameter '" + std::string(name) + "' is missing");
+  if (v == nullptr) {
+    if (required) Fail("Parameter '" + std::string(name) + "' is missing");
+    return nullptr;
+  }
+  if (v->type() != type) {
+    Fail("Invalid parameter type for '" + std::string(name) + "', expected: " + type_name);
+    return nullptr;
+  }
   return v;
 }
 
 std::optional<int64_t> ArgReader::Int(std::string_view name, bool required, int64_t min,
                                       int64_t max) {
-  const json::Value* v = Get(name, required);
+  const json::Value* v = Get(name, required, json::Value::Type::kInt, "integer");
   if (v == nullptr) return std::nullopt;
-  if (!v->is_int()) {
-    Fail("Invalid parameter type for '" + std::string(name) + "', expected: integer");
-    return std::nullopt;
-  }
   if (v->as_int() < min || v->as_int() > max) {
     Fail("Parameter '" + std::string(name) + "' expects a value in [" + std::to_string(min) +
          ", " + std::to_string(max) + "]");
@@ -40,12 +44,8 @@ std::optional<int64_t> ArgReader::Int(std::string_view name, bool required, int6
 
 std::optional<std::string> ArgReader::String(std::string_view name, bool required,
                                              size_t max_bytes) {
-  const json::Value* v = Get(name, required);
+  const json::Value* v = Get(name, required, json::Value::Type::kString, "string");
   if (v == nullptr) return std::nullopt;
-  if (!v->is_string()) {
-    Fail("Invalid parameter type for '" + std::string(name) + "', expected: string");
-    return std::nullopt;
-  }
   const std::string& s = v->as_string();
   if (s.size() > max_bytes) {
     Fail("Parameter '" + std::string(name) + "' is longer than " + std::to_string(max_bytes) +

@@ -31,7 +31,10 @@ class ArgReader {
 
  private:
   bool Fail(std::string message);
-  const json::Value* Get(std::string_view name, bool required);
+  // The member `name` if present and of `type` (`type_name` in QAPI's words), else nullptr:
+  // absent (an error when `required`) or of another type (always an error).
+  const json::Value* Get(std::string_view name, bool required, json::Value::Type type,
+                         const char* type_name);
 
   const json::Value& args_;
   std::string error_;

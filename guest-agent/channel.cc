@@ -19,7 +19,7 @@ std::string Errno(const std::string& what) { return what + ": " + std::strerror(
 
 // First line of a small sysfs attribute.
 std::optional<std::string> ReadAttribute(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ucode::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return std::nullopt;
   char buf[256];
   ssize_t n;
@@ -32,15 +32,15 @@ std::optional<std::string> ReadAttribute(const std::string& path) {
   return s;
 }
 
-UniqueFd ConnectUnix(const std::string& path, std::string* error) {
+ucode::UniqueFd ConnectUnix(const std::string& path, std::string* error) {
   sockaddr_un addr{};
   if (path.size() >= sizeof(addr.sun_path)) {
     *error = "socket path too long: " + path;
-    return UniqueFd();
+    return ucode::UniqueFd();
   }
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ucode::UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     *error = Errno("socket");
     return fd;
@@ -51,7 +51,7 @@ UniqueFd ConnectUnix(const std::string& path, std::string* error) {
   } while (r != 0 && errno == EINTR);
   if (r != 0 || fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) {
     *error = Errno("connect " + path);
-    return UniqueFd();
+    return ucode::UniqueFd();
   }
   return fd;
 }
@@ -83,21 +83,21 @@ std::optional<std::string> FindVirtioPort(const ChannelOptions& options, std::st
   return std::nullopt;
 }
 
-UniqueFd OpenChannel(const ChannelOptions& options, ChannelKind* kind, std::string* error) {
+ucode::UniqueFd OpenChannel(const ChannelOptions& options, ChannelKind* kind, std::string* error) {
   if (options.inherited_fd >= 0) {
     *kind = ChannelKind::kInheritedFd;
     // Take the fd over: close-on-exec so hooks never inherit the channel.
     int fd = options.inherited_fd;
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
       *error = Errno("fd " + std::to_string(fd));
-      return UniqueFd();
+      return ucode::UniqueFd();
     }
-    return UniqueFd(fd);
+    return ucode::UniqueFd(fd);
   }
   std::string path = options.device;
   if (path.empty()) {
     std::optional<std::string> found = FindVirtioPort(options, error);
-    if (!found) return UniqueFd();
+    if (!found) return ucode::UniqueFd();
     path = *found;
   }
   struct stat st;
@@ -106,7 +106,7 @@ UniqueFd OpenChannel(const ChannelOptions& options, ChannelKind* kind, std::stri
     return ConnectUnix(path, error);
   }
   *kind = ChannelKind::kCharDevice;
-  UniqueFd fd(open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
+  ucode::UniqueFd fd(open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) {
     *error = Errno("open " + path);
     return fd;

@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "guest-agent/unique_fd.h"
+#include "host/base/unique_fd_core.h"
 
 namespace ucode_agent {
 
@@ -35,8 +35,8 @@ enum class ChannelKind { kCharDevice, kUnixSocket, kInheritedFd };
 // gets O_ASYNC with this process as owner: virtio_console raises SIGIO when the
 // host side connects (drivers/char/virtio_console.c, send_sigio_to_port), which
 // is how the agent waits for the host without polling.
-[[nodiscard]] UniqueFd OpenChannel(const ChannelOptions& options, ChannelKind* kind,
-                                   std::string* error);
+[[nodiscard]] ucode::UniqueFd OpenChannel(const ChannelOptions& options, ChannelKind* kind,
+                                          std::string* error);
 
 }  // namespace ucode_agent
 

@@ -61,7 +61,7 @@ TEST(ChannelTest, InheritedFdBecomesCloseOnExecAndNonBlocking) {
   o.inherited_fd = sv[0];
   ChannelKind kind;
   std::string error;
-  UniqueFd fd = OpenChannel(o, &kind, &error);
+  ucode::UniqueFd fd = OpenChannel(o, &kind, &error);
   ASSERT_TRUE(fd.valid()) << error;
   EXPECT_EQ(kind, ChannelKind::kInheritedFd);
   EXPECT_TRUE(fcntl(fd.get(), F_GETFD) & FD_CLOEXEC);

@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "guest-agent/unique_fd.h"
+#include "host/base/unique_fd_core.h"
 
 namespace ucode_agent {
 namespace {
@@ -47,7 +47,7 @@ std::optional<MicrocodeView> ParseCpuinfo(std::string_view text) {
 }
 
 std::optional<MicrocodeView> ReadCpuinfo(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ucode::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return std::nullopt;
   // procfs reports size 0: read until EOF.
   std::string data;

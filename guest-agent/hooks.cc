@@ -15,7 +15,7 @@
 #include <cstring>
 
 #include "guest-agent/process_tree.h"
-#include "guest-agent/unique_fd.h"
+#include "host/base/unique_fd_core.h"
 
 namespace ucode_agent {
 namespace {
@@ -117,14 +117,14 @@ HookOutcome RunOne(const ExecPlan& plan, const std::string& name, Clock::time_po
   const size_t max_output = options.max_output_bytes;
   HookOutcome outcome;
   outcome.name = name;
-  UniqueFd devnull(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  ucode::UniqueFd devnull(open("/dev/null", O_RDONLY | O_CLOEXEC));
   int pipefd[2];
   if (!devnull.valid() || pipe2(pipefd, O_CLOEXEC) != 0) {
     outcome.reason = std::string("cannot set up hook I/O: ") + std::strerror(errno);
     return outcome;
   }
-  UniqueFd read_end(pipefd[0]);
-  UniqueFd write_end(pipefd[1]);
+  ucode::UniqueFd read_end(pipefd[0]);
+  ucode::UniqueFd write_end(pipefd[1]);
   // Only our read end is non-blocking; the hook's stdout stays blocking.
   if (fcntl(read_end.get(), F_SETFL, O_NONBLOCK) != 0) {
     outcome.reason = std::string("cannot set up hook I/O: ") + std::strerror(errno);
@@ -140,7 +140,7 @@ HookOutcome RunOne(const ExecPlan& plan, const std::string& name, Clock::time_po
   }
   setpgid(pid, pid);  // also from the parent, closing the race with an early kill
   write_end.Reset();
-  UniqueFd pidfd(PidfdOpen(pid));
+  ucode::UniqueFd pidfd(PidfdOpen(pid));
 
   bool exited = false;
   bool timed_out = false;

@@ -169,6 +169,13 @@ int AsNobody(const std::string& command) {
                     .c_str());
 }
 
+// As uid 65534: writes `path` as a script that creates `marker`, and makes it executable
+// (`make_executable`: only a file of their own).
+int PlantAsNobody(const std::string& path, const std::string& marker, bool make_executable) {
+  return AsNobody("printf \"#!/bin/sh\\ntouch " + marker + "\\n\" > " + path +
+                  (make_executable ? " && chmod 0755 " + path : ""));
+}
+
 void WriteFile(const std::string& path, const std::string& content, mode_t mode) {
   std::ofstream(path) << content;
   chmod(path.c_str(), mode);
@@ -183,7 +190,7 @@ TEST(HooksTest, HookWritableByOthersIsRefusedNotRun) {
   const std::string marker = dir.path() + "/pwned";
   WriteFile(hooks + "/10-hook", "#!/bin/sh\nexit 0\n", 0755);
   chmod((hooks + "/10-hook").c_str(), 0757);  // chmod ignores the umask
-  ASSERT_EQ(AsNobody("printf \"#!/bin/sh\\ntouch " + marker + "\\n\" > " + hooks + "/10-hook"), 0);
+  ASSERT_EQ(PlantAsNobody(hooks + "/10-hook", marker, /*make_executable=*/false), 0);
   HookRun run = RunHooks(hooks, Options());
   EXPECT_FALSE(run.ok);
   ASSERT_EQ(run.hooks.size(), 1u);
@@ -201,9 +208,7 @@ TEST(HooksTest, SymlinkToAnotherUsersScriptIsRefused) {
   mkdir(theirs.c_str(), 0777);
   chmod(theirs.c_str(), 0777);
   const std::string marker = dir.path() + "/pwned";
-  ASSERT_EQ(AsNobody("printf \"#!/bin/sh\\ntouch " + marker + "\\n\" > " + theirs +
-                     "/x && chmod 0755 " + theirs + "/x"),
-            0);
+  ASSERT_EQ(PlantAsNobody(theirs + "/x", marker, /*make_executable=*/true), 0);
   ASSERT_EQ(symlink((theirs + "/x").c_str(), (hooks + "/10-link").c_str()), 0);
   HookRun run = RunHooks(hooks, Options());
   EXPECT_FALSE(run.ok);
@@ -229,9 +234,7 @@ TEST(HooksTest, DirectoryWritableByOthersRunsNothing) {
   mkdir(hooks.c_str(), 0777);
   chmod(hooks.c_str(), 0777);
   const std::string marker = dir.path() + "/pwned";
-  ASSERT_EQ(AsNobody("printf \"#!/bin/sh\\ntouch " + marker + "\\n\" > " + hooks +
-                     "/10-planted && chmod 0755 " + hooks + "/10-planted"),
-            0);
+  ASSERT_EQ(PlantAsNobody(hooks + "/10-planted", marker, /*make_executable=*/true), 0);
   HookRun run = RunHooks(hooks, Options());
   EXPECT_FALSE(run.ok);
   EXPECT_TRUE(run.hooks.empty());

@@ -43,8 +43,6 @@ class LineFramer {
     discarding_ = false;
   }
 
-  [[nodiscard]] size_t buffered() const { return buf_.size(); }
-
  private:
   size_t max_;
   std::string buf_;

@@ -2,12 +2,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "guest-agent/agent_loop.h"
 #include "guest-agent/channel.h"
@@ -74,27 +76,20 @@ int main(int argc, char** argv) {
       return 2;
     }
     const char* value = argv[++i];
-    if (arg == "--port-name") {
-      channel.port_name = value;
-    } else if (arg == "--device") {
-      channel.device = value;
+    const std::pair<std::string_view, std::string*> kTextOptions[] = {
+        {"--port-name", &channel.port_name},    {"--device", &channel.device},
+        {"--sysfs-root", &channel.sysfs_root},  {"--dev-dir", &channel.dev_dir},
+        {"--prepare-dir", &config.prepare_dir}, {"--complete-dir", &config.complete_dir},
+        {"--state-dir", &config.state_dir},     {"--cpuinfo", &config.cpuinfo_path}};
+    auto text = std::find_if(std::begin(kTextOptions), std::end(kTextOptions),
+                             [&](const auto& o) { return o.first == arg; });
+    if (text != std::end(kTextOptions)) {
+      *text->second = value;
     } else if (arg == "--fd") {
       if (!ParseFd(value, &channel.inherited_fd)) {
         std::fprintf(stderr, "ucode-agent: bad --fd %s\n", value);
         return 2;
       }
-    } else if (arg == "--sysfs-root") {
-      channel.sysfs_root = value;
-    } else if (arg == "--dev-dir") {
-      channel.dev_dir = value;
-    } else if (arg == "--prepare-dir") {
-      config.prepare_dir = value;
-    } else if (arg == "--complete-dir") {
-      config.complete_dir = value;
-    } else if (arg == "--state-dir") {
-      config.state_dir = value;
-    } else if (arg == "--cpuinfo") {
-      config.cpuinfo_path = value;
     } else {
       std::fprintf(stderr, "ucode-agent: unknown option %s\n%s", argv[i - 1], kUsage);
       return 2;

@@ -12,7 +12,7 @@
 #include <string>
 #include <utility>
 
-#include "guest-agent/unique_fd.h"
+#include "host/base/unique_fd_core.h"
 
 namespace ucode_agent {
 namespace {
@@ -21,7 +21,7 @@ namespace {
 // command name may hold spaces and parentheses). -1 if gone.
 pid_t ParentOf(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ucode::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return -1;
   char buf[512];
   ssize_t n = read(fd.get(), buf, sizeof(buf) - 1);

@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "guest-agent/unique_fd.h"
 #include "guest-agent/write_all.h"
+#include "host/base/unique_fd_core.h"
 
 namespace ucode_agent {
 namespace {
@@ -39,7 +39,8 @@ bool StateStore::Write(const std::string& name, const json::Value& record,
   data.push_back('\n');
   {
     // O_NOFOLLOW: a planted symlink must not redirect a root-owned write.
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    ucode::UniqueFd fd(
+        open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
     if (!fd.valid()) {
       *error = Errno("open " + tmp);
       return false;
@@ -56,7 +57,7 @@ bool StateStore::Write(const std::string& name, const json::Value& record,
     return false;
   }
   if (sync_) {
-    UniqueFd d(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ucode::UniqueFd d(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (d.valid()) fsync(d.get());
   }
   return true;
@@ -64,7 +65,7 @@ bool StateStore::Write(const std::string& name, const json::Value& record,
 
 std::optional<json::Value> StateStore::Read(const std::string& name, std::string* error) const {
   const std::string path = dir_ + "/" + name;
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  ucode::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) {
     if (errno != ENOENT) *error = Errno("open " + path);
     return std::nullopt;

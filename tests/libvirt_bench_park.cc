@@ -28,10 +28,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -45,6 +44,7 @@
 #include "tests/libvirt_guest/guest_lab.h"
 #include "vmm/libvirt/agent_call.h"
 #include "vmm/orchestrator/libvirt_group.h"
+#include "vmm/rendezvous/bench_stats.h"
 #include "vmm/rendezvous/coordinator.h"
 
 ABSL_FLAG(int, rounds, 10, "measured rounds per point (at least 10; the median is reported)");
@@ -82,13 +82,8 @@ struct Point {
   std::string freeze_how;  // the freezer's mechanism
 };
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-double Us(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
+using bench::Median;
+using bench::Us;
 
 double Sample::total() const { return Median(total_us); }
 double Sample::blackout() const { return Median(blackout_us); }

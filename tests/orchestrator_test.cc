@@ -160,12 +160,16 @@ RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode
   return run;
 }
 
-TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
-  SKIP_WITHOUT_KVM();
+// Every test runs real ucode-vmm guests.
+class OrchestratorTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SKIP_WITHOUT_KVM(); }
+};
+
+TEST_F(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   Fleet fleet(Specs(3, 2));
-  ASSERT_TRUE(fleet.ok());
   auto host = Host();
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
   RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kStrict);
   const UpdateReport& r = run.report;
   ASSERT_TRUE(r.status.ok()) << r.status;
@@ -226,8 +230,7 @@ TEST(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
 
 // The host's rendezvous fails (a CPU never arrives, as in the kernel's wait_for_cpus()):
 // no CPU takes the update, every vCPU is released and every guest keeps the old view.
-TEST(OrchestratorTest, FailedActivationReleasesEveryVcpuWithTheOldView) {
-  SKIP_WITHOUT_KVM();
+TEST_F(OrchestratorTest, FailedActivationReleasesEveryVcpuWithTheOldView) {
   Fleet fleet(Specs(2, 1));
   auto host = Host();
   ASSERT_TRUE(fleet.ok() && host != nullptr);
@@ -245,12 +248,10 @@ TEST(OrchestratorTest, FailedActivationReleasesEveryVcpuWithTheOldView) {
   for (const rendezvous::VmResult& vm : *views) EXPECT_EQ(vm.revision_after, kOld) << vm.name;
 }
 
-TEST(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
-  SKIP_WITHOUT_KVM();
+TEST_F(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
   Fleet fleet(Specs(2, 2));
-  ASSERT_TRUE(fleet.ok());
   auto host = Host();
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
   RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kFast);
   const UpdateReport& r = run.report;
   ASSERT_TRUE(r.status.ok()) << r.status;
@@ -265,14 +266,12 @@ TEST(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
   EXPECT_EQ(orchestrator::ToProto(r).mode(), ucode::v1::UPDATE_MODE_FAST);
 }
 
-TEST(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
-  SKIP_WITHOUT_KVM();
+TEST_F(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
   std::vector<rendezvous::VmSpec> specs = Specs(2, 2);
   specs[1].refuse_park_vcpu = 1;
   Fleet fleet(specs);
-  ASSERT_TRUE(fleet.ok());
   auto host = Host();
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::UpdateOptions o = Options(UpdateMode::kStrict);
   o.park_deadline = absl::Milliseconds(100);
   orchestrator::GuestGroup* groups[] = {fleet.group()};
@@ -310,14 +309,12 @@ TEST(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
 // A guest view that does not stick on one vCPU (its MSR 0x8B write is lost): the host is
 // loaded, every vCPU is released, that VM's view is reported failed with the vCPU named,
 // the operation fails, and the other VM is verified.
-TEST(OrchestratorTest, LostGuestViewIsReportedAndEveryVcpuReleased) {
-  SKIP_WITHOUT_KVM();
+TEST_F(OrchestratorTest, LostGuestViewIsReportedAndEveryVcpuReleased) {
   std::vector<rendezvous::VmSpec> specs = Specs(2, 2);
   specs[1].stale_view_vcpu = 0;
   Fleet fleet(specs);
-  ASSERT_TRUE(fleet.ok());
   auto host = Host();
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
   RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kStrict);
   const UpdateReport& r = run.report;
   EXPECT_EQ(r.status.code(), absl::StatusCode::kInternal) << r.status;
@@ -333,15 +330,13 @@ TEST(OrchestratorTest, LostGuestViewIsReportedAndEveryVcpuReleased) {
   EXPECT_EQ(orchestrator::ToProto(r).vms(1).view(), "failed");
 }
 
-TEST(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
-  SKIP_WITHOUT_KVM();
+TEST_F(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
   Fleet fleet(Specs(1, 2));
-  ASSERT_TRUE(fleet.ok());
   platform::EmulatedHostConfig config = platform::DemoHostConfig();
   config.mailbox.fault = platform::MailboxFault::kStatusError;
   config.mailbox.at = 1;
   auto host = Host(config);
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::GuestGroup* groups[] = {fleet.group()};
   UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict));
   ASSERT_TRUE(r.status.ok()) << r.status;
@@ -354,12 +349,10 @@ TEST(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
   ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true);
 }
 
-TEST(OrchestratorTest, CancelBeforeRendezvousLeavesEverythingAsItWas) {
-  SKIP_WITHOUT_KVM();
+TEST_F(OrchestratorTest, CancelBeforeRendezvousLeavesEverythingAsItWas) {
   Fleet fleet(Specs(1, 1));
-  ASSERT_TRUE(fleet.ok());
   auto host = Host();
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::UpdateCallbacks cb;
   cb.begin_step = [](Step s, absl::string_view) {
     return s == Step::kParked ? absl::CancelledError("operator cancelled") : absl::OkStatus();
@@ -374,14 +367,12 @@ TEST(OrchestratorTest, CancelBeforeRendezvousLeavesEverythingAsItWas) {
 
 // `ucodectl demo --host activation_fixed_us=3000000` used to park VMs whose dead-man is
 // 2 s: the model itself predicts they would release themselves mid-activation.
-TEST(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman) {
-  SKIP_WITHOUT_KVM();
+TEST_F(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman) {
   Fleet fleet(Specs(1, 1), absl::Seconds(2));
-  ASSERT_TRUE(fleet.ok());
   platform::EmulatedHostConfig config = platform::DemoHostConfig();
   config.activation.fixed = absl::Seconds(3);
   auto host = Host(config);
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::GuestGroup* groups[] = {fleet.group()};
   std::vector<Step> begun;
   orchestrator::UpdateCallbacks cb;
@@ -405,12 +396,10 @@ TEST(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman) {
 // The coordinator stalls (here: in the ACTIVATED callback) until every VM's dead-man has
 // released it. The host runs the new revision; the guest views are set anyway, in a
 // second park, and the report says it was not atomic.
-TEST(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
-  SKIP_WITHOUT_KVM();
+TEST_F(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
   Fleet fleet(Specs(2, 1), absl::Milliseconds(300));
-  ASSERT_TRUE(fleet.ok());
   auto host = Host();
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::UpdateCallbacks cb;
   cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress*) {
     if (s != Step::kActivated) return;
@@ -445,14 +434,12 @@ TEST(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
 // Guests whose view lags a host that already runs the image: applying the same image
 // again used to be refused as "not newer" forever. It now only sets the views; the
 // explicit SyncGuestViews does the same without an image.
-TEST(OrchestratorTest, HostAlreadyAtTheImageRevisionSyncsLaggingGuestViews) {
-  SKIP_WITHOUT_KVM();
+TEST_F(OrchestratorTest, HostAlreadyAtTheImageRevisionSyncsLaggingGuestViews) {
   Fleet fleet(Specs(1, 2));  // the guests read kOld
-  ASSERT_TRUE(fleet.ok());
   platform::EmulatedHostConfig config = platform::DemoHostConfig();
   config.revision = kNew;
   auto host = Host(config);
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::GuestGroup* groups[] = {fleet.group()};
   UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict));
   ASSERT_TRUE(r.status.ok()) << r.status;

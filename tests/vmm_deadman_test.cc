@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "host/base/read_file.h"
 #include "tests/vmm_test_util.h"
 #include "vmm/rendezvous/coordinator.h"
 
@@ -17,13 +18,6 @@ namespace ucode {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // Child: start 3 VMs, park them all, report the VMM pids on `fd`, then wait to be killed.
 [[noreturn]] void RunCoordinatorChild(int fd, const std::string& log_dir) {
@@ -76,7 +70,7 @@ TEST(VmmDeadmanTest, KillingTheCoordinatorReleasesEveryVmAndLeavesNoProcess) {
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status " << st;
   }
   for (int i = 0; i < 3; ++i) {
-    std::string log = ReadFile(absl::StrCat(log_dir, "/vm", i, ".log"));
+    std::string log = ReadTextFile(absl::StrCat(log_dir, "/vm", i, ".log")).value_or("");
     EXPECT_THAT(log, HasSubstr("coordinator gone")) << log;
     EXPECT_THAT(log, HasSubstr("2 vCPU(s) parked, releasing them")) << log;
     EXPECT_THAT(log, HasSubstr("dead-man: releasing myself")) << log;

@@ -1,47 +1,34 @@
 #include "host/base/unique_fd.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
 namespace ucode {
 
-void UniqueFd::Reset(int fd) {
-  if (fd_ >= 0) {
-    // close() may report EINTR, but on Linux the fd is released anyway; retrying could
-    // close an fd another thread just got.
-    ::close(fd_);
-  }
-  fd_ = fd;
-}
-
 absl::Status ErrnoStatus(int err, absl::string_view what) {
-  std::string message = absl::StrCat(what, ": ", std::strerror(err), " (errno ", err, ")");
-  switch (err) {
-    case ENOENT:
-    case ENODEV:
-    case ENXIO:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    case EBUSY:
-    case EAGAIN:
-    case EINTR:
-      return absl::UnavailableError(message);
-    case EINVAL:
-    case E2BIG:
-      return absl::InvalidArgumentError(message);
-    case ETIMEDOUT:
-      return absl::DeadlineExceededError(message);
-    case EEXIST:
-      return absl::AlreadyExistsError(message);
-    default:
-      return absl::InternalError(message);
+  // The code that fits the errno: EACCES/EPERM mean PERMISSION_DENIED, and so on.
+  using C = absl::StatusCode;
+  constexpr std::pair<int, C> kCodes[] = {{ENOENT, C::kNotFound},
+                                          {ENODEV, C::kNotFound},
+                                          {ENXIO, C::kNotFound},
+                                          {EACCES, C::kPermissionDenied},
+                                          {EPERM, C::kPermissionDenied},
+                                          {EBUSY, C::kUnavailable},
+                                          {EAGAIN, C::kUnavailable},
+                                          {EINTR, C::kUnavailable},
+                                          {EINVAL, C::kInvalidArgument},
+                                          {E2BIG, C::kInvalidArgument},
+                                          {ETIMEDOUT, C::kDeadlineExceeded},
+                                          {EEXIST, C::kAlreadyExists}};
+  C code = C::kInternal;
+  for (const auto& [e, c] : kCodes) {
+    if (e == err) code = c;
   }
+  return absl::Status(code, absl::StrCat(what, ": ", std::strerror(err), " (errno ", err, ")"));
 }
 
 }  // namespace ucode

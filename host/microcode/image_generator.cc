@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "host/microcode/checksum.h"
+#include "host/microcode/microcode_image.h"
 
 namespace ucode::microcode {
 namespace {
@@ -22,18 +23,19 @@ uint32_t NextFill(uint32_t& state) {
 
 void WriteHeader(absl::Span<uint8_t> out, const GeneratorOptions& o, uint32_t data_field,
                  uint32_t total_field) {
-  StoreLe32(out, 0, 1);  // header version
-  StoreLe32(out, 4, o.revision);
-  StoreLe32(out, 8, o.date);
-  StoreLe32(out, 12, o.signature);
-  StoreLe32(out, 16, 0);  // checksum, fixed up after the data is in place
-  StoreLe32(out, 20, 1);  // loader version
-  StoreLe32(out, 24, o.platform_flags);
-  StoreLe32(out, 28, data_field);
-  StoreLe32(out, 32, total_field);
-  StoreLe32(out, 36, 0);  // metadata size
-  StoreLe32(out, 40, o.min_req_revision);
-  StoreLe32(out, 44, 0);
+  EncodeHeader({.header_version = 1,
+                .revision = o.revision,
+                .date = o.date,
+                .signature = o.signature,
+                .checksum = 0,  // fixed up after the data is in place
+                .loader_version = 1,
+                .platform_flags = o.platform_flags,
+                .data_size = data_field,
+                .total_size = total_field,
+                .metadata_size = 0,
+                .min_req_revision = o.min_req_revision,
+                .reserved = 0},
+               out);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,19 +18,15 @@
 namespace ucode::microcode {
 namespace {
 
-// Header field offsets (SDM Vol. 3A Table 10-7 "Microcode Update Field Definitions").
-constexpr size_t kHeaderVersionOffset = 0;
-constexpr size_t kRevisionOffset = 4;
-constexpr size_t kDateOffset = 8;
-constexpr size_t kSignatureOffset = 12;
-constexpr size_t kChecksumOffset = 16;
-constexpr size_t kLoaderVersionOffset = 20;
-constexpr size_t kPlatformFlagsOffset = 24;
-constexpr size_t kDataSizeOffset = 28;
-constexpr size_t kTotalSizeOffset = 32;
-constexpr size_t kMetadataSizeOffset = 36;
-constexpr size_t kMinReqRevisionOffset = 40;
-constexpr size_t kReservedOffset = 44;
+// The header's fields in SDM Vol. 3A Table 10-7 ("Microcode Update Field Definitions")
+// order: field i is the little-endian dword at offset 4 * i.
+using H = MicrocodeHeader;
+constexpr uint32_t H::*kHeaderFields[] = {
+    &H::header_version,   &H::revision,       &H::date,      &H::signature,  &H::checksum,
+    &H::loader_version,   &H::platform_flags, &H::data_size, &H::total_size, &H::metadata_size,
+    &H::min_req_revision, &H::reserved};
+static_assert(std::size(kHeaderFields) * sizeof(uint32_t) == kHeaderSize);
+
 // Extended signature table header: count, checksum, 12 reserved bytes (SDM Table 10-8).
 constexpr size_t kExtCountOffset = 0;
 
@@ -47,18 +44,9 @@ absl::Status DoesNotFit(absl::string_view check, absl::string_view detail) {
 
 MicrocodeHeader DecodeHeader(absl::Span<const uint8_t> b) {
   MicrocodeHeader h;
-  h.header_version = LoadLe32(b, kHeaderVersionOffset);
-  h.revision = LoadLe32(b, kRevisionOffset);
-  h.date = LoadLe32(b, kDateOffset);
-  h.signature = LoadLe32(b, kSignatureOffset);
-  h.checksum = LoadLe32(b, kChecksumOffset);
-  h.loader_version = LoadLe32(b, kLoaderVersionOffset);
-  h.platform_flags = LoadLe32(b, kPlatformFlagsOffset);
-  h.data_size = LoadLe32(b, kDataSizeOffset);
-  h.total_size = LoadLe32(b, kTotalSizeOffset);
-  h.metadata_size = LoadLe32(b, kMetadataSizeOffset);
-  h.min_req_revision = LoadLe32(b, kMinReqRevisionOffset);
-  h.reserved = LoadLe32(b, kReservedOffset);
+  for (size_t i = 0; i < std::size(kHeaderFields); ++i) {
+    h.*kHeaderFields[i] = LoadLe32(b, 4 * i);
+  }
   return h;
 }
 
@@ -110,6 +98,12 @@ std::string MicrocodeImage::DateString() const {
 std::optional<MicrocodeHeader> PeekHeader(absl::Span<const uint8_t> bytes) {
   if (bytes.size() < kHeaderSize) return std::nullopt;
   return DecodeHeader(bytes);
+}
+
+void EncodeHeader(const MicrocodeHeader& header, absl::Span<uint8_t> bytes) {
+  for (size_t i = 0; i < std::size(kHeaderFields); ++i) {
+    StoreLe32(bytes, 4 * i, header.*kHeaderFields[i]);
+  }
 }
 
 absl::StatusOr<MicrocodeImage> ParseImage(absl::Span<const uint8_t> bytes) {

@@ -73,6 +73,10 @@ absl::StatusOr<MicrocodeImage> ParseImage(absl::Span<const uint8_t> bytes);
 // that failed validation); nullopt when fewer than kHeaderSize bytes are there.
 std::optional<MicrocodeHeader> PeekHeader(absl::Span<const uint8_t> bytes);
 
+// Writes `header` into the first kHeaderSize bytes of `bytes` (the generator's side of
+// PeekHeader); the caller guarantees the room.
+void EncodeHeader(const MicrocodeHeader& header, absl::Span<uint8_t> bytes);
+
 // One member of a bundle (several images back to back, as in a microcode file).
 struct BundleEntry {
   size_t offset;

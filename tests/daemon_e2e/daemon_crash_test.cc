@@ -33,11 +33,8 @@ class DaemonCrashTest : public ::testing::Test {
   }
   // Starts an apply and reads its watch stream until `step` has been reported.
   std::string ApplyUntil(v1::Step step) {
-    v1::ApplyUpdateRequest req;
-    req.mutable_image()->set_image_bytes(TestImage());
-    grpc::ClientContext ctx;
     v1::Operation op;
-    grpc::Status s = stub_->ApplyUpdate(&ctx, req, &op);
+    grpc::Status s = StartApply(*stub_, TestImage(), &op);
     EXPECT_TRUE(s.ok()) << s.error_message();
     grpc::ClientContext wctx;
     v1::WatchOperationRequest wreq;
@@ -85,11 +82,8 @@ TEST_F(DaemonCrashTest, KillDuringRendezvousIsReportedInterrupted) {
   EXPECT_TRUE(op.report().interrupted().guests_confirmed_running());
   EXPECT_THAT(ReadFile(dir_.File("ucoded.log")), HasSubstr("event=operation_interrupted"));
   // The host slot is free again.
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(TestImage());
-  grpc::ClientContext ctx;
   v1::Operation next;
-  ASSERT_TRUE(stub_->ApplyUpdate(&ctx, req, &next).ok());
+  ASSERT_TRUE(StartApply(*stub_, TestImage(), &next).ok());
   grpc::Status st;
   EXPECT_EQ(WatchAll(*stub_, next.name(), &st).back().final_state().state(),
             v1::OPERATION_STATE_SUCCEEDED);

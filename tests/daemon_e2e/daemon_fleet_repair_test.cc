@@ -59,11 +59,8 @@ bool WaitState(pid_t pid, char state) {
 }
 
 v1::Operation ApplyAndWait(UcodedProcess& ucoded, grpc::Status* start) {
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(ucoded.NextImage());
-  grpc::ClientContext ctx;
   v1::Operation op;
-  *start = ucoded.stub().ApplyUpdate(&ctx, req, &op);
+  *start = StartApply(ucoded.stub(), ucoded.NextImage(), &op);
   if (!start->ok()) return op;
   grpc::Status st;
   std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
@@ -71,8 +68,7 @@ v1::Operation ApplyAndWait(UcodedProcess& ucoded, grpc::Status* start) {
 }
 
 TEST(DaemonFleetRepair, StoppedVmIsListedAndRefusedByName) {
-  const std::string why = KvmMissing();
-  if (!why.empty()) GTEST_SKIP() << why;
+  SKIP_WITHOUT_KVM();
   ScratchDir dir;
   UcodedProcess ucoded(dir, "2x1");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
@@ -100,8 +96,7 @@ TEST(DaemonFleetRepair, StoppedVmIsListedAndRefusedByName) {
 }
 
 TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
-  const std::string why = KvmMissing();
-  if (!why.empty()) GTEST_SKIP() << why;
+  SKIP_WITHOUT_KVM();
   ScratchDir dir;
   UcodedProcess ucoded(dir, "2x1");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
@@ -148,17 +143,14 @@ TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
 // VMs before their view was set) used to be refused as "not newer" for good: it now only
 // sets the guest views. SyncGuestViews does it without an image.
 TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
-  const std::string why = KvmMissing();
-  if (!why.empty()) GTEST_SKIP() << why;
+  SKIP_WITHOUT_KVM();
   ScratchDir dir;
   UcodedProcess ucoded(dir, "2x1");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(ucoded.NextImage());
+  const std::string image = ucoded.NextImage();
   for (int round = 0; round < 2; ++round) {
-    grpc::ClientContext ctx;
     v1::Operation op;
-    ASSERT_TRUE(ucoded.stub().ApplyUpdate(&ctx, req, &op).ok());
+    ASSERT_TRUE(StartApply(ucoded.stub(), image, &op).ok());
     grpc::Status st;
     std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
     ASSERT_FALSE(events.empty());

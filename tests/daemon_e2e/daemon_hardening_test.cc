@@ -145,11 +145,8 @@ TEST_F(DaemonHardeningTest, PlantedStateDirectoryIsRefused) {
 TEST_F(DaemonHardeningTest, SecondInstanceIsRefusedAndTheFirstKeepsServing) {
   auto first = StartServing({"--fake_pause_at=STEP_ACTIVATED"});
   auto stub = UnixStub(socket_);
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(TestImage());
-  grpc::ClientContext ctx;
   v1::Operation op;
-  ASSERT_TRUE(stub->ApplyUpdate(&ctx, req, &op).ok());
+  ASSERT_TRUE(StartApply(*stub, TestImage(), &op).ok());
 
   std::vector<std::string> argv = Ucoded({"--socket=" + socket_, "--journal=" + journal_});
   EXPECT_EQ(Subprocess(argv, dir_.File("second.log")).Wait(), 1);
@@ -252,12 +249,7 @@ class FullJournalTest : public DaemonHardeningTest {
     daemon_ = *std::move(d);
     stub_ = v1::UcodeService::NewStub(daemon_->InProcessChannel());
   }
-  grpc::Status Apply(v1::Operation* op) {
-    v1::ApplyUpdateRequest req;
-    req.mutable_image()->set_image_bytes(TestImage());
-    grpc::ClientContext ctx;
-    return stub_->ApplyUpdate(&ctx, req, op);
-  }
+  grpc::Status Apply(v1::Operation* op) { return StartApply(*stub_, TestImage(), op); }
   // Starts an apply and holds it after its rendezvous was journaled and the host activated.
   std::string ApplyHeldAfterActivation() {
     runner_.PauseAt(v1::STEP_GUEST_VIEWS_SET);

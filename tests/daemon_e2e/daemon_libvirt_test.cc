@@ -151,11 +151,8 @@ TEST_F(DaemonLibvirtTest, ApplySuspendsAndResumesEachDomainOnce) {
     EXPECT_FALSE(g.guest_view_updatable());
   }
 
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(NextImage());
-  grpc::ClientContext actx;
   v1::Operation op;
-  ASSERT_TRUE(stub_->ApplyUpdate(&actx, req, &op).ok());
+  ASSERT_TRUE(StartApply(*stub_, NextImage(), &op).ok());
   grpc::Status st;
   std::vector<v1::OperationEvent> events = WatchAll(*stub_, op.name(), &st);
   ASSERT_TRUE(st.ok()) << st.error_message();
@@ -199,12 +196,8 @@ TEST_F(DaemonLibvirtTest, GuestSelectionNamesDomains) {
   const std::string a = AddDomain("a");
   const std::string b = AddDomain("b");
   StartDaemon({a, b});
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(NextImage());
-  req.add_guests(b);
-  grpc::ClientContext actx;
   v1::Operation op;
-  ASSERT_TRUE(stub_->ApplyUpdate(&actx, req, &op).ok());
+  ASSERT_TRUE(StartApply(*stub_, NextImage(), &op, {b}).ok());
   grpc::Status st;
   std::vector<v1::OperationEvent> events = WatchAll(*stub_, op.name(), &st);
   ASSERT_FALSE(events.empty());

@@ -33,11 +33,8 @@ TEST(DaemonLoad, HundredClientsWatchAndPollDuringAnApply) {
   ASSERT_TRUE(d.ok()) << d.status();
 
   auto stub = UnixStub(o.unix_socket);
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(TestImage());
-  grpc::ClientContext ctx;
   v1::Operation op;
-  ASSERT_TRUE(stub->ApplyUpdate(&ctx, req, &op).ok());
+  ASSERT_TRUE(StartApply(*stub, TestImage(), &op).ok());
 
   std::atomic<int> failed_calls{0};
   std::atomic<int> polls{0};

@@ -52,8 +52,7 @@ ApplyOutcome RunApply(UcodedProcess& ucoded, const std::string& name) {
 }
 
 TEST(DaemonOrchestratorLoad, HundredClientsWatchAndPollDuringRealApplies) {
-  std::string why = KvmMissing();
-  if (!why.empty()) GTEST_SKIP() << why;
+  SKIP_WITHOUT_KVM();
   ScratchDir dir;
   // Halting guests: 8 spinning vCPUs on 2 shared cores would make the release (every
   // vCPU back in guest mode) a matter of CPU time slices, drowning what the daemon adds.

@@ -25,12 +25,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-#define SKIP_WITHOUT_KVM_HERE()                        \
-  do {                                                 \
-    std::string why = KvmMissing();                    \
-    if (!why.empty()) GTEST_SKIP() << why;             \
-  } while (0)
-
 // The steps of an event stream with repeats (staging progress) collapsed.
 std::vector<v1::Step> DistinctSteps(const std::vector<v1::OperationEvent>& events) {
   std::vector<v1::Step> out;
@@ -41,7 +35,7 @@ std::vector<v1::Step> DistinctSteps(const std::vector<v1::OperationEvent>& event
 }
 
 TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
-  SKIP_WITHOUT_KVM_HERE();
+  SKIP_WITHOUT_KVM();
   ScratchDir dir;
   UcodedProcess ucoded(dir, "4x2");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
@@ -144,7 +138,7 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
 }
 
 TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInterrupted) {
-  SKIP_WITHOUT_KVM_HERE();
+  SKIP_WITHOUT_KVM();
   // Orphaned VMMs are re-parented to us: we reap them and see how they exited.
   ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   ScratchDir dir;
@@ -221,7 +215,7 @@ TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInte
 // acknowledged by the mailbox (a hung device, 10 s per transaction). The cancel used to wait
 // for staging to give up; it now stops the transfer where it is.
 TEST(DaemonOrchestrator, CancelStopsAStagingTransferInProgress) {
-  SKIP_WITHOUT_KVM_HERE();
+  SKIP_WITHOUT_KVM();
   ScratchDir dir;
   // One --host flag: ucoded's is a comma-separated list (a second one would replace it).
   UcodedProcess ucoded(dir, "1x1", {"--host=mailbox_fault=never-ready,mailbox_fault_at=1"});

@@ -66,11 +66,8 @@ TEST_F(DaemonSocketTest, SocketIsGroupOnly) {
 TEST_F(DaemonSocketTest, FullApplyOverUnixSocketWatchSeesEveryEvent) {
   Start();
   auto stub = UnixStub(options_.unix_socket);
-  v1::ApplyUpdateRequest req;
-  req.mutable_image()->set_image_bytes(TestImage());
-  grpc::ClientContext ctx;
   v1::Operation op;
-  ASSERT_TRUE(stub->ApplyUpdate(&ctx, req, &op).ok());
+  ASSERT_TRUE(StartApply(*stub, TestImage(), &op).ok());
   grpc::Status st;
   auto events = WatchAll(*stub, op.name(), &st);
   ASSERT_TRUE(st.ok()) << st.error_message();

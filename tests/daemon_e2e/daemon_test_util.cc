@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "absl/time/clock.h"
+#include "host/base/read_file.h"
 #include "host/microcode/image_generator.h"
 
 namespace ucode::daemon_e2e {
@@ -109,6 +110,15 @@ bool WaitUntilServing(const std::string& socket, absl::Duration timeout) {
   return false;
 }
 
+grpc::Status StartApply(ucode::v1::UcodeService::Stub& stub, const std::string& image,
+                        ucode::v1::Operation* op, const std::vector<std::string>& guests) {
+  ucode::v1::ApplyUpdateRequest req;
+  req.mutable_image()->set_image_bytes(image);
+  for (const std::string& g : guests) req.add_guests(g);
+  grpc::ClientContext ctx;
+  return stub.ApplyUpdate(&ctx, req, op);
+}
+
 std::vector<ucode::v1::OperationEvent> WatchAll(ucode::v1::UcodeService::Stub& stub,
                                                 const std::string& name, grpc::Status* status) {
   grpc::ClientContext ctx;
@@ -132,11 +142,6 @@ ucode::v1::Operation GetOperation(ucode::v1::UcodeService::Stub& stub, const std
   return op;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string ReadFile(const std::string& path) { return ReadTextFile(path).value_or(""); }
 
 }  // namespace ucode::daemon_e2e

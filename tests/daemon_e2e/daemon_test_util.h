@@ -63,6 +63,10 @@ std::unique_ptr<ucode::v1::UcodeService::Stub> UnixStub(const std::string& socke
 // Calls DescribeHost on `socket` until it answers (the daemon is up) or `timeout` passes.
 bool WaitUntilServing(const std::string& socket, absl::Duration timeout);
 
+// Starts an apply of `image` (on `guests` only, when given); `op` is the operation created.
+grpc::Status StartApply(ucode::v1::UcodeService::Stub& stub, const std::string& image,
+                        ucode::v1::Operation* op, const std::vector<std::string>& guests = {});
+
 // Every event of `name`'s watch stream; `status` is the stream's end.
 std::vector<ucode::v1::OperationEvent> WatchAll(ucode::v1::UcodeService::Stub& stub,
                                                 const std::string& name, grpc::Status* status);

@@ -4,11 +4,8 @@
 #ifndef UCODE_TESTS_DAEMON_E2E_UCODED_PROCESS_H_
 #define UCODE_TESTS_DAEMON_E2E_UCODED_PROCESS_H_
 
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -17,16 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "host/microcode/image_generator.h"
 #include "tests/daemon_e2e/daemon_test_util.h"
+#include "tests/vmm_test_util.h"  // SKIP_WITHOUT_KVM
 
 namespace ucode::daemon_e2e {
-
-// Empty when /dev/kvm can be opened, else the reason to skip.
-inline std::string KvmMissing() {
-  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return absl::StrCat("/dev/kvm unavailable: ", strerror(errno));
-  close(fd);
-  return "";
-}
 
 // One line of the daemon's `<state>/fleet.txt` ("name pid log").
 struct FleetEntry {
@@ -86,11 +76,8 @@ class UcodedProcess {
 
   // Starts an apply of NextImage(); returns the operation name ("" on failure).
   std::string StartApply(size_t kib = 16) {
-    v1::ApplyUpdateRequest req;
-    req.mutable_image()->set_image_bytes(NextImage(kib));
-    grpc::ClientContext ctx;
     v1::Operation op;
-    if (!stub_->ApplyUpdate(&ctx, req, &op).ok()) return "";
+    if (!daemon_e2e::StartApply(*stub_, NextImage(kib), &op).ok()) return "";
     return op.name();
   }
 

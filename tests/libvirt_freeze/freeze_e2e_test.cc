@@ -26,12 +26,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -40,6 +39,7 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "host/base/read_file.h"
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
 #include "tests/libvirt_guest/guest_lab.h"
@@ -75,12 +75,7 @@ constexpr absl::Duration kProgressBound = absl::Seconds(30);
 constexpr absl::Duration kHold = absl::Milliseconds(300);
 const std::vector<std::string> kDomains = {"web1", "web2"};
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string ReadAll(const std::string& path) { return ReadTextFile(path).value_or(""); }
 
 // utime + stime (clock ticks) of the process's vCPU threads, from /proc/PID/task/TID/stat.
 uint64_t VcpuCpuTime(pid_t pid) {

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "host/base/read_file.h"
 #include "host/base/status_macros.h"
 #include "host/base/unique_fd.h"
 #include "tests/libvirt_guest/subprocess.h"
@@ -59,12 +60,7 @@ void ForgetPid(pid_t pid) {
   }
 }
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string ReadFile(const fs::path& path) { return ReadTextFile(path).value_or(""); }
 
 // A pid from a pidfile is only killed if it still is a QEMU (pids are reused).
 bool IsQemu(pid_t pid) {

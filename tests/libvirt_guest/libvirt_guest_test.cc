@@ -3,6 +3,8 @@
 // it with lifecycle events as acknowledgements, and query the agent.
 //
 // Arguments (from BUILD.bazel): --agent=PATH --build_initramfs=PATH --render_domain_xml=PATH
+#include <libvirt/libvirt.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -10,11 +12,12 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/libvirt_guest/guest_lab.h"
+#include "vmm/libvirt/agent_call.h"
 
 namespace ucode::testing {
 namespace {
@@ -89,19 +92,19 @@ GuestLab* LibvirtGuestTest::lab_ = nullptr;
 Domain* LibvirtGuestTest::domain_ = nullptr;
 
 TEST_F(LibvirtGuestTest, AgentAnswersPingThroughLibvirt) {
-  absl::StatusOr<std::string> reply =
-      conn().AgentCommand(*domain_, R"({"execute":"guest-ping"})", kAgentTimeout);
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_THAT(*reply, HasSubstr("\"return\""));
+  libvirt::AgentCallResult r =
+      libvirt::CallAgent(*domain_, R"({"execute":"guest-ping"})", kAgentTimeout);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_THAT(r.reply, HasSubstr("\"return\""));
 }
 
 TEST_F(LibvirtGuestTest, GuestInfoListsTheUcodeCommands) {
-  absl::StatusOr<std::string> reply =
-      conn().AgentCommand(*domain_, R"({"execute":"guest-info"})", kAgentTimeout);
-  ASSERT_TRUE(reply.ok()) << reply.status();
+  libvirt::AgentCallResult r =
+      libvirt::CallAgent(*domain_, R"({"execute":"guest-info"})", kAgentTimeout);
+  ASSERT_TRUE(r.status.ok()) << r.status;
   for (const char* cmd : {"guest-ping", "guest-sync", "guest-ucode-prepare",
                           "guest-ucode-complete", "guest-ucode-status"}) {
-    EXPECT_THAT(*reply, HasSubstr(absl::StrCat("\"", cmd, "\""))) << *reply;
+    EXPECT_THAT(r.reply, HasSubstr(absl::StrCat("\"", cmd, "\""))) << r.reply;
   }
 }
 
@@ -136,17 +139,17 @@ TEST_F(LibvirtGuestTest, ParkAndReleaseAreAcknowledgedByLifecycleEvents) {
           round_ms[round_ms.size() / 2], kParkReleaseRounds);
 
   // The guest survived: its agent still answers.
-  absl::StatusOr<std::string> reply =
-      conn().AgentCommand(*domain_, R"({"execute":"guest-ping"})", kAgentTimeout);
-  EXPECT_TRUE(reply.ok()) << reply.status();
+  absl::Status ping =
+      libvirt::CallAgent(*domain_, R"({"execute":"guest-ping"})", kAgentTimeout).status;
+  EXPECT_TRUE(ping.ok()) << ping;
 }
 
 TEST_F(LibvirtGuestTest, AgentOfAParkedGuestFailsInsteadOfBlocking) {
   ASSERT_TRUE(conn().SuspendAll(absl::MakeConstSpan(domain_, 1), kAckTimeout)[0].status.ok());
-  absl::StatusOr<std::string> reply =
-      conn().AgentCommand(*domain_, R"({"execute":"guest-ping"})", absl::Seconds(1));
-  EXPECT_FALSE(reply.ok());
-  EXPECT_THAT(reply.status().message(), HasSubstr(kDomain));
+  absl::Status ping =
+      libvirt::CallAgent(*domain_, R"({"execute":"guest-ping"})", absl::Seconds(1)).status;
+  EXPECT_FALSE(ping.ok());
+  EXPECT_THAT(ping.message(), HasSubstr(kDomain));
   ASSERT_TRUE(conn().ResumeAll(absl::MakeConstSpan(domain_, 1), kAckTimeout)[0].status.ok());
 }
 

@@ -90,8 +90,6 @@ void WriteByte(int fd, char c) {
         deadline_ms = -1;
       } else if (r == 1 && c == 'P') {
         WriteByte(kGuardSockFd, 'p');
-      } else if (r == 1 && c == 'D') {
-        _exit(0);
       } else {  // 'T', EOF or an error
         thaw();
         _exit(0);
@@ -163,8 +161,6 @@ int FreezeGuard::TakeFired() {
   WriteByte(sock_.get(), 'P');
   return ReadUntil('p');
 }
-
-int FreezeGuard::Dismiss() { return End('D'); }
 
 int FreezeGuard::ReadUntil(char until) {
   int fired = 0;

@@ -15,7 +15,7 @@
 // no round trip, so they cost the hold nothing measurable.
 //
 // Socket protocol. Parent to guard: 'A' arm (the limit runs from when the guard reads
-// it), 'C' clear, 'P' ping, 'D' exit without writing, 'T' thaw and exit. Guard to parent:
+// it), 'C' clear, 'P' ping, 'T' thaw and exit. Guard to parent:
 // 'R' armed and watching (once), 'F' thawed because the limit passed, 'p' pong.
 #ifndef UCODE_VMM_FREEZE_FREEZE_GUARD_H_
 #define UCODE_VMM_FREEZE_FREEZE_GUARD_H_
@@ -51,10 +51,6 @@ class FreezeGuard {
   void Disarm();
   // Holds the guard ended by thawing on its own since the last call (a round trip).
   [[nodiscard]] int TakeFired();
-
-  // Ends the guard without a thaw (call when nothing is frozen). Returns the holds it
-  // ended on its own since the last TakeFired().
-  int Dismiss();
 
  private:
   FreezeGuard(pid_t pid, UniqueFd sock) : pid_(pid), sock_(std::move(sock)) {}

@@ -1,4 +1,5 @@
-// spin / cli-spin / exit-storm: one source, three builds (-DGUEST_CLI, -DGUEST_EXIT_STORM).
+// spin / cli-spin / exit-storm / halt: one source, four builds (-DGUEST_CLI,
+// -DGUEST_EXIT_STORM, -DGUEST_HALT).
 // Runs in 64-bit long mode set up by the VMM (no stack, no IDT, no calls). Per iteration:
 // read the TSC, keep the gap that spans the last park (the blackout the guest itself sees
 // when the host holds the vCPU out of guest mode) and, apart from it, the largest gap
@@ -8,13 +9,17 @@
 // backwards.
 //
 // Registers: rdi = record, r8 = previous TSC, r9 = iterations, r12 = current MSR value.
+//
+// halt: interrupts off, HLT forever. With the in-kernel irqchip (KVM_CREATE_IRQCHIP) the
+// vCPU blocks inside KVM_RUN (kvm_vcpu_halt) and nothing but a signal to its thread gets
+// it out: the hardest case for parking. Counts wake-ups in REC_ITERATIONS.
 #include "vmm/guest/guest_record.h"
 
   .text
   .code64
   .globl _start
 _start:
-#ifdef GUEST_CLI
+#if defined(GUEST_CLI) || defined(GUEST_HALT)
   cli
 #endif
   mov $0x8b, %ecx
@@ -23,6 +28,12 @@ _start:
   or %rax, %rdx
   mov %rdx, REC_FIRST_REV(%rdi)
   mov %rdx, REC_CUR_REV(%rdi)
+#ifdef GUEST_HALT
+.Lhalt:
+  hlt
+  incq REC_ITERATIONS(%rdi)
+  jmp .Lhalt
+#else
   mov %rdx, %r12
   rdtsc
   shl $32, %rdx
@@ -80,3 +91,4 @@ _start:
 3:
   incq REC_NCHANGES(%rdi)
   jmp .Lloop
+#endif  // GUEST_HALT

@@ -43,26 +43,17 @@ absl::StatusOr<int> Ioctl(int fd, unsigned long req, T arg, absl::string_view wh
   return r;
 }
 
-kvm_segment CodeSegment() {
+// A flat 4 GiB segment: 64-bit code (selector 0x08, execute/read; SDM Vol. 3A 3.4.5: L=1
+// requires D=0) or data (selector 0x10, read/write), both accessed.
+kvm_segment FlatSegment(bool code) {
   kvm_segment s{};
   s.limit = 0xffffffff;
-  s.selector = 0x08;
-  s.type = 11;  // execute/read, accessed
+  s.selector = code ? 0x08 : 0x10;
+  s.type = code ? 11 : 3;
   s.present = 1;
   s.s = 1;
-  s.l = 1;  // 64-bit code (SDM Vol. 3A 3.4.5: L=1 requires D=0)
-  s.g = 1;
-  return s;
-}
-
-kvm_segment DataSegment() {
-  kvm_segment s{};
-  s.limit = 0xffffffff;
-  s.selector = 0x10;
-  s.type = 3;  // read/write, accessed
-  s.present = 1;
-  s.s = 1;
-  s.db = 1;
+  s.l = code ? 1 : 0;
+  s.db = code ? 0 : 1;
   s.g = 1;
   return s;
 }
@@ -184,8 +175,8 @@ absl::StatusOr<VcpuFd> KvmVm::CreateVcpu(int index, uint64_t ucode_rev_msr) {
 
   kvm_sregs sregs;
   RETURN_IF_ERROR(Ioctl(fd, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS").status());
-  sregs.cs = CodeSegment();
-  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = DataSegment();
+  sregs.cs = FlatSegment(/*code=*/true);
+  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = FlatSegment(/*code=*/false);
   sregs.gdt.base = kGdtAddr;
   sregs.gdt.limit = 3 * 8 - 1;
   sregs.cr0 = kCr0Pe | kCr0Et | kCr0Pg;

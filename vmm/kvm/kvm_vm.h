@@ -65,7 +65,6 @@ class KvmVm {
   absl::StatusOr<VcpuFd> CreateVcpu(int index, uint64_t ucode_rev_msr);
 
   [[nodiscard]] uint8_t* memory() const { return memory_.data(); }
-  [[nodiscard]] size_t memory_size() const { return memory_.size(); }
   // Guest TSC frequency (KVM_GET_TSC_KHZ on a vCPU), 0 if unknown.
   [[nodiscard]] uint32_t tsc_khz() const { return tsc_khz_; }
 

@@ -1,6 +1,7 @@
 #include "vmm/libvirt/agent_call.h"
 
 #include <libvirt/libvirt-qemu.h>
+#include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <stdlib.h>
 

@@ -1,15 +1,14 @@
 #include "vmm/libvirt/connection.h"
 
-#include <libvirt/libvirt-qemu.h>
+#include <libvirt/libvirt.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
-#include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "host/base/status_macros.h"
+#include "vmm/libvirt/agent_call.h"
 #include "vmm/libvirt/event_loop.h"
 #include "vmm/libvirt/libvirt_status.h"
 
@@ -29,13 +28,6 @@ bool LooksLikeUuid(absl::string_view s) {
     if (!dash && !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
   }
   return true;
-}
-
-// libvirt's agent timeout is whole seconds (virDomainQemuAgentCommand, libvirt-qemu.h);
-// 0 would mean "do not wait" and negative values mean "block", so clamp to >= 1.
-int AgentTimeoutSeconds(absl::Duration timeout) {
-  const double s = std::ceil(absl::ToDoubleSeconds(timeout));
-  return static_cast<int>(std::clamp(s, 1.0, 3600.0));
 }
 
 }  // namespace
@@ -110,30 +102,16 @@ absl::Status Connection::Destroy(const Domain& domain) const {
   return status;
 }
 
-absl::StatusOr<std::string> Connection::AgentCommand(const Domain& domain,
-                                                     absl::string_view json,
-                                                     absl::Duration timeout) const {
-  const std::string cmd(json);
-  char* reply = virDomainQemuAgentCommand(domain.get(), cmd.c_str(),
-                                          AgentTimeoutSeconds(timeout), 0);
-  if (reply == nullptr) {
-    return LastErrorStatus(absl::StrCat("virDomainQemuAgentCommand ", domain.name(), " ", cmd));
-  }
-  std::string out(reply);
-  free(reply);
-  return out;
-}
-
 absl::Status Connection::WaitForAgent(const Domain& domain, absl::Duration timeout) const {
   const absl::Time deadline = absl::Now() + timeout;
   absl::Status last = absl::DeadlineExceededError("no guest-ping attempted");
   while (absl::Now() < deadline) {
     const uint64_t seq = events_->LastSeq();
     const absl::Duration left = deadline - absl::Now();
-    absl::StatusOr<std::string> reply =
-        AgentCommand(domain, R"({"execute":"guest-ping"})", std::min(left, absl::Seconds(2)));
-    if (reply.ok()) return absl::OkStatus();
-    last = reply.status();
+    AgentCallResult ping =
+        CallAgent(domain, R"({"execute":"guest-ping"})", std::min(left, absl::Seconds(2)));
+    if (ping.status.ok()) return absl::OkStatus();
+    last = ping.status;
     // The domain is gone or stopped: no agent will ever answer.
     if (absl::IsNotFound(last) || absl::IsFailedPrecondition(last)) return last;
     // Not connected yet: the guest opening its port raises the agent-connected event;

@@ -38,7 +38,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   [[nodiscard]] const std::string& uri() const { return uri_; }
-  [[nodiscard]] virConnectPtr get() const { return conn_.get(); }
+  [[nodiscard]] _virConnect* get() const { return conn_.get(); }
   [[nodiscard]] const DomainEventLog& events() const { return *events_; }
 
   // A domain by name, or by UUID when `name_or_uuid` parses as one (as virsh does).
@@ -66,15 +66,7 @@ class Connection {
   [[nodiscard]] std::vector<DomainOpResult> ResumeAll(absl::Span<const Domain> domains,
                                                       absl::Duration ack_timeout) const;
 
-  // Sends one QEMU guest agent command (JSON text) through virDomainQemuAgentCommand and
-  // returns the agent's reply text. libvirt takes whole seconds (the timeout is rounded
-  // up, at least 1 s) and first synchronises with the agent (guest-sync, bounded by the
-  // same timeout), so a silent agent costs at most about twice `timeout`.
-  [[nodiscard]] absl::StatusOr<std::string> AgentCommand(const Domain& domain,
-                                                         absl::string_view json,
-                                                         absl::Duration timeout) const;
-
-  // Waits until the domain's agent answers guest-ping, up to `timeout`: tries a ping,
+  // Waits until the domain's agent answers guest-ping (CallAgent), up to `timeout`: tries a ping,
   // and while the agent is not connected, waits for its agent-connected event (or a
   // short retry interval) before trying again. Returns the last error on timeout.
   absl::Status WaitForAgent(const Domain& domain, absl::Duration timeout) const;

@@ -1,9 +1,39 @@
 #include "vmm/libvirt/domain.h"
 
+#include <libvirt/libvirt.h>
+
 #include "absl/strings/str_cat.h"
 #include "vmm/libvirt/libvirt_status.h"
 
 namespace ucode::libvirt {
+
+static_assert(kDomainRunning == VIR_DOMAIN_RUNNING && kDomainPaused == VIR_DOMAIN_PAUSED &&
+              kPausedByUser == VIR_DOMAIN_PAUSED_USER);
+
+const char* DomainStateName(int state) {
+  switch (state) {
+    case VIR_DOMAIN_RUNNING:
+      return "running";
+    case VIR_DOMAIN_BLOCKED:
+      return "blocked";
+    case VIR_DOMAIN_PAUSED:
+      return "paused";
+    case VIR_DOMAIN_SHUTDOWN:
+      return "shutting-down";
+    case VIR_DOMAIN_SHUTOFF:
+      return "shut-off";
+    case VIR_DOMAIN_CRASHED:
+      return "crashed";
+    case VIR_DOMAIN_PMSUSPENDED:
+      return "pm-suspended";
+    default:
+      return "unknown";
+  }
+}
+
+void ConnectCloser::operator()(virConnectPtr conn) const { virConnectClose(conn); }
+
+void DomainFreer::operator()(virDomainPtr dom) const { virDomainFree(dom); }
 
 absl::StatusOr<Domain> Domain::Adopt(virDomainPtr dom) {
   DomainHandle handle(dom);
@@ -30,12 +60,13 @@ absl::StatusOr<int> Domain::VcpuCount() const {
   return static_cast<int>(info.nrVirtCpu);
 }
 
-absl::StatusOr<int> Domain::State() const {
+absl::StatusOr<int> Domain::State(int* reason) const {
   int state = 0;
-  int reason = 0;
-  if (virDomainGetState(handle_.get(), &state, &reason, 0) < 0) {
+  int why = 0;
+  if (virDomainGetState(handle_.get(), &state, &why, 0) < 0) {
     return LastErrorStatus(absl::StrCat("virDomainGetState ", name_));
   }
+  if (reason != nullptr) *reason = why;
   return state;
 }
 

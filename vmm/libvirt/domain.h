@@ -1,8 +1,10 @@
 // Owning handles for libvirt objects, and the per-domain result of a fan-out operation.
+//
+// Only vmm/libvirt/*.cc include <libvirt/libvirt.h>: callers see libvirt's objects as the
+// incomplete types below (virConnectPtr is `_virConnect*`, virDomainPtr `_virDomain*`), and
+// the states they act on as the named numbers below. Tests may still call libvirt on get().
 #ifndef UCODE_VMM_LIBVIRT_DOMAIN_H_
 #define UCODE_VMM_LIBVIRT_DOMAIN_H_
-
-#include <libvirt/libvirt.h>
 
 #include <memory>
 #include <string>
@@ -12,19 +14,31 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+struct _virConnect;
+struct _virDomain;
+
 namespace ucode::libvirt {
 
+// libvirt's virDomainState numbers (domain.cc checks they match libvirt-domain.h).
+inline constexpr int kDomainRunning = 1;  // VIR_DOMAIN_RUNNING
+inline constexpr int kDomainPaused = 3;   // VIR_DOMAIN_PAUSED
+// virDomainPausedReason VIR_DOMAIN_PAUSED_USER: virDomainSuspend (`virsh suspend`, or us).
+inline constexpr int kPausedByUser = 1;
+
+// "running", "paused", "shut-off", ... for a virDomainState number ("unknown" otherwise).
+const char* DomainStateName(int state);
+
 struct ConnectCloser {
-  void operator()(virConnectPtr conn) const { virConnectClose(conn); }
+  void operator()(_virConnect* conn) const;  // virConnectClose
 };
 // A connection reference: virConnectClose drops it (libvirt refcounts connections).
-using ConnectHandle = std::unique_ptr<virConnect, ConnectCloser>;
+using ConnectHandle = std::unique_ptr<_virConnect, ConnectCloser>;
 
 struct DomainFreer {
-  void operator()(virDomainPtr dom) const { virDomainFree(dom); }
+  void operator()(_virDomain* dom) const;  // virDomainFree
 };
 // A domain object reference: virDomainFree drops the reference, never the VM.
-using DomainHandle = std::unique_ptr<virDomain, DomainFreer>;
+using DomainHandle = std::unique_ptr<_virDomain, DomainFreer>;
 
 // A domain reference with its identity read once (name and UUID are local lookups in
 // libvirt, but reading them once keeps reports consistent if the domain is renamed).
@@ -33,12 +47,12 @@ using DomainHandle = std::unique_ptr<virDomain, DomainFreer>;
 class Domain {
  public:
   // Takes ownership of `dom` (also on error).
-  static absl::StatusOr<Domain> Adopt(virDomainPtr dom);
+  static absl::StatusOr<Domain> Adopt(_virDomain* dom);
 
   Domain(Domain&&) = default;
   Domain& operator=(Domain&&) = default;
 
-  [[nodiscard]] virDomainPtr get() const { return handle_.get(); }
+  [[nodiscard]] _virDomain* get() const { return handle_.get(); }
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] const std::string& uuid() const { return uuid_; }
 
@@ -48,8 +62,9 @@ class Domain {
   // virDomainGetInfo's nrVirtCpu: the vCPUs the domain runs now.
   [[nodiscard]] absl::StatusOr<int> VcpuCount() const;
 
-  // virDomainGetState: one of VIR_DOMAIN_RUNNING, VIR_DOMAIN_PAUSED, ...
-  [[nodiscard]] absl::StatusOr<int> State() const;
+  // virDomainGetState: kDomainRunning, kDomainPaused, ... and, when `reason` is given,
+  // libvirt's reason for that state (for kDomainPaused: kPausedByUser, ...).
+  [[nodiscard]] absl::StatusOr<int> State(int* reason = nullptr) const;
 
  private:
   Domain(DomainHandle handle, std::string name, std::string uuid)

@@ -1,5 +1,7 @@
 #include "vmm/libvirt/domain_events.h"
 
+#include <libvirt/libvirt.h>
+
 #include <deque>
 #include <utility>
 
@@ -98,11 +100,6 @@ std::optional<DomainEvent> DomainEventLog::WaitFor(DomainEvent::Kind kind,
     if (timed_out) return std::nullopt;
     timed_out = state_->changed.WaitWithDeadline(&state_->mu, deadline);
   }
-}
-
-std::vector<DomainEvent> DomainEventLog::Snapshot() const {
-  absl::MutexLock lock(&state_->mu);
-  return {state_->events.begin(), state_->events.end()};
 }
 
 int DomainEventLog::CountLifecycle(absl::string_view uuid, int type, uint64_t after) const {

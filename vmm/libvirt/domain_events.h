@@ -9,8 +9,6 @@
 #ifndef UCODE_VMM_LIBVIRT_DOMAIN_EVENTS_H_
 #define UCODE_VMM_LIBVIRT_DOMAIN_EVENTS_H_
 
-#include <libvirt/libvirt.h>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -20,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "vmm/libvirt/domain.h"
 
 namespace ucode::libvirt {
 
@@ -40,7 +39,7 @@ class DomainEventLog {
  public:
   // Registers for both event kinds on `conn`, which must outlive the log. The event loop
   // must be running (EnsureEventLoopStarted) or no event is ever delivered.
-  static absl::StatusOr<std::unique_ptr<DomainEventLog>> Register(virConnectPtr conn);
+  static absl::StatusOr<std::unique_ptr<DomainEventLog>> Register(_virConnect* conn);
   ~DomainEventLog();
 
   DomainEventLog(const DomainEventLog&) = delete;
@@ -55,9 +54,6 @@ class DomainEventLog {
                                                    int type, uint64_t after,
                                                    absl::Time deadline) const;
 
-  // Every recorded event still kept (the oldest are dropped past kMaxEvents).
-  [[nodiscard]] std::vector<DomainEvent> Snapshot() const;
-
   // How many lifecycle events of `type` the domain `uuid` had after sequence number
   // `after` (0: since the log started).
   [[nodiscard]] int CountLifecycle(absl::string_view uuid, int type, uint64_t after = 0) const;
@@ -67,10 +63,10 @@ class DomainEventLog {
   struct State;  // Shared with libvirt's callbacks; public only for the .cc's callbacks.
 
  private:
-  DomainEventLog(virConnectPtr conn, std::shared_ptr<State> state)
+  DomainEventLog(_virConnect* conn, std::shared_ptr<State> state)
       : conn_(conn), state_(std::move(state)) {}
 
-  virConnectPtr conn_;
+  _virConnect* conn_;
   std::shared_ptr<State> state_;
   int lifecycle_id_ = -1;
   int agent_id_ = -1;

@@ -1,9 +1,12 @@
 // Connection::SuspendAll / ResumeAll: one thread per domain, started together, joined
 // together (orchestrator::FanOut), each reporting its own outcome against one deadline.
+#include "vmm/orchestrator/fan_out.h"
+
+#include <libvirt/libvirt.h>
+
 #include "absl/strings/str_cat.h"
 #include "vmm/libvirt/connection.h"
 #include "vmm/libvirt/libvirt_status.h"
-#include "vmm/orchestrator/fan_out.h"
 
 namespace ucode::libvirt {
 namespace {

@@ -1,5 +1,6 @@
 #include "vmm/libvirt/park_marker.h"
 
+#include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
 #include <cstdlib>

@@ -38,6 +38,7 @@
 #include "proto/json.h"
 #include "vmm/orchestrator/clock_group.h"
 #include "vmm/orchestrator/update_operation.h"
+#include "vmm/rendezvous/bench_stats.h"
 
 ABSL_FLAG(int, runs, 5, "runs per row (medians)");
 ABSL_FLAG(double, firmware_ms_per_mb, 2, "kernel firmware request + parse, ms per MB");
@@ -52,11 +53,7 @@ namespace {
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench::Median;
 
 struct Row {
   std::string image;

@@ -1,33 +1,19 @@
 #include "vmm/orchestrator/freeze_pauser.h"
 
-#include <libvirt/libvirt.h>
 #include <unistd.h>
-
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "host/base/read_file.h"
 #include "vmm/freeze/cgroup_plan.h"
 #include "vmm/freeze/leftovers.h"
 #include "vmm/freeze/vcpu_threads.h"
 
 namespace ucode::orchestrator {
-namespace {
-
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 absl::Status KernelFreezerAvailable(const std::string& mountinfo_path) {
-  absl::StatusOr<std::string> text = ReadText(mountinfo_path);
+  absl::StatusOr<std::string> text = ReadTextFile(mountinfo_path);
   if (!text.ok()) return text.status();
   const freeze::CgroupMounts m = freeze::ParseMountinfo(*text);
   if (!m.v2.empty() || !m.v1_freezer.empty()) return absl::OkStatus();
@@ -45,7 +31,7 @@ FreezePauser::~FreezePauser() {
 
 absl::Status FreezePauser::Prepare(absl::Span<const libvirt::Domain> domains,
                                    absl::Span<const int> vcpus) {
-  absl::StatusOr<std::string> mountinfo = ReadText(options_.mountinfo_path);
+  absl::StatusOr<std::string> mountinfo = ReadTextFile(options_.mountinfo_path);
   if (!mountinfo.ok()) return mountinfo.status();
   std::vector<freeze::FreezeTarget> targets;
   std::vector<std::string> bad;
@@ -54,7 +40,7 @@ absl::Status FreezePauser::Prepare(absl::Span<const libvirt::Domain> domains,
   for (size_t i = 0; i < domains.size(); ++i) {
     const libvirt::Domain& d = domains[i];
     absl::StatusOr<int> state = d.State();
-    if (state.ok() && *state == VIR_DOMAIN_PAUSED) continue;  // someone else's pause
+    if (state.ok() && *state == libvirt::kDomainPaused) continue;  // someone else's pause
     absl::StatusOr<pid_t> pid = freeze::FindQemuByUuid(options_.proc_root, d.uuid());
     if (!pid.ok()) {
       // Not on this host (a remote URI, another driver): freezing cannot reach it.

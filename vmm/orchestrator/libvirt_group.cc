@@ -1,11 +1,9 @@
 #include "vmm/orchestrator/libvirt_group.h"
 
-#include <libvirt/libvirt.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -150,9 +148,9 @@ absl::Status LibvirtGuestGroup::Prepare(absl::Duration /*timeout*/) {
     absl::StatusOr<int> state = vm.domain.State();
     if (!state.ok()) {
       bad.push_back(std::string(state.status().message()));
-    } else if (*state != VIR_DOMAIN_RUNNING && *state != VIR_DOMAIN_PAUSED) {
-      bad.push_back(absl::StrCat(vm.domain.name(), " is neither running nor paused (state ",
-                                 *state, ")"));
+    } else if (*state != libvirt::kDomainRunning && *state != libvirt::kDomainPaused) {
+      bad.push_back(absl::StrCat(vm.domain.name(), " is neither running nor paused (",
+                                 libvirt::DomainStateName(*state), ")"));
     }
   }
   if (!bad.empty()) {

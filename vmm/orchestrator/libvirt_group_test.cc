@@ -39,20 +39,15 @@ class LibvirtGroupTest : public ::testing::Test {
   // reference: put it back as it was, so the next test starts from the same state.
   void TearDown() override {
     if (conn_ == nullptr) return;
-    if (virDomainPtr d = virDomainLookupByName(conn_->get(), "second")) {
-      virDomainDestroy(d);  // transient: gone once destroyed
-      virDomainFree(d);
+    if (absl::StatusOr<libvirt::Domain> d = conn_->LookupDomain("second"); d.ok()) {
+      conn_->Destroy(*d).IgnoreError();  // transient: gone once destroyed
     }
-    if (virDomainPtr d = virDomainLookupByName(conn_->get(), "off")) {
-      virDomainUndefine(d);
-      virDomainFree(d);
+    if (absl::StatusOr<libvirt::Domain> d = conn_->LookupDomain("off"); d.ok()) {
+      virDomainUndefine(d->get());
     }
-    if (virDomainPtr d = virDomainLookupByName(conn_->get(), "test")) {
-      int state = 0;
-      if (virDomainGetState(d, &state, nullptr, 0) == 0 && state == VIR_DOMAIN_PAUSED) {
-        virDomainResume(d);
-      }
-      virDomainFree(d);
+    if (absl::StatusOr<libvirt::Domain> d = conn_->LookupDomain("test");
+        d.ok() && d->State().value_or(0) == libvirt::kDomainPaused) {
+      static_cast<void>(conn_->ResumeAll({&*d, 1}, kDeadline));
     }
   }
 

@@ -41,7 +41,7 @@ Marks MarkRunning(absl::Span<const libvirt::Domain> domains, absl::string_view o
   for (size_t i = 0; i < domains.size(); ++i) {
     // An unreadable state counts as running: SuspendAll will try it, and may pause it.
     absl::StatusOr<int> state = domains[i].State();
-    m.paused[i] = state.ok() && *state == VIR_DOMAIN_PAUSED;
+    m.paused[i] = state.ok() && *state == libvirt::kDomainPaused;
   }
   for (size_t i = 0; i < domains.size() && m.status.ok(); ++i) {
     if (m.paused[i]) continue;

@@ -22,6 +22,8 @@
 namespace ucode::rendezvous {
 namespace {
 
+using bench::Median;
+
 constexpr int kKickSignal = SIGUSR1;
 constexpr int64_t kStepTimeoutNs = 2'000'000'000;
 

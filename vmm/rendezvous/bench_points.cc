@@ -13,12 +13,6 @@ double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
 }  // namespace
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
 void ApplyFloor(const BareVcpuFloor& floor, int cores, Point& p) {
   const double scale = std::max(1.0, double(p.vms * p.vcpus) / cores);
   p.kick_floor_us = floor.kick_to_parked_us * scale;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "vmm/rendezvous/bench_floor.h"
+#include "vmm/rendezvous/bench_stats.h"
 
 namespace ucode::rendezvous {
 
@@ -24,9 +25,6 @@ struct Point {
   double host_outside_us = 0;
   int failures = 0;
 };
-
-// Median of `v` (mean of the middle two for an even count); 0 when empty.
-double Median(std::vector<double> v);
 
 // Fills the shape's floor (the bare figures x max(1, vCPUs / cores)) and its ratios.
 void ApplyFloor(const BareVcpuFloor& floor, int cores, Point& p);

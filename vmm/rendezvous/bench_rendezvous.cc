@@ -72,7 +72,8 @@ ABSL_FLAG(int, image_kib, 64, "size of the generated image the host-load rounds 
 namespace ucode::rendezvous {
 namespace {
 
-double Us(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
+using bench::Median;
+using bench::Us;
 
 long RssKib(pid_t pid) {
   std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
@@ -241,44 +242,44 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir, lo
   pt.vms = vms;
   pt.vcpus = vcpus;
   std::vector<double> park, release, overhead, gaps, max_gaps, base_gaps, max_base_gaps;
-  int rounds = absl::GetFlag(FLAGS_rounds);
-  for (int i = -2; i < rounds; ++i) {  // two warm-up rounds
+  // Two warm-up rounds (the first host load also creates the stoppers), then the measured
+  // ones; a failed round is logged and counted.
+  auto run_rounds = [&](const char* what, auto round) {
+    for (int i = -2; i < absl::GetFlag(FLAGS_rounds); ++i) {
+      if (absl::Status s = round(/*measured=*/i >= 0); !s.ok()) {
+        std::fprintf(stderr, "%dx%d %sround %d: %s\n", vms, vcpus, what, i,
+                     std::string(s.message()).c_str());
+        ++pt.failures;
+      }
+    }
+  };
+  run_rounds("", [&](bool measured) -> absl::Status {
     absl::StatusOr<Held> held = NoActivationRound(**c, group, *host);
     absl::StatusOr<std::vector<VmResult>> views =
         held.ok() ? (*c)->ReadGuestViews() : held.status();
-    if (!views.ok()) {
-      std::fprintf(stderr, "%dx%d round %d: %s\n", vms, vcpus, i,
-                   std::string(views.status().message()).c_str());
-      ++pt.failures;
-      continue;
-    }
-    if (i >= 0) {
-      double worst = 0, worst_base = 0;
-      for (const VmResult& vm : *views) {
-        for (const VcpuView& v : vm.vcpus) {
-          gaps.push_back(Us(v.park_gap));
-          base_gaps.push_back(Us(v.baseline_gap));
-        }
-        worst = std::max(worst, Us(vm.guest_blackout));
-        worst_base = std::max(worst_base, Us(vm.baseline_max_gap));
+    if (!views.ok()) return views.status();
+    if (!measured) return absl::OkStatus();
+    double worst = 0, worst_base = 0;
+    for (const VmResult& vm : *views) {
+      for (const VcpuView& v : vm.vcpus) {
+        gaps.push_back(Us(v.park_gap));
+        base_gaps.push_back(Us(v.baseline_gap));
       }
-      max_gaps.push_back(worst);
-      max_base_gaps.push_back(worst_base);
-      park.push_back(held->park_us);
-      release.push_back(held->release_us);
-      overhead.push_back(held->held_us);
+      worst = std::max(worst, Us(vm.guest_blackout));
+      worst_base = std::max(worst_base, Us(vm.baseline_max_gap));
     }
-  }
+    max_gaps.push_back(worst);
+    max_base_gaps.push_back(worst_base);
+    park.push_back(held->park_us);
+    release.push_back(held->release_us);
+    overhead.push_back(held->held_us);
+    return absl::OkStatus();
+  });
   std::vector<double> h_overhead, h_window, h_park, h_release, h_outside;
-  for (int i = -2; i < rounds; ++i) {  // two warm-up rounds (the first creates the stoppers)
+  run_rounds("host-load ", [&](bool measured) -> absl::Status {
     absl::StatusOr<HostRound> r = HostLoadRound(**c, group, *host);
-    if (!r.ok()) {
-      std::fprintf(stderr, "%dx%d host-load round %d: %s\n", vms, vcpus, i,
-                   std::string(r.status().message()).c_str());
-      ++pt.failures;
-      continue;
-    }
-    if (i >= 0) {
+    if (!r.ok()) return r.status();
+    if (measured) {
       h_overhead.push_back(r->overhead_us);
       h_window.push_back(r->window_us);
       h_park.push_back(r->park_us);
@@ -286,7 +287,8 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir, lo
       h_outside.push_back(r->outside_window_us);
     }
     absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms)));
-  }
+    return absl::OkStatus();
+  });
   pt.host_overhead_us = Median(h_overhead);
   pt.host_window_us = Median(h_window);
   pt.host_park_us = Median(h_park);

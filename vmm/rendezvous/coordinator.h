@@ -166,9 +166,8 @@ class Coordinator {
   [[nodiscard]] int total_vcpus() const { return total_vcpus_; }
   // How long a VMM keeps its vCPUs parked before releasing them itself.
   [[nodiscard]] absl::Duration deadman() const { return deadman_; }
-  // Timestamps of the last commands (CLOCK_MONOTONIC ns).
+  // Timestamp of the last park command (CLOCK_MONOTONIC ns).
   [[nodiscard]] int64_t last_park_ns() const { return park_ns_; }
-  [[nodiscard]] int64_t last_release_ns() const { return release_ns_; }
   // The last release: release command -> the last released vCPU's resumed_ns (taken as
   // it re-enters KVM_RUN), from the vCPUs' own timestamps. Measure release-all with this,
   // not with a clock read after Release() returns: that also counts how long this thread

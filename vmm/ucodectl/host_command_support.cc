@@ -103,8 +103,8 @@ ProgressLines::ProgressLines(bool json)
     : json_(json),
       staging_(MakeStagingProgress(json)),
       events_([this](const inventory::HeldEvents::Event& e) {
-        std::fprintf(stderr, "[%7.3fs] %-16s %s\n", absl::ToDoubleSeconds(e.emitted - start_),
-                     orchestrator::StepName(e.step), e.message.c_str());
+        absl::FPrintF(stderr, "[%7.3fs] %-16s %s\n", absl::ToDoubleSeconds(e.emitted - start_),
+                      orchestrator::StepName(e.step), e.message);
       }) {}
 
 void ProgressLines::Emit(orchestrator::Step step, absl::string_view message,
