@@ -1,7 +1,5 @@
 #include "vmm/inventory/libvirt_guests.h"
 
-#include <libvirt/libvirt.h>
-
 #include <algorithm>
 #include <fstream>
 #include <optional>
@@ -13,40 +11,10 @@
 #include "host/base/status_macros.h"
 #include "vmm/freeze/leftovers.h"
 #include "vmm/freeze/vcpu_threads.h"
-#include "vmm/libvirt/libvirt_status.h"
 #include "vmm/libvirt/park_marker.h"
 
 namespace ucode::inventory {
 namespace {
-
-std::string StateName(int state) {
-  switch (state) {
-    case VIR_DOMAIN_RUNNING:
-      return "running";
-    case VIR_DOMAIN_BLOCKED:
-      return "blocked";
-    case VIR_DOMAIN_PAUSED:
-      return "paused";
-    case VIR_DOMAIN_SHUTDOWN:
-      return "shutting-down";
-    case VIR_DOMAIN_SHUTOFF:
-      return "shut-off";
-    case VIR_DOMAIN_CRASHED:
-      return "crashed";
-    case VIR_DOMAIN_PMSUSPENDED:
-      return "pm-suspended";
-    default:
-      return "unknown";
-  }
-}
-
-// virDomainGetState with its reason (libvirt::Domain::State drops the reason).
-absl::Status GetState(const libvirt::Domain& d, int* state, int* reason) {
-  if (virDomainGetState(d.get(), state, reason, 0) < 0) {
-    return libvirt::LastErrorStatus(absl::StrCat("virDomainGetState ", d.name()));
-  }
-  return absl::OkStatus();
-}
 
 // A frozen domain's guard thaws it when the daemon dies; if the guard died too, the
 // cgroups are still frozen: thaw them and put threads back (vmm/freeze/leftovers.h). A
@@ -103,7 +71,7 @@ absl::StatusOr<std::vector<ucode::v1::Guest>> LibvirtGuests::Describe() const {
     absl::StatusOr<int> vcpus = d.VcpuCount();
     g.set_vcpus(vcpus.ok() ? static_cast<uint32_t>(*vcpus) : 0);
     absl::StatusOr<int> state = d.State();
-    g.set_state(state.ok() ? StateName(*state) : "unknown");
+    g.set_state(state.ok() ? libvirt::DomainStateName(*state) : "unknown");
     g.set_guest_view_updatable(false);
   }
   return out;
@@ -123,7 +91,7 @@ absl::StatusOr<LibvirtApplyGroup> LibvirtGuests::Group(const std::vector<std::st
   for (const libvirt::Domain& d : doms) {
     absl::StatusOr<int> state = d.State();
     // A domain whose state cannot be read is counted: Park will try to suspend it.
-    if (!state.ok() || *state != VIR_DOMAIN_PAUSED) out.to_suspend.push_back(d.name());
+    if (!state.ok() || *state != libvirt::kDomainPaused) out.to_suspend.push_back(d.name());
   }
   orchestrator::LibvirtGroupOptions options{
       .mode = mode, .pause = hold_.pause, .operation = operation};
@@ -152,13 +120,14 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
       left.push_back(
           absl::StrCat(name, " thawed (", *thawed, " frozen cgroup(s) left by the operation)"));
     }
-    int state = 0;
     int reason = 0;
-    if (absl::Status s = GetState(*d, &state, &reason); !s.ok()) {
-      trouble.push_back(std::string(s.message()));
+    absl::StatusOr<int> got = d->State(&reason);
+    if (!got.ok()) {
+      trouble.push_back(std::string(got.status().message()));
       continue;
     }
-    if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_USER) {
+    const int state = *got;
+    if (state == libvirt::kDomainPaused && reason == libvirt::kPausedByUser) {
       absl::StatusOr<std::optional<std::string>> marker = libvirt::ReadParkMarker(*d);
       if (!marker.ok()) {
         trouble.push_back(std::string(marker.status().message()));
@@ -173,10 +142,10 @@ absl::StatusOr<std::string> LibvirtGuests::ResumePaused(const std::vector<std::s
         left.push_back(absl::StrCat(name, " left paused (its park marker names ", **marker,
                                     ", not ", operation, ")"));
       }
-    } else if (state == VIR_DOMAIN_PAUSED) {
+    } else if (state == libvirt::kDomainPaused) {
       left.push_back(absl::StrCat(name, " left paused (pause reason ", reason, ", not ours)"));
     } else {
-      left.push_back(absl::StrCat(name, " already ", StateName(state)));
+      left.push_back(absl::StrCat(name, " already ", libvirt::DomainStateName(state)));
     }
   }
   std::vector<std::string> resumed;
