@@ -151,7 +151,7 @@ RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode
   cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
     if (p != nullptr) return;
     run.steps.push_back(s);
-    if (s == Step::kActivated) {
+    if (s == v1::STEP_ACTIVATED) {
       run.parked_at_activation = CountState(fleet.coordinator(), VcpuState::kParked);
     }
   };
@@ -170,12 +170,12 @@ TEST_F(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
   Fleet fleet(Specs(3, 2));
   auto host = Host();
   ASSERT_TRUE(fleet.ok() && host != nullptr);
-  RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kStrict);
+  RecordedRun run = RunRecordingSteps(*host, fleet, v1::UPDATE_MODE_STRICT);
   const UpdateReport& r = run.report;
   ASSERT_TRUE(r.status.ok()) << r.status;
-  EXPECT_EQ(run.steps, (std::vector<Step>{Step::kValidated, Step::kStaged, Step::kParked,
-                                          Step::kActivated, Step::kGuestViewsSet, Step::kReleased,
-                                          Step::kVerified, Step::kAgentsNotified, Step::kDone}));
+  EXPECT_EQ(run.steps, (std::vector<Step>{v1::STEP_VALIDATED, v1::STEP_STAGED, v1::STEP_PARKED,
+                                          v1::STEP_ACTIVATED, v1::STEP_GUEST_VIEWS_SET, v1::STEP_RELEASED,
+                                          v1::STEP_VERIFIED, v1::STEP_AGENTS_NOTIFIED, v1::STEP_DONE}));
   EXPECT_EQ(run.parked_at_activation, 6);  // the host load ran with every vCPU held
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
   ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true);
@@ -219,9 +219,9 @@ TEST_F(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
 
   // The next update in a row: again one activation with every vCPU held, and every guest
   // switches only after its own park, never backwards.
-  RecordedRun next = RunRecordingSteps(*host, fleet, UpdateMode::kStrict, kNew + 1);
+  RecordedRun next = RunRecordingSteps(*host, fleet, v1::UPDATE_MODE_STRICT, kNew + 1);
   ASSERT_TRUE(next.report.status.ok()) << next.report.status;
-  EXPECT_EQ(std::count(next.steps.begin(), next.steps.end(), Step::kActivated), 1);
+  EXPECT_EQ(std::count(next.steps.begin(), next.steps.end(), v1::STEP_ACTIVATED), 1);
   EXPECT_EQ(next.parked_at_activation, 6);
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew + 1);
   ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true, kNew + 1);
@@ -234,7 +234,7 @@ TEST_F(OrchestratorTest, FailedActivationReleasesEveryVcpuWithTheOldView) {
   Fleet fleet(Specs(2, 1));
   auto host = Host();
   ASSERT_TRUE(fleet.ok() && host != nullptr);
-  orchestrator::UpdateOptions o = Options(UpdateMode::kStrict);
+  orchestrator::UpdateOptions o = Options(v1::UPDATE_MODE_STRICT);
   o.late_load.faults.never_arrive = {1};
   o.late_load.arrival_timeout = absl::Milliseconds(50);
   orchestrator::GuestGroup* groups[] = {fleet.group()};
@@ -252,16 +252,16 @@ TEST_F(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
   Fleet fleet(Specs(2, 2));
   auto host = Host();
   ASSERT_TRUE(fleet.ok() && host != nullptr);
-  RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kFast);
+  RecordedRun run = RunRecordingSteps(*host, fleet, v1::UPDATE_MODE_FAST);
   const UpdateReport& r = run.report;
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_EQ(run.parked_at_activation, 0);  // guests ran through the host activation
-  auto activated = std::find(run.steps.begin(), run.steps.end(), Step::kActivated);
-  auto parked = std::find(run.steps.begin(), run.steps.end(), Step::kParked);
+  auto activated = std::find(run.steps.begin(), run.steps.end(), v1::STEP_ACTIVATED);
+  auto parked = std::find(run.steps.begin(), run.steps.end(), v1::STEP_PARKED);
   EXPECT_LT(activated, parked);
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
   ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/false);
-  EXPECT_EQ(r.mode, UpdateMode::kFast);
+  EXPECT_EQ(r.mode, v1::UPDATE_MODE_FAST);
   EXPECT_EQ(r.overhead, r.held);
   EXPECT_EQ(orchestrator::ToProto(r).mode(), ucode::v1::UPDATE_MODE_FAST);
 }
@@ -272,7 +272,7 @@ TEST_F(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
   Fleet fleet(specs);
   auto host = Host();
   ASSERT_TRUE(fleet.ok() && host != nullptr);
-  orchestrator::UpdateOptions o = Options(UpdateMode::kStrict);
+  orchestrator::UpdateOptions o = Options(v1::UPDATE_MODE_STRICT);
   o.park_deadline = absl::Milliseconds(100);
   orchestrator::GuestGroup* groups[] = {fleet.group()};
   UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, o);
@@ -315,13 +315,13 @@ TEST_F(OrchestratorTest, LostGuestViewIsReportedAndEveryVcpuReleased) {
   Fleet fleet(specs);
   auto host = Host();
   ASSERT_TRUE(fleet.ok() && host != nullptr);
-  RecordedRun run = RunRecordingSteps(*host, fleet, UpdateMode::kStrict);
+  RecordedRun run = RunRecordingSteps(*host, fleet, v1::UPDATE_MODE_STRICT);
   const UpdateReport& r = run.report;
   EXPECT_EQ(r.status.code(), absl::StatusCode::kInternal) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("vm1: vcpu 0 read back"));
   EXPECT_TRUE(r.host_touched);
-  EXPECT_NE(std::find(run.steps.begin(), run.steps.end(), Step::kReleased), run.steps.end());
-  EXPECT_EQ(std::find(run.steps.begin(), run.steps.end(), Step::kVerified), run.steps.end());
+  EXPECT_NE(std::find(run.steps.begin(), run.steps.end(), v1::STEP_RELEASED), run.steps.end());
+  EXPECT_EQ(std::find(run.steps.begin(), run.steps.end(), v1::STEP_VERIFIED), run.steps.end());
   EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
   ASSERT_EQ(r.vms.size(), 2u);
   EXPECT_EQ(r.vms[0].view, orchestrator::ViewStatus::kVerified) << r.vms[0].view_detail;
@@ -338,7 +338,7 @@ TEST_F(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
   auto host = Host(config);
   ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict));
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(v1::UPDATE_MODE_STRICT));
   ASSERT_TRUE(r.status.ok()) << r.status;
   ASSERT_TRUE(r.staging.has_value());
   EXPECT_EQ(r.staging->staged_count(), 0);
@@ -355,10 +355,10 @@ TEST_F(OrchestratorTest, CancelBeforeRendezvousLeavesEverythingAsItWas) {
   ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::UpdateCallbacks cb;
   cb.begin_step = [](Step s, absl::string_view) {
-    return s == Step::kParked ? absl::CancelledError("operator cancelled") : absl::OkStatus();
+    return s == v1::STEP_PARKED ? absl::CancelledError("operator cancelled") : absl::OkStatus();
   };
   orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict), cb);
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(v1::UPDATE_MODE_STRICT), cb);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled);
   EXPECT_FALSE(r.host_touched);
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
@@ -380,13 +380,13 @@ TEST_F(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman)
     begun.push_back(s);
     return absl::OkStatus();
   };
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict), cb);
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(v1::UPDATE_MODE_STRICT), cb);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("predicted activation 3"));
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("dead-man deadline 2s"));
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("vm0"));
   EXPECT_FALSE(r.host_touched);
-  EXPECT_EQ(std::count(begun.begin(), begun.end(), Step::kParked), 0);  // never journaled
+  EXPECT_EQ(std::count(begun.begin(), begun.end(), v1::STEP_PARKED), 0);  // never journaled
   for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
   auto views = fleet.coordinator().ReadGuestViews();
   ASSERT_TRUE(views.ok());
@@ -402,13 +402,13 @@ TEST_F(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
   ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::UpdateCallbacks cb;
   cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress*) {
-    if (s != Step::kActivated) return;
+    if (s != v1::STEP_ACTIVATED) return;
     // No clock: wait for the VMs' own dead-man to let every vCPU go.
     while (CountState(fleet.coordinator(), VcpuState::kParked) > 0) {
       absl::SleepFor(absl::Milliseconds(5));
     }
   };
-  orchestrator::UpdateOptions o = Options(UpdateMode::kStrict);
+  orchestrator::UpdateOptions o = Options(v1::UPDATE_MODE_STRICT);
   o.step_deadline = absl::Seconds(2);  // the first view step waits this long for acks
   orchestrator::GuestGroup* groups[] = {fleet.group()};
   UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, o, cb);
@@ -441,7 +441,7 @@ TEST_F(OrchestratorTest, HostAlreadyAtTheImageRevisionSyncsLaggingGuestViews) {
   auto host = Host(config);
   ASSERT_TRUE(fleet.ok() && host != nullptr);
   orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(UpdateMode::kStrict));
+  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(v1::UPDATE_MODE_STRICT));
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_FALSE(r.host_touched);
   EXPECT_EQ(r.new_revision, kNew);
@@ -453,7 +453,7 @@ TEST_F(OrchestratorTest, HostAlreadyAtTheImageRevisionSyncsLaggingGuestViews) {
   ASSERT_TRUE(views.ok());
   EXPECT_EQ((*views)[0].revision_after, kNew);
 
-  UpdateReport again = orchestrator::SyncGuestViews(*host, groups, Options(UpdateMode::kStrict));
+  UpdateReport again = orchestrator::SyncGuestViews(*host, groups, Options(v1::UPDATE_MODE_STRICT));
   ASSERT_TRUE(again.status.ok()) << again.status;
   EXPECT_EQ(again.new_revision, kNew);
 }

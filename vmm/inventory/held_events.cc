@@ -7,8 +7,8 @@ namespace ucode::inventory {
 void HeldEvents::Emit(orchestrator::Step step, absl::string_view message) {
   absl::MutexLock lock(&mu_);
   held_.push_back({step, std::string(message), absl::Now()});
-  if (hold_ && step == orchestrator::Step::kParked) holding_ = true;
-  if (step == orchestrator::Step::kReleased) holding_ = false;
+  if (hold_ && step == v1::STEP_PARKED) holding_ = true;
+  if (step == v1::STEP_RELEASED) holding_ = false;
   if (!holding_) FlushLocked();
 }
 

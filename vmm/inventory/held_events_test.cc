@@ -18,14 +18,14 @@ std::vector<Step> Steps(const std::vector<HeldEvents::Event>& events) {
 TEST(HeldEventsTest, HeldWindowArrivesWithReleased) {
   std::vector<HeldEvents::Event> got;
   HeldEvents events([&](const HeldEvents::Event& e) { got.push_back(e); });
-  events.Emit(Step::kValidated, "v");
-  EXPECT_EQ(Steps(got), std::vector<Step>{Step::kValidated});
-  events.Emit(Step::kParked, "p");
-  events.Emit(Step::kActivated, "a");
+  events.Emit(v1::STEP_VALIDATED, "v");
+  EXPECT_EQ(Steps(got), std::vector<Step>{v1::STEP_VALIDATED});
+  events.Emit(v1::STEP_PARKED, "p");
+  events.Emit(v1::STEP_ACTIVATED, "a");
   EXPECT_EQ(got.size(), 1u);
-  events.Emit(Step::kReleased, "r");
-  EXPECT_EQ(Steps(got), (std::vector<Step>{Step::kValidated, Step::kParked, Step::kActivated,
-                                           Step::kReleased}));
+  events.Emit(v1::STEP_RELEASED, "r");
+  EXPECT_EQ(Steps(got), (std::vector<Step>{v1::STEP_VALIDATED, v1::STEP_PARKED, v1::STEP_ACTIVATED,
+                                           v1::STEP_RELEASED}));
   EXPECT_EQ(got[2].message, "a");
   EXPECT_LE(got[1].emitted, got[2].emitted);
 }
@@ -33,18 +33,18 @@ TEST(HeldEventsTest, HeldWindowArrivesWithReleased) {
 TEST(HeldEventsTest, FlushDeliversAWindowThatNeverReleased) {
   std::vector<HeldEvents::Event> got;
   HeldEvents events([&](const HeldEvents::Event& e) { got.push_back(e); });
-  events.Emit(Step::kParked, "p");
+  events.Emit(v1::STEP_PARKED, "p");
   EXPECT_TRUE(got.empty());
   events.Flush();
-  EXPECT_EQ(Steps(got), std::vector<Step>{Step::kParked});
+  EXPECT_EQ(Steps(got), std::vector<Step>{v1::STEP_PARKED});
 }
 
 TEST(HeldEventsTest, WithoutHoldEveryEventGoesAtOnce) {
   std::vector<HeldEvents::Event> got;
   HeldEvents events([&](const HeldEvents::Event& e) { got.push_back(e); }, /*hold=*/false);
-  events.Emit(Step::kParked, "p");
-  events.Emit(Step::kActivated, "a");
-  EXPECT_EQ(Steps(got), (std::vector<Step>{Step::kParked, Step::kActivated}));
+  events.Emit(v1::STEP_PARKED, "p");
+  events.Emit(v1::STEP_ACTIVATED, "a");
+  EXPECT_EQ(Steps(got), (std::vector<Step>{v1::STEP_PARKED, v1::STEP_ACTIVATED}));
 }
 
 }  // namespace

@@ -114,7 +114,7 @@ Row Measure(const std::string& name, const std::vector<uint8_t>& file,
     park.push_back(Ms(r.held));
     reload.push_back(Ms(r.host->load.activation_window));
     stop.push_back(Ms(stop_machine));
-    blackout.push_back(mode == UpdateMode::kStrict ? Ms(r.held)
+    blackout.push_back(mode == v1::UPDATE_MODE_STRICT ? Ms(r.held)
                                                    : std::max(Ms(stop_machine), Ms(r.held)));
     const auto& rl = r.host->load.reload;
     staged.push_back(rl && rl->staged_after ? Ms(*rl->staged_after) : 0);
@@ -153,7 +153,7 @@ int Main() {
     if (!image.ok()) return 1;
     std::vector<uint8_t> one(image->bytes.begin(), image->bytes.end());
     for (bool staging_kernel : {false, true}) {
-      for (UpdateMode mode : {UpdateMode::kStrict, UpdateMode::kFast}) {
+      for (UpdateMode mode : {v1::UPDATE_MODE_STRICT, v1::UPDATE_MODE_FAST}) {
         rows.push_back(Measure(name, one, *image, staging_kernel, mode, scratch));
       }
     }

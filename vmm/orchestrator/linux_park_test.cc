@@ -44,7 +44,7 @@ ParkRun Update(UpdateMode mode) {
 }
 
 TEST(LinuxPark, StrictParksOnlyAfterTheFileIsInstalledAndSaysWhatItHeld) {
-  ParkRun run = Update(UpdateMode::kStrict);
+  ParkRun run = Update(v1::UPDATE_MODE_STRICT);
   ASSERT_TRUE(run.report.status.ok()) << run.report.status;
   EXPECT_TRUE(run.installed_at_park);
   const std::string text = ReportText(ToProto(run.report));
@@ -59,7 +59,7 @@ TEST(LinuxPark, StrictParksOnlyAfterTheFileIsInstalledAndSaysWhatItHeld) {
 }
 
 TEST(LinuxPark, FastParksOnlyForTheGuestView) {
-  ParkRun run = Update(UpdateMode::kFast);
+  ParkRun run = Update(v1::UPDATE_MODE_FAST);
   ASSERT_TRUE(run.report.status.ok()) << run.report.status;
   EXPECT_THAT(ReportText(ToProto(run.report)), HasSubstr("for the guest-view switch only"));
 }

@@ -9,15 +9,14 @@
 
 namespace ucode::orchestrator {
 
-namespace v1 = ::ucode::v1;
 
 absl::string_view StepName(Step step) {
   // The generated name is a static string, so the view outlives every caller.
-  return absl::StripPrefix(v1::Step_Name(ToProto(step)), "STEP_");
+  return absl::StripPrefix(v1::Step_Name(step), "STEP_");
 }
 
 const char* UpdateModeName(UpdateMode mode) {
-  return mode == UpdateMode::kStrict ? "strict" : "fast";
+  return mode == v1::UPDATE_MODE_FAST ? "fast" : "strict";  // unspecified is strict
 }
 
 int UpdateReport::total_vcpus() const {
@@ -104,16 +103,6 @@ std::string ParkWindowContents(const v1::UpdateReport& r) {
 
 }  // namespace
 
-// Step mirrors ucode.v1.Step number for number.
-static_assert(static_cast<int>(Step::kValidated) == v1::STEP_VALIDATED);
-static_assert(static_cast<int>(Step::kParked) == v1::STEP_PARKED);
-static_assert(static_cast<int>(Step::kDone) == v1::STEP_DONE);
-v1::Step ToProto(Step step) { return static_cast<v1::Step>(step); }
-
-v1::UpdateMode ToProto(UpdateMode mode) {
-  return mode == UpdateMode::kFast ? v1::UPDATE_MODE_FAST : v1::UPDATE_MODE_STRICT;
-}
-
 v1::StagingReport ToProto(const staging::StagingReport& s) {
   v1::StagingReport out;
   out.set_image_bytes(static_cast<uint32_t>(s.image_bytes));
@@ -172,11 +161,11 @@ v1::HostLoad ToProto(const late_load::HostLoadReport& h) {
 v1::UpdateReport ToProto(const UpdateReport& r) {
   v1::UpdateReport out;
   out.set_operation(r.operation);
-  out.set_mode(ToProto(r.mode));
+  out.set_mode(r.mode);
   out.set_ok(r.status.ok());
   out.set_error(std::string(r.status.message()));
   out.set_error_code(static_cast<int32_t>(r.status.code()));
-  out.set_last_step(ToProto(r.last_step));
+  out.set_last_step(r.last_step);
   out.set_host_touched(r.host_touched);
   if (!r.plan.empty()) {
     v1::ImagePlan& image = *out.mutable_image();
@@ -288,15 +277,11 @@ std::string BlackoutCell(const v1::VmReport& vm) {
   return absl::StrCat(Dur(vm.guest_blackout_us()), " (", vm.guest_blackout_clock(), ")");
 }
 
-std::string ModeName(v1::UpdateMode mode) {
-  return mode == v1::UPDATE_MODE_FAST ? "fast" : "strict";
-}
-
 void AppendVmsText(const v1::UpdateReport& r, std::string& out) {
   if (r.vms().empty()) return;
   const v1::Rendezvous& rv = r.rendezvous();
   absl::StrAppendFormat(&out, "guests:     %d VMs, %d vCPUs (%s mode)\n", r.vms_size(),
-                        rv.vcpus(), ModeName(r.mode()));
+                        rv.vcpus(), UpdateModeName(r.mode()));
   std::vector<std::vector<std::string>> rows = {
       {"vm", "kind", "vcpus", "park latency", "time parked", "guest blackout",
        "baseline max gap", "rev before", "rev after", "view"}};
@@ -349,7 +334,7 @@ void AppendAgentsText(absl::string_view phase,
 
 std::string ReportText(const v1::UpdateReport& r) {
   std::string out;
-  absl::StrAppendFormat(&out, "operation:  %s, %s mode: %s\n", r.operation(), ModeName(r.mode()),
+  absl::StrAppendFormat(&out, "operation:  %s, %s mode: %s\n", r.operation(), UpdateModeName(r.mode()),
                         r.ok() ? "OK" : absl::StrCat("FAILED: ", r.error()));
   if (r.has_image()) absl::StrAppend(&out, "image:      ", r.image().selection(), "\n");
   if (r.has_staging()) AppendStagingText(r.staging(), out);
@@ -366,7 +351,7 @@ std::string ReportText(const v1::UpdateReport& r) {
   AppendAgentsText("complete", r.agents_complete(), out);
   for (const std::string& n : r.notes()) absl::StrAppend(&out, "note:       ", n, "\n");
   absl::StrAppendFormat(&out, "total:      %s (last step %s)\n", Dur(r.total_us()),
-                        StepName(static_cast<Step>(r.last_step())));
+                        StepName(r.last_step()));
   return out;
 }
 

@@ -19,33 +19,22 @@
 
 namespace ucode::orchestrator {
 
-// Mirrors ucode.v1.Step (proto/ucode/v1/report.proto), same numbers.
-enum class Step {
-  kUnspecified = 0,
-  kValidated = 1,
-  kStaging = 2,
-  kStaged = 3,
-  kParked = 4,
-  kActivated = 5,
-  kGuestViewsSet = 6,
-  kReleased = 7,
-  kVerified = 8,
-  kAgentsNotified = 9,
-  kDone = 10,
-};
+// One enum each for the steps and the modes: ucode.v1's (proto/ucode/v1/report.proto),
+// which the daemon's events and every report carry as they are.
+namespace v1 = ::ucode::v1;
+using Step = v1::Step;
 absl::string_view StepName(Step step);  // "VALIDATED", ...
 
-enum class UpdateMode {
-  kStrict,  // vCPUs held across the host activation
-  kFast,    // host activation first, then a brief rendezvous for the guest view only
-};
+// UPDATE_MODE_STRICT: vCPUs held across the host activation; UPDATE_MODE_FAST: host
+// activation first, then a brief rendezvous for the guest view only.
+using UpdateMode = v1::UpdateMode;
 const char* UpdateModeName(UpdateMode mode);
 
 struct UpdateReport {
   std::string operation;
-  UpdateMode mode = UpdateMode::kStrict;
+  UpdateMode mode = v1::UPDATE_MODE_STRICT;
   absl::Status status;                 // the operation's verdict
-  Step last_step = Step::kUnspecified; // the last step completed
+  Step last_step = v1::STEP_UNSPECIFIED; // the last step completed
   bool host_touched = false;           // the late load ran (false: the host is as it was)
   // False when the guest views were set only after the VMs had run again (a dead-man
   // released them mid-activation): the guests ran on the new revision with the old view.
@@ -89,8 +78,6 @@ struct UpdateReport {
 // Fills the report's image fields (plan ... image_bytes) from the selection.
 void SetImage(UpdateReport& report, const late_load::HostUpdatePlan& plan);
 
-ucode::v1::Step ToProto(Step step);
-ucode::v1::UpdateMode ToProto(UpdateMode mode);
 ucode::v1::StagingReport ToProto(const staging::StagingReport& staging);
 ucode::v1::HostLoad ToProto(const late_load::HostLoadReport& host);
 // The typed report; print it with proto/json.h.

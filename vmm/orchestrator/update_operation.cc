@@ -45,20 +45,20 @@ absl::StatusOr<late_load::HostUpdatePlan> Validate(Context& c, std::vector<uint8
       late_load::PlanHostUpdate(c.platform, std::move(file), c.options.policy);
   if (!plan.ok()) return WithContext("validate", plan.status());
   SetImage(c.report, *plan);
-  c.Emit(Step::kValidated, c.report.plan);
+  c.Emit(v1::STEP_VALIDATED, c.report.plan);
   return plan;
 }
 
 // Pushes the image through every package's mailbox. Opportunistic: a failed package is
 // reported and the load goes on unstaged there.
 absl::Status StageImage(Context& c, const late_load::HostUpdatePlan& plan) {
-  RETURN_IF_ERROR(c.Begin(Step::kStaging, plan.Describe()));
+  RETURN_IF_ERROR(c.Begin(v1::STEP_STAGING, plan.Describe()));
   staging::StagingOptions opts = c.options.staging;
   opts.progress = nullptr;
   if (c.cb.emit) {
     auto emit = c.cb.emit;
     opts.progress = [emit](const staging::StagingProgress& p) {
-      emit(Step::kStaging, absl::StrCat("package ", p.package), &p);
+      emit(v1::STEP_STAGING, absl::StrCat("package ", p.package), &p);
     };
   }
   opts.cancelled = c.cb.cancelled;  // honoured inside the transfer too
@@ -71,7 +71,7 @@ absl::Status StageImage(Context& c, const late_load::HostUpdatePlan& plan) {
     c.report.notes.push_back(absl::StrCat(c.report.staging->Summary(),
                                           ": activation on those packages loads unstaged"));
   }
-  c.Emit(Step::kStaged, c.report.staging->Summary());
+  c.Emit(v1::STEP_STAGED, c.report.staging->Summary());
   return absl::OkStatus();
 }
 
@@ -131,7 +131,7 @@ absl::Status Park(Context& c, ReleaseGuard& guard) {
   }
   int vcpus = 0;
   for (GuestGroup* g : c.groups) vcpus += g->total_vcpus();
-  c.Emit(Step::kParked, absl::StrCat("parked ", vcpus, " vCPUs in ",
+  c.Emit(v1::STEP_PARKED, absl::StrCat("parked ", vcpus, " vCPUs in ",
                                      absl::FormatDuration(c.report.park_all)));
   return absl::OkStatus();
 }
@@ -141,7 +141,7 @@ absl::Status SetViews(Context& c, uint32_t revision, std::vector<GuestViewResult
   absl::Time t0 = absl::Now();
   absl::Status view = SetRevisionAll(c.groups, revision, c.options.step_deadline, results);
   c.report.set_views = absl::Now() - t0;
-  if (view.ok()) c.Emit(Step::kGuestViewsSet, absl::StrFormat("MSR 0x8B = 0x%x", revision));
+  if (view.ok()) c.Emit(v1::STEP_GUEST_VIEWS_SET, absl::StrFormat("MSR 0x8B = 0x%x", revision));
   return view;
 }
 
@@ -186,7 +186,7 @@ absl::Status Release(Context& c, ReleaseGuard& guard) {
   }
   if (all_measured && !c.groups.empty()) c.report.release_all = measured;
   if (!released.ok()) return released;
-  c.Emit(Step::kReleased, absl::StrCat("released in ", absl::FormatDuration(c.report.release_all)));
+  c.Emit(v1::STEP_RELEASED, absl::StrCat("released in ", absl::FormatDuration(c.report.release_all)));
   return absl::OkStatus();
 }
 
@@ -195,7 +195,7 @@ absl::Status Release(Context& c, ReleaseGuard& guard) {
 // (vmm/kvm/vcpu_thread.cc, Parked()) and run on the new microcode with the old view:
 // refuse before anything is parked or loaded.
 absl::Status CheckDeadman(Context& c, const late_load::HostUpdatePlan& plan) {
-  if (c.options.mode != UpdateMode::kStrict) return absl::OkStatus();
+  if (c.options.mode != v1::UPDATE_MODE_STRICT) return absl::OkStatus();
   const std::optional<absl::Duration> predicted = c.platform.PredictActivation(plan.update());
   if (!predicted) return absl::OkStatus();
   for (GuestGroup* g : c.groups) {
@@ -270,7 +270,7 @@ const late_load::LateLoadResult& Activate(Context& c, late_load::PreparedLateLoa
   c.report.host_touched = true;
   c.report.host.emplace();
   c.report.host->load = std::move(result);
-  c.Emit(Step::kActivated, c.report.host->load.summary);
+  c.Emit(v1::STEP_ACTIVATED, c.report.host->load.summary);
   return c.report.host->load;
 }
 
@@ -311,7 +311,7 @@ absl::Status Verify(Context& c) {
   for (const GuestViewResult& v : views) {
     for (const VmViewOutcome& vm : v.vms) stale += vm.status == ViewStatus::kStaleUntilRestart;
   }
-  c.Emit(Step::kVerified,
+  c.Emit(v1::STEP_VERIFIED,
          stale == 0 ? std::string("every host CPU and every guest view reports the new revision")
                     : absl::StrCat("every host CPU reports the new revision; ", stale,
                                    " guest view(s) stale until restart (their VMM cannot "
@@ -334,9 +334,9 @@ absl::Status SyncSteps(Context& c, uint32_t revision) {
   UpdateReport& r = c.report;
   r.old_revision = r.new_revision = revision;
   r.plan = absl::StrFormat("the host already runs 0x%x: set every guest view to it", revision);
-  c.Emit(Step::kValidated, r.plan);
+  c.Emit(v1::STEP_VALIDATED, r.plan);
   RETURN_IF_ERROR(PrepareGroups(c));
-  RETURN_IF_ERROR(c.Begin(Step::kParked, "guest view sync: park, set guest view, release"));
+  RETURN_IF_ERROR(c.Begin(v1::STEP_PARKED, "guest view sync: park, set guest view, release"));
   ReleaseGuard guard(c.groups, c.options.step_deadline);
   RETURN_IF_ERROR(Park(c, guard));
   std::vector<GuestViewResult> views;
@@ -369,21 +369,21 @@ absl::Status RunSteps(Context& c, std::vector<uint8_t> file) {
   RETURN_IF_ERROR(Stage(c, *plan));
   c.report.agents_prepare = NotifyAll(c, AgentNotice::Phase::kPrepare);
   RETURN_IF_ERROR(CheckDeadman(c, *plan));
-  RETURN_IF_ERROR(c.Begin(Step::kParked, "rendezvous: park, activate, set guest view, release"));
+  RETURN_IF_ERROR(c.Begin(v1::STEP_PARKED, "rendezvous: park, activate, set guest view, release"));
   // Everything the activation needs, ready before anything is parked.
   absl::StatusOr<late_load::PreparedLateLoad> load =
       late_load::PrepareLateLoad(c.platform, plan->update(), c.options.late_load);
   if (!load.ok()) return WithContext("host load", load.status());  // host untouched
   ReleaseGuard guard(c.groups, c.options.step_deadline);
-  const bool strict = c.options.mode == UpdateMode::kStrict;
+  const bool strict = c.options.mode == v1::UPDATE_MODE_STRICT;
   if (strict) RETURN_IF_ERROR(ParkBeforeActivation(c, guard));
   const late_load::LateLoadResult& result = Activate(c, *load);
   if (!strict) RETURN_IF_ERROR(Park(c, guard));
   RETURN_IF_ERROR(SetViewAndRelease(c, guard, result));
   RETURN_IF_ERROR(Verify(c));
-  RETURN_IF_ERROR(c.Begin(Step::kAgentsNotified, "notify guest agents: complete"));
+  RETURN_IF_ERROR(c.Begin(v1::STEP_AGENTS_NOTIFIED, "notify guest agents: complete"));
   c.report.agents_complete = NotifyAll(c, AgentNotice::Phase::kComplete);
-  c.Emit(Step::kAgentsNotified, absl::StrCat(c.report.agents_complete.size(), " agents told"));
+  c.Emit(v1::STEP_AGENTS_NOTIFIED, absl::StrCat(c.report.agents_complete.size(), " agents told"));
   return absl::OkStatus();
 }
 
@@ -402,12 +402,12 @@ void Finish(Context& c, absl::Time start) {
   if (report.host_touched) {
     for (const VmReport& vm : report.vms) report.held = std::max(report.held, vm.time_parked);
     report.overhead = report.held;
-    if (options.mode == UpdateMode::kStrict) {
+    if (options.mode == v1::UPDATE_MODE_STRICT) {
       report.overhead -= report.host->load.activation_window;
     }
   }
   report.total = absl::Now() - start;
-  if (report.status.ok()) c.Emit(Step::kDone, absl::StrCat("done in ", absl::FormatDuration(report.total)));
+  if (report.status.ok()) c.Emit(v1::STEP_DONE, absl::StrCat("done in ", absl::FormatDuration(report.total)));
 }
 
 }  // namespace

@@ -49,7 +49,7 @@ struct UpdateCallbacks {
 
 struct UpdateOptions {
   std::string operation = "update";
-  UpdateMode mode = UpdateMode::kStrict;
+  UpdateMode mode = v1::UPDATE_MODE_STRICT;
   microcode::MinRevPolicy policy = microcode::MinRevPolicy::kEnforce;
   // Stage, unless the platform leaves it to the kernel (Platform::StagingLeftToKernel).
   bool stage = true;

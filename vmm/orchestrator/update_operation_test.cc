@@ -43,7 +43,7 @@ TEST(HostOnlyUpdate, StagedLoadOnTheDemoHost) {
   auto host = Host();
   UpdateReport r = HostOnly(*host, File());
   ASSERT_TRUE(r.status.ok()) << r.status;
-  EXPECT_EQ(r.last_step, Step::kDone);
+  EXPECT_EQ(r.last_step, v1::STEP_DONE);
   ASSERT_TRUE(r.staging.has_value());
   EXPECT_TRUE(r.staging->all_staged()) << r.staging->Summary();
   ASSERT_TRUE(r.host.has_value());
@@ -79,7 +79,7 @@ TEST(HostOnlyUpdate, RefusesAnOlderImageWithTheHostUntouched) {
   EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("validate: no image fits this host"));
   EXPECT_FALSE(r.host_touched);
-  EXPECT_EQ(r.last_step, Step::kUnspecified);
+  EXPECT_EQ(r.last_step, v1::STEP_UNSPECIFIED);
 }
 
 // The old RunHostUpdate's answer: with no VM views to sync, the image is simply not newer.
@@ -130,7 +130,7 @@ TEST(StageUpdate, StagesEveryPackageAndLoadsNothing) {
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_TRUE(r.staging->all_staged()) << r.staging->Summary();
   EXPECT_FALSE(r.host_touched);
-  EXPECT_EQ(steps, (std::vector<Step>{Step::kValidated, Step::kStaged}));
+  EXPECT_EQ(steps, (std::vector<Step>{v1::STEP_VALIDATED, v1::STEP_STAGED}));
   for (int p = 0; p < 2; ++p) EXPECT_TRUE(host->mailbox(p).HoldsStagedImage(file));
   EXPECT_EQ(*platform::ReadRevision(*host, 0), 0x2b000000u);
 }

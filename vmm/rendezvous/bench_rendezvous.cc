@@ -169,11 +169,11 @@ absl::StatusOr<Held> NoActivationRound(Coordinator& c, orchestrator::GuestGroup&
                                        Host& host) {
   orchestrator::UpdateCallbacks cb;
   cb.begin_step = [&](orchestrator::Step step, absl::string_view) {
-    return step == orchestrator::Step::kParked ? RunBaselineWindow(c) : absl::OkStatus();
+    return step == v1::STEP_PARKED ? RunBaselineWindow(c) : absl::OkStatus();
   };
   orchestrator::GuestGroup* groups[] = {&group};
   orchestrator::UpdateReport r = orchestrator::SyncGuestViews(
-      *host.platform, groups, RoundOptions(orchestrator::UpdateMode::kStrict), cb);
+      *host.platform, groups, RoundOptions(v1::UPDATE_MODE_STRICT), cb);
   if (!r.status.ok()) return r.status;
   // The view did not change, so nothing above waited for the guests to run again.
   if (absl::Status s = c.WaitGuestsRanAfterPark(kGuestPatience); !s.ok()) return s;
@@ -197,7 +197,7 @@ absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, orchestrator::GuestGroup
   if (!image.ok()) return image.status();
   orchestrator::GuestGroup* groups[] = {&group};
   orchestrator::UpdateReport r = orchestrator::RunUpdate(
-      *host.platform, *std::move(image), groups, RoundOptions(orchestrator::UpdateMode::kStrict));
+      *host.platform, *std::move(image), groups, RoundOptions(v1::UPDATE_MODE_STRICT));
   if (r.host_touched) host.revision = g.revision;
   if (!r.status.ok()) return r.status;
   const Held held = HeldFromArea(c);

@@ -51,8 +51,8 @@ absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, in
 
 absl::StatusOr<orchestrator::UpdateMode> UpdateModeFromArgs(const ParsedArgs& args) {
   const std::string mode = args.ValueOr("mode", "strict");
-  if (mode == "strict") return orchestrator::UpdateMode::kStrict;
-  if (mode == "fast") return orchestrator::UpdateMode::kFast;
+  if (mode == "strict") return v1::UPDATE_MODE_STRICT;
+  if (mode == "fast") return v1::UPDATE_MODE_FAST;
   return absl::InvalidArgumentError(absl::StrCat("--mode ", mode, ": expected strict or fast"));
 }
 

@@ -47,7 +47,7 @@ int RunHostCommand(const std::vector<std::string>& raw, const CommandSyntax& syn
            : orchestrator::StageUpdate(**platform, std::move(*file), options, callbacks);
   progress.Flush();
   // Nothing validated: the command's own failure line, as for a bad argument.
-  if (report.last_step == orchestrator::Step::kUnspecified) return fail(report.status);
+  if (report.last_step == v1::STEP_UNSPECIFIED) return fail(report.status);
   const ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
   std::fputs(json ? (ProtoJson(typed) + "\n").c_str() : orchestrator::ReportText(typed).c_str(),
              stdout);

@@ -27,7 +27,7 @@ class EventRelay {
  public:
   EventRelay(StepSink& sink, bool defer)
       : sink_(sink),
-        held_([&sink](const auto& e) { sink.Emit(ToProto(e.step), e.message); }, defer) {}
+        held_([&sink](const auto& e) { sink.Emit(e.step, e.message); }, defer) {}
 
   void Emit(Step step, absl::string_view message, const staging::StagingProgress* p) {
     if (p != nullptr) {
@@ -38,7 +38,7 @@ class EventRelay {
       sp.set_chunk(p->chunks);
       sp.set_retransmits(p->retransmits);
       sink_.Emit(ucode::v1::STEP_STAGING, message, &sp);
-    } else if (step != Step::kDone) {
+    } else if (step != v1::STEP_DONE) {
       held_.Emit(step, message);
     }
   }
@@ -52,8 +52,7 @@ class EventRelay {
 orchestrator::UpdateOptions OptionsFor(const ApplyParams& params, bool stage) {
   orchestrator::UpdateOptions o;
   o.operation = params.operation;
-  o.mode = params.mode == ucode::v1::UPDATE_MODE_FAST ? orchestrator::UpdateMode::kFast
-                                                      : orchestrator::UpdateMode::kStrict;
+  o.mode = params.mode == v1::UPDATE_MODE_FAST ? v1::UPDATE_MODE_FAST : v1::UPDATE_MODE_STRICT;
   o.policy = params.min_rev_policy == ucode::v1::MIN_REV_POLICY_IGNORE
                  ? microcode::MinRevPolicy::kIgnore
                  : microcode::MinRevPolicy::kEnforce;
@@ -124,7 +123,7 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::RunOnGuests(
     // `operation` is the park marker inventory::ResumeAfterCrash looks for.
     ASSIGN_OR_RETURN(
         libvirt,
-        libvirt_->Group(sel.libvirt, mode == ucode::v1::UPDATE_MODE_FAST ? "fast" : "strict",
+        libvirt_->Group(sel.libvirt, orchestrator::UpdateModeName(mode),
                         operation));
     if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
   }
@@ -135,14 +134,14 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::RunOnGuests(
   cb.begin_step = [&](Step step, absl::string_view what) {
     // The domains about to be suspended go into the journal with the rendezvous row: no
     // dead-man releases them if this process dies (ConfirmGuestsRunning resumes them).
-    absl::Status s = step == Step::kParked
-                         ? sink.BeginStep(ToProto(step), what, libvirt.to_suspend)
-                         : sink.BeginStep(ToProto(step), what);
-    if (s.ok() && step == Step::kParked) holding_.store(true);
+    absl::Status s = step == v1::STEP_PARKED
+                         ? sink.BeginStep(step, what, libvirt.to_suspend)
+                         : sink.BeginStep(step, what);
+    if (s.ok() && step == v1::STEP_PARKED) holding_.store(true);
     return s;
   };
   cb.emit = [&](Step step, absl::string_view message, const staging::StagingProgress* p) {
-    if (step == Step::kReleased) holding_.store(false);
+    if (step == v1::STEP_RELEASED) holding_.store(false);
     relay.Emit(step, message, p);
   };
   cb.cancelled = [&cancel] { return cancel.Cancelled(); };
@@ -165,7 +164,7 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Stage(const StagePar
   EventRelay relay(sink, false);
   orchestrator::UpdateCallbacks cb;
   cb.begin_step = [&](Step step, absl::string_view what) {
-    return sink.BeginStep(ToProto(step), what);
+    return sink.BeginStep(step, what);
   };
   cb.emit = [&](Step step, absl::string_view message, const staging::StagingProgress* p) {
     relay.Emit(step, message, p);
