@@ -202,9 +202,10 @@ TEST_F(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
     EXPECT_EQ(vm.backwards, 0u);
     EXPECT_GT(vm.time_parked, absl::ZeroDuration());
     EXPECT_GE(vm.time_parked, r.host->load.activation_window) << vm.name;  // held across it
-    // What each guest measured itself: the gap across the hold, and before it.
+    // What each guest measured itself: the gap across the hold. (Its baseline gap needs an
+    // iteration between the window's opening and the park, which a loaded host may not
+    // schedule; vmm_rendezvous_test waits for one and checks it.)
     EXPECT_GT(vm.guest_blackout, absl::ZeroDuration()) << vm.name;
-    EXPECT_GT(vm.baseline_max_gap, absl::ZeroDuration()) << vm.name;
     longest = std::max(longest, vm.time_parked);
   }
   EXPECT_EQ(r.held, longest);
