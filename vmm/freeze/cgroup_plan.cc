@@ -50,19 +50,10 @@ bool CleanPath(absl::string_view rel) {
   return true;
 }
 
-}  // namespace
+constexpr const char* kMechanismNames[] = {"cgroup2-in-place", "cgroup2-threaded",
+                                           "cgroup1-freezer"};  // by Mechanism
 
-const char* MechanismName(Mechanism mechanism) {
-  switch (mechanism) {
-    case Mechanism::kV2InPlace:
-      return "cgroup2-in-place";
-    case Mechanism::kV2Own:
-      return "cgroup2-threaded";
-    case Mechanism::kV1Own:
-      return "cgroup1-freezer";
-  }
-  return "?";
-}
+}  // namespace
 
 CgroupMounts ParseMountinfo(absl::string_view mountinfo) {
   CgroupMounts out;
@@ -110,8 +101,8 @@ std::string FreezePlan::Describe() const {
   for (const FreezeUnit& u : units) {
     std::vector<std::string> v;
     for (int n : u.vcpus) v.push_back(absl::StrCat("vcpu", n));
-    parts.push_back(absl::StrCat(absl::StrJoin(v, ","), ": ", MechanismName(u.mechanism), " ",
-                                 u.dir));
+    parts.push_back(absl::StrCat(absl::StrJoin(v, ","), ": ",
+                                 kMechanismNames[static_cast<int>(u.mechanism)], " ", u.dir));
   }
   return absl::StrJoin(parts, "; ");
 }

@@ -35,7 +35,6 @@
 namespace ucode::freeze {
 
 enum class Mechanism { kV2InPlace, kV2Own, kV1Own };
-const char* MechanismName(Mechanism mechanism);  // "cgroup2-in-place", ...
 
 // Where the hierarchies are mounted (empty: not mounted, or only a subtree is).
 struct CgroupMounts {

@@ -39,6 +39,17 @@ ThreadInput Thread(pid_t tid, int vcpu, std::string file) {
   return {.tid = tid, .vcpu = vcpu, .cgroup_file = std::move(file)};
 }
 
+// A plan of one unit of ours: the threads `tids` moved from `origin` into `dir`.
+void ExpectOneUnit(const absl::StatusOr<FreezePlan>& p, Mechanism mechanism,
+                   const std::string& dir, const std::string& origin, std::vector<pid_t> tids) {
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->units.size(), 1u);
+  EXPECT_EQ(p->units[0].mechanism, mechanism);
+  EXPECT_EQ(p->units[0].dir, dir);
+  EXPECT_EQ(p->units[0].origin, origin);
+  EXPECT_EQ(p->units[0].tids, tids);
+}
+
 TEST(ParseMountinfoTest, FindsEachHierarchy) {
   EXPECT_EQ(ParseMountinfo(kSystemdV2).v2, "/sys/fs/cgroup");
   EXPECT_EQ(ParseMountinfo(kSystemdV2).v1_freezer, "");
@@ -84,13 +95,9 @@ TEST(PlanFreezeTest, SystemdV2WithoutVcpuCgroupsUsesOwnThreadedCgroup) {
   std::vector<ThreadInput> t = {Thread(100, -1, "0::/system.slice/qemu-web.service\n"),
                                 Thread(101, 0, "0::/system.slice/qemu-web.service\n"),
                                 Thread(102, 1, "0::/system.slice/qemu-web.service\n")};
-  absl::StatusOr<FreezePlan> p = PlanFreeze(kSystemdV2, t, "ucode-freeze-1");
-  ASSERT_TRUE(p.ok()) << p.status();
-  ASSERT_EQ(p->units.size(), 1u);
-  EXPECT_EQ(p->units[0].mechanism, Mechanism::kV2Own);
-  EXPECT_EQ(p->units[0].dir, "/sys/fs/cgroup/system.slice/qemu-web.service/ucode-freeze-1");
-  EXPECT_EQ(p->units[0].origin, "/sys/fs/cgroup/system.slice/qemu-web.service");
-  EXPECT_THAT(p->units[0].tids, ElementsAre(101, 102));
+  ExpectOneUnit(PlanFreeze(kSystemdV2, t, "ucode-freeze-1"), Mechanism::kV2Own,
+                "/sys/fs/cgroup/system.slice/qemu-web.service/ucode-freeze-1",
+                "/sys/fs/cgroup/system.slice/qemu-web.service", {101, 102});
 }
 
 TEST(PlanFreezeTest, VcpuCgroupSharedWithAnotherThreadIsNotFrozenInPlace) {
@@ -123,12 +130,8 @@ TEST(PlanFreezeTest, HybridLibvirtLayoutFreezesInPlace) {
 TEST(PlanFreezeTest, HybridPlainQemuUsesOwnThreadedCgroupUnderRoot) {
   std::vector<ThreadInput> t = {Thread(300, -1, "6:freezer:/\n0::/\n"),
                                 Thread(301, 0, "6:freezer:/\n0::/\n")};
-  absl::StatusOr<FreezePlan> p = PlanFreeze(kHybrid, t, "ucode-freeze-7");
-  ASSERT_TRUE(p.ok()) << p.status();
-  ASSERT_EQ(p->units.size(), 1u);
-  EXPECT_EQ(p->units[0].mechanism, Mechanism::kV2Own);
-  EXPECT_EQ(p->units[0].dir, "/sys/fs/cgroup/unified/ucode-freeze-7");
-  EXPECT_EQ(p->units[0].origin, "/sys/fs/cgroup/unified");
+  ExpectOneUnit(PlanFreeze(kHybrid, t, "ucode-freeze-7"), Mechanism::kV2Own,
+                "/sys/fs/cgroup/unified/ucode-freeze-7", "/sys/fs/cgroup/unified", {301});
 }
 
 TEST(PlanFreezeTest, HybridWithThreadsSplitBySomeoneElseUsesV1Freezer) {
@@ -137,23 +140,16 @@ TEST(PlanFreezeTest, HybridWithThreadsSplitBySomeoneElseUsesV1Freezer) {
   std::vector<ThreadInput> t = {Thread(300, -1, "6:freezer:/m\n0::/m\n"),
                                 Thread(301, 0, "6:freezer:/m\n0::/m/vcpus\n"),
                                 Thread(302, 1, "6:freezer:/m\n0::/m/vcpus\n")};
-  absl::StatusOr<FreezePlan> p = PlanFreeze(kHybrid, t, "own");
-  ASSERT_TRUE(p.ok()) << p.status();
-  ASSERT_EQ(p->units.size(), 1u);
-  EXPECT_EQ(p->units[0].mechanism, Mechanism::kV1Own);
-  EXPECT_EQ(p->units[0].dir, "/sys/fs/cgroup/freezer/m/own");
-  EXPECT_EQ(p->units[0].origin, "/sys/fs/cgroup/freezer/m");
-  EXPECT_THAT(p->units[0].tids, ElementsAre(301, 302));
+  ExpectOneUnit(PlanFreeze(kHybrid, t, "own"), Mechanism::kV1Own, "/sys/fs/cgroup/freezer/m/own",
+                "/sys/fs/cgroup/freezer/m", {301, 302});
 }
 
 TEST(PlanFreezeTest, V1OnlyUsesFreezerHierarchy) {
   const std::string file = "3:cpuset:/machine/vm1/vcpu0\n2:cpuacct,freezer:/machine/vm1\n";
   std::vector<ThreadInput> t = {Thread(400, -1, file), Thread(401, 0, file)};
-  absl::StatusOr<FreezePlan> p = PlanFreeze(kV1Only, t, "own");
-  ASSERT_TRUE(p.ok()) << p.status();
-  ASSERT_EQ(p->units.size(), 1u);
-  EXPECT_EQ(p->units[0].mechanism, Mechanism::kV1Own);
-  EXPECT_EQ(p->units[0].dir, "/sys/fs/cgroup/cpuacct,freezer/machine/vm1/own");
+  ExpectOneUnit(PlanFreeze(kV1Only, t, "own"), Mechanism::kV1Own,
+                "/sys/fs/cgroup/cpuacct,freezer/machine/vm1/own",
+                "/sys/fs/cgroup/cpuacct,freezer/machine/vm1", {401});
 }
 
 TEST(PlanFreezeTest, NoFreezerNamesTheReason) {

@@ -9,7 +9,6 @@
 
 namespace ucode::orchestrator {
 
-
 absl::string_view StepName(Step step) {
   // The generated name is a static string, so the view outlives every caller.
   return absl::StripPrefix(v1::Step_Name(step), "STEP_");
@@ -101,9 +100,7 @@ std::string ParkWindowContents(const v1::UpdateReport& r) {
   return out;
 }
 
-}  // namespace
-
-v1::StagingReport ToProto(const staging::StagingReport& s) {
+v1::StagingReport StagingProto(const staging::StagingReport& s) {
   v1::StagingReport out;
   out.set_image_bytes(static_cast<uint32_t>(s.image_bytes));
   out.set_staged(s.staged_count());
@@ -124,7 +121,7 @@ v1::StagingReport ToProto(const staging::StagingReport& s) {
   return out;
 }
 
-v1::HostLoad ToProto(const late_load::HostLoadReport& h) {
+v1::HostLoad HostProto(const late_load::HostLoadReport& h) {
   const late_load::LateLoadResult& l = h.load;
   v1::HostLoad out;
   out.set_ok(l.status.ok());
@@ -158,6 +155,8 @@ v1::HostLoad ToProto(const late_load::HostLoadReport& h) {
   return out;
 }
 
+}  // namespace
+
 v1::UpdateReport ToProto(const UpdateReport& r) {
   v1::UpdateReport out;
   out.set_operation(r.operation);
@@ -179,8 +178,8 @@ v1::UpdateReport ToProto(const UpdateReport& r) {
     image.set_date(r.image_date);
     image.set_bytes(static_cast<uint32_t>(r.image_bytes));
   }
-  if (r.staging) *out.mutable_staging() = ToProto(*r.staging);
-  if (r.host) *out.mutable_host() = ToProto(*r.host);
+  if (r.staging) *out.mutable_staging() = StagingProto(*r.staging);
+  if (r.host) *out.mutable_host() = HostProto(*r.host);
   v1::Rendezvous& rv = *out.mutable_rendezvous();
   rv.set_vms(static_cast<uint32_t>(r.vms.size()));
   rv.set_vcpus(r.total_vcpus());

@@ -78,8 +78,6 @@ struct UpdateReport {
 // Fills the report's image fields (plan ... image_bytes) from the selection.
 void SetImage(UpdateReport& report, const late_load::HostUpdatePlan& plan);
 
-ucode::v1::StagingReport ToProto(const staging::StagingReport& staging);
-ucode::v1::HostLoad ToProto(const late_load::HostLoadReport& host);
 // The typed report; print it with proto/json.h.
 ucode::v1::UpdateReport ToProto(const UpdateReport& report);
 

@@ -387,14 +387,9 @@ absl::Status RunSteps(Context& c, std::vector<uint8_t> file) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-namespace {
-
 // The report's per-VM lines and totals, once the steps are over.
 void Finish(Context& c, absl::Time start) {
   UpdateReport& report = c.report;
-  const UpdateOptions& options = c.options;
   for (GuestGroup* g : c.groups) {
     for (VmReport& vm : g->Report()) report.vms.push_back(std::move(vm));
     for (std::string& n : g->Notes()) report.notes.push_back(std::move(n));
@@ -402,7 +397,7 @@ void Finish(Context& c, absl::Time start) {
   if (report.host_touched) {
     for (const VmReport& vm : report.vms) report.held = std::max(report.held, vm.time_parked);
     report.overhead = report.held;
-    if (options.mode == v1::UPDATE_MODE_STRICT) {
+    if (c.options.mode == v1::UPDATE_MODE_STRICT) {
       report.overhead -= report.host->load.activation_window;
     }
   }

@@ -38,7 +38,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <initializer_list>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +54,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "host/base/private_files.h"
+#include "host/base/read_file.h"
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
 #include "vmm/orchestrator/coordinator_group.h"
@@ -76,12 +77,12 @@ using bench::Median;
 using bench::Us;
 
 long RssKib(pid_t pid) {
-  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(f, line)) {
+  absl::StatusOr<std::string> status = ReadTextFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) return -1;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
     long kib;
-    if (line.rfind("VmRSS:", 0) == 0 &&
-        absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kib)) {
+    if (absl::ConsumePrefix(&line, "VmRSS:") && absl::ConsumeSuffix(&line, "kB") &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &kib)) {
       return kib;
     }
   }
@@ -180,14 +181,10 @@ absl::StatusOr<Held> NoActivationRound(Coordinator& c, orchestrator::GuestGroup&
   return HeldFromArea(c);
 }
 
-struct HostRound {
-  double overhead_us, window_us, park_us, release_us;
-  double outside_window_us;  // parked -> load returned, minus the activation window
-};
-
 // One strict RunUpdate with the emulated host late load of a generated image of
-// --image_kib. Held time comes from the vCPUs' own timestamps.
-absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, orchestrator::GuestGroup& group,
+// --image_kib: the host_* figures. Held time comes from the vCPUs' own timestamps;
+// host_outside_us is parked -> load returned, minus the activation window.
+absl::StatusOr<Point> HostLoadRound(Coordinator& c, orchestrator::GuestGroup& group,
                                         Host& host) {
   microcode::GeneratorOptions g;
   g.revision = host.revision + 1;
@@ -202,11 +199,11 @@ absl::StatusOr<HostRound> HostLoadRound(Coordinator& c, orchestrator::GuestGroup
   if (!r.status.ok()) return r.status;
   const Held held = HeldFromArea(c);
   const double window = Us(r.host->load.activation_window);
-  return HostRound{.overhead_us = held.held_us - window,
-                   .window_us = window,
-                   .park_us = held.park_us,
-                   .release_us = held.release_us,
-                   .outside_window_us = Us(r.host_call) - window};
+  return Point{.host_overhead_us = held.held_us - window,
+               .host_window_us = window,
+               .host_park_us = held.park_us,
+               .host_release_us = held.release_us,
+               .host_outside_us = Us(r.host_call) - window};
 }
 
 absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir, long* rss_kib) {
@@ -241,7 +238,8 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir, lo
   Point pt;
   pt.vms = vms;
   pt.vcpus = vcpus;
-  std::vector<double> park, release, overhead, gaps, max_gaps, base_gaps, max_base_gaps;
+  std::vector<Point> plain, hosted;     // the figures of each measured round, by kind
+  std::vector<double> gaps, base_gaps;  // per vCPU and measured round
   // Two warm-up rounds (the first host load also creates the stoppers), then the measured
   // ones; a failed round is logged and counted.
   auto run_rounds = [&](const char* what, auto round) {
@@ -268,39 +266,33 @@ absl::StatusOr<Point> Measure(int vms, int vcpus, const std::string& log_dir, lo
       worst = std::max(worst, Us(vm.guest_blackout));
       worst_base = std::max(worst_base, Us(vm.baseline_max_gap));
     }
-    max_gaps.push_back(worst);
-    max_base_gaps.push_back(worst_base);
-    park.push_back(held->park_us);
-    release.push_back(held->release_us);
-    overhead.push_back(held->held_us);
+    plain.push_back({.park_us = held->park_us, .release_us = held->release_us,
+                     .overhead_us = held->held_us, .blackout_max_us = worst,
+                     .baseline_max_us = worst_base});
     return absl::OkStatus();
   });
-  std::vector<double> h_overhead, h_window, h_park, h_release, h_outside;
   run_rounds("host-load ", [&](bool measured) -> absl::Status {
-    absl::StatusOr<HostRound> r = HostLoadRound(**c, group, *host);
+    absl::StatusOr<Point> r = HostLoadRound(**c, group, *host);
     if (!r.ok()) return r.status();
-    if (measured) {
-      h_overhead.push_back(r->overhead_us);
-      h_window.push_back(r->window_us);
-      h_park.push_back(r->park_us);
-      h_release.push_back(r->release_us);
-      h_outside.push_back(r->outside_window_us);
-    }
+    if (measured) hosted.push_back(*r);
     absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_gap_ms)));
     return absl::OkStatus();
   });
-  pt.host_overhead_us = Median(h_overhead);
-  pt.host_window_us = Median(h_window);
-  pt.host_park_us = Median(h_park);
-  pt.host_release_us = Median(h_release);
-  pt.host_outside_us = Median(h_outside);
-  pt.park_us = Median(park);
-  pt.release_us = Median(release);
-  pt.overhead_us = Median(overhead);
+  // Each figure: the median over the measured rounds of its kind.
+  auto medians = [&pt](const std::vector<Point>& rounds,
+                       std::initializer_list<double Point::*> figures) {
+    for (double Point::*f : figures) {
+      std::vector<double> v;
+      for (const Point& r : rounds) v.push_back(r.*f);
+      pt.*f = Median(std::move(v));
+    }
+  };
+  medians(plain, {&Point::park_us, &Point::release_us, &Point::overhead_us,
+                  &Point::blackout_max_us, &Point::baseline_max_us});
+  medians(hosted, {&Point::host_overhead_us, &Point::host_window_us, &Point::host_park_us,
+                   &Point::host_release_us, &Point::host_outside_us});
   pt.blackout_med_us = Median(gaps);
-  pt.blackout_max_us = Median(max_gaps);
   pt.baseline_med_us = Median(base_gaps);
-  pt.baseline_max_us = Median(max_base_gaps);
   absl::Status s = (*c)->Shutdown();
   if (!s.ok()) std::fprintf(stderr, "shutdown: %s\n", std::string(s.message()).c_str());
   return pt;

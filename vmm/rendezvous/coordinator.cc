@@ -100,7 +100,6 @@ absl::StatusOr<std::vector<VmResult>> Coordinator::ReadGuestViews() {
       VcpuView v;
       v.index = j;
       v.iterations = s.guest.iterations;
-      v.largest_gap = absl::Nanoseconds(static_cast<int64_t>(s.guest.max_gap * ns_per_tick));
       v.park_gap = absl::Nanoseconds(static_cast<int64_t>(s.guest.park_gap * ns_per_tick));
       v.baseline_gap =
           absl::Nanoseconds(static_cast<int64_t>(s.guest.window_gap_at_park * ns_per_tick));

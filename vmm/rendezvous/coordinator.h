@@ -47,10 +47,8 @@ struct VcpuView {
   absl::Duration park_gap;     // guest-measured: the TSC gap that spans the last park
   // Guest-measured, leaving out park-spanning gaps: the largest TSC gap in the window the
   // last park closed (opened by the park before it or by OpenGapWindows()), i.e. what
-  // ordinary scheduling cost this vCPU with no hold inside; and the same for the window
-  // open now.
+  // ordinary scheduling cost this vCPU with no hold inside.
   absl::Duration baseline_gap;
-  absl::Duration largest_gap;
   uint64_t first_rev_msr = 0;  // MSR 0x8B at guest start
   uint64_t rev_msr = 0;        // latest MSR 0x8B the guest read
   uint64_t backwards = 0;      // times the guest saw the revision decrease
