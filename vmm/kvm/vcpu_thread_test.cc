@@ -35,10 +35,15 @@ class VcpuThreadTest : public ::testing::Test {
 
   void Boot(const std::string& program, int vcpus, absl::Duration deadman,
             int stale_view_vcpu = -1) {
+    BootCode(guest::FindGuestProgram(program)->code, vcpus, deadman, stale_view_vcpu);
+  }
+
+  void BootCode(absl::Span<const uint8_t> code, int vcpus, absl::Duration deadman,
+                int stale_view_vcpu = -1) {
     auto vm = KvmVm::Create(4 << 20);
     ASSERT_TRUE(vm.ok()) << vm.status();
     vm_ = std::make_unique<KvmVm>(std::move(*vm));
-    ASSERT_TRUE(vm_->LoadProgram(guest::FindGuestProgram(program)->code).ok());
+    ASSERT_TRUE(vm_->LoadProgram(code).ok());
     area_->vm[0].vcpus = vcpus;
     for (int i = 0; i < vcpus; ++i) {
       auto v = vm_->CreateVcpu(i, uint64_t{7} << 32);
@@ -203,22 +208,8 @@ TEST_F(VcpuThreadTest, ParkedVcpuReleasesItselfWhenCoordinatorIsGone) {
 
 TEST_F(VcpuThreadTest, GuestFaultStopsTheVcpuWithRegisters) {
   // A guest that writes to an unknown port: the vCPU stops with kExited.
-  auto vm = KvmVm::Create(4 << 20);
-  ASSERT_TRUE(vm.ok());
-  vm_ = std::make_unique<KvmVm>(std::move(*vm));
   const uint8_t out_port_0x10[] = {0xb0, 0x01, 0xe6, 0x10, 0xf4};  // mov al,1; out 0x10,al
-  ASSERT_TRUE(vm_->LoadProgram(out_port_0x10).ok());
-  area_->vm[0].vcpus = 1;
-  auto v = vm_->CreateVcpu(0, 0);
-  ASSERT_TRUE(v.ok());
-  VcpuEnv env;
-  env.vm_name = "t";
-  env.area = area_.get();
-  env.vm = &area_->vm[0];
-  env.guest_memory = vm_->memory();
-  env.coordinator_gone = &gone_;
-  threads_.push_back(std::make_unique<VcpuThread>(std::move(*v), env));
-  threads_.back()->Start();
+  BootCode(out_port_0x10, 1, absl::Seconds(2));
   absl::Time end = absl::Now() + absl::Seconds(10);
   while (area_->vm[0].vcpu[0].state.load() != static_cast<uint32_t>(VcpuState::kExited) &&
          absl::Now() < end) {

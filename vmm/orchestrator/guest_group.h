@@ -94,7 +94,6 @@ struct VmReport {
 struct AgentNotice {
   enum class Phase { kPrepare, kComplete };
   Phase phase = Phase::kPrepare;
-  std::string operation_id;
   uint32_t old_revision = 0;
   uint32_t new_revision = 0;
 };

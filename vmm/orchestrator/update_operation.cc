@@ -90,7 +90,6 @@ absl::Status Stage(Context& c, const late_load::HostUpdatePlan& plan) {
 
 std::vector<AgentReply> NotifyAll(Context& c, AgentNotice::Phase phase) {
   AgentNotice notice{.phase = phase,
-                     .operation_id = c.options.operation,
                      .old_revision = c.report.old_revision,
                      .new_revision = c.report.new_revision};
   std::vector<NotifyResult> results(c.groups.size());
