@@ -83,11 +83,11 @@ struct Point {
 };
 
 using bench::Median;
+using bench::Ratio;
 using bench::Us;
 
 double Sample::total() const { return Median(total_us); }
 double Sample::blackout() const { return Median(blackout_us); }
-double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
 // Park() + Release() of the whole group, `rounds` times (timing pass: no agent traffic).
 void TimeGroup(orchestrator::LibvirtGuestGroup& g, int rounds, Sample& s) {

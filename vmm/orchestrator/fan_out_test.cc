@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "vmm/orchestrator/clock_group.h"
 #include "vmm/orchestrator/group_fan_out.h"
 
 namespace ucode::orchestrator {
@@ -54,47 +55,17 @@ TEST(FanOutTest, OneItemRunsInlineAndKeepsTheCallersThreadName) {
   EXPECT_EQ(seen, mine);
 }
 
-// A group that parks or refuses to, and counts what it holds.
-class FakeGroup final : public GuestGroup {
- public:
-  FakeGroup(std::string name, bool refuse_park) : name_(std::move(name)), refuse_(refuse_park) {}
-  std::string kind() const override { return "fake"; }
-  std::vector<std::string> names() const override { return {name_}; }
-  int total_vcpus() const override { return 1; }
-  absl::Status Park(absl::Duration) override {
-    // Like every backend: a group that fails to park has released what it held.
-    if (refuse_) return absl::AbortedError(absl::StrCat(name_, " vcpu 0 not parked"));
-    parked_ = true;
-    return absl::OkStatus();
-  }
-  absl::Status Release(absl::Duration) override {
-    parked_ = false;
-    ++releases_;
-    return absl::OkStatus();
-  }
-  GuestViewResult SetRevision(uint32_t, absl::Duration) override { return {}; }
-  GuestViewResult VerifyGuestViews(uint32_t, absl::Duration) override { return {}; }
-  std::vector<VmReport> Report() override { return {}; }
-  bool parked() const { return parked_; }
-  int releases() const { return releases_; }
-
- private:
-  std::string name_;
-  bool refuse_;
-  bool parked_ = false;
-  int releases_ = 0;
-};
-
 TEST(GroupFanOutTest, OneGroupFailingToParkReleasesEveryOtherAndIsNamed) {
-  FakeGroup a("vm-a", false), b("vm-b", true), c("vm-c", false);
+  ClockGuestGroup a(nullptr, "vm-a"), c(nullptr, "vm-c");
+  ClockGuestGroup b([] { return absl::AbortedError("vm-b vcpu 0 not parked"); }, "vm-b");
   GuestGroup* groups[] = {&a, &b, &c};
   absl::Status s = ParkAll(groups, absl::Seconds(1));
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
-  EXPECT_THAT(std::string(s.message()), HasSubstr("fake [vm-b]: vm-b vcpu 0 not parked"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("clock [vm-b]: vm-b vcpu 0 not parked"));
   EXPECT_THAT(std::string(s.message()), HasSubstr("released every VM"));
   EXPECT_THAT(std::string(s.message()), Not(HasSubstr("vm-a")));
   EXPECT_THAT(std::string(s.message()), Not(HasSubstr("vm-c")));
-  for (const FakeGroup* g : {&a, &b, &c}) EXPECT_FALSE(g->parked());
+  for (const ClockGuestGroup* g : {&a, &b, &c}) EXPECT_FALSE(g->parked());
   EXPECT_EQ(a.releases(), 1);
   EXPECT_EQ(c.releases(), 1);
 }

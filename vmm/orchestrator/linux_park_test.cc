@@ -33,7 +33,10 @@ ParkRun Update(UpdateMode mode) {
   EXPECT_TRUE(linux.ok()) << linux.status();
   ParkRun run;
   const fs::path file = root / "lib/firmware/updates/intel-ucode/06-8f-08";
-  ClockGuestGroup group([&] { run.installed_at_park = fs::exists(file); });
+  ClockGuestGroup group([&] {
+    run.installed_at_park = fs::exists(file);
+    return absl::OkStatus();
+  });
   GuestGroup* groups[] = {&group};
   auto image = microcode::GenerateImage({});
   EXPECT_TRUE(image.ok());

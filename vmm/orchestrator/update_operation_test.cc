@@ -72,9 +72,7 @@ TEST(HostOnlyUpdate, UnstagedPackagesStillLoadAndSetTheCriticalPath) {
 }
 
 TEST(HostOnlyUpdate, RefusesAnOlderImageWithTheHostUntouched) {
-  EmulatedHostConfig config;
-  config.revision = 0x2b000002;
-  auto host = Host(config);
+  auto host = Host({.revision = 0x2b000002});
   UpdateReport r = HostOnly(*host, File(0x2b000001));
   EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("validate: no image fits this host"));
@@ -84,25 +82,20 @@ TEST(HostOnlyUpdate, RefusesAnOlderImageWithTheHostUntouched) {
 
 // The old RunHostUpdate's answer: with no VM views to sync, the image is simply not newer.
 TEST(HostOnlyUpdate, RefusesTheImageTheHostAlreadyRuns) {
-  EmulatedHostConfig config;
-  config.revision = 0x2b000001;
-  auto host = Host(config);
+  auto host = Host({.revision = 0x2b000001});
   UpdateReport r = HostOnly(*host, File(0x2b000001));
   EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("no image fits this host"));
 }
 
 TEST(HostOnlyUpdate, RefusesAnotherSignature) {
-  EmulatedHostConfig config;
-  config.signature = 0xa06d1;
-  auto host = Host(config);
+  auto host = Host({.signature = 0xa06d1});
   EXPECT_EQ(HostOnly(*host, File()).status.code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(HostOnlyUpdate, MinRevRuleAndItsOverride) {
-  EmulatedHostConfig config;
-  config.revision = 0x2a000000;  // below the generated image's min_req_revision 0x2b000000
-  auto host = Host(config);
+  // Below the generated image's min_req_revision 0x2b000000.
+  auto host = Host({.revision = 0x2a000000});
   UpdateReport refused = HostOnly(*host, File());
   EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition) << refused.status;
   UpdateOptions ignore;

@@ -7,11 +7,8 @@
 #include "absl/strings/str_format.h"
 
 namespace ucode::rendezvous {
-namespace {
 
-double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
-
-}  // namespace
+using bench::Ratio;
 
 void ApplyFloor(const BareVcpuFloor& floor, int cores, Point& p) {
   const double scale = std::max(1.0, double(p.vms * p.vcpus) / cores);

@@ -1,5 +1,5 @@
-// The two numbers every park benchmark prints with (bench_rendezvous, bench_park_linux,
-// bench_park_libvirt): a median, and a duration in microseconds.
+// The numbers every park benchmark prints with (bench_rendezvous, bench_park_linux,
+// bench_park_libvirt): a median, a duration in microseconds, a ratio.
 #ifndef UCODE_VMM_RENDEZVOUS_BENCH_STATS_H_
 #define UCODE_VMM_RENDEZVOUS_BENCH_STATS_H_
 
@@ -18,6 +18,8 @@ inline double Median(std::vector<double> v) {
 }
 
 inline double Us(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
+
+inline double Ratio(double a, double b) { return b > 0 ? a / b : 0; }  // 0 when b is not
 
 }  // namespace ucode::bench
 
