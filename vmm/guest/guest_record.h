@@ -3,7 +3,7 @@
 // that `gcc -x assembler-with-cpp` can include it.
 //
 // The VMM passes each vCPU the guest-physical address of its own record in RDI and its
-// index in RSI (KVM_SET_REGS before the first KVM_RUN). Records are kGuestRecordSize
+// index in RSI (KVM_SET_REGS before the first KVM_RUN). Records are GUEST_RECORD_SIZE
 // apart starting at GUEST_RECORD_BASE. Every field is a little-endian u64.
 #ifndef UCODE_VMM_GUEST_GUEST_RECORD_H_
 #define UCODE_VMM_GUEST_GUEST_RECORD_H_

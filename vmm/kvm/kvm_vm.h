@@ -83,7 +83,6 @@ class KvmVm {
 absl::StatusOr<uint64_t> GetMsr(int vcpu_fd, uint32_t index);
 absl::Status SetMsr(int vcpu_fd, uint32_t index, uint64_t value);
 
-inline constexpr uint32_t kMsrIa32Tsc = 0x10;
 inline constexpr uint32_t kMsrIa32UcodeRev = 0x8B;  // IA32_BIOS_SIGN_ID, SDM Vol. 4
 
 }  // namespace ucode::vmm

@@ -238,7 +238,7 @@ void VcpuThread::SetGuestView() {
 // vCPU would re-enter KVM_RUN a scheduler slice or more later. Instead every released
 // thread yields until all released vCPUs (of every VM) are awake, so they re-enter
 // KVM_RUN together; a thread that is not scheduled cannot hold the others longer than
-// kReleaseBarrierLimit. After that the vCPUs share the cores as they did before the park.
+// kReleaseBarrierLimitNs. After that the vCPUs share the cores as they did before the park.
 void VcpuThread::ReleaseBarrier() {
   constexpr int64_t kReleaseBarrierLimitNs = 1'000'000;
   rendezvous::Area* a = env_.area;

@@ -35,11 +35,12 @@ namespace ucode::orchestrator {
 // Progress and cancellation; every member is optional. Map 1:1 onto the daemon's
 // StepSink / CancelToken (vmm/daemon/update_runner.h).
 struct UpdateCallbacks {
-  // Called BEFORE a step that changes the host or a VM: kStaging, kParked (for the whole
-  // rendezvous, in both modes, before the host is touched) and kAgentsNotified. Non-OK
-  // means "do not start it" and the operation returns that status (CANCELLED on cancel).
+  // Called BEFORE a step that changes the host or a VM: STEP_STAGING, STEP_PARKED (for the
+  // whole rendezvous, in both modes, before the host is touched) and STEP_AGENTS_NOTIFIED.
+  // Non-OK means "do not start it" and the operation returns that status (CANCELLED on
+  // cancel).
   std::function<absl::Status(Step, absl::string_view)> begin_step;
-  // A step finished, or (kStaging with `staging` set) staging progress. Must not block:
+  // A step finished, or (STEP_STAGING with `staging` set) staging progress. Must not block:
   // it is called while vCPUs are parked, and from staging threads.
   std::function<void(Step, absl::string_view, const staging::StagingProgress*)> emit;
   // Polled before each step until the rendezvous begins, and inside the staging transfer
