@@ -117,12 +117,13 @@ absl::StatusOr<std::unique_ptr<LibvirtGuestGroup>> LibvirtGuestGroup::Create(
   } else {
     g->pauser_ = std::make_unique<FreezePauser>(g->options_.freeze);
   }
-  for (libvirt::Domain& d : domains) {
+  for (const libvirt::Domain& d : domains) {
     ASSIGN_OR_RETURN(int vcpus, d.VcpuCount());
-    Vm vm{.domain = std::move(d), .vcpus = vcpus};
-    vm.view.name = vm.domain.name();
+    Vm vm{.vcpus = vcpus};
+    vm.view.name = d.name();
     g->vms_.push_back(std::move(vm));
   }
+  g->domains_ = std::move(domains);
   return g;
 }
 
@@ -132,7 +133,7 @@ LibvirtGuestGroup::~LibvirtGuestGroup() {
 
 std::vector<std::string> LibvirtGuestGroup::names() const {
   std::vector<std::string> out;
-  for (const Vm& vm : vms_) out.push_back(vm.domain.name());
+  for (const libvirt::Domain& d : domains_) out.push_back(d.name());
   return out;
 }
 
@@ -144,12 +145,12 @@ int LibvirtGuestGroup::total_vcpus() const {
 
 absl::Status LibvirtGuestGroup::Prepare(absl::Duration /*timeout*/) {
   std::vector<std::string> bad;
-  for (const Vm& vm : vms_) {
-    absl::StatusOr<int> state = vm.domain.State();
+  for (const libvirt::Domain& d : domains_) {
+    absl::StatusOr<int> state = d.State();
     if (!state.ok()) {
       bad.push_back(std::string(state.status().message()));
     } else if (*state != libvirt::kDomainRunning && *state != libvirt::kDomainPaused) {
-      bad.push_back(absl::StrCat(vm.domain.name(), " is neither running nor paused (",
+      bad.push_back(absl::StrCat(d.name(), " is neither running nor paused (",
                                  libvirt::DomainStateName(*state), ")"));
     }
   }
@@ -162,8 +163,7 @@ absl::Status LibvirtGuestGroup::Prepare(absl::Duration /*timeout*/) {
 absl::Status LibvirtGuestGroup::PreparePauser() {
   std::vector<int> vcpus;
   for (const Vm& vm : vms_) vcpus.push_back(vm.vcpus);
-  ASSIGN_OR_RETURN(std::vector<libvirt::Domain> refs, DomainRefs());
-  absl::Status s = pauser_->Prepare(refs, vcpus);
+  absl::Status s = pauser_->Prepare(domains_, vcpus);
   // --pause auto: a host without a freezer, or domains whose QEMU is not on this host
   // (a remote URI), are suspended instead; a domain whose vCPU threads do not add up is an
   // error, never a silent fallback.
@@ -171,20 +171,11 @@ absl::Status LibvirtGuestGroup::PreparePauser() {
       (absl::IsUnimplemented(s) || absl::IsNotFound(s))) {
     notes_.push_back(absl::StrCat("domains suspended, not frozen: ", s.message()));
     pauser_ = std::make_unique<SuspendPauser>(conn_, options_.operation);
-    s = pauser_->Prepare(refs, vcpus);
+    s = pauser_->Prepare(domains_, vcpus);
   }
   pauser_prepared_ = s.ok();
   if (s.ok()) notes_.push_back(absl::StrCat("libvirt domains: pause=", pauser_->Describe()));
   return s;
-}
-
-absl::StatusOr<std::vector<libvirt::Domain>> LibvirtGuestGroup::DomainRefs() const {
-  std::vector<libvirt::Domain> out;
-  for (const Vm& vm : vms_) {
-    ASSIGN_OR_RETURN(libvirt::Domain d, vm.domain.Duplicate());
-    out.push_back(std::move(d));
-  }
-  return out;
 }
 
 absl::Status LibvirtGuestGroup::Park(absl::Duration deadline) {
@@ -198,9 +189,7 @@ absl::Status LibvirtGuestGroup::Park(absl::Duration deadline) {
     vm.parked_at = vm.released_at = vm.release_start = absl::InfinitePast();
   }
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<libvirt::Domain>> refs = DomainRefs();
-  if (!refs.ok()) return absl::AbortedError(refs.status().message());  // nothing held yet
-  std::vector<PauseOutcome> results = pauser_->Pause(*refs, deadline);
+  std::vector<PauseOutcome> results = pauser_->Pause(domains_, deadline);
   std::vector<std::string> failed;
   for (size_t i = 0; i < vms_.size(); ++i) {
     Vm& vm = vms_[i];
@@ -214,7 +203,7 @@ absl::Status LibvirtGuestGroup::Park(absl::Duration deadline) {
     // A failed suspend may still have paused the domain (a missing ack): resume it too.
     vm.parked_by_us = true;
     vm.parked_at = start + r.latency;
-    if (!r.status.ok()) failed.push_back(absl::StrCat(vm.domain.name(), ": ", r.status.message()));
+    if (!r.status.ok()) failed.push_back(absl::StrCat(vm.view.name, ": ", r.status.message()));
   }
   if (failed.empty()) return absl::OkStatus();
   std::vector<std::string> not_resumed = ResumeOurs(deadline);
@@ -234,12 +223,7 @@ std::vector<std::string> LibvirtGuestGroup::ResumeOurs(absl::Duration deadline) 
   std::vector<std::string> failed;
   if (std::find(which.begin(), which.end(), true) == which.end()) return failed;
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<libvirt::Domain>> refs = DomainRefs();
-  if (!refs.ok()) {
-    failed.push_back(std::string(refs.status().message()));
-    return failed;
-  }
-  std::vector<PauseOutcome> results = pauser_->Resume(*refs, which, deadline);
+  std::vector<PauseOutcome> results = pauser_->Resume(domains_, which, deadline);
   for (size_t i = 0; i < vms_.size(); ++i) {
     if (!which[i]) continue;
     Vm& vm = vms_[i];
@@ -247,7 +231,7 @@ std::vector<std::string> LibvirtGuestGroup::ResumeOurs(absl::Duration deadline) 
     vm.release_start = start;
     if (!r.warning.empty()) notes_.push_back(r.warning);
     if (!r.status.ok()) {
-      failed.push_back(absl::StrCat(vm.domain.name(), ": ", r.status.message()));
+      failed.push_back(absl::StrCat(vm.view.name, ": ", r.status.message()));
       continue;
     }
     vm.parked_by_us = false;
@@ -293,7 +277,7 @@ std::vector<VmReport> LibvirtGuestGroup::Report() {
   for (const Vm& vm : vms_) {
     VmReport r;
     r.kind = kind();
-    r.name = vm.domain.name();
+    r.name = vm.view.name;
     r.vcpus = vm.vcpus;
     if (vm.parked_at != absl::InfinitePast()) r.park_latency = vm.parked_at - vm.park_start;
     if (vm.parked_at != absl::InfinitePast() && vm.released_at != absl::InfinitePast()) {
@@ -345,14 +329,14 @@ NotifyResult LibvirtGuestGroup::Notify(const AgentNotice& notice, absl::Duration
     state->done.assign(vms_.size(), false);
     state->blackout.assign(vms_.size(), std::nullopt);
     state->remaining = static_cast<int>(vms_.size());
-    for (size_t i = 0; i < vms_.size(); ++i) state->replies[i].vm = vms_[i].domain.name();
+    for (size_t i = 0; i < vms_.size(); ++i) state->replies[i].vm = domains_[i].name();
   }
   const std::string cmd = AgentCommandJson(notice, timeout);
   const absl::Duration call_timeout = CallTimeout(timeout);
   const absl::Time deadline = absl::Now() + timeout;
   for (size_t i = 0; i < vms_.size(); ++i) {
     agent_threads_.emplace_back([state, i, cmd, call_timeout, phase = notice.phase,
-                                 &domain = vms_[i].domain] {
+                                 &domain = domains_[i]] {
       pthread_setname_np(pthread_self(), absl::StrCat("agent-", domain.name()).substr(0, 15).c_str());
       libvirt::AgentCallResult r = libvirt::CallAgent(domain, cmd, call_timeout);
       AgentReply reply;
@@ -390,7 +374,7 @@ NotifyResult LibvirtGuestGroup::Notify(const AgentNotice& notice, absl::Duration
       continue;
     }
     AgentReply late;
-    late.vm = vms_[i].domain.name();
+    late.vm = domains_[i].name();
     late.message = "timeout";
     late.status = absl::DeadlineExceededError(absl::StrCat(
         "guest agent of ", late.vm, " did not answer ", AgentPhaseName(notice.phase), " within ",

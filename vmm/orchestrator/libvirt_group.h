@@ -107,8 +107,7 @@ class LibvirtGuestGroup final : public GuestGroup {
                                              absl::Duration timeout) const;
 
  private:
-  struct Vm {
-    libvirt::Domain domain;
+  struct Vm {  // domains_[i]'s
     int vcpus = 0;
     bool parked_by_us = false;
     bool paused_by_other = false;  // already paused when we came to park it
@@ -124,8 +123,6 @@ class LibvirtGuestGroup final : public GuestGroup {
 
   // Resumes the domains flagged parked_by_us; returns the failures ("name: why").
   std::vector<std::string> ResumeOurs(absl::Duration deadline);
-  // One more reference to every domain, in vms_ order (what the pauser is given).
-  absl::StatusOr<std::vector<libvirt::Domain>> DomainRefs() const;
   // The pauser's Prepare, with --pause auto's fallback to suspend.
   absl::Status PreparePauser();
 
@@ -134,6 +131,7 @@ class LibvirtGuestGroup final : public GuestGroup {
   std::unique_ptr<DomainPauser> pauser_;
   bool pauser_prepared_ = false;
   std::vector<std::string> notes_;
+  std::vector<libvirt::Domain> domains_;
   std::vector<Vm> vms_;
   std::vector<std::thread> agent_threads_;  // joined by the destructor
 };

@@ -12,12 +12,12 @@ PauseOutcome FromOpResult(const libvirt::DomainOpResult& r) {
           .latency = r.ack_latency > absl::ZeroDuration() ? r.ack_latency : r.call_latency};
 }
 
-// SuspendAll/ResumeAll take owned references; `which` picks (all when empty).
+// The domains `which` picks, as references of their own for ResumeAll.
 absl::StatusOr<std::vector<libvirt::Domain>> Refs(absl::Span<const libvirt::Domain> domains,
                                                   const std::vector<bool>& which) {
   std::vector<libvirt::Domain> out;
   for (size_t i = 0; i < domains.size(); ++i) {
-    if (!which.empty() && !which[i]) continue;
+    if (!which[i]) continue;
     absl::StatusOr<libvirt::Domain> d = domains[i].Duplicate();
     if (!d.ok()) return d.status();
     out.push_back(*std::move(d));
@@ -67,11 +67,6 @@ void Unmark(const libvirt::Domain& d, PauseOutcome& out) {
 std::vector<PauseOutcome> SuspendPauser::Pause(absl::Span<const libvirt::Domain> domains,
                                                absl::Duration deadline) {
   std::vector<PauseOutcome> out(domains.size());
-  absl::StatusOr<std::vector<libvirt::Domain>> refs = Refs(domains, {});
-  if (!refs.ok()) {
-    for (PauseOutcome& o : out) o.status = refs.status();
-    return out;
-  }
   const Marks marks = MarkRunning(domains, operation_);
   if (!marks.status.ok()) {
     // The group resumes every domain that failed to park (a failed suspend may have
@@ -82,7 +77,7 @@ std::vector<PauseOutcome> SuspendPauser::Pause(absl::Span<const libvirt::Domain>
     }
     return out;
   }
-  std::vector<libvirt::DomainOpResult> results = conn_.SuspendAll(*refs, deadline);
+  std::vector<libvirt::DomainOpResult> results = conn_.SuspendAll(domains, deadline);
   for (size_t i = 0; i < out.size(); ++i) {
     out[i] = FromOpResult(results[i]);
     // Paused by someone between our look and our call: not ours. A failed suspend keeps
