@@ -67,14 +67,11 @@ absl::StatusOr<std::unique_ptr<DomainEventLog>> DomainEventLog::Register(virConn
     // once, on a path that fails the whole connection anyway.
     return LastErrorStatus("virConnectDomainEventRegisterAny(VIR_DOMAIN_EVENT_ID_LIFECYCLE)");
   }
+  // Drivers without an agent (test:///default) refuse this one (-1, which the destructor
+  // skips); lifecycle events alone still acknowledge suspend and resume: not an error.
   log->agent_id_ = virConnectDomainEventRegisterAny(
       conn, nullptr, VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(OnAgent),
       new StateRef(state), FreeOpaque);
-  if (log->agent_id_ < 0) {
-    // Drivers without an agent (test:///default) refuse this one; lifecycle events alone
-    // still acknowledge suspend and resume, so this is not an error.
-    log->agent_id_ = -1;
-  }
   return log;
 }
 
