@@ -130,8 +130,8 @@ class Coordinator {
   // keeps the largest gap since now as each vCPU's baseline_gap.
   [[nodiscard]] absl::Status OpenGapWindows();
 
-  // Snapshot of every guest record (one STATS call per VMM, all sent before any reply
-  // is read) with the park timestamps of the last rendezvous.
+  // Snapshot of every guest record (one STATS call per VMM, in turn) with the park
+  // timestamps of the last rendezvous.
   [[nodiscard]] absl::StatusOr<std::vector<VmResult>> ReadGuestViews();
 
   // Waits until every looping guest (all programs but halt) has run at least one
