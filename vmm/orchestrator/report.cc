@@ -24,16 +24,6 @@ int UpdateReport::total_vcpus() const {
   return n;
 }
 
-void SetImage(UpdateReport& r, const late_load::HostUpdatePlan& plan) {
-  r.plan = plan.Describe();
-  r.signature = plan.cpu.signature;
-  r.platform_id = plan.cpu.platform_id;
-  r.old_revision = plan.cpu.current_revision;
-  r.new_revision = plan.image.revision();
-  r.image_date = plan.image.DateString();
-  r.image_bytes = plan.image.total_size();
-}
-
 namespace {
 
 void AgentsProto(const std::vector<AgentReply>& agents,

@@ -75,9 +75,6 @@ struct UpdateReport {
   [[nodiscard]] int total_vcpus() const;
 };
 
-// Fills the report's image fields (plan ... image_bytes) from the selection.
-void SetImage(UpdateReport& report, const late_load::HostUpdatePlan& plan);
-
 // The typed report; print it with proto/json.h.
 ucode::v1::UpdateReport ToProto(const UpdateReport& report);
 

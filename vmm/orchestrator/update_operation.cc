@@ -44,8 +44,15 @@ absl::StatusOr<late_load::HostUpdatePlan> Validate(Context& c, std::vector<uint8
   absl::StatusOr<late_load::HostUpdatePlan> plan =
       late_load::PlanHostUpdate(c.platform, std::move(file), c.options.policy);
   if (!plan.ok()) return WithContext("validate", plan.status());
-  SetImage(c.report, *plan);
-  c.Emit(v1::STEP_VALIDATED, c.report.plan);
+  UpdateReport& r = c.report;
+  r.plan = plan->Describe();
+  r.signature = plan->cpu.signature;
+  r.platform_id = plan->cpu.platform_id;
+  r.old_revision = plan->cpu.current_revision;
+  r.new_revision = plan->image.revision();
+  r.image_date = plan->image.DateString();
+  r.image_bytes = plan->image.total_size();
+  c.Emit(v1::STEP_VALIDATED, r.plan);
   return plan;
 }
 
