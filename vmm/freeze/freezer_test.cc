@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "host/base/read_file.h"
 #include "vmm/freeze/fake_vmm.h"
 #include "vmm/freeze/freeze_guard.h"
@@ -35,10 +35,8 @@ std::string Mountinfo() { return ReadAll("/proc/self/mountinfo"); }
 // The mountinfo without one kind of cgroup mount, to force the next mechanism.
 std::string Without(const std::string& mountinfo, const std::string& fstype) {
   std::string out;
-  std::istringstream in(mountinfo);
-  for (std::string line; std::getline(in, line);) {
-    if (line.find(" - " + fstype + " ") != std::string::npos) continue;
-    out += line + "\n";
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    if (!absl::StrContains(line, " - " + fstype + " ")) absl::StrAppend(&out, line, "\n");
   }
   return out;
 }
@@ -50,13 +48,6 @@ absl::StatusOr<FreezeTarget> Target(const FakeVmm& vm, int vcpus, const std::str
       PlanFreeze(mountinfo, *threads, absl::StrCat("ucode-freeze-test-", getpid()));
   if (!plan.ok()) return plan.status();
   return FreezeTarget{.name = absl::StrCat("fake-", vm.pid()), .plan = *std::move(plan)};
-}
-
-// A freezer over `vm`'s first `vcpus` vCPU threads, planned on this host's mounts.
-absl::StatusOr<std::unique_ptr<Freezer>> PrepareOn(const FakeVmm& vm, int vcpus) {
-  absl::StatusOr<FreezeTarget> t = Target(vm, vcpus, Mountinfo());
-  if (!t.ok()) return t.status();
-  return Freezer::Prepare({*std::move(t)});
 }
 
 std::string ThreadCgroups(pid_t pid, pid_t tid) {
@@ -158,7 +149,9 @@ TEST(FreezerTest, ThreadCountMismatchFreezesNothing) {
 
 TEST(FreezeGuardTest, ThawsWhenTheHoldLimitPasses) {
   FakeVmm vm(2);
-  absl::StatusOr<std::unique_ptr<Freezer>> f = PrepareOn(vm, 2);
+  absl::StatusOr<FreezeTarget> t = Target(vm, 2, Mountinfo());
+  ASSERT_TRUE(t.ok()) << t.status();
+  absl::StatusOr<std::unique_ptr<Freezer>> f = Freezer::Prepare({*std::move(t)});
   ASSERT_TRUE(f.ok()) << f.status();
   absl::StatusOr<FreezeGuard> guard =
       FreezeGuard::Start((*f)->ThawWrites(), absl::Milliseconds(300));
