@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <functional>
 #include <memory>
 
 #include "absl/time/clock.h"
@@ -23,6 +24,13 @@ bool HaveKvm() {
   if (fd < 0) return false;
   close(fd);
   return true;
+}
+
+// Polls `done` every millisecond until it holds or 10 s pass; whether it holds.
+bool Eventually(const std::function<bool()>& done) {
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (!done() && absl::Now() < end) absl::SleepFor(absl::Milliseconds(1));
+  return done();
 }
 
 class VcpuThreadTest : public ::testing::Test {
@@ -102,12 +110,7 @@ class VcpuThreadTest : public ::testing::Test {
 
   // Waits until the guest's own MSR 0x8B read (REC_CUR_REV) on `vcpu` is `msr`.
   bool GuestReads(int vcpu, uint64_t msr) const {
-    absl::Time end = absl::Now() + absl::Seconds(10);
-    while (Record(vcpu, REC_CUR_REV) != msr) {
-      if (absl::Now() > end) return false;
-      absl::SleepFor(absl::Milliseconds(1));
-    }
-    return true;
+    return Eventually([&] { return Record(vcpu, REC_CUR_REV) == msr; });
   }
 
   std::unique_ptr<rendezvous::Area> area_;
@@ -168,9 +171,7 @@ TEST_F(VcpuThreadTest, LostViewWriteIsReportedAndTheVcpuStillReleased) {
   EXPECT_EQ(bad.revision_readback, uint64_t{7} << 32);
   EXPECT_EQ(bad.state.load(), static_cast<uint32_t>(VcpuState::kRunning));
   const uint64_t released_at = Iterations(1);
-  absl::Time end = absl::Now() + absl::Seconds(10);
-  while (Iterations(1) == released_at && absl::Now() < end) absl::SleepFor(absl::Milliseconds(1));
-  EXPECT_GT(Iterations(1), released_at);
+  EXPECT_TRUE(Eventually([&] { return Iterations(1) > released_at; }));
   EXPECT_EQ(Record(1, REC_CUR_REV), uint64_t{7} << 32);
 }
 
@@ -179,9 +180,8 @@ TEST_F(VcpuThreadTest, LostViewWriteIsReportedAndTheVcpuStillReleased) {
 TEST_F(VcpuThreadTest, ParkKeepsTheWindowGapAndLeavesTheParkGapOut) {
   Boot("spin", 1, absl::Seconds(30));
   ParkThenReleaseWithRevision(8);
-  absl::Time end = absl::Now() + absl::Seconds(10);
-  while (Record(0, REC_PARK_MARK) != 0 && absl::Now() < end) absl::SleepFor(absl::Milliseconds(1));
-  ASSERT_EQ(Record(0, REC_PARK_MARK), 0u);  // the guest measured the park-spanning gap
+  // The guest measured the park-spanning gap.
+  ASSERT_TRUE(Eventually([&] { return Record(0, REC_PARK_MARK) == 0; }));
   const uint64_t park_gap = Record(0, REC_PARK_GAP);
   EXPECT_GT(park_gap, 0u);
   ParkThenReleaseWithRevision(9);
@@ -200,9 +200,7 @@ TEST_F(VcpuThreadTest, ParkedVcpuReleasesItselfWhenCoordinatorIsGone) {
   uint64_t parked = Iterations(0);
   gone_.store(true);
   rendezvous::FutexWakeAll(&area_->command);
-  absl::Time end = absl::Now() + absl::Seconds(10);
-  while (Iterations(0) == parked && absl::Now() < end) absl::SleepFor(absl::Milliseconds(1));
-  EXPECT_GT(Iterations(0), parked);
+  EXPECT_TRUE(Eventually([&] { return Iterations(0) > parked; }));
   EXPECT_EQ(area_->vm[0].vcpu[0].deadman_releases.load(), 1u);
 }
 
@@ -210,12 +208,9 @@ TEST_F(VcpuThreadTest, GuestFaultStopsTheVcpuWithRegisters) {
   // A guest that writes to an unknown port: the vCPU stops with kExited.
   const uint8_t out_port_0x10[] = {0xb0, 0x01, 0xe6, 0x10, 0xf4};  // mov al,1; out 0x10,al
   BootCode(out_port_0x10, 1, absl::Seconds(2));
-  absl::Time end = absl::Now() + absl::Seconds(10);
-  while (area_->vm[0].vcpu[0].state.load() != static_cast<uint32_t>(VcpuState::kExited) &&
-         absl::Now() < end) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  EXPECT_EQ(area_->vm[0].vcpu[0].state.load(), static_cast<uint32_t>(VcpuState::kExited));
+  EXPECT_TRUE(Eventually([&] {
+    return area_->vm[0].vcpu[0].state.load() == static_cast<uint32_t>(VcpuState::kExited);
+  }));
   EXPECT_EQ(area_->vm[0].vcpu[0].exit_reason, uint32_t{KVM_EXIT_IO});
 }
 
