@@ -7,11 +7,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "host/base/read_file.h"
 #include "host/late_load/late_load.h"
 #include "host/microcode/image_generator.h"
 #include "host/microcode/release_dir.h"
@@ -30,10 +30,7 @@ using platform::LinuxPlatform;
 using platform::LinuxPlatformOptions;
 using platform::ReloadErrnoStatus;
 
-std::string Read(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::string Read(const fs::path& path) { return ReadTextFile(path).value_or(""); }
 
 std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
