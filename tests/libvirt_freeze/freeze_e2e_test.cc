@@ -501,17 +501,13 @@ TEST_F(FreezeE2eTest, MixedOperationEndsWithEverythingRunning) {
 }  // namespace ucode::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ucode::testing::GuestLabOptions& o = ucode::testing::g_options;
-  if (!ucode::testing::ReadTestArgs(argc, argv, o,
-                                    {{"holder", &ucode::testing::g_holder},
-                                     {"ucodectl", &ucode::testing::g_ucodectl},
-                                     {"make_fuzz_seeds", &ucode::testing::g_make_fuzz_seeds}})) {
-    return 2;
-  }
-  o.daemon = true;
-  o.libvirt_cgroups = true;  // libvirt's own vcpuN cgroups, frozen in place where it makes them
-  o.vcpus = 2;
-  o.memory_mib = 160;
-  return RUN_ALL_TESTS();
+  namespace ut = ucode::testing;
+  ut::g_options.daemon = true;
+  ut::g_options.libvirt_cgroups = true;  // libvirt's own vcpuN cgroups, frozen in place
+  ut::g_options.vcpus = 2;
+  ut::g_options.memory_mib = 160;
+  return ut::RunLabTests(argc, argv, ut::g_options,
+                         {{"holder", &ut::g_holder},
+                          {"ucodectl", &ut::g_ucodectl},
+                          {"make_fuzz_seeds", &ut::g_make_fuzz_seeds}});
 }

@@ -39,11 +39,12 @@ struct GuestLabOptions {
   bool libvirt_cgroups = false;
 };
 
-// A test main's arguments, `--NAME=PATH` (Bazel rootpaths): the guest's inputs
-// (`--agent=`, `--build_initramfs=`, `--render_domain_xml=`) into `options`, and each of
-// `extra`'s names into its string. False, after printing the usage, if any is missing.
-bool ReadTestArgs(int argc, char** argv, GuestLabOptions& options,
-                  const std::vector<std::pair<std::string, std::string*>>& extra = {});
+// A lab test's main: reads its arguments, `--NAME=PATH` (Bazel rootpaths), the guest's
+// inputs (`--agent=`, `--build_initramfs=`, `--render_domain_xml=`) into `options` and
+// each of `extra`'s names into its string, then runs the tests. 2, after printing the
+// usage, if any is missing.
+int RunLabTests(int argc, char** argv, GuestLabOptions& options,
+                const std::vector<std::pair<std::string, std::string*>>& extra = {});
 
 // Per-domain differences from the lab's guest.
 struct BootOptions {

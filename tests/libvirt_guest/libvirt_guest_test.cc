@@ -168,7 +168,5 @@ TEST_F(LibvirtGuestTest, SelectsTheDomainByNameUuidAndAllRunning) {
 }  // namespace ucode::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (!ucode::testing::ReadTestArgs(argc, argv, ucode::testing::g_options)) return 2;
-  return RUN_ALL_TESTS();
+  return ucode::testing::RunLabTests(argc, argv, ucode::testing::g_options);
 }
