@@ -38,38 +38,6 @@ std::vector<uint8_t> Image(uint32_t revision = kNew) {
   return image.ok() ? *image : std::vector<uint8_t>{};
 }
 
-// A started fleet of ucode-vmm processes as one GuestGroup; shuts down and checks that no
-// process is left.
-class Fleet {
- public:
-  explicit Fleet(std::vector<rendezvous::VmSpec> specs,
-                 absl::Duration deadman = absl::Seconds(5)) {
-    rendezvous::CoordinatorOptions opts;
-    opts.deadman = deadman;
-    opts.log_dir = testing::TestLogDir();
-    auto c = rendezvous::Coordinator::Start(specs, opts);
-    EXPECT_TRUE(c.ok()) << c.status();
-    if (!c.ok()) return;
-    coordinator_ = std::move(*c);
-    group_ = std::make_unique<orchestrator::CoordinatorGuestGroup>(*coordinator_, specs);
-  }
-  ~Fleet() {
-    if (!coordinator_) return;
-    std::vector<pid_t> pids = coordinator_->pids();
-    EXPECT_TRUE(coordinator_->Shutdown().ok());
-    group_.reset();
-    coordinator_.reset();
-    EXPECT_TRUE(testing::AllGoneWithin(pids, absl::Seconds(5)));
-  }
-  bool ok() const { return coordinator_ != nullptr; }
-  rendezvous::Coordinator& coordinator() { return *coordinator_; }
-  orchestrator::GuestGroup* group() { return group_.get(); }
-
- private:
-  std::unique_ptr<rendezvous::Coordinator> coordinator_;
-  std::unique_ptr<orchestrator::CoordinatorGuestGroup> group_;
-};
-
 std::vector<rendezvous::VmSpec> Specs(int vms, int vcpus) {
   return testing::Fleet(vms, vcpus, "spin", kOld);
 }
@@ -128,15 +96,16 @@ class OrchestratorTest : public ::testing::Test {
   void Start(std::vector<rendezvous::VmSpec> specs,
              platform::EmulatedHostConfig config = platform::DemoHostConfig(),
              absl::Duration deadman = absl::Seconds(5)) {
-    fleet_.emplace(std::move(specs), deadman);
+    fleet_.emplace(specs, deadman);
     auto host = platform::EmulatedPlatform::Create(config);
     ASSERT_TRUE(fleet_->ok() && host.ok()) << host.status();
     host_ = *std::move(host);
+    group_.emplace(**fleet_, specs);
   }
 
   UpdateReport Run(const orchestrator::UpdateOptions& o,
                    const orchestrator::UpdateCallbacks& cb = {}, uint32_t revision = kNew) {
-    orchestrator::GuestGroup* groups[] = {fleet_->group()};
+    orchestrator::GuestGroup* groups[] = {&*group_};
     return orchestrator::RunUpdate(*host_, Image(revision), groups, o, cb);
   }
 
@@ -157,20 +126,12 @@ class OrchestratorTest : public ::testing::Test {
       EXPECT_EQ(platform::ReadRevision(*host_, cpu).value_or(0), revision) << "cpu " << cpu;
     }
   }
-  // vCPUs of the fleet in `state`.
-  int Count(VcpuState state) {
-    int n = 0;
-    for (const auto& vm : fleet_->coordinator().area().vm) {
-      for (uint32_t j = 0; j < vm.vcpus; ++j) {
-        n += vm.vcpu[j].state.load() == static_cast<uint32_t>(state);
-      }
-    }
-    return n;
-  }
-  rendezvous::Coordinator& coordinator() { return fleet_->coordinator(); }
+  int Count(VcpuState state) { return fleet_->Count(state); }
+  rendezvous::Coordinator& coordinator() { return **fleet_; }
 
-  std::optional<Fleet> fleet_;
+  std::optional<testing::TestFleet> fleet_;
   std::unique_ptr<platform::EmulatedPlatform> host_;
+  std::optional<orchestrator::CoordinatorGuestGroup> group_;  // over fleet_
 };
 
 TEST_F(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
@@ -282,23 +243,10 @@ TEST_F(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
   ExpectHostAt(kOld);
   EXPECT_EQ(Count(VcpuState::kParked), 0);
   // Every vCPU runs again (the refusing one never stopped) and still reads the old revision.
-  auto before = coordinator().ReadGuestViews();
-  ASSERT_TRUE(before.ok());
-  absl::Time end = absl::Now() + absl::Seconds(10);
-  bool progressed = false;
-  while (!progressed && absl::Now() < end) {
-    auto now = coordinator().ReadGuestViews();
-    ASSERT_TRUE(now.ok());
-    progressed = true;
-    for (size_t i = 0; i < now->size(); ++i) {
-      for (size_t j = 0; j < (*now)[i].vcpus.size(); ++j) {
-        progressed &= (*now)[i].vcpus[j].iterations > (*before)[i].vcpus[j].iterations;
-      }
-      EXPECT_EQ((*now)[i].revision_after, kOld);
-    }
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  EXPECT_TRUE(progressed);
+  EXPECT_TRUE(fleet_->AllMakeProgress(absl::Seconds(10)));
+  auto views = coordinator().ReadGuestViews();
+  ASSERT_TRUE(views.ok());
+  for (const rendezvous::VmResult& vm : *views) EXPECT_EQ(vm.revision_after, kOld) << vm.name;
   for (const orchestrator::VmReport& vm : r.vms) {
     EXPECT_EQ(vm.view, orchestrator::ViewStatus::kUnchanged) << vm.name;
   }
@@ -434,7 +382,7 @@ TEST_F(OrchestratorTest, HostAlreadyAtTheImageRevisionSyncsLaggingGuestViews) {
   ASSERT_TRUE(views.ok());
   EXPECT_EQ((*views)[0].revision_after, kNew);
 
-  orchestrator::GuestGroup* groups[] = {fleet_->group()};
+  orchestrator::GuestGroup* groups[] = {&*group_};
   UpdateReport again =
       orchestrator::SyncGuestViews(*host_, groups, Options(v1::UPDATE_MODE_STRICT));
   ASSERT_TRUE(again.status.ok()) << again.status;
