@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "host/base/private_files.h"
+#include "host/base/read_file.h"
 #include "vmm/rendezvous/coordinator.h"
 
 namespace ucode::testing {
@@ -59,15 +60,10 @@ inline std::string TestLogDir() {
 // True when no process with this pid exists any more (or it is someone's zombie).
 inline bool ProcessGone(pid_t pid) {
   if (kill(pid, 0) < 0 && errno == ESRCH) return true;
-  std::string stat;
-  FILE* f = fopen(absl::StrCat("/proc/", pid, "/stat").c_str(), "r");
-  if (f == nullptr) return true;
-  char buf[512];
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  const char* rp = strrchr(buf, ')');
-  return rp != nullptr && rp[1] == ' ' && rp[2] == 'Z';
+  absl::StatusOr<std::string> stat = ReadTextFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return true;
+  const size_t rp = stat->rfind(')');
+  return rp != std::string::npos && stat->compare(rp, 3, ") Z") == 0;
 }
 
 inline bool AllGoneWithin(const std::vector<pid_t>& pids, absl::Duration timeout) {
