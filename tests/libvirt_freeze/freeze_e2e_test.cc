@@ -124,48 +124,12 @@ bool AnyVcpuFrozen(pid_t pid) {
   return false;
 }
 
-class FreezeE2eTest : public ::testing::Test {
+class FreezeE2eTest : public LabSuite {
  protected:
   static void SetUpTestSuite() {
-    const std::string missing = GuestLab::MissingPrerequisites(g_options);
-    if (!missing.empty()) {
-      skip_ = missing;
-      return;
-    }
-    absl::StatusOr<std::unique_ptr<GuestLab>> lab = GuestLab::Create(g_options);
-    if (!lab.ok()) {
-      setup_error_ = lab.status().ToString();
-      return;
-    }
-    lab_ = lab->release();
-    for (const std::string& name : kDomains) {
-      absl::StatusOr<libvirt::Domain> d = lab_->Boot(name);
-      if (!d.ok()) {
-        setup_error_ = d.status().ToString();
-        return;
-      }
-    }
-    for (const std::string& name : kDomains) {
-      absl::Status s = lab_->connection().WaitForAgent(*lab_->connection().LookupDomain(name),
-                                                       kBootTimeout);
-      if (!s.ok()) {
-        setup_error_ = absl::StrCat(s.ToString(), "\nconsole of ", name, ":\n",
-                                    lab_->ConsoleLog(name));
-        return;
-      }
-    }
-  }
-  static void TearDownTestSuite() {
-    delete lab_;
-    lab_ = nullptr;
-  }
-  void SetUp() override {
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
-    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
+    if (CreateLab(g_options)) BootAll(kDomains, kBootTimeout);
   }
 
-  libvirt::Connection& conn() { return lab_->connection(); }
-  libvirt::Domain Dom(const std::string& name) { return *conn().LookupDomain(name); }
   pid_t Pid(const std::string& name) { return *freeze::FindQemuByUuid("/proc", Dom(name).uuid()); }
 
   std::unique_ptr<LibvirtGuestGroup> Group(const std::vector<std::string>& names, PauseMode mode) {
@@ -203,9 +167,6 @@ class FreezeE2eTest : public ::testing::Test {
           R"({"execute":"guest-ucode-complete","arguments":{"old-revision":1,"new-revision":2}})");
   }
 
-  static inline GuestLab* lab_ = nullptr;
-  static inline std::string skip_;
-  static inline std::string setup_error_;
 };
 
 TEST_F(FreezeE2eTest, FreezeHoldsTheGuestsAndLibvirtNeverNotices) {

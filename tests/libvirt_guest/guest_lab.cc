@@ -314,4 +314,35 @@ int RunLabTests(int argc, char** argv, GuestLabOptions& options,
   return RUN_ALL_TESTS();
 }
 
+bool LabSuite::CreateLab(const GuestLabOptions& options) {
+  skip_ = GuestLab::MissingPrerequisites(options);
+  if (!skip_.empty()) return false;
+  absl::StatusOr<std::unique_ptr<GuestLab>> lab = GuestLab::Create(options);
+  if (!lab.ok()) {
+    error_ = lab.status().ToString();
+    return false;
+  }
+  lab_ = lab->release();
+  return true;
+}
+
+bool LabSuite::BootAll(const std::vector<std::string>& names, absl::Duration agent_timeout) {
+  for (const std::string& name : names) {
+    absl::StatusOr<libvirt::Domain> d = lab_->Boot(name);
+    if (!d.ok()) {
+      error_ = d.status().ToString();
+      return false;
+    }
+  }
+  for (const std::string& name : names) {
+    absl::Status s = lab_->connection().WaitForAgent(*lab_->connection().LookupDomain(name),
+                                                     agent_timeout);
+    if (!s.ok()) {
+      error_ = absl::StrCat(s.ToString(), "\nconsole of ", name, ":\n", lab_->ConsoleLog(name));
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace ucode::testing
