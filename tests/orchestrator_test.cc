@@ -275,10 +275,8 @@ TEST_F(OrchestratorTest, LostGuestViewIsReportedAndEveryVcpuReleased) {
 }
 
 TEST_F(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
-  platform::EmulatedHostConfig config = platform::DemoHostConfig();
-  config.mailbox.fault = platform::MailboxFault::kStatusError;
-  config.mailbox.at = 1;
-  ASSERT_NO_FATAL_FAILURE(Start(Specs(1, 2), config));
+  ASSERT_NO_FATAL_FAILURE(
+      Start(Specs(1, 2), {.mailbox = {.fault = platform::MailboxFault::kStatusError, .at = 1}}));
   UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT));
   ASSERT_TRUE(r.status.ok()) << r.status;
   ASSERT_TRUE(r.staging.has_value());
@@ -306,9 +304,8 @@ TEST_F(OrchestratorTest, CancelBeforeRendezvousLeavesEverythingAsItWas) {
 // `ucodectl demo --host activation_fixed_us=3000000` used to park VMs whose dead-man is
 // 2 s: the model itself predicts they would release themselves mid-activation.
 TEST_F(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman) {
-  platform::EmulatedHostConfig config = platform::DemoHostConfig();
-  config.activation.fixed = absl::Seconds(3);
-  ASSERT_NO_FATAL_FAILURE(Start(Specs(1, 1), config, absl::Seconds(2)));
+  ASSERT_NO_FATAL_FAILURE(
+      Start(Specs(1, 1), {.activation = {.fixed = absl::Seconds(3)}}, absl::Seconds(2)));
   std::vector<Step> begun;
   orchestrator::UpdateCallbacks cb;
   cb.begin_step = [&](Step s, absl::string_view) {
@@ -367,9 +364,7 @@ TEST_F(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
 // again used to be refused as "not newer" forever. It now only sets the views; the
 // explicit SyncGuestViews does the same without an image.
 TEST_F(OrchestratorTest, HostAlreadyAtTheImageRevisionSyncsLaggingGuestViews) {
-  platform::EmulatedHostConfig config = platform::DemoHostConfig();
-  config.revision = kNew;
-  ASSERT_NO_FATAL_FAILURE(Start(Specs(1, 2), config));  // the guests read kOld
+  ASSERT_NO_FATAL_FAILURE(Start(Specs(1, 2), {.revision = kNew}));  // the guests read kOld
   UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT));
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_FALSE(r.host_touched);

@@ -55,9 +55,7 @@ Bytes Generated(size_t ext_count = 0, size_t data_size = 3000) {
 }
 
 Bytes Legacy() {
-  GeneratorOptions o;
-  o.legacy_layout = true;
-  absl::StatusOr<Bytes> b = GenerateImage(o);
+  absl::StatusOr<Bytes> b = GenerateImage({.legacy_layout = true});
   return b.ok() ? *b : Bytes{};
 }
 

@@ -12,7 +12,6 @@
 namespace ucode::staging {
 namespace {
 
-using platform::EmulatedHostConfig;
 using platform::EmulatedPlatform;
 using platform::MailboxBehavior;
 using platform::MailboxFault;
@@ -20,9 +19,7 @@ using platform::MailboxModel;
 using platform::MailboxStats;
 
 std::vector<uint8_t> Image(size_t data_size = 40 * 1024 - microcode::kHeaderSize) {
-  microcode::GeneratorOptions o;
-  o.data_size = data_size;
-  auto image = microcode::GenerateImage(o);
+  auto image = microcode::GenerateImage({.data_size = data_size});
   EXPECT_TRUE(image.ok()) << image.status();
   return *image;
 }
@@ -34,10 +31,8 @@ struct StagingRun {
 
 StagingRun StageWith(MailboxBehavior behavior, const std::vector<uint8_t>& image,
               StagingOptions options = {}) {
-  EmulatedHostConfig config;
-  config.packages = 2;
-  config.mailbox_by_package[1] = behavior;  // package 0 stays normal
-  auto p = EmulatedPlatform::Create(config);
+  // Package 0 stays normal.
+  auto p = EmulatedPlatform::Create({.packages = 2, .mailbox_by_package = {{1, behavior}}});
   EXPECT_TRUE(p.ok());
   StagingRun run{std::move(*p), {}};
   run.report = StageAllPackages(*run.platform, image, options);
@@ -324,9 +319,7 @@ TEST(StagingDriver, UnalignedOffsetFromTheDeviceIsRejected) {
 }
 
 TEST(StagingDriver, NoArchCapabilitiesMsrIsUnsupportedNotAnError) {
-  EmulatedHostConfig config;
-  config.arch_capabilities = false;
-  auto p = platform::EmulatedPlatform::Create(config);
+  auto p = EmulatedPlatform::Create({.arch_capabilities = false});
   ASSERT_TRUE(p.ok());
   EXPECT_FALSE(*StagingSupported(**p, 0));
   StagingReport report = StageAllPackages(**p, Image(), {});
@@ -337,9 +330,7 @@ TEST(StagingDriver, NoArchCapabilitiesMsrIsUnsupportedNotAnError) {
 }
 
 TEST(StagingDriver, NoStagingCapability) {
-  EmulatedHostConfig config;
-  config.staging = false;
-  auto p = platform::EmulatedPlatform::Create(config);
+  auto p = EmulatedPlatform::Create({.staging = false});
   ASSERT_TRUE(p.ok());
   StagingReport report = StageAllPackages(**p, Image(), {});
   ASSERT_EQ(report.packages.size(), 2u);
