@@ -30,10 +30,7 @@ constexpr uint32_t kNew = 0x2b000001;
 
 // 0x806f8, pf 0x87 (platform id 7), loads on kOld and after.
 std::vector<uint8_t> Image(uint32_t revision = kNew) {
-  microcode::GeneratorOptions g;
-  g.revision = revision;
-  g.min_req_revision = kOld;
-  auto image = microcode::GenerateImage(g);
+  auto image = microcode::GenerateImage({.revision = revision, .min_req_revision = kOld});
   EXPECT_TRUE(image.ok()) << image.status();
   return image.ok() ? *image : std::vector<uint8_t>{};
 }
@@ -44,13 +41,11 @@ std::vector<rendezvous::VmSpec> Specs(int vms, int vcpus) {
 
 // Patient deadlines: 2 shared cores; tests check behaviour, never speed.
 orchestrator::UpdateOptions Options(UpdateMode mode) {
-  orchestrator::UpdateOptions o;
-  o.mode = mode;
-  o.park_deadline = absl::Seconds(5);
-  o.step_deadline = absl::Seconds(5);
-  o.guest_view_timeout = absl::Seconds(20);
-  o.guests_running_timeout = absl::Seconds(20);
-  return o;
+  return {.mode = mode,
+          .guests_running_timeout = absl::Seconds(20),
+          .park_deadline = absl::Seconds(5),
+          .step_deadline = absl::Seconds(5),
+          .guest_view_timeout = absl::Seconds(20)};
 }
 
 // Every vCPU ends with the new revision and never saw it go backwards; in strict mode
@@ -111,13 +106,12 @@ class OrchestratorTest : public ::testing::Test {
 
   RecordedRun RunRecordingSteps(UpdateMode mode, uint32_t revision = kNew) {
     RecordedRun run;
-    orchestrator::UpdateCallbacks cb;
-    cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
+    auto emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
       if (p != nullptr) return;
       run.steps.push_back(s);
       if (s == v1::STEP_ACTIVATED) run.parked_at_activation = Count(VcpuState::kParked);
     };
-    run.report = Run(Options(mode), cb, revision);
+    run.report = Run(Options(mode), {.emit = emit}, revision);
     return run;
   }
 
@@ -290,11 +284,10 @@ TEST_F(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
 
 TEST_F(OrchestratorTest, CancelBeforeRendezvousLeavesEverythingAsItWas) {
   ASSERT_NO_FATAL_FAILURE(Start(Specs(1, 1)));
-  orchestrator::UpdateCallbacks cb;
-  cb.begin_step = [](Step s, absl::string_view) {
+  auto cancel_at_park = [](Step s, absl::string_view) {
     return s == v1::STEP_PARKED ? absl::CancelledError("operator cancelled") : absl::OkStatus();
   };
-  UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT), cb);
+  UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT), {.begin_step = cancel_at_park});
   EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled);
   EXPECT_FALSE(r.host_touched);
   ExpectHostAt(kOld);
@@ -307,12 +300,11 @@ TEST_F(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman)
   ASSERT_NO_FATAL_FAILURE(
       Start(Specs(1, 1), {.activation = {.fixed = absl::Seconds(3)}}, absl::Seconds(2)));
   std::vector<Step> begun;
-  orchestrator::UpdateCallbacks cb;
-  cb.begin_step = [&](Step s, absl::string_view) {
+  auto record = [&](Step s, absl::string_view) {
     begun.push_back(s);
     return absl::OkStatus();
   };
-  UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT), cb);
+  UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT), {.begin_step = record});
   EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("predicted activation 3"));
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("dead-man deadline 2s"));
@@ -330,17 +322,14 @@ TEST_F(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman)
 // second park, and the report says it was not atomic.
 TEST_F(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
   ASSERT_NO_FATAL_FAILURE(Start(Specs(2, 1), platform::DemoHostConfig(), absl::Milliseconds(300)));
-  orchestrator::UpdateCallbacks cb;
-  cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress*) {
+  auto stall_after_activation = [&](Step s, absl::string_view, const staging::StagingProgress*) {
     if (s != v1::STEP_ACTIVATED) return;
     // No clock: wait for the VMs' own dead-man to let every vCPU go.
-    while (Count(VcpuState::kParked) > 0) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    while (Count(VcpuState::kParked) > 0) absl::SleepFor(absl::Milliseconds(5));
   };
   orchestrator::UpdateOptions o = Options(v1::UPDATE_MODE_STRICT);
   o.step_deadline = absl::Seconds(2);  // the first view step waits this long for acks
-  UpdateReport r = Run(o, cb);
+  UpdateReport r = Run(o, {.emit = stall_after_activation});
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_FALSE(r.views_atomic);
   ASSERT_FALSE(r.notes.empty());

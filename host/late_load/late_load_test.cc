@@ -29,11 +29,9 @@ std::unique_ptr<EmulatedPlatform> Host(EmulatedHostConfig config = {}) {
 }
 
 platform::ActivationOptions Fast(platform::RendezvousFaults faults = {}) {
-  platform::ActivationOptions o;
-  o.arrival_timeout = absl::Milliseconds(500);
-  o.sibling_timeout = absl::Milliseconds(500);
-  o.faults = std::move(faults);
-  return o;
+  return {.arrival_timeout = absl::Milliseconds(500),
+          .sibling_timeout = absl::Milliseconds(500),
+          .faults = std::move(faults)};
 }
 
 // Both phases in a row, as a host-only load does.

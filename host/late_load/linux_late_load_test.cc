@@ -241,9 +241,7 @@ TEST_F(FakeLinux, KernelThatStagesItself) {
   EXPECT_EQ(refused.packages[0].status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(refused.packages[0].status.message(),
               HasSubstr("kernel 6.19.0-1-amd64 stages microcode itself"));
-  staging::StagingOptions force;
-  force.force = true;
-  staging::StagingReport forced = staging::StageAllPackages(*platform_, Image(), force);
+  staging::StagingReport forced = staging::StageAllPackages(*platform_, Image(), {.force = true});
   EXPECT_THAT(forced.packages[0].status.message(), HasSubstr("dev/mem"));
 
   // 6.18 does not stage: no refusal (it then fails only for want of /dev/mem here).

@@ -43,12 +43,10 @@ TEST(StagingDriver, NormalStagesEveryPackageInParallel) {
   const auto image = Image();
   absl::Mutex mu;
   std::vector<StagingProgress> events;
-  StagingOptions options;
-  options.progress = [&](const StagingProgress& p) {
+  StagingRun run = StageWith({}, image, {.progress = [&](const StagingProgress& p) {
     absl::MutexLock lock(&mu);
     events.push_back(p);
-  };
-  StagingRun run = StageWith({}, image, options);
+  }});
   ASSERT_TRUE(run.report.all_staged()) << run.report.Summary();
   ASSERT_EQ(run.report.packages.size(), 2u);
   for (int pkg = 0; pkg < 2; ++pkg) {
@@ -73,11 +71,11 @@ TEST(StagingDriver, NormalStagesEveryPackageInParallel) {
 TEST(StagingDriver, CancelStopsBetweenTransactions) {
   const auto image = Image();
   std::atomic<int> chunks{0};
-  StagingOptions options;
-  options.parallel = false;
-  options.progress = [&](const StagingProgress&) { chunks.fetch_add(1); };
-  options.cancelled = [&] { return chunks.load() >= 3; };
-  StagingRun run = StageWith({}, image, options);
+  StagingRun run =
+      StageWith({}, image,
+                {.parallel = false,
+                 .progress = [&](const StagingProgress&) { chunks.fetch_add(1); },
+                 .cancelled = [&] { return chunks.load() >= 3; }});
   ASSERT_EQ(run.report.packages.size(), 2u);
   for (const PackageStaging& r : run.report.packages) {
     EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled) << r.status;
@@ -125,9 +123,8 @@ TEST(StagingDriver, RepeatChunkIsRetransmitted) {
 
 TEST(StagingDriver, RepeatChunkBeyondTheCapFails) {
   const auto image = Image();
-  StagingOptions options;
-  options.max_chunk_retransmits = 3;
-  StagingRun run = StageWith({.fault = MailboxFault::kRepeatChunk, .at = 0, .count = 100}, image, options);
+  StagingRun run = StageWith({.fault = MailboxFault::kRepeatChunk, .at = 0, .count = 100}, image,
+                             {.max_chunk_retransmits = 3});
   EXPECT_TRUE(run.report.packages[0].staged());
   const PackageStaging& r = run.report.packages[1];
   EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted);
@@ -189,9 +186,8 @@ TEST(StagingDriver, OffsetPastTheEnd) {
 }
 
 TEST(StagingDriver, NeverReadyTimesOut) {
-  StagingOptions options;
-  options.transaction_timeout = absl::Milliseconds(20);
-  StagingRun run = StageWith({.fault = MailboxFault::kNeverReady, .at = 5}, Image(), options);
+  StagingRun run = StageWith({.fault = MailboxFault::kNeverReady, .at = 5}, Image(),
+                             {.transaction_timeout = absl::Milliseconds(20)});
   EXPECT_EQ(run.report.packages[1].status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(run.report.packages[1].status.message(),
             "package 1: mailbox not READY 20ms after GO for chunk at offset 0x5000");
@@ -309,10 +305,9 @@ TEST(StagingDriver, UnalignedOffsetFromTheDeviceIsRejected) {
            {{0x9fff}, "package 0: response offset 0x9fff is not a multiple of 4 (chunk at 0x0)"},
        }) {
     ScriptedMailbox device(c.offsets);
-    StagingOptions options;
-    options.poll_interval = absl::ZeroDuration();
     PackageStaging r;
-    absl::Status s = StageThroughMailbox(device, image, options, r);
+    absl::Status s =
+        StageThroughMailbox(device, image, {.poll_interval = absl::ZeroDuration()}, r);
     EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange) << s;
     EXPECT_EQ(s.message(), c.error);
   }
@@ -340,9 +335,7 @@ TEST(StagingDriver, NoStagingCapability) {
 
 TEST(StagingDriver, SequentialModeGivesTheSameResult) {
   const auto image = Image();
-  StagingOptions options;
-  options.parallel = false;
-  StagingRun run = StageWith({}, image, options);
+  StagingRun run = StageWith({}, image, {.parallel = false});
   EXPECT_TRUE(run.report.all_staged()) << run.report.Summary();
 }
 

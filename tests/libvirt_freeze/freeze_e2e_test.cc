@@ -418,10 +418,8 @@ TEST_F(FreezeE2eTest, MixedOperationEndsWithEverythingRunning) {
 
   auto host = platform::EmulatedPlatform::Create(platform::DemoHostConfig());
   ASSERT_TRUE(host.ok()) << host.status();
-  microcode::GeneratorOptions gen;
-  gen.revision = 0x2b000001;
-  gen.min_req_revision = 0x2b000000;
-  absl::StatusOr<std::vector<uint8_t>> image = microcode::GenerateImage(gen);
+  absl::StatusOr<std::vector<uint8_t>> image =
+      microcode::GenerateImage({.revision = 0x2b000001, .min_req_revision = 0x2b000000});
   ASSERT_TRUE(image.ok());
   orchestrator::UpdateOptions o;
   o.park_deadline = absl::Seconds(5);
