@@ -19,10 +19,8 @@ using testing::TempDir;
 using std::chrono::milliseconds;
 
 HookOptions Options(int deadline_ms = 5000) {
-  HookOptions o;
-  o.deadline = milliseconds(deadline_ms);
-  o.env = {"UCODE_NEW_REVISION=0x2b", "UCODE_HOST=host-a"};
-  return o;
+  return {.deadline = milliseconds(deadline_ms),
+          .env = {"UCODE_NEW_REVISION=0x2b", "UCODE_HOST=host-a"}};
 }
 
 TEST(HooksTest, MissingDirectoryHasNoHooks) {

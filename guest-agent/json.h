@@ -46,12 +46,7 @@ class Value {
   Value(Object o);
 
   [[nodiscard]] Type type() const { return static_cast<Type>(v_.index()); }
-  [[nodiscard]] bool is_null() const { return type() == Type::kNull; }
-  [[nodiscard]] bool is_bool() const { return type() == Type::kBool; }
-  [[nodiscard]] bool is_int() const { return type() == Type::kInt; }
-  [[nodiscard]] bool is_double() const { return type() == Type::kDouble; }
   [[nodiscard]] bool is_string() const { return type() == Type::kString; }
-  [[nodiscard]] bool is_array() const { return type() == Type::kArray; }
   [[nodiscard]] bool is_object() const { return type() == Type::kObject; }
 
   // Accessors require the matching type (checked by the caller).

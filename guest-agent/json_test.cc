@@ -28,7 +28,7 @@ TEST(JsonTest, ParsesScalarsAndContainers) {
   EXPECT_EQ(a->as_array()[1].as_int(), -2);
   EXPECT_DOUBLE_EQ(a->as_array()[2].as_double(), 3.5);
   EXPECT_TRUE(a->as_array()[3].as_bool());
-  EXPECT_TRUE(a->as_array()[5].is_null());
+  EXPECT_EQ(a->as_array()[5].type(), Value::Type::kNull);
   EXPECT_EQ(a->as_array()[6].as_string(), "x");
   EXPECT_TRUE(v->Find("b")->is_object());
 }
@@ -36,8 +36,8 @@ TEST(JsonTest, ParsesScalarsAndContainers) {
 TEST(JsonTest, IntegersStayExactUpToInt64) {
   EXPECT_EQ(P("9223372036854775807")->as_int(), INT64_MAX);
   EXPECT_EQ(P("-9223372036854775808")->as_int(), INT64_MIN);
-  EXPECT_TRUE(P("9223372036854775808")->is_double());  // beyond int64
-  EXPECT_TRUE(P("1e3")->is_double());
+  EXPECT_EQ(P("9223372036854775808")->type(), Value::Type::kDouble);  // beyond int64
+  EXPECT_EQ(P("1e3")->type(), Value::Type::kDouble);
   EXPECT_EQ(P("1730000000123")->as_int(), 1730000000123);  // libvirt's guest-sync id
 }
 

@@ -1,6 +1,7 @@
 #include "guest-agent/session.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -56,14 +57,23 @@ class SessionTest : public ::testing::Test {
   Session session_{&table_, 1024};
 };
 
-TEST_F(SessionTest, GuestSyncEchoesTheId) {
-  EXPECT_EQ(Feed("{\"execute\":\"guest-sync\", \"arguments\":{\"id\":1730000000123}}\n"),
-            "{\"return\":1730000000123}\n");
-}
-
-TEST_F(SessionTest, GuestSyncDelimitedPrefixesTheSentinel) {
-  EXPECT_EQ(Feed("{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":42}}\n"),
-            "\xff{\"return\":42}\n");
+// Requests and their exact replies, in order on one session.
+TEST_F(SessionTest, ExactReplies) {
+  const std::pair<const char*, const char*> exchanges[] = {
+      {"{\"execute\":\"guest-sync\", \"arguments\":{\"id\":1730000000123}}\n",
+       "{\"return\":1730000000123}\n"},
+      // guest-sync-delimited prefixes its reply with the 0xFF sentinel.
+      {"{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":42}}\n",
+       "\xff{\"return\":42}\n"},
+      {"{\"execute\":\"guest-ping\"}\n", "{\"return\":{}}\n"},
+      {"{\"execute\":\"guest-ping\",\"id\":[\"any\",1]}\r\n",
+       "{\"return\":{},\"id\":[\"any\",1]}\n"},  // the id is echoed
+      {"\n \r\n\t\n", ""},  // blank lines are ignored
+      // A stale half command from a previous client, then the 0xFF flush, then sync.
+      {"{\"execute\":\"guest-ping\",\"argu", ""},
+      {"\xff{\"execute\":\"guest-sync\",\"arguments\":{\"id\":9}}\n", "{\"return\":9}\n"},
+  };
+  for (const auto& [request, reply] : exchanges) EXPECT_EQ(Feed(request), reply) << request;
 }
 
 TEST_F(SessionTest, GuestSyncDelimitedWithBadArgumentsHasNoSentinel) {
@@ -80,12 +90,6 @@ TEST_F(SessionTest, GuestSyncRequiresId) {
   auto r = Replies("{\"execute\":\"guest-sync\"}\n");
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(ErrorDesc(r[0]), "Parameter 'id' is missing");
-}
-
-TEST_F(SessionTest, PingAndIdEcho) {
-  EXPECT_EQ(Feed("{\"execute\":\"guest-ping\"}\n"), "{\"return\":{}}\n");
-  EXPECT_EQ(Feed("{\"execute\":\"guest-ping\",\"id\":[\"any\",1]}\r\n"),
-            "{\"return\":{},\"id\":[\"any\",1]}\n");
 }
 
 TEST_F(SessionTest, GuestInfoListsEveryCommand) {
@@ -146,15 +150,6 @@ TEST_F(SessionTest, LinesSplitAcrossReads) {
   EXPECT_EQ(out, "{\"return\":7}\n");
   // Two commands in one read.
   EXPECT_EQ(Replies(line + line).size(), 2u);
-}
-
-TEST_F(SessionTest, BlankLinesAreIgnored) { EXPECT_EQ(Feed("\n \r\n\t\n"), ""); }
-
-TEST_F(SessionTest, ResyncByteDropsThePartialLine) {
-  // Stale half command from a previous client, then the 0xFF flush, then sync.
-  EXPECT_EQ(Feed("{\"execute\":\"guest-ping\",\"argu"), "");
-  EXPECT_EQ(Feed("\xff{\"execute\":\"guest-sync\",\"arguments\":{\"id\":9}}\n"),
-            "{\"return\":9}\n");
 }
 
 TEST_F(SessionTest, GarbageThenResync) {

@@ -33,9 +33,9 @@ TEST_P(RealImages, StagedAndLoadedOnAMatchingHost) {
   for (bool stage : {true, false}) {
     auto host = platform::EmulatedPlatform::Create(config);
     ASSERT_TRUE(host.ok());
-    orchestrator::UpdateOptions options;  // no VMs: the host-only load
-    options.stage = stage;
-    orchestrator::UpdateReport report = orchestrator::RunUpdate(**host, *file, {}, options);
+    // No VMs: the host-only load.
+    orchestrator::UpdateReport report =
+        orchestrator::RunUpdate(**host, *file, {}, {.stage = stage});
     ASSERT_TRUE(report.status.ok()) << report.status;
     const late_load::LateLoadResult& load = report.host->load;
     EXPECT_EQ(load.new_revision, h.revision);

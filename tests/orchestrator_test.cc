@@ -4,6 +4,7 @@
 // guest-view sync.
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -29,70 +30,10 @@ constexpr uint32_t kNew = 0x2b000001;
 
 // 0x806f8, pf 0x87 (platform id 7), loads on kOld and after.
 std::vector<uint8_t> Image(uint32_t revision = kNew) {
-  microcode::GeneratorOptions g;
-  g.revision = revision;
-  g.min_req_revision = kOld;
-  auto image = microcode::GenerateImage(g);
+  auto image = microcode::GenerateImage({.revision = revision, .min_req_revision = kOld});
   EXPECT_TRUE(image.ok()) << image.status();
   return image.ok() ? *image : std::vector<uint8_t>{};
 }
-
-std::unique_ptr<platform::EmulatedPlatform> Host(
-    platform::EmulatedHostConfig config = platform::DemoHostConfig()) {
-  auto host = platform::EmulatedPlatform::Create(config);
-  EXPECT_TRUE(host.ok()) << host.status();
-  return host.ok() ? std::move(*host) : nullptr;
-}
-
-std::vector<uint32_t> HostRevisions(platform::Platform& host) {
-  std::vector<uint32_t> out;
-  for (int cpu = 0; cpu < platform::DemoHostConfig().cpu_count(); ++cpu) {
-    auto rev = platform::ReadRevision(host, cpu);
-    out.push_back(rev.ok() ? *rev : 0);
-  }
-  return out;
-}
-
-int CountState(const rendezvous::Coordinator& c, VcpuState st) {
-  int n = 0;
-  for (int i = 0; i < rendezvous::kMaxVms; ++i) {
-    const auto& vm = c.area().vm[i];
-    for (uint32_t j = 0; j < vm.vcpus; ++j) n += vm.vcpu[j].state.load() == static_cast<uint32_t>(st);
-  }
-  return n;
-}
-
-// A started fleet of ucode-vmm processes as one GuestGroup; shuts down and checks that no
-// process is left.
-class Fleet {
- public:
-  explicit Fleet(std::vector<rendezvous::VmSpec> specs,
-                 absl::Duration deadman = absl::Seconds(5)) {
-    rendezvous::CoordinatorOptions opts;
-    opts.deadman = deadman;
-    opts.log_dir = testing::TestLogDir();
-    auto c = rendezvous::Coordinator::Start(specs, opts);
-    EXPECT_TRUE(c.ok()) << c.status();
-    if (!c.ok()) return;
-    coordinator_ = std::move(*c);
-    group_ = std::make_unique<orchestrator::CoordinatorGuestGroup>(*coordinator_, specs);
-  }
-  ~Fleet() {
-    if (!coordinator_) return;
-    std::vector<pid_t> pids = coordinator_->pids();
-    EXPECT_TRUE(coordinator_->Shutdown().ok());
-    group_.reset();
-    coordinator_.reset();
-    EXPECT_TRUE(testing::AllGoneWithin(pids, absl::Seconds(5)));
-  }
-  bool ok() const { return coordinator_ != nullptr; }
-  rendezvous::Coordinator& coordinator() { return *coordinator_; }
-  orchestrator::GuestGroup* group() { return group_.get(); }
-
- private:
-  std::unique_ptr<rendezvous::Coordinator> coordinator_;
-  std::unique_ptr<orchestrator::CoordinatorGuestGroup> group_;
-};
 
 std::vector<rendezvous::VmSpec> Specs(int vms, int vcpus) {
   return testing::Fleet(vms, vcpus, "spin", kOld);
@@ -100,13 +41,11 @@ std::vector<rendezvous::VmSpec> Specs(int vms, int vcpus) {
 
 // Patient deadlines: 2 shared cores; tests check behaviour, never speed.
 orchestrator::UpdateOptions Options(UpdateMode mode) {
-  orchestrator::UpdateOptions o;
-  o.mode = mode;
-  o.park_deadline = absl::Seconds(5);
-  o.step_deadline = absl::Seconds(5);
-  o.guest_view_timeout = absl::Seconds(20);
-  o.guests_running_timeout = absl::Seconds(20);
-  return o;
+  return {.mode = mode,
+          .guests_running_timeout = absl::Seconds(20),
+          .park_deadline = absl::Seconds(5),
+          .step_deadline = absl::Seconds(5),
+          .guest_view_timeout = absl::Seconds(20)};
 }
 
 // Every vCPU ends with the new revision and never saw it go backwards; in strict mode
@@ -136,50 +75,71 @@ void ExpectGuestsSwitched(rendezvous::Coordinator& c, bool strict, uint32_t revi
   }
 }
 
-// One RunUpdate over `fleet`, with the steps it emitted (staging progress left out) and how
-// many vCPUs were parked when the host activation was reported.
+// One RunUpdate's steps (staging progress left out) and how many vCPUs were parked when
+// the host activation was reported.
 struct RecordedRun {
   UpdateReport report;
   std::vector<Step> steps;
   int parked_at_activation = -1;
 };
 
-RecordedRun RunRecordingSteps(platform::Platform& host, Fleet& fleet, UpdateMode mode,
-                              uint32_t revision = kNew) {
-  RecordedRun run;
-  orchestrator::UpdateCallbacks cb;
-  cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
-    if (p != nullptr) return;
-    run.steps.push_back(s);
-    if (s == v1::STEP_ACTIVATED) {
-      run.parked_at_activation = CountState(fleet.coordinator(), VcpuState::kParked);
-    }
-  };
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
-  run.report = orchestrator::RunUpdate(host, Image(revision), groups, Options(mode), cb);
-  return run;
-}
-
-// Every test runs real ucode-vmm guests.
+// Every test runs real ucode-vmm guests (fleet_) around the emulated host (host_).
 class OrchestratorTest : public ::testing::Test {
  protected:
   void SetUp() override { SKIP_WITHOUT_KVM(); }
+
+  void Start(std::vector<rendezvous::VmSpec> specs,
+             platform::EmulatedHostConfig config = platform::DemoHostConfig(),
+             absl::Duration deadman = absl::Seconds(5)) {
+    fleet_.emplace(specs, deadman);
+    auto host = platform::EmulatedPlatform::Create(config);
+    ASSERT_TRUE(fleet_->ok() && host.ok()) << host.status();
+    host_ = *std::move(host);
+    group_.emplace(**fleet_, specs);
+  }
+
+  UpdateReport Run(const orchestrator::UpdateOptions& o,
+                   const orchestrator::UpdateCallbacks& cb = {}, uint32_t revision = kNew) {
+    orchestrator::GuestGroup* groups[] = {&*group_};
+    return orchestrator::RunUpdate(*host_, Image(revision), groups, o, cb);
+  }
+
+  RecordedRun RunRecordingSteps(UpdateMode mode, uint32_t revision = kNew) {
+    RecordedRun run;
+    auto emit = [&](Step s, absl::string_view, const staging::StagingProgress* p) {
+      if (p != nullptr) return;
+      run.steps.push_back(s);
+      if (s == v1::STEP_ACTIVATED) run.parked_at_activation = Count(VcpuState::kParked);
+    };
+    run.report = Run(Options(mode), {.emit = emit}, revision);
+    return run;
+  }
+
+  void ExpectHostAt(uint32_t revision) {
+    for (int cpu = 0; cpu < host_->config().cpu_count(); ++cpu) {
+      EXPECT_EQ(platform::ReadRevision(*host_, cpu).value_or(0), revision) << "cpu " << cpu;
+    }
+  }
+  int Count(VcpuState state) { return fleet_->Count(state); }
+  rendezvous::Coordinator& coordinator() { return **fleet_; }
+
+  std::optional<testing::TestFleet> fleet_;
+  std::unique_ptr<platform::EmulatedPlatform> host_;
+  std::optional<orchestrator::CoordinatorGuestGroup> group_;  // over fleet_
 };
 
 TEST_F(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
-  Fleet fleet(Specs(3, 2));
-  auto host = Host();
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
-  RecordedRun run = RunRecordingSteps(*host, fleet, v1::UPDATE_MODE_STRICT);
+  ASSERT_NO_FATAL_FAILURE(Start(Specs(3, 2)));
+  RecordedRun run = RunRecordingSteps(v1::UPDATE_MODE_STRICT);
   const UpdateReport& r = run.report;
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_EQ(run.steps, (std::vector<Step>{v1::STEP_VALIDATED, v1::STEP_STAGED, v1::STEP_PARKED,
                                           v1::STEP_ACTIVATED, v1::STEP_GUEST_VIEWS_SET, v1::STEP_RELEASED,
                                           v1::STEP_VERIFIED, v1::STEP_AGENTS_NOTIFIED, v1::STEP_DONE}));
   EXPECT_EQ(run.parked_at_activation, 6);  // the host load ran with every vCPU held
-  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
-  ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true);
-  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kRunning), 6);
+  ExpectHostAt(kNew);
+  ExpectGuestsSwitched(coordinator(), /*strict=*/true);
+  EXPECT_EQ(Count(VcpuState::kRunning), 6);
 
   // The report's numbers agree with each other.
   EXPECT_TRUE(r.host_touched);
@@ -220,48 +180,43 @@ TEST_F(OrchestratorTest, StrictOperationUpdatesHostAndEveryGuest) {
 
   // The next update in a row: again one activation with every vCPU held, and every guest
   // switches only after its own park, never backwards.
-  RecordedRun next = RunRecordingSteps(*host, fleet, v1::UPDATE_MODE_STRICT, kNew + 1);
+  RecordedRun next = RunRecordingSteps(v1::UPDATE_MODE_STRICT, kNew + 1);
   ASSERT_TRUE(next.report.status.ok()) << next.report.status;
   EXPECT_EQ(std::count(next.steps.begin(), next.steps.end(), v1::STEP_ACTIVATED), 1);
   EXPECT_EQ(next.parked_at_activation, 6);
-  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew + 1);
-  ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true, kNew + 1);
-  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kRunning), 6);
+  ExpectHostAt(kNew + 1);
+  ExpectGuestsSwitched(coordinator(), /*strict=*/true, kNew + 1);
+  EXPECT_EQ(Count(VcpuState::kRunning), 6);
 }
 
 // The host's rendezvous fails (a CPU never arrives, as in the kernel's wait_for_cpus()):
 // no CPU takes the update, every vCPU is released and every guest keeps the old view.
 TEST_F(OrchestratorTest, FailedActivationReleasesEveryVcpuWithTheOldView) {
-  Fleet fleet(Specs(2, 1));
-  auto host = Host();
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
+  ASSERT_NO_FATAL_FAILURE(Start(Specs(2, 1)));
   orchestrator::UpdateOptions o = Options(v1::UPDATE_MODE_STRICT);
   o.late_load.faults.never_arrive = {1};
   o.late_load.arrival_timeout = absl::Milliseconds(50);
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, o);
+  UpdateReport r = Run(o);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kAborted) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("host load"));
-  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
-  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
-  auto views = fleet.coordinator().ReadGuestViews();
+  ExpectHostAt(kOld);
+  EXPECT_EQ(Count(VcpuState::kParked), 0);
+  auto views = coordinator().ReadGuestViews();
   ASSERT_TRUE(views.ok()) << views.status();
   for (const rendezvous::VmResult& vm : *views) EXPECT_EQ(vm.revision_after, kOld) << vm.name;
 }
 
 TEST_F(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
-  Fleet fleet(Specs(2, 2));
-  auto host = Host();
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
-  RecordedRun run = RunRecordingSteps(*host, fleet, v1::UPDATE_MODE_FAST);
+  ASSERT_NO_FATAL_FAILURE(Start(Specs(2, 2)));
+  RecordedRun run = RunRecordingSteps(v1::UPDATE_MODE_FAST);
   const UpdateReport& r = run.report;
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_EQ(run.parked_at_activation, 0);  // guests ran through the host activation
   auto activated = std::find(run.steps.begin(), run.steps.end(), v1::STEP_ACTIVATED);
   auto parked = std::find(run.steps.begin(), run.steps.end(), v1::STEP_PARKED);
   EXPECT_LT(activated, parked);
-  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
-  ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/false);
+  ExpectHostAt(kNew);
+  ExpectGuestsSwitched(coordinator(), /*strict=*/false);
   EXPECT_EQ(r.mode, v1::UPDATE_MODE_FAST);
   EXPECT_EQ(r.overhead, r.held);
   EXPECT_EQ(orchestrator::ToProto(r).mode(), ucode::v1::UPDATE_MODE_FAST);
@@ -270,38 +225,22 @@ TEST_F(OrchestratorTest, FastModeLoadsHostFirstThenSwitchesViews) {
 TEST_F(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
   std::vector<rendezvous::VmSpec> specs = Specs(2, 2);
   specs[1].refuse_park_vcpu = 1;
-  Fleet fleet(specs);
-  auto host = Host();
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
+  ASSERT_NO_FATAL_FAILURE(Start(specs));
   orchestrator::UpdateOptions o = Options(v1::UPDATE_MODE_STRICT);
   o.park_deadline = absl::Milliseconds(100);
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, o);
+  UpdateReport r = Run(o);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kAborted) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("vm1 vcpu 1"));
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("host untouched"));
   EXPECT_FALSE(r.host_touched);
   EXPECT_FALSE(r.host.has_value());
-  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
-  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+  ExpectHostAt(kOld);
+  EXPECT_EQ(Count(VcpuState::kParked), 0);
   // Every vCPU runs again (the refusing one never stopped) and still reads the old revision.
-  auto before = fleet.coordinator().ReadGuestViews();
-  ASSERT_TRUE(before.ok());
-  absl::Time end = absl::Now() + absl::Seconds(10);
-  bool progressed = false;
-  while (!progressed && absl::Now() < end) {
-    auto now = fleet.coordinator().ReadGuestViews();
-    ASSERT_TRUE(now.ok());
-    progressed = true;
-    for (size_t i = 0; i < now->size(); ++i) {
-      for (size_t j = 0; j < (*now)[i].vcpus.size(); ++j) {
-        progressed &= (*now)[i].vcpus[j].iterations > (*before)[i].vcpus[j].iterations;
-      }
-      EXPECT_EQ((*now)[i].revision_after, kOld);
-    }
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  EXPECT_TRUE(progressed);
+  EXPECT_TRUE(fleet_->AllMakeProgress(absl::Seconds(10)));
+  auto views = coordinator().ReadGuestViews();
+  ASSERT_TRUE(views.ok());
+  for (const rendezvous::VmResult& vm : *views) EXPECT_EQ(vm.revision_after, kOld) << vm.name;
   for (const orchestrator::VmReport& vm : r.vms) {
     EXPECT_EQ(vm.view, orchestrator::ViewStatus::kUnchanged) << vm.name;
   }
@@ -313,17 +252,15 @@ TEST_F(OrchestratorTest, VmThatWillNotParkAbortsWithHostUntouched) {
 TEST_F(OrchestratorTest, LostGuestViewIsReportedAndEveryVcpuReleased) {
   std::vector<rendezvous::VmSpec> specs = Specs(2, 2);
   specs[1].stale_view_vcpu = 0;
-  Fleet fleet(specs);
-  auto host = Host();
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
-  RecordedRun run = RunRecordingSteps(*host, fleet, v1::UPDATE_MODE_STRICT);
+  ASSERT_NO_FATAL_FAILURE(Start(specs));
+  RecordedRun run = RunRecordingSteps(v1::UPDATE_MODE_STRICT);
   const UpdateReport& r = run.report;
   EXPECT_EQ(r.status.code(), absl::StatusCode::kInternal) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("vm1: vcpu 0 read back"));
   EXPECT_TRUE(r.host_touched);
   EXPECT_NE(std::find(run.steps.begin(), run.steps.end(), v1::STEP_RELEASED), run.steps.end());
   EXPECT_EQ(std::find(run.steps.begin(), run.steps.end(), v1::STEP_VERIFIED), run.steps.end());
-  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+  EXPECT_EQ(Count(VcpuState::kParked), 0);
   ASSERT_EQ(r.vms.size(), 2u);
   EXPECT_EQ(r.vms[0].view, orchestrator::ViewStatus::kVerified) << r.vms[0].view_detail;
   EXPECT_EQ(r.vms[1].view, orchestrator::ViewStatus::kFailed);
@@ -332,64 +269,50 @@ TEST_F(OrchestratorTest, LostGuestViewIsReportedAndEveryVcpuReleased) {
 }
 
 TEST_F(OrchestratorTest, StagingFailureStillLoadsUnstagedAndSaysSo) {
-  Fleet fleet(Specs(1, 2));
-  platform::EmulatedHostConfig config = platform::DemoHostConfig();
-  config.mailbox.fault = platform::MailboxFault::kStatusError;
-  config.mailbox.at = 1;
-  auto host = Host(config);
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(v1::UPDATE_MODE_STRICT));
+  ASSERT_NO_FATAL_FAILURE(
+      Start(Specs(1, 2), {.mailbox = {.fault = platform::MailboxFault::kStatusError, .at = 1}}));
+  UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT));
   ASSERT_TRUE(r.status.ok()) << r.status;
   ASSERT_TRUE(r.staging.has_value());
   EXPECT_EQ(r.staging->staged_count(), 0);
   ASSERT_FALSE(r.notes.empty());
   EXPECT_THAT(r.notes.front(), HasSubstr("unstaged"));
   EXPECT_THAT(orchestrator::ReportText(orchestrator::ToProto(r)), HasSubstr("unstaged"));
-  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
-  ExpectGuestsSwitched(fleet.coordinator(), /*strict=*/true);
+  ExpectHostAt(kNew);
+  ExpectGuestsSwitched(coordinator(), /*strict=*/true);
 }
 
 TEST_F(OrchestratorTest, CancelBeforeRendezvousLeavesEverythingAsItWas) {
-  Fleet fleet(Specs(1, 1));
-  auto host = Host();
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
-  orchestrator::UpdateCallbacks cb;
-  cb.begin_step = [](Step s, absl::string_view) {
+  ASSERT_NO_FATAL_FAILURE(Start(Specs(1, 1)));
+  auto cancel_at_park = [](Step s, absl::string_view) {
     return s == v1::STEP_PARKED ? absl::CancelledError("operator cancelled") : absl::OkStatus();
   };
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(v1::UPDATE_MODE_STRICT), cb);
+  UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT), {.begin_step = cancel_at_park});
   EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled);
   EXPECT_FALSE(r.host_touched);
-  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
-  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+  ExpectHostAt(kOld);
+  EXPECT_EQ(Count(VcpuState::kParked), 0);
 }
 
 // `ucodectl demo --host activation_fixed_us=3000000` used to park VMs whose dead-man is
 // 2 s: the model itself predicts they would release themselves mid-activation.
 TEST_F(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman) {
-  Fleet fleet(Specs(1, 1), absl::Seconds(2));
-  platform::EmulatedHostConfig config = platform::DemoHostConfig();
-  config.activation.fixed = absl::Seconds(3);
-  auto host = Host(config);
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
+  ASSERT_NO_FATAL_FAILURE(
+      Start(Specs(1, 1), {.activation = {.fixed = absl::Seconds(3)}}, absl::Seconds(2)));
   std::vector<Step> begun;
-  orchestrator::UpdateCallbacks cb;
-  cb.begin_step = [&](Step s, absl::string_view) {
+  auto record = [&](Step s, absl::string_view) {
     begun.push_back(s);
     return absl::OkStatus();
   };
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(v1::UPDATE_MODE_STRICT), cb);
+  UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT), {.begin_step = record});
   EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("predicted activation 3"));
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("dead-man deadline 2s"));
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("vm0"));
   EXPECT_FALSE(r.host_touched);
   EXPECT_EQ(std::count(begun.begin(), begun.end(), v1::STEP_PARKED), 0);  // never journaled
-  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kOld);
-  auto views = fleet.coordinator().ReadGuestViews();
+  ExpectHostAt(kOld);
+  auto views = coordinator().ReadGuestViews();
   ASSERT_TRUE(views.ok());
   EXPECT_EQ((*views)[0].vcpus[0].deadman_releases, 0u);
 }
@@ -398,21 +321,15 @@ TEST_F(OrchestratorTest, RefusesToParkWhenPredictedActivationOutlastsTheDeadman)
 // released it. The host runs the new revision; the guest views are set anyway, in a
 // second park, and the report says it was not atomic.
 TEST_F(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
-  Fleet fleet(Specs(2, 1), absl::Milliseconds(300));
-  auto host = Host();
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
-  orchestrator::UpdateCallbacks cb;
-  cb.emit = [&](Step s, absl::string_view, const staging::StagingProgress*) {
+  ASSERT_NO_FATAL_FAILURE(Start(Specs(2, 1), platform::DemoHostConfig(), absl::Milliseconds(300)));
+  auto stall_after_activation = [&](Step s, absl::string_view, const staging::StagingProgress*) {
     if (s != v1::STEP_ACTIVATED) return;
     // No clock: wait for the VMs' own dead-man to let every vCPU go.
-    while (CountState(fleet.coordinator(), VcpuState::kParked) > 0) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    while (Count(VcpuState::kParked) > 0) absl::SleepFor(absl::Milliseconds(5));
   };
   orchestrator::UpdateOptions o = Options(v1::UPDATE_MODE_STRICT);
   o.step_deadline = absl::Seconds(2);  // the first view step waits this long for acks
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, o, cb);
+  UpdateReport r = Run(o, {.emit = stall_after_activation});
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_FALSE(r.views_atomic);
   ASSERT_FALSE(r.notes.empty());
@@ -421,28 +338,23 @@ TEST_F(OrchestratorTest, ViewsSetAfterADeadmanReleaseAreReportedNonAtomic) {
   for (const orchestrator::VmReport& vm : r.vms) {  // the second park's outcome, verified
     EXPECT_EQ(vm.view, orchestrator::ViewStatus::kVerified) << vm.name << ": " << vm.view_detail;
   }
-  for (uint32_t rev : HostRevisions(*host)) EXPECT_EQ(rev, kNew);
-  auto views = fleet.coordinator().ReadGuestViews();
+  ExpectHostAt(kNew);
+  auto views = coordinator().ReadGuestViews();
   ASSERT_TRUE(views.ok());
   for (const rendezvous::VmResult& vm : *views) {
     EXPECT_EQ(vm.revision_after, kNew) << vm.name;
     EXPECT_GT(vm.vcpus[0].deadman_releases, 0u) << vm.name;
     EXPECT_EQ(vm.vcpus[0].backwards, 0u) << vm.name;
   }
-  EXPECT_EQ(CountState(fleet.coordinator(), VcpuState::kParked), 0);
+  EXPECT_EQ(Count(VcpuState::kParked), 0);
 }
 
 // Guests whose view lags a host that already runs the image: applying the same image
 // again used to be refused as "not newer" forever. It now only sets the views; the
 // explicit SyncGuestViews does the same without an image.
 TEST_F(OrchestratorTest, HostAlreadyAtTheImageRevisionSyncsLaggingGuestViews) {
-  Fleet fleet(Specs(1, 2));  // the guests read kOld
-  platform::EmulatedHostConfig config = platform::DemoHostConfig();
-  config.revision = kNew;
-  auto host = Host(config);
-  ASSERT_TRUE(fleet.ok() && host != nullptr);
-  orchestrator::GuestGroup* groups[] = {fleet.group()};
-  UpdateReport r = orchestrator::RunUpdate(*host, Image(), groups, Options(v1::UPDATE_MODE_STRICT));
+  ASSERT_NO_FATAL_FAILURE(Start(Specs(1, 2), {.revision = kNew}));  // the guests read kOld
+  UpdateReport r = Run(Options(v1::UPDATE_MODE_STRICT));
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_FALSE(r.host_touched);
   EXPECT_EQ(r.new_revision, kNew);
@@ -450,11 +362,13 @@ TEST_F(OrchestratorTest, HostAlreadyAtTheImageRevisionSyncsLaggingGuestViews) {
   EXPECT_THAT(r.notes.back(), HasSubstr("only the guest views were set"));
   ASSERT_EQ(r.vms.size(), 1u);
   EXPECT_EQ(r.vms[0].view, orchestrator::ViewStatus::kVerified) << r.vms[0].view_detail;
-  auto views = fleet.coordinator().ReadGuestViews();
+  auto views = coordinator().ReadGuestViews();
   ASSERT_TRUE(views.ok());
   EXPECT_EQ((*views)[0].revision_after, kNew);
 
-  UpdateReport again = orchestrator::SyncGuestViews(*host, groups, Options(v1::UPDATE_MODE_STRICT));
+  orchestrator::GuestGroup* groups[] = {&*group_};
+  UpdateReport again =
+      orchestrator::SyncGuestViews(*host_, groups, Options(v1::UPDATE_MODE_STRICT));
   ASSERT_TRUE(again.status.ok()) << again.status;
   EXPECT_EQ(again.new_revision, kNew);
 }

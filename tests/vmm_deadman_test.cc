@@ -21,10 +21,9 @@ using ::testing::HasSubstr;
 
 // Child: start 3 VMs, park them all, report the VMM pids on `fd`, then wait to be killed.
 [[noreturn]] void RunCoordinatorChild(int fd, const std::string& log_dir) {
-  rendezvous::CoordinatorOptions opts;
-  opts.log_dir = log_dir;
-  opts.deadman = absl::Seconds(60);  // only the coordinator's death may release them
-  auto c = rendezvous::Coordinator::Start(testing::Fleet(3, 2, "spin"), opts);
+  // A dead-man of 60 s: only the coordinator's death may release them.
+  auto c = rendezvous::Coordinator::Start(testing::Fleet(3, 2, "spin"),
+                                          {.deadman = absl::Seconds(60), .log_dir = log_dir});
   if (!c.ok() || !(*c)->Park(absl::Seconds(5)).ok()) _exit(3);
   std::vector<pid_t> pids = (*c)->pids();
   if (write(fd, pids.data(), pids.size() * sizeof(pid_t)) < 0) _exit(4);

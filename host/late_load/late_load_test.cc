@@ -28,25 +28,27 @@ std::unique_ptr<EmulatedPlatform> Host(EmulatedHostConfig config = {}) {
   return std::move(*p);
 }
 
-platform::ActivationOptions Fast() {
-  platform::ActivationOptions o;
-  o.arrival_timeout = absl::Milliseconds(500);
-  o.sibling_timeout = absl::Milliseconds(500);
-  return o;
+platform::ActivationOptions Fast(platform::RendezvousFaults faults = {}) {
+  return {.arrival_timeout = absl::Milliseconds(500),
+          .sibling_timeout = absl::Milliseconds(500),
+          .faults = std::move(faults)};
 }
 
 // Both phases in a row, as a host-only load does.
 absl::StatusOr<LateLoadResult> Load(platform::Platform& host, const std::vector<uint8_t>& image,
-                                    const platform::ActivationOptions& options) {
+                                    const platform::ActivationOptions& options = Fast()) {
   absl::StatusOr<PreparedLateLoad> prepared = PrepareLateLoad(host, image, options);
   if (!prepared.ok()) return prepared.status();
   return prepared->Activate();
 }
 
+// Every one of the 16 CPUs runs `revision`.
+void ExpectEveryCpuAt(platform::Platform& host, uint32_t revision) {
+  for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(host, cpu), revision) << cpu;
+}
+
 TEST(LateLoad, UpdatesEveryCoreAndCountsLikeTheKernel) {
-  EmulatedHostConfig config;
-  config.offline_cpus = {9};  // sibling of cpu 1
-  auto host = Host(config);
+  auto host = Host({.offline_cpus = {9}});  // sibling of cpu 1
   const auto image = Image();
   auto prepared = PrepareLateLoad(*host, image, Fast());
   ASSERT_TRUE(prepared.ok()) << prepared.status();
@@ -72,7 +74,6 @@ TEST(LateLoad, UpdatesEveryCoreAndCountsLikeTheKernel) {
   EXPECT_GE(r->activation_window, r->modelled_critical_path);
 }
 
-
 // What the orchestrator does when a VM will not park: the prepared load is dropped.
 TEST(LateLoad, DroppingAPreparedLoadLeavesTheHostUntouched) {
   auto host = Host();
@@ -81,30 +82,26 @@ TEST(LateLoad, DroppingAPreparedLoadLeavesTheHostUntouched) {
     auto prepared = PrepareLateLoad(*host, image, Fast());
     ASSERT_TRUE(prepared.ok()) << prepared.status();
   }
-  for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000000u);
-  auto r = Load(*host, image, Fast());  // the stopper threads were given back
+  ExpectEveryCpuAt(*host, 0x2b000000u);
+  auto r = Load(*host, image);  // the stopper threads were given back
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->status.ok()) << r->status;
 }
 
 TEST(LateLoad, CpuThatNeverArrivesTimesEveryoneOut) {
   auto host = Host();
-  platform::ActivationOptions options = Fast();
-  options.faults.never_arrive = {3};
-  auto r = Load(*host, Image(), options);
+  auto r = Load(*host, Image(), Fast({.never_arrive = {3}}));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(r->summary, "update failed: 1 CPUs failed 15 CPUs timed out");
   EXPECT_EQ(r->cpus[3].outcome, CpuOutcome::kFailed);
   EXPECT_EQ(r->cpus[0].outcome, CpuOutcome::kTimedOut);
-  for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000000u);
+  ExpectEveryCpuAt(*host, 0x2b000000u);
 }
 
 TEST(LateLoad, FailingPrimaryFailsItsSiblingOnly) {
-  EmulatedHostConfig config;
-  config.failing_cpus = {2};
-  auto host = Host(config);
-  auto r = Load(*host, Image(), Fast());
+  auto host = Host({.failing_cpus = {2}});
+  auto r = Load(*host, Image());
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(r->summary,
@@ -118,9 +115,7 @@ TEST(LateLoad, FailingPrimaryFailsItsSiblingOnly) {
 
 TEST(LateLoad, SiblingOfAHungPrimaryTimesOut) {
   auto host = Host();
-  platform::ActivationOptions options = Fast();
-  options.faults.primary_hangs = {5};
-  auto r = Load(*host, Image(), options);
+  auto r = Load(*host, Image(), Fast({.primary_hangs = {5}}));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->updated, 7);
   EXPECT_EQ(r->siblings, 7);
@@ -132,20 +127,16 @@ TEST(LateLoad, SiblingOfAHungPrimaryTimesOut) {
 }
 
 TEST(LateLoad, OfflinePrimaryRefusesLikeEbusy) {
-  EmulatedHostConfig config;
-  config.offline_cpus = {2};
-  auto host = Host(config);
-  auto r = Load(*host, Image(), Fast());
+  auto host = Host({.offline_cpus = {2}});
+  auto r = Load(*host, Image());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(r.status().message(),
             "cpu 2 (a core's primary thread) is offline: loading aborted (kernel: -EBUSY)");
 }
 
 TEST(LateLoad, NotNewerImageChangesNothingLikeUcodeOk) {
-  EmulatedHostConfig config;
-  config.revision = 0x2b000005;
-  auto host = Host(config);
-  auto r = Load(*host, Image(), Fast());
+  auto host = Host({.revision = 0x2b000005});
+  auto r = Load(*host, Image());
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->status.ok()) << r->status;
   EXPECT_EQ(r->summary, "nothing to update");
@@ -158,57 +149,45 @@ TEST(LateLoad, NotNewerImageChangesNothingLikeUcodeOk) {
 TEST(LateLoad, RetryAfterAPartialLoadCompletes) {
   auto host = Host();
   const auto image = Image();
-  platform::ActivationOptions partial = Fast();
-  partial.faults.primary_hangs = {5};
-  auto first = Load(*host, image, partial);
+  auto first = Load(*host, image, Fast({.primary_hangs = {5}}));
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->updated, 7);
   EXPECT_EQ(*platform::ReadRevision(*host, 5), 0x2b000000u);
 
-  auto retry = Load(*host, image, Fast());
+  auto retry = Load(*host, image);
   ASSERT_TRUE(retry.ok());
   EXPECT_TRUE(retry->status.ok()) << retry->status;
   EXPECT_EQ(retry->summary, "updated on 1 primary CPUs with 15 siblings");
   EXPECT_EQ(retry->cpus[0].outcome, CpuOutcome::kAlreadyCurrent);
   EXPECT_EQ(retry->cpus[5].outcome, CpuOutcome::kUpdated);
   EXPECT_EQ(retry->cpus[13].outcome, CpuOutcome::kSibling);
-  for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000001u);
+  ExpectEveryCpuAt(*host, 0x2b000001u);
 }
 
 // Kernel wait_for_cpus(): CPUs that give up take their arrival back, so one arriving
 // after that times out as well instead of applying alone.
 TEST(LateLoad, LateArrivalTimesOutInsteadOfApplying) {
   auto host = Host();
-  platform::ActivationOptions options = Fast();
-  options.faults.late_arrival = {3};
-  auto r = Load(*host, Image(), options);
+  auto r = Load(*host, Image(), Fast({.late_arrival = {3}}));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->summary, "update failed: 0 CPUs failed 16 CPUs timed out");
   EXPECT_EQ(r->cpus[3].outcome, CpuOutcome::kTimedOut);
-  for (int cpu = 0; cpu < 16; ++cpu) EXPECT_EQ(*platform::ReadRevision(*host, cpu), 0x2b000000u);
+  ExpectEveryCpuAt(*host, 0x2b000000u);
 }
 
 // Kernel load_primary(): CPU 0 kicks the offline siblings before the arrival wait, so an
 // arrival timeout is reported as such, not as silent offline siblings.
 TEST(LateLoad, ArrivalTimeoutDoesNotBlameOfflineSiblings) {
-  EmulatedHostConfig config;
-  config.offline_cpus = {9};
-  auto host = Host(config);
-  platform::ActivationOptions options = Fast();
-  options.faults.never_arrive = {3};
-  auto r = Load(*host, Image(), options);
+  auto host = Host({.offline_cpus = {9}});
+  auto r = Load(*host, Image(), Fast({.never_arrive = {3}}));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->summary, "update failed: 1 CPUs failed 14 CPUs timed out");
   EXPECT_EQ(r->cpus[9].outcome, CpuOutcome::kOffline);
 }
 
 TEST(LateLoad, SilentOfflineSiblingStopsCpu0FromLoading) {
-  EmulatedHostConfig config;
-  config.offline_cpus = {9, 12};
-  auto host = Host(config);
-  platform::ActivationOptions options = Fast();
-  options.faults.offline_silent = {12};
-  auto r = Load(*host, Image(), options);
+  auto host = Host({.offline_cpus = {9, 12}});
+  auto r = Load(*host, Image(), Fast({.offline_silent = {12}}));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(r->summary, "1 offline siblings did not respond");

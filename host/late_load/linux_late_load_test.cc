@@ -7,11 +7,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "host/base/read_file.h"
 #include "host/late_load/late_load.h"
 #include "host/microcode/image_generator.h"
 #include "host/microcode/release_dir.h"
@@ -30,10 +30,7 @@ using platform::LinuxPlatform;
 using platform::LinuxPlatformOptions;
 using platform::ReloadErrnoStatus;
 
-std::string Read(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::string Read(const fs::path& path) { return ReadTextFile(path).value_or(""); }
 
 std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
@@ -244,9 +241,7 @@ TEST_F(FakeLinux, KernelThatStagesItself) {
   EXPECT_EQ(refused.packages[0].status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(refused.packages[0].status.message(),
               HasSubstr("kernel 6.19.0-1-amd64 stages microcode itself"));
-  staging::StagingOptions force;
-  force.force = true;
-  staging::StagingReport forced = staging::StageAllPackages(*platform_, Image(), force);
+  staging::StagingReport forced = staging::StageAllPackages(*platform_, Image(), {.force = true});
   EXPECT_THAT(forced.packages[0].status.message(), HasSubstr("dev/mem"));
 
   // 6.18 does not stage: no refusal (it then fails only for want of /dev/mem here).

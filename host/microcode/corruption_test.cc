@@ -55,28 +55,23 @@ Bytes Generated(size_t ext_count = 0, size_t data_size = 3000) {
 }
 
 Bytes Legacy() {
-  GeneratorOptions o;
-  o.legacy_layout = true;
-  absl::StatusOr<Bytes> b = GenerateImage(o);
+  absl::StatusOr<Bytes> b = GenerateImage({.legacy_layout = true});
   return b.ok() ? *b : Bytes{};
 }
 
-// The first image of a real release file (empty if the release is absent).
-Bytes RealFirst(const std::string& name) {
-  absl::StatusOr<std::string> dir = FindReleaseDir();
-  if (!dir.ok()) return {};
-  absl::StatusOr<Bytes> b = ReadFileBytes(*dir + "/" + name);
-  if (!b.ok()) return {};
-  absl::StatusOr<MicrocodeImage> first = ParseImage(*b);
-  if (!first.ok()) return {};
-  return Bytes(b->begin(), b->begin() + first->total_size());
-}
-
+// A real release file (empty if the release is absent).
 Bytes RealWhole(const std::string& name) {
   absl::StatusOr<std::string> dir = FindReleaseDir();
   if (!dir.ok()) return {};
   absl::StatusOr<Bytes> b = ReadFileBytes(*dir + "/" + name);
   return b.ok() ? *b : Bytes{};
+}
+
+// Its first image.
+Bytes RealFirst(const std::string& name) {
+  Bytes b = RealWhole(name);
+  absl::StatusOr<MicrocodeImage> first = ParseImage(b);
+  return first.ok() ? Bytes(b.begin(), b.begin() + first->total_size()) : Bytes{};
 }
 
 Bytes Concat(std::vector<Bytes> parts) {

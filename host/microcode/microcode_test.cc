@@ -63,10 +63,9 @@ TEST(GeneratorTest, DefaultImageParsesWithItsFields) {
 }
 
 TEST(GeneratorTest, ExtendedSignaturesGetValidChecksums) {
-  GeneratorOptions o;
-  o.data_size = 5000;
-  o.extended_signatures = {{0x806f7, 0x87, 0}, {0x806f6, 0x10, 0}, {0x806f5, 0x01, 0}};
-  std::vector<uint8_t> bytes = Generate(o);
+  std::vector<uint8_t> bytes = Generate(
+      {.data_size = 5000,
+       .extended_signatures = {{0x806f7, 0x87, 0}, {0x806f6, 0x10, 0}, {0x806f5, 0x01, 0}}});
   EXPECT_EQ(bytes.size() % 1024, 0u);
   MicrocodeImage image = Parse(bytes);
   ASSERT_EQ(image.extended_signatures.size(), 3u);
@@ -78,18 +77,15 @@ TEST(GeneratorTest, ExtendedSignaturesGetValidChecksums) {
 
 TEST(GeneratorTest, ExactFitTableStillGetsData) {
   // 48 + 20 + 165*12 = 2048: without care the data size would be 0, i.e. "legacy".
-  GeneratorOptions o;
-  o.data_size = 0;
-  o.extended_signatures.assign(165, ExtendedSignature{0x1234, 1, 0});
-  MicrocodeImage image = Parse(Generate(o));
+  MicrocodeImage image = Parse(Generate(
+      {.data_size = 0,
+       .extended_signatures = std::vector<ExtendedSignature>(165, {0x1234, 1, 0})}));
   EXPECT_NE(image.header.data_size, 0u);
   EXPECT_EQ(image.extended_signatures.size(), 165u);
 }
 
 TEST(GeneratorTest, LegacyLayoutUsesTheDefaults) {
-  GeneratorOptions o;
-  o.legacy_layout = true;
-  std::vector<uint8_t> bytes = Generate(o);
+  std::vector<uint8_t> bytes = Generate({.legacy_layout = true});
   ASSERT_EQ(bytes.size(), kDefaultTotalSize);
   MicrocodeImage image = Parse(bytes);
   EXPECT_EQ(image.header.data_size, 0u);
@@ -107,9 +103,7 @@ TEST(GeneratorTest, RefusesImpossibleOptions) {
 
 TEST(ParseTest, LegacyImageIgnoresTotalSizeField) {
   // The kernel's get_totalsize() uses 2048 whenever datasize is 0, whatever totalsize says.
-  GeneratorOptions o;
-  o.legacy_layout = true;
-  std::vector<uint8_t> bytes = Generate(o);
+  std::vector<uint8_t> bytes = Generate({.legacy_layout = true});
   StoreLe32(absl::MakeSpan(bytes), 32, 0x12345678);
   StoreLe32(absl::MakeSpan(bytes), 16, LoadLe32(bytes, 16) - 0x12345678);
   EXPECT_EQ(Parse(bytes).total_size(), kDefaultTotalSize);
@@ -118,10 +112,8 @@ TEST(ParseTest, LegacyImageIgnoresTotalSizeField) {
 TEST(BundleTest, ParsesEveryMemberWithOffsets) {
   std::vector<uint8_t> bundle;
   for (uint32_t rev : {1u, 2u, 3u}) {
-    GeneratorOptions o;
-    o.revision = rev;
-    o.data_size = rev * 1500;  // different sizes
-    std::vector<uint8_t> one = Generate(o);
+    // Sizes differ.
+    std::vector<uint8_t> one = Generate({.revision = rev, .data_size = rev * 1500});
     bundle.insert(bundle.end(), one.begin(), one.end());
   }
   absl::StatusOr<std::vector<MicrocodeImage>> images = ParseBundleStrict(bundle);

@@ -7,9 +7,7 @@ namespace ucode::platform {
 namespace {
 
 TEST(EmulatedPlatform, TopologyNumbersThreadsLikeLinux) {
-  EmulatedHostConfig config;  // 2 x 4 x 2
-  config.offline_cpus = {9};
-  auto p = EmulatedPlatform::Create(config);
+  auto p = EmulatedPlatform::Create({.offline_cpus = {9}});  // 2 x 4 x 2
   ASSERT_TRUE(p.ok()) << p.status();
   auto topo = (*p)->GetTopology();
   ASSERT_TRUE(topo.ok());
@@ -38,9 +36,7 @@ TEST(EmulatedPlatform, MsrsDescribeTheConfiguredCpu) {
 }
 
 TEST(EmulatedPlatform, NoStagingMeansNoMailbox) {
-  EmulatedHostConfig config;
-  config.staging = false;
-  auto p = EmulatedPlatform::Create(config);
+  auto p = EmulatedPlatform::Create({.staging = false});
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(*(*p)->ReadMsr(0, kMsrArchCapabilities), 0u);
   EXPECT_FALSE((*p)->ReadMsr(0, kMsrMcuStagingMboxAddr).ok());
@@ -64,9 +60,7 @@ TEST(EmulatedPlatform, ApplyUpdateChecksTheImageAndUpdatesTheWholeCore) {
   EXPECT_EQ((*p)->ApplyUpdateOnCpu(1, *image).status().code(),
             absl::StatusCode::kFailedPrecondition);
   // Wrong signature.
-  microcode::GeneratorOptions other;
-  other.signature = 0x606a6;
-  auto wrong = microcode::GenerateImage(other);
+  auto wrong = microcode::GenerateImage({.signature = 0x606a6});
   ASSERT_TRUE(wrong.ok());
   auto s = (*p)->ApplyUpdateOnCpu(2, *wrong).status();
   EXPECT_NE(s.message().find("does not match"), std::string::npos) << s;

@@ -7,9 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -18,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "host/base/read_file.h"
 #include "host/base/status_macros.h"
 #include "host/base/unique_fd.h"
 
@@ -27,11 +26,8 @@ namespace {
 constexpr char kCpuDir[] = "sys/devices/system/cpu";
 
 absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("read ", path, ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return std::string(absl::StripAsciiWhitespace(ss.str()));
+  ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+  return std::string(absl::StripAsciiWhitespace(text));
 }
 
 absl::StatusOr<int> ReadInt(const std::string& path) {

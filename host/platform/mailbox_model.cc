@@ -32,13 +32,6 @@ constexpr FaultName kFaultNames[] = {
 
 }  // namespace
 
-absl::string_view MailboxFaultName(MailboxFault fault) {
-  for (const FaultName& f : kFaultNames) {
-    if (f.fault == fault) return f.name;
-  }
-  return "unknown";
-}
-
 absl::StatusOr<MailboxFault> ParseMailboxFault(absl::string_view name) {
   for (const FaultName& f : kFaultNames) {
     if (f.name == name) return f.fault;
@@ -191,8 +184,6 @@ absl::StatusOr<uint32_t> MailboxModel::Process() {
         "chunk at offset 0x%x has 0x%x bytes, expected 0x%x", expected_offset_, bytes, expected));
   }
   std::memcpy(buffer_.data() + expected_offset_, data, bytes);
-  bytes_received_.Add(bytes);
-  chunks_accepted_.Add(1);
   ++chunks_since_restart_;
   return static_cast<uint32_t>(expected_offset_ + bytes);
 }
@@ -200,7 +191,6 @@ absl::StatusOr<uint32_t> MailboxModel::Process() {
 void MailboxModel::Go() {
   PayAccessCost();
   const int txn = transaction_++;
-  transactions_.Add(1);
   if (behavior_.stale_ready > absl::ZeroDuration()) {
     stale_status_ = status_;
     taken_at_ = absl::Now() + behavior_.stale_ready;
@@ -264,7 +254,6 @@ void MailboxModel::Go() {
 }
 
 void MailboxModel::CompleteStaging() {
-  stagings_completed_.Add(1);
   std::lock_guard<std::mutex> lock(mu_);
   staged_ = std::move(buffer_);
   buffer_.clear();
@@ -296,10 +285,6 @@ uint64_t MailboxModel::staged_generation() const {
 
 MailboxStats MailboxModel::stats() const {
   return MailboxStats{.register_accesses = register_accesses_.Get(),
-                      .transactions = transactions_.Get(),
-                      .chunks_accepted = chunks_accepted_.Get(),
-                      .bytes_received = bytes_received_.Get(),
-                      .stagings_completed = stagings_completed_.Get(),
                       .protocol_errors = protocol_errors_.Get(),
                       .charged_access_time = absl::Nanoseconds(charged_ns_.Get())};
 }

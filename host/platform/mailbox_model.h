@@ -45,7 +45,6 @@ enum class MailboxFault {
   kNeverReady,         // transaction `at` never sets READY (driver times out)
 };
 
-absl::string_view MailboxFaultName(MailboxFault fault);
 absl::StatusOr<MailboxFault> ParseMailboxFault(absl::string_view name);
 
 struct MailboxBehavior {
@@ -63,10 +62,6 @@ struct MailboxBehavior {
 
 struct MailboxStats {
   uint64_t register_accesses = 0;
-  uint64_t transactions = 0;     // GO writes
-  uint64_t chunks_accepted = 0;
-  uint64_t bytes_received = 0;   // image bytes, retransmits included
-  uint64_t stagings_completed = 0;
   uint64_t protocol_errors = 0;  // requests the model refused
   // Busy time charged for register accesses: register_accesses x access_cost, summed
   // over behaviour changes (deterministic, unlike the wall time it costs).
@@ -129,8 +124,7 @@ class alignas(64) MailboxModel {
   MailboxBehavior behavior_;
   int64_t cost_ns_ = 0;          // behavior_.access_cost in ns
   int64_t cost_owed_ns_ = 0;     // charged, not yet paid
-  Counter register_accesses_, transactions_, chunks_accepted_, bytes_received_,
-      stagings_completed_, protocol_errors_, charged_ns_;
+  Counter register_accesses_, protocol_errors_, charged_ns_;
   std::array<uint32_t, kMaxRequestDwords + 1> request_;  // dwords written since last GO
   size_t request_len_ = 0;
   std::array<uint32_t, 4> response_{};

@@ -28,7 +28,6 @@ inline constexpr uint32_t kMboxStatusError = 1u << 2;
 inline constexpr uint32_t kMboxStatusReady = 1u << 31;
 
 inline constexpr uint32_t kMboxResponseSuccess = 1u << 0;
-inline constexpr uint32_t kMboxResponseProgress = 1u << 1;
 inline constexpr uint32_t kMboxResponseError = 1u << 2;
 
 inline constexpr uint32_t kMboxVendorIntel = 0x8086;

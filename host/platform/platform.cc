@@ -31,14 +31,6 @@ std::vector<int> Topology::PackageLeaders() const {
   return out;
 }
 
-int Topology::PackageCount() const {
-  std::set<int> packages;
-  for (const LogicalCpu& c : cpus) {
-    if (c.online && c.package >= 0) packages.insert(c.package);
-  }
-  return static_cast<int>(packages.size());
-}
-
 int Topology::OnlineCount() const {
   int n = 0;
   for (const LogicalCpu& c : cpus) n += c.online ? 1 : 0;

@@ -26,7 +26,6 @@ namespace ucode::platform {
 // Architectural MSRs (SDM Vol. 4, "Model-Specific Registers").
 inline constexpr uint32_t kMsrPlatformId = 0x17;         // IA32_PLATFORM_ID, bits 52:50
 inline constexpr uint32_t kMsrUcodeTrigger = 0x79;       // IA32_BIOS_UPDT_TRIG
-inline constexpr uint32_t kMsrMcuStatus = 0x7A;          // IA32_MCU_STATUS (unused here)
 inline constexpr uint32_t kMsrMcuEnumeration = 0x7B;     // IA32_MCU_ENUMERATION
 inline constexpr uint32_t kMsrUcodeRevision = 0x8B;      // IA32_BIOS_SIGN_ID, bits 63:32
 inline constexpr uint32_t kMsrArchCapabilities = 0x10A;  // IA32_ARCH_CAPABILITIES
@@ -56,8 +55,6 @@ struct Topology {
   // The first online primary thread of each package, in package order: the CPU that drives
   // that package's staging mailbox (kernel: stage_microcode() picks one CPU per package).
   [[nodiscard]] std::vector<int> PackageLeaders() const;
-  // Number of distinct packages with at least one online CPU.
-  [[nodiscard]] int PackageCount() const;
   [[nodiscard]] int OnlineCount() const;
   // The online primary thread of `cpu`'s core, or -1.
   [[nodiscard]] int PrimaryOf(int cpu) const;

@@ -26,13 +26,12 @@ using ::testing::StartsWith;
 
 std::vector<uint8_t> Image(uint32_t signature, uint32_t revision, uint32_t min_rev,
                            std::vector<mc::ExtendedSignature> extended = {}) {
-  mc::GeneratorOptions o;
-  o.signature = signature;
-  o.platform_flags = 0x87;
-  o.revision = revision;
-  o.min_req_revision = min_rev;
-  o.extended_signatures = std::move(extended);
-  absl::StatusOr<std::vector<uint8_t>> image = mc::GenerateImage(o);
+  absl::StatusOr<std::vector<uint8_t>> image =
+      mc::GenerateImage({.signature = signature,
+                         .platform_flags = 0x87,
+                         .revision = revision,
+                         .min_req_revision = min_rev,
+                         .extended_signatures = std::move(extended)});
   EXPECT_TRUE(image.ok()) << image.status();
   return image.ok() ? *image : std::vector<uint8_t>{};
 }

@@ -12,7 +12,6 @@
 namespace ucode::staging {
 namespace {
 
-using platform::EmulatedHostConfig;
 using platform::EmulatedPlatform;
 using platform::MailboxBehavior;
 using platform::MailboxFault;
@@ -20,9 +19,7 @@ using platform::MailboxModel;
 using platform::MailboxStats;
 
 std::vector<uint8_t> Image(size_t data_size = 40 * 1024 - microcode::kHeaderSize) {
-  microcode::GeneratorOptions o;
-  o.data_size = data_size;
-  auto image = microcode::GenerateImage(o);
+  auto image = microcode::GenerateImage({.data_size = data_size});
   EXPECT_TRUE(image.ok()) << image.status();
   return *image;
 }
@@ -34,10 +31,8 @@ struct StagingRun {
 
 StagingRun StageWith(MailboxBehavior behavior, const std::vector<uint8_t>& image,
               StagingOptions options = {}) {
-  EmulatedHostConfig config;
-  config.packages = 2;
-  config.mailbox_by_package[1] = behavior;  // package 0 stays normal
-  auto p = EmulatedPlatform::Create(config);
+  // Package 0 stays normal.
+  auto p = EmulatedPlatform::Create({.packages = 2, .mailbox_by_package = {{1, behavior}}});
   EXPECT_TRUE(p.ok());
   StagingRun run{std::move(*p), {}};
   run.report = StageAllPackages(*run.platform, image, options);
@@ -48,12 +43,10 @@ TEST(StagingDriver, NormalStagesEveryPackageInParallel) {
   const auto image = Image();
   absl::Mutex mu;
   std::vector<StagingProgress> events;
-  StagingOptions options;
-  options.progress = [&](const StagingProgress& p) {
+  StagingRun run = StageWith({}, image, {.progress = [&](const StagingProgress& p) {
     absl::MutexLock lock(&mu);
     events.push_back(p);
-  };
-  StagingRun run = StageWith({}, image, options);
+  }});
   ASSERT_TRUE(run.report.all_staged()) << run.report.Summary();
   ASSERT_EQ(run.report.packages.size(), 2u);
   for (int pkg = 0; pkg < 2; ++pkg) {
@@ -78,11 +71,11 @@ TEST(StagingDriver, NormalStagesEveryPackageInParallel) {
 TEST(StagingDriver, CancelStopsBetweenTransactions) {
   const auto image = Image();
   std::atomic<int> chunks{0};
-  StagingOptions options;
-  options.parallel = false;
-  options.progress = [&](const StagingProgress&) { chunks.fetch_add(1); };
-  options.cancelled = [&] { return chunks.load() >= 3; };
-  StagingRun run = StageWith({}, image, options);
+  StagingRun run =
+      StageWith({}, image,
+                {.parallel = false,
+                 .progress = [&](const StagingProgress&) { chunks.fetch_add(1); },
+                 .cancelled = [&] { return chunks.load() >= 3; }});
   ASSERT_EQ(run.report.packages.size(), 2u);
   for (const PackageStaging& r : run.report.packages) {
     EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled) << r.status;
@@ -130,9 +123,8 @@ TEST(StagingDriver, RepeatChunkIsRetransmitted) {
 
 TEST(StagingDriver, RepeatChunkBeyondTheCapFails) {
   const auto image = Image();
-  StagingOptions options;
-  options.max_chunk_retransmits = 3;
-  StagingRun run = StageWith({.fault = MailboxFault::kRepeatChunk, .at = 0, .count = 100}, image, options);
+  StagingRun run = StageWith({.fault = MailboxFault::kRepeatChunk, .at = 0, .count = 100}, image,
+                             {.max_chunk_retransmits = 3});
   EXPECT_TRUE(run.report.packages[0].staged());
   const PackageStaging& r = run.report.packages[1];
   EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted);
@@ -194,9 +186,8 @@ TEST(StagingDriver, OffsetPastTheEnd) {
 }
 
 TEST(StagingDriver, NeverReadyTimesOut) {
-  StagingOptions options;
-  options.transaction_timeout = absl::Milliseconds(20);
-  StagingRun run = StageWith({.fault = MailboxFault::kNeverReady, .at = 5}, Image(), options);
+  StagingRun run = StageWith({.fault = MailboxFault::kNeverReady, .at = 5}, Image(),
+                             {.transaction_timeout = absl::Milliseconds(20)});
   EXPECT_EQ(run.report.packages[1].status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(run.report.packages[1].status.message(),
             "package 1: mailbox not READY 20ms after GO for chunk at offset 0x5000");
@@ -314,19 +305,16 @@ TEST(StagingDriver, UnalignedOffsetFromTheDeviceIsRejected) {
            {{0x9fff}, "package 0: response offset 0x9fff is not a multiple of 4 (chunk at 0x0)"},
        }) {
     ScriptedMailbox device(c.offsets);
-    StagingOptions options;
-    options.poll_interval = absl::ZeroDuration();
     PackageStaging r;
-    absl::Status s = StageThroughMailbox(device, image, options, r);
+    absl::Status s =
+        StageThroughMailbox(device, image, {.poll_interval = absl::ZeroDuration()}, r);
     EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange) << s;
     EXPECT_EQ(s.message(), c.error);
   }
 }
 
 TEST(StagingDriver, NoArchCapabilitiesMsrIsUnsupportedNotAnError) {
-  EmulatedHostConfig config;
-  config.arch_capabilities = false;
-  auto p = platform::EmulatedPlatform::Create(config);
+  auto p = EmulatedPlatform::Create({.arch_capabilities = false});
   ASSERT_TRUE(p.ok());
   EXPECT_FALSE(*StagingSupported(**p, 0));
   StagingReport report = StageAllPackages(**p, Image(), {});
@@ -337,9 +325,7 @@ TEST(StagingDriver, NoArchCapabilitiesMsrIsUnsupportedNotAnError) {
 }
 
 TEST(StagingDriver, NoStagingCapability) {
-  EmulatedHostConfig config;
-  config.staging = false;
-  auto p = platform::EmulatedPlatform::Create(config);
+  auto p = EmulatedPlatform::Create({.staging = false});
   ASSERT_TRUE(p.ok());
   StagingReport report = StageAllPackages(**p, Image(), {});
   ASSERT_EQ(report.packages.size(), 2u);
@@ -349,9 +335,7 @@ TEST(StagingDriver, NoStagingCapability) {
 
 TEST(StagingDriver, SequentialModeGivesTheSameResult) {
   const auto image = Image();
-  StagingOptions options;
-  options.parallel = false;
-  StagingRun run = StageWith({}, image, options);
+  StagingRun run = StageWith({}, image, {.parallel = false});
   EXPECT_TRUE(run.report.all_staged()) << run.report.Summary();
 }
 

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "host/base/read_file.h"
 #include "tests/agent_e2e/agent_process.h"
 
 namespace ucode_agent_e2e {
@@ -169,10 +170,7 @@ TEST_F(SocketpairTest, EveryCommand) {
       "\"new-revision\":721421881,\"host\":\"hv-1\",\"mode\":\"late-load\"},\"id\":\"c1\"}");
   EXPECT_NE(complete.find("\"status\":\"recorded\""), std::string::npos) << complete;
   EXPECT_NE(complete.find("\"id\":\"c1\""), std::string::npos) << complete;
-  std::ifstream mark(dir_.path() + "/state/mark");
-  std::string revision;
-  mark >> revision;
-  EXPECT_EQ(revision, "0x2b000639");
+  EXPECT_EQ(ucode::ReadTextFile(dir_.path() + "/state/mark").value_or(""), "0x2b000639\n");
 
   dir_.Write("cpuinfo", "processor\t: 0\nmicrocode\t: 0x2b000639\n", fs::perms::owner_read);
   std::string status = Call("{\"execute\":\"guest-ucode-status\"}");
@@ -268,8 +266,7 @@ constexpr bool kSanitizerBuild = false;
 
 TEST(BinaryTest, IsStaticallyLinked) {
   if (kSanitizerBuild) GTEST_SKIP() << "sanitizer builds link dynamically";
-  std::ifstream in(AgentBinary(), std::ios::binary);
-  std::string elf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string elf = ucode::ReadTextFile(AgentBinary()).value_or("");
   ASSERT_GE(elf.size(), sizeof(Elf64_Ehdr));
   Elf64_Ehdr eh;
   std::memcpy(&eh, elf.data(), sizeof(eh));

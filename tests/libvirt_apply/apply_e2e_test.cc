@@ -235,14 +235,10 @@ TEST_F(ApplyE2eTest, UsageErrorsExit2AndUnknownDomainFailsUntouched) {
 }  // namespace ucode::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ucode::testing::GuestLabOptions& o = ucode::testing::g_options;
-  if (!ucode::testing::ReadTestArgs(argc, argv, o,
-                                    {{"ucodectl", &ucode::testing::g_ucodectl},
-                                     {"make_fuzz_seeds", &ucode::testing::g_make_fuzz_seeds}})) {
-    return 2;
-  }
-  o.daemon = true;
-  o.memory_mib = 160;
-  return RUN_ALL_TESTS();
+  namespace ut = ucode::testing;
+  ut::g_options.daemon = true;
+  ut::g_options.memory_mib = 160;
+  return ut::RunLabTests(argc, argv, ut::g_options,
+                         {{"ucodectl", &ut::g_ucodectl},
+                          {"make_fuzz_seeds", &ut::g_make_fuzz_seeds}});
 }

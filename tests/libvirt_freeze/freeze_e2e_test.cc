@@ -124,48 +124,12 @@ bool AnyVcpuFrozen(pid_t pid) {
   return false;
 }
 
-class FreezeE2eTest : public ::testing::Test {
+class FreezeE2eTest : public LabSuite {
  protected:
   static void SetUpTestSuite() {
-    const std::string missing = GuestLab::MissingPrerequisites(g_options);
-    if (!missing.empty()) {
-      skip_ = missing;
-      return;
-    }
-    absl::StatusOr<std::unique_ptr<GuestLab>> lab = GuestLab::Create(g_options);
-    if (!lab.ok()) {
-      setup_error_ = lab.status().ToString();
-      return;
-    }
-    lab_ = lab->release();
-    for (const std::string& name : kDomains) {
-      absl::StatusOr<libvirt::Domain> d = lab_->Boot(name);
-      if (!d.ok()) {
-        setup_error_ = d.status().ToString();
-        return;
-      }
-    }
-    for (const std::string& name : kDomains) {
-      absl::Status s = lab_->connection().WaitForAgent(*lab_->connection().LookupDomain(name),
-                                                       kBootTimeout);
-      if (!s.ok()) {
-        setup_error_ = absl::StrCat(s.ToString(), "\nconsole of ", name, ":\n",
-                                    lab_->ConsoleLog(name));
-        return;
-      }
-    }
-  }
-  static void TearDownTestSuite() {
-    delete lab_;
-    lab_ = nullptr;
-  }
-  void SetUp() override {
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
-    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
+    if (CreateLab(g_options)) BootAll(kDomains, kBootTimeout);
   }
 
-  libvirt::Connection& conn() { return lab_->connection(); }
-  libvirt::Domain Dom(const std::string& name) { return *conn().LookupDomain(name); }
   pid_t Pid(const std::string& name) { return *freeze::FindQemuByUuid("/proc", Dom(name).uuid()); }
 
   std::unique_ptr<LibvirtGuestGroup> Group(const std::vector<std::string>& names, PauseMode mode) {
@@ -203,9 +167,6 @@ class FreezeE2eTest : public ::testing::Test {
           R"({"execute":"guest-ucode-complete","arguments":{"old-revision":1,"new-revision":2}})");
   }
 
-  static inline GuestLab* lab_ = nullptr;
-  static inline std::string skip_;
-  static inline std::string setup_error_;
 };
 
 TEST_F(FreezeE2eTest, FreezeHoldsTheGuestsAndLibvirtNeverNotices) {
@@ -448,23 +409,17 @@ TEST_F(FreezeE2eTest, UcodectlApplyFreezesByDefault) {
 // One operation over two ucode-vmm VMs (the rendezvous) and the two frozen domains.
 TEST_F(FreezeE2eTest, MixedOperationEndsWithEverythingRunning) {
   SKIP_WITHOUT_KVM();
-  rendezvous::CoordinatorOptions copts;
-  copts.deadman = absl::Seconds(5);
-  copts.log_dir = TestLogDir();
   std::vector<rendezvous::VmSpec> specs = Fleet(2, 1, "spin", 0x2b000000);
-  absl::StatusOr<std::unique_ptr<rendezvous::Coordinator>> c =
-      rendezvous::Coordinator::Start(specs, copts);
-  ASSERT_TRUE(c.ok()) << c.status();
-  orchestrator::CoordinatorGuestGroup vmm_group(**c, specs);
+  TestFleet c(specs);
+  ASSERT_TRUE(c.ok());
+  orchestrator::CoordinatorGuestGroup vmm_group(*c, specs);
   std::unique_ptr<LibvirtGuestGroup> g = Group(kDomains, PauseMode::kAuto);
   ASSERT_NE(g, nullptr);
 
   auto host = platform::EmulatedPlatform::Create(platform::DemoHostConfig());
   ASSERT_TRUE(host.ok()) << host.status();
-  microcode::GeneratorOptions gen;
-  gen.revision = 0x2b000001;
-  gen.min_req_revision = 0x2b000000;
-  absl::StatusOr<std::vector<uint8_t>> image = microcode::GenerateImage(gen);
+  absl::StatusOr<std::vector<uint8_t>> image =
+      microcode::GenerateImage({.revision = 0x2b000001, .min_req_revision = 0x2b000000});
   ASSERT_TRUE(image.ok());
   orchestrator::UpdateOptions o;
   o.park_deadline = absl::Seconds(5);
@@ -489,29 +444,22 @@ TEST_F(FreezeE2eTest, MixedOperationEndsWithEverythingRunning) {
     EXPECT_FALSE(AnyVcpuFrozen(Pid(name)));
     EXPECT_TRUE(AgentAnswers(name)) << name;
   }
-  auto views = (*c)->ReadGuestViews();
+  auto views = c->ReadGuestViews();
   ASSERT_TRUE(views.ok()) << views.status();
   for (const rendezvous::VmResult& vm : *views) EXPECT_EQ(vm.revision_after, 0x2b000001u);
-  std::vector<pid_t> pids = (*c)->pids();
-  EXPECT_TRUE((*c)->Shutdown().ok());
-  EXPECT_TRUE(AllGoneWithin(pids, absl::Seconds(5)));
 }
 
 }  // namespace
 }  // namespace ucode::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ucode::testing::GuestLabOptions& o = ucode::testing::g_options;
-  if (!ucode::testing::ReadTestArgs(argc, argv, o,
-                                    {{"holder", &ucode::testing::g_holder},
-                                     {"ucodectl", &ucode::testing::g_ucodectl},
-                                     {"make_fuzz_seeds", &ucode::testing::g_make_fuzz_seeds}})) {
-    return 2;
-  }
-  o.daemon = true;
-  o.libvirt_cgroups = true;  // libvirt's own vcpuN cgroups, frozen in place where it makes them
-  o.vcpus = 2;
-  o.memory_mib = 160;
-  return RUN_ALL_TESTS();
+  namespace ut = ucode::testing;
+  ut::g_options.daemon = true;
+  ut::g_options.libvirt_cgroups = true;  // libvirt's own vcpuN cgroups, frozen in place
+  ut::g_options.vcpus = 2;
+  ut::g_options.memory_mib = 160;
+  return ut::RunLabTests(argc, argv, ut::g_options,
+                         {{"holder", &ut::g_holder},
+                          {"ucodectl", &ut::g_ucodectl},
+                          {"make_fuzz_seeds", &ut::g_make_fuzz_seeds}});
 }

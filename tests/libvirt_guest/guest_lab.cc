@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "gtest/gtest.h"
 #include "host/base/read_file.h"
 #include "host/base/status_macros.h"
 #include "host/base/unique_fd.h"
@@ -286,8 +287,9 @@ GuestLab::~GuestLab() {
   fs::remove_all(root_, ec);
 }
 
-bool ReadTestArgs(int argc, char** argv, GuestLabOptions& options,
-                  const std::vector<std::pair<std::string, std::string*>>& extra) {
+int RunLabTests(int argc, char** argv, GuestLabOptions& options,
+                const std::vector<std::pair<std::string, std::string*>>& extra) {
+  ::testing::InitGoogleTest(&argc, argv);
   std::vector<std::pair<std::string, std::string*>> all = {
       {"agent", &options.agent},
       {"build_initramfs", &options.build_initramfs},
@@ -305,8 +307,42 @@ bool ReadTestArgs(int argc, char** argv, GuestLabOptions& options,
     absl::StrAppend(&usage, " --", name, "=PATH");
     ok = ok && !out->empty();
   }
-  if (!ok) fprintf(stderr, "usage: %s%s\n", argv[0], usage.c_str());
-  return ok;
+  if (!ok) {
+    fprintf(stderr, "usage: %s%s\n", argv[0], usage.c_str());
+    return 2;
+  }
+  return RUN_ALL_TESTS();
+}
+
+bool LabSuite::CreateLab(const GuestLabOptions& options) {
+  skip_ = GuestLab::MissingPrerequisites(options);
+  if (!skip_.empty()) return false;
+  absl::StatusOr<std::unique_ptr<GuestLab>> lab = GuestLab::Create(options);
+  if (!lab.ok()) {
+    error_ = lab.status().ToString();
+    return false;
+  }
+  lab_ = lab->release();
+  return true;
+}
+
+bool LabSuite::BootAll(const std::vector<std::string>& names, absl::Duration agent_timeout) {
+  for (const std::string& name : names) {
+    absl::StatusOr<libvirt::Domain> d = lab_->Boot(name);
+    if (!d.ok()) {
+      error_ = d.status().ToString();
+      return false;
+    }
+  }
+  for (const std::string& name : names) {
+    absl::Status s = lab_->connection().WaitForAgent(*lab_->connection().LookupDomain(name),
+                                                     agent_timeout);
+    if (!s.ok()) {
+      error_ = absl::StrCat(s.ToString(), "\nconsole of ", name, ":\n", lab_->ConsoleLog(name));
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace ucode::testing

@@ -15,6 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
 #include "tests/libvirt_guest/private_libvirtd.h"
 #include "vmm/libvirt/connection.h"
 #include "vmm/libvirt/domain.h"
@@ -39,11 +41,12 @@ struct GuestLabOptions {
   bool libvirt_cgroups = false;
 };
 
-// A test main's arguments, `--NAME=PATH` (Bazel rootpaths): the guest's inputs
-// (`--agent=`, `--build_initramfs=`, `--render_domain_xml=`) into `options`, and each of
-// `extra`'s names into its string. False, after printing the usage, if any is missing.
-bool ReadTestArgs(int argc, char** argv, GuestLabOptions& options,
-                  const std::vector<std::pair<std::string, std::string*>>& extra = {});
+// A lab test's main: reads its arguments, `--NAME=PATH` (Bazel rootpaths), the guest's
+// inputs (`--agent=`, `--build_initramfs=`, `--render_domain_xml=`) into `options` and
+// each of `extra`'s names into its string, then runs the tests. 2, after printing the
+// usage, if any is missing.
+int RunLabTests(int argc, char** argv, GuestLabOptions& options,
+                const std::vector<std::pair<std::string, std::string*>>& extra = {});
 
 // Per-domain differences from the lab's guest.
 struct BootOptions {
@@ -101,6 +104,32 @@ class GuestLab {
   std::string initrd_;
   std::unique_ptr<libvirt::Connection> conn_;
   std::vector<std::string> booted_;  // domain names, for teardown
+};
+
+// A test suite sharing one lab: SetUpTestSuite calls CreateLab (and BootAll); a host that
+// cannot run guests skips every test, a setup that failed fails each with its error.
+class LabSuite : public ::testing::Test {
+ protected:
+  // False, with skip_ or error_ set, if the lab could not be made.
+  static bool CreateLab(const GuestLabOptions& options);
+  // Boots `names`, then waits for each one's agent; false, with error_ (and the console of
+  // a domain whose agent did not answer), if any fails.
+  static bool BootAll(const std::vector<std::string>& names, absl::Duration agent_timeout);
+  static void TearDownTestSuite() {
+    delete lab_;  // destroys the domains, closes the connection, kills leftover QEMU
+    lab_ = nullptr;
+  }
+  void SetUp() override {
+    if (!skip_.empty()) GTEST_SKIP() << "cannot run real guests here: " << skip_;
+    ASSERT_TRUE(error_.empty()) << "guest setup failed: " << error_;
+  }
+
+  libvirt::Connection& conn() { return lab_->connection(); }
+  libvirt::Domain Dom(const std::string& name) { return *conn().LookupDomain(name); }
+
+  static inline GuestLab* lab_ = nullptr;
+  static inline std::string skip_;
+  static inline std::string error_;
 };
 
 }  // namespace ucode::testing

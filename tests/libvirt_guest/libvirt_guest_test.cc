@@ -35,61 +35,25 @@ constexpr absl::Duration kAgentTimeout = absl::Seconds(10);
 constexpr int kParkReleaseRounds = 5;
 constexpr char kDomain[] = "ucode-guest-1";
 
-class LibvirtGuestTest : public ::testing::Test {
+class LibvirtGuestTest : public LabSuite {
  protected:
   static void SetUpTestSuite() {
-    skip_reason_ = new std::string(GuestLab::MissingPrerequisites(g_options));
-    if (!skip_reason_->empty()) return;
-    absl::StatusOr<std::unique_ptr<GuestLab>> lab = GuestLab::Create(g_options);
-    if (!lab.ok()) {
-      setup_ = new absl::Status(lab.status());
-      return;
-    }
-    lab_ = lab->release();
+    if (!CreateLab(g_options)) return;
     const absl::Time start = absl::Now();
-    absl::StatusOr<Domain> dom = lab_->Boot(kDomain);
-    if (!dom.ok()) {
-      setup_ = new absl::Status(dom.status());
-      return;
-    }
-    domain_ = new Domain(*std::move(dom));
-    absl::Status agent = lab_->connection().WaitForAgent(*domain_, kAgentBootTimeout);
-    if (!agent.ok()) {
-      setup_ = new absl::Status(agent);
-      fprintf(stderr, "console of %s:\n%s\n", kDomain, lab_->ConsoleLog(kDomain).c_str());
-      return;
-    }
+    if (!BootAll({kDomain}, kAgentBootTimeout)) return;
     // A measurement for the record, never asserted (these machines are shared and noisy).
     fprintf(stderr, "MEASURE boot_to_agent_ping_ms=%.0f\n",
             absl::ToDoubleMilliseconds(absl::Now() - start));
-    setup_ = new absl::Status();
+    domain_ = new Domain(*lab_->connection().LookupDomain(kDomain));
   }
-
   static void TearDownTestSuite() {
     delete domain_;
     domain_ = nullptr;
-    delete lab_;  // destroys the domain, closes the connection, kills leftover QEMU
-    lab_ = nullptr;
+    LabSuite::TearDownTestSuite();
   }
 
-  void SetUp() override {
-    if (!skip_reason_->empty()) GTEST_SKIP() << "cannot run real guests here: " << *skip_reason_;
-    ASSERT_NE(setup_, nullptr);
-    ASSERT_TRUE(setup_->ok()) << "guest setup failed: " << *setup_;
-  }
-
-  libvirt::Connection& conn() { return lab_->connection(); }
-
-  static std::string* skip_reason_;
-  static absl::Status* setup_;
-  static GuestLab* lab_;
-  static Domain* domain_;
+  static inline Domain* domain_ = nullptr;
 };
-
-std::string* LibvirtGuestTest::skip_reason_ = nullptr;
-absl::Status* LibvirtGuestTest::setup_ = nullptr;
-GuestLab* LibvirtGuestTest::lab_ = nullptr;
-Domain* LibvirtGuestTest::domain_ = nullptr;
 
 TEST_F(LibvirtGuestTest, AgentAnswersPingThroughLibvirt) {
   libvirt::AgentCallResult r =
@@ -109,7 +73,6 @@ TEST_F(LibvirtGuestTest, GuestInfoListsTheUcodeCommands) {
 }
 
 TEST_F(LibvirtGuestTest, ParkAndReleaseAreAcknowledgedByLifecycleEvents) {
-  const std::vector<Domain*> one = {domain_};
   const std::string& uuid = domain_->uuid();
   const int suspended_before = conn().events().CountLifecycle(uuid, VIR_DOMAIN_EVENT_SUSPENDED);
   const int resumed_before = conn().events().CountLifecycle(uuid, VIR_DOMAIN_EVENT_RESUMED);
@@ -168,7 +131,5 @@ TEST_F(LibvirtGuestTest, SelectsTheDomainByNameUuidAndAllRunning) {
 }  // namespace ucode::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (!ucode::testing::ReadTestArgs(argc, argv, ucode::testing::g_options)) return 2;
-  return RUN_ALL_TESTS();
+  return ucode::testing::RunLabTests(argc, argv, ucode::testing::g_options);
 }
