@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "host/base/text_table.h"
 #include "proto/json.h"
 #include "proto/ucode/v1/rehearsal.pb.h"
 
@@ -47,19 +48,7 @@ std::string ReportTable(const RehearsalReport& report) {
                                                  "match", "min-rev", "staged", "unstaged",
                                                  "deadline", "verdict"}};
   for (const SkuResult& r : report.skus) rows.push_back(Row(r));
-  std::vector<size_t> width(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      // The last column is not padded, so lines carry no trailing blanks.
-      absl::StrAppend(&line, i + 1 == row.size() ? row[i] : absl::StrFormat("%-*s  ", width[i], row[i]));
-    }
-    absl::StrAppend(&out, line, "\n");
-  }
+  std::string out = TextTable(rows);
   absl::StrAppend(&out, "windows: the emulated host's ", report.model, "\n");
   const std::vector<std::string> failures = report.Failures();
   for (const std::string& f : failures) absl::StrAppend(&out, "FAIL ", f, "\n");

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "host/base/text_table.h"
 #include "proto/json.h"
 
 namespace ucode::orchestrator {
@@ -193,25 +194,6 @@ namespace {
 
 std::string Hex(uint32_t v) { return absl::StrFormat("0x%x", v); }
 
-// Rows of cells, left-aligned into columns two spaces apart.
-std::string Table(const std::vector<std::vector<std::string>>& rows, absl::string_view indent) {
-  std::vector<size_t> width;
-  for (const auto& row : rows) {
-    width.resize(std::max(width.size(), row.size()));
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line(indent);
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    out += line + "\n";
-  }
-  return out;
-}
-
 void AppendStagingText(const v1::StagingReport& s, std::string& out) {
   absl::StrAppend(&out, "staging:    ", s.summary(), "\n");
   std::vector<std::vector<std::string>> rows = {
@@ -222,7 +204,7 @@ void AppendStagingText(const v1::StagingReport& s, std::string& out) {
                     absl::StrCat(p.transactions()), absl::StrCat(p.retransmits()),
                     Dur(p.elapsed_us()), p.staged() ? "staged" : p.error()});
   }
-  out += Table(rows, "  ");
+  out += TextTable(rows, "  ");
 }
 
 void AppendHostText(const v1::UpdateReport& r, std::string& out) {
@@ -289,7 +271,7 @@ void AppendVmsText(const v1::UpdateReport& r, std::string& out) {
                     vm.has_revision_before() ? Hex(vm.revision_before()) : "-",
                     vm.has_revision_after() ? Hex(vm.revision_after()) : "-", view});
   }
-  out += Table(rows, "  ");
+  out += TextTable(rows, "  ");
   if (r.host_touched()) {
     absl::StrAppendFormat(&out,
                           "rendezvous: park all %s, host call %s, view hand-over %s, release "
