@@ -1,13 +1,12 @@
 #include "vmm/daemon/daemon.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/server_posix.h"
+#include "host/base/read_file.h"
 #include "host/base/status_macros.h"
 #include "vmm/daemon/log.h"
 
@@ -18,11 +17,10 @@ namespace {
 constexpr int kMessageOverhead = 64 << 10;
 
 absl::StatusOr<std::string> ReadText(const std::string& path, absl::string_view what) {
-  std::ifstream in(path);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat(what, ": cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  absl::StatusOr<std::string> text = ReadTextFile(path);
+  if (!text.ok())
+    return absl::FailedPreconditionError(absl::StrCat(what, ": ", text.status().message()));
+  return text;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(

@@ -2,14 +2,13 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "host/base/read_file.h"
 #include "host/microcode/microcode_image.h"
 
 namespace ucode::ctl {
@@ -24,11 +23,10 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view f
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, " is required for a TCP server (ucoded speaks mutual TLS)"));
   }
-  std::ifstream in(path);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("--", flag, ": cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  absl::StatusOr<std::string> pem = ReadTextFile(path);
+  if (!pem.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", pem.status().message()));
+  return pem;
 }
 
 }  // namespace

@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "host/base/read_file.h"
 #include "vmm/daemon/api/service_test_fixture.h"
 
 namespace ucode::daemon {
@@ -20,13 +20,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class ServiceHardeningTest : public ServiceTest {
  protected:
@@ -191,7 +184,7 @@ TEST_F(ServiceHardeningTest, JournalInAPlaceOthersCanWriteIsRefused) {
   d = Daemon::Start(options_, &runner_);
   ASSERT_FALSE(d.ok());
   EXPECT_THAT(d.status().message(), HasSubstr("symlink"));
-  EXPECT_EQ(ReadAll(target), "precious");
+  EXPECT_EQ(ReadTextFile(target).value_or(""), "precious");
 }
 
 TEST_F(ServiceHardeningTest, SecondDaemonOnTheSameJournalIsRefused) {
