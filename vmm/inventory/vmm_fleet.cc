@@ -92,14 +92,12 @@ std::string VmmState(pid_t pid, absl::string_view name) {
   return state == 'T' || state == 't' ? "stopped" : "running";
 }
 
-bool VmmAlive(pid_t pid, absl::string_view name) { return VmmState(pid, name) != "exited"; }
-
 absl::StatusOr<std::string> ConfirmFleetReleased(const std::vector<FleetRecordEntry>& fleet,
                                                  absl::Duration wait) {
   if (fleet.empty()) return std::string("the previous instance managed no VMs");
   const absl::Time end = absl::Now() + wait;
   for (const FleetRecordEntry& vm : fleet) {
-    while (VmmAlive(vm.pid, vm.name) && absl::Now() < end) absl::SleepFor(kExitPoll);
+    while (VmmState(vm.pid, vm.name) != "exited" && absl::Now() < end) absl::SleepFor(kExitPoll);
   }
   std::vector<std::string> lines;
   std::vector<std::string> unconfirmed;
@@ -107,7 +105,7 @@ absl::StatusOr<std::string> ConfirmFleetReleased(const std::vector<FleetRecordEn
     const std::string log = ReadTextFile(vm.log_path).value_or("");
     const std::string account = ReleaseAccount(log);
     const bool released = absl::StrContains(log, "dead-man: all vCPUs released");
-    if (VmmAlive(vm.pid, vm.name)) {
+    if (VmmState(vm.pid, vm.name) != "exited") {
       // Still there: fine if it released itself (it is running its guest), else it may
       // still be held and is reported rather than assumed.
       lines.push_back(absl::StrCat(vm.name, " (pid ", vm.pid, ") still running: ", account));

@@ -91,13 +91,14 @@ class ProgressPrinter {
   int done_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace
-
+// A progress callback writing to stderr; silent when `json` is set. Thread-safe.
 staging::StagingProgressFn MakeStagingProgress(bool json) {
   if (json) return nullptr;
   auto printer = std::make_shared<ProgressPrinter>(isatty(STDERR_FILENO) == 1);
   return [printer](const staging::StagingProgress& p) { printer->Update(p); };
 }
+
+}  // namespace
 
 ProgressLines::ProgressLines(bool json)
     : json_(json),
@@ -110,10 +111,7 @@ ProgressLines::ProgressLines(bool json)
 void ProgressLines::Emit(orchestrator::Step step, absl::string_view message,
                          const staging::StagingProgress* staging) {
   if (json_) return;
-  if (staging != nullptr) {
-    if (staging_) staging_(*staging);
-    return;
-  }
+  if (staging != nullptr) return staging_(*staging);
   events_.Emit(step, message);
 }
 

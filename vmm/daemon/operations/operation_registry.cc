@@ -33,8 +33,7 @@ ucode::v1::UpdateReport InterruptedReport(const InterruptedOperation& io,
   return r;
 }
 
-}  // namespace
-
+// "operations/<id>" → id, or INVALID_ARGUMENT naming the check.
 absl::StatusOr<int64_t> ParseOperationName(absl::string_view name) {
   int64_t id = 0;
   if (!absl::StartsWith(name, kNamePrefix) ||
@@ -44,6 +43,8 @@ absl::StatusOr<int64_t> ParseOperationName(absl::string_view name) {
   }
   return id;
 }
+
+}  // namespace
 
 absl::Status OperationRegistry::Recover(
     const std::function<absl::StatusOr<std::string>(const InterruptedOperation&)>& confirm) {

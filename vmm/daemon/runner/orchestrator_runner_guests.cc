@@ -108,10 +108,6 @@ absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGue
   return sel;
 }
 
-std::vector<pid_t> OrchestratorRunner::vmm_pids() const {
-  return fleet_ != nullptr ? fleet_->pids() : std::vector<pid_t>();
-}
-
 absl::StatusOr<std::vector<ucode::v1::Guest>> OrchestratorRunner::ListGuests() {
   // Idle (no operation holds the fleet): a dead VMM is reaped and restarted now rather
   // than listed as exited until the next operation. A stopped one is listed as such.
