@@ -99,10 +99,7 @@ TEST_F(ServiceHardeningTest, ImageBytesInFlightAreBounded) {
   const std::string image = TestImage();
   options_.limits.max_image_bytes_in_flight = image.size();
   Restart();
-  runner_.PauseAt(v1::STEP_STAGED);
-  v1::Operation op;
-  ASSERT_TRUE(Apply(ApplyRequest(), &op).ok());
-  ASSERT_TRUE(runner_.WaitUntilPausedAt(v1::STEP_STAGED, absl::Seconds(30)));
+  const v1::Operation op = ApplyPausedAt(v1::STEP_STAGED);
   // The running operation holds its image: nothing else fits.
   v1::InspectImageRequest r;
   r.mutable_image()->set_image_bytes(image);
@@ -114,10 +111,9 @@ TEST_F(ServiceHardeningTest, ImageBytesInFlightAreBounded) {
     EXPECT_THAT(st.error_message(), HasSubstr("--max_image_bytes_in_flight"));
   }
   runner_.Resume(v1::STEP_STAGED);
-  grpc::Status st;
-  EXPECT_EQ(WatchAll(op.name(), &st).back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(FinalState(op.name()), v1::OPERATION_STATE_SUCCEEDED);
   grpc::ClientContext ctx;
-  st = stub_->InspectImage(&ctx, r, &resp);
+  grpc::Status st = stub_->InspectImage(&ctx, r, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();
 }
 

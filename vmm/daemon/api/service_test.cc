@@ -61,10 +61,7 @@ TEST_F(ServiceTest, FullApplyWatchSeesEveryEventInOrder) {
 }
 
 TEST_F(ServiceTest, SecondApplyIsAbortedNamingTheRunningOperation) {
-  runner_.PauseAt(v1::STEP_STAGED);
-  v1::Operation first;
-  ASSERT_TRUE(Apply(ApplyRequest(), &first).ok());
-  ASSERT_TRUE(runner_.WaitUntilPausedAt(v1::STEP_STAGED, absl::Seconds(30)));
+  const v1::Operation first = ApplyPausedAt(v1::STEP_STAGED);
   v1::Operation second;
   grpc::Status st = Apply(ApplyRequest(), &second);
   EXPECT_EQ(st.error_code(), grpc::ABORTED);
@@ -74,17 +71,13 @@ TEST_F(ServiceTest, SecondApplyIsAbortedNamingTheRunningOperation) {
   stage.mutable_image()->set_image_bytes(TestImage());
   EXPECT_EQ(stub_->StageImage(&ctx, stage, &second).error_code(), grpc::ABORTED);
   runner_.Resume(v1::STEP_STAGED);
-  ASSERT_TRUE(WatchAll(first.name(), &st).back().final_state().state() ==
-              v1::OPERATION_STATE_SUCCEEDED);
+  ASSERT_EQ(FinalState(first.name()), v1::OPERATION_STATE_SUCCEEDED);
   // The slot is free as soon as DONE was seen.
   EXPECT_TRUE(Apply(ApplyRequest(), &second).ok());
 }
 
 TEST_F(ServiceTest, CancelHonouredBeforeRendezvous) {
-  runner_.PauseAt(v1::STEP_STAGED);
-  v1::Operation op;
-  ASSERT_TRUE(Apply(ApplyRequest(), &op).ok());
-  ASSERT_TRUE(runner_.WaitUntilPausedAt(v1::STEP_STAGED, absl::Seconds(30)));
+  const v1::Operation op = ApplyPausedAt(v1::STEP_STAGED);
   v1::Operation after;
   ASSERT_TRUE(Cancel(op.name(), &after).ok());
   grpc::Status st;
@@ -97,17 +90,13 @@ TEST_F(ServiceTest, CancelHonouredBeforeRendezvous) {
 }
 
 TEST_F(ServiceTest, CancelRefusedOnceRendezvousBegan) {
-  runner_.PauseAt(v1::STEP_ACTIVATED);
-  v1::Operation op;
-  ASSERT_TRUE(Apply(ApplyRequest(), &op).ok());
-  ASSERT_TRUE(runner_.WaitUntilPausedAt(v1::STEP_ACTIVATED, absl::Seconds(30)));
+  const v1::Operation op = ApplyPausedAt(v1::STEP_ACTIVATED);
   v1::Operation after;
   grpc::Status st = Cancel(op.name(), &after);
   EXPECT_EQ(st.error_code(), grpc::FAILED_PRECONDITION);
   EXPECT_THAT(st.error_message(), HasSubstr("rendezvous"));
   runner_.Resume(v1::STEP_ACTIVATED);
-  EXPECT_EQ(WatchAll(op.name(), &st).back().final_state().state(),
-            v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(FinalState(op.name()), v1::OPERATION_STATE_SUCCEEDED);
 }
 
 TEST_F(ServiceTest, RunnerFailureEndsOperationWithItsCode) {
@@ -181,9 +170,7 @@ TEST_F(ServiceTest, ApplyFromHostPath) {
   r.mutable_image()->set_host_path(path);
   v1::Operation op;
   ASSERT_TRUE(Apply(r, &op).ok());
-  grpc::Status st;
-  EXPECT_EQ(WatchAll(op.name(), &st).back().final_state().state(),
-            v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(FinalState(op.name()), v1::OPERATION_STATE_SUCCEEDED);
 }
 
 TEST_F(ServiceTest, RequestIdMakesApplyIdempotent) {
@@ -193,8 +180,7 @@ TEST_F(ServiceTest, RequestIdMakesApplyIdempotent) {
   ASSERT_TRUE(Apply(r, &a).ok());
   ASSERT_TRUE(Apply(r, &b).ok());
   EXPECT_EQ(a.name(), b.name());
-  grpc::Status st;
-  WatchAll(a.name(), &st);  // the runner has run by the time DONE is seen
+  FinalState(a.name());  // the runner has run by the time DONE is seen
   ASSERT_TRUE(Apply(r, &b).ok());
   EXPECT_EQ(b.name(), a.name());
   EXPECT_EQ(runner_.applies(), 1);

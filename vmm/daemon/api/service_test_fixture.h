@@ -72,6 +72,20 @@ class ServiceTest : public ::testing::Test {
     *status = reader->Finish();
     return events;
   }
+  // The state an operation ended in, from a watch to its end.
+  v1::OperationState FinalState(const std::string& name) {
+    grpc::Status st;
+    std::vector<v1::OperationEvent> events = WatchAll(name, &st);
+    return events.empty() ? v1::OPERATION_STATE_UNSPECIFIED : events.back().final_state().state();
+  }
+  // An apply the runner holds before `step` until Resume(step).
+  v1::Operation ApplyPausedAt(Step step) {
+    runner_.PauseAt(step);
+    v1::Operation op;
+    EXPECT_TRUE(Apply(ApplyRequest(), &op).ok());
+    EXPECT_TRUE(runner_.WaitUntilPausedAt(step, absl::Seconds(30)));
+    return op;
+  }
   v1::Operation Get(const std::string& name) {
     grpc::ClientContext ctx;
     v1::GetOperationRequest req;
