@@ -75,8 +75,7 @@ absl::Status OperationRegistry::Recover(
       by_request_id_[row.request_id] = RequestIdUse{row.id, row.request_digest};
     }
     next_id_ = std::max(next_id_, row.id + 1);
-    records_[row.id] =
-        std::make_shared<OperationRecord>(row.id, row.request_id, std::move(op), journal_);
+    records_[row.id] = std::make_shared<OperationRecord>(row.id, std::move(op), journal_);
   }
   return absl::OkStatus();
 }
@@ -116,8 +115,7 @@ absl::StatusOr<OperationRegistry::Created> OperationRegistry::Create(
   op.set_update_time_unix_ms(now_ms);
   RETURN_IF_ERROR(journal_->InsertOperation(id, request_id, request_digest, op));
   ++next_id_;
-  auto record = std::make_shared<OperationRecord>(id, std::string(request_id), std::move(op),
-                                                  journal_);
+  auto record = std::make_shared<OperationRecord>(id, std::move(op), journal_);
   records_[id] = record;
   if (!request_id.empty()) {
     by_request_id_[std::string(request_id)] = RequestIdUse{id, std::string(request_digest)};
