@@ -58,13 +58,12 @@ bool WaitState(pid_t pid, char state) {
   return false;
 }
 
-v1::Operation ApplyAndWait(UcodedProcess& ucoded, grpc::Status* start) {
+// An apply of `image` (default: the next one) to its end.
+v1::Operation ApplyAndWait(UcodedProcess& ucoded, std::string image = "") {
   v1::Operation op;
-  *start = StartApply(ucoded.stub(), ucoded.NextImage(), &op);
-  if (!start->ok()) return op;
-  grpc::Status st;
-  std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
-  return events.empty() ? op : events.back().final_state();
+  grpc::Status start = StartApply(ucoded.stub(), image.empty() ? ucoded.NextImage() : image, &op);
+  EXPECT_TRUE(start.ok()) << start.error_message();
+  return start.ok() ? WatchToEnd(ucoded.stub(), op.name()) : op;
 }
 
 TEST(DaemonFleetRepair, StoppedVmIsListedAndRefusedByName) {
@@ -80,17 +79,14 @@ TEST(DaemonFleetRepair, StoppedVmIsListedAndRefusedByName) {
   std::map<std::string, std::string> states = GuestStates(ucoded);
   EXPECT_EQ(states["vm0"], "running");
   EXPECT_EQ(states["vm1"], "stopped");
-  grpc::Status start;
-  v1::Operation done = ApplyAndWait(ucoded, &start);
-  ASSERT_TRUE(start.ok()) << start.error_message();
+  v1::Operation done = ApplyAndWait(ucoded);
   EXPECT_EQ(done.state(), v1::OPERATION_STATE_FAILED);
   EXPECT_THAT(done.error().message(), HasSubstr("vm1"));
   EXPECT_THAT(done.error().message(), HasSubstr("stopped"));
   EXPECT_EQ(done.error().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
 
   ASSERT_EQ(kill(fleet[1].pid, SIGCONT), 0);
-  done = ApplyAndWait(ucoded, &start);
-  ASSERT_TRUE(start.ok()) << start.error_message();
+  done = ApplyAndWait(ucoded);
   EXPECT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
   EXPECT_EQ(GuestStates(ucoded)["vm1"], "running");
 }
@@ -106,9 +102,7 @@ TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
   // Killed, then an apply straight away: the operation restarts it first and says so.
   ASSERT_EQ(kill(before[1].pid, SIGKILL), 0);
   ASSERT_TRUE(WaitState(before[1].pid, 'Z'));  // dead, and ucoded has not reaped it yet
-  grpc::Status start;
-  v1::Operation done = ApplyAndWait(ucoded, &start);
-  ASSERT_TRUE(start.ok()) << start.error_message();
+  v1::Operation done = ApplyAndWait(ucoded);
   ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
   const v1::UpdateReport& report = done.report();
   ASSERT_FALSE(report.notes().empty()) << report.DebugString();
@@ -134,8 +128,7 @@ TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
   EXPECT_EQ(states["vm0"], "running");
   EXPECT_EQ(states["vm1"], "running");
   EXPECT_NE(ReadFleet(dir.File("vmm/fleet.txt"))[0].pid, after[0].pid);
-  done = ApplyAndWait(ucoded, &start);
-  ASSERT_TRUE(start.ok()) << start.error_message();
+  done = ApplyAndWait(ucoded);
   EXPECT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
 }
 
@@ -149,12 +142,7 @@ TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
   const std::string image = ucoded.NextImage();
   for (int round = 0; round < 2; ++round) {
-    v1::Operation op;
-    ASSERT_TRUE(StartApply(ucoded.stub(), image, &op).ok());
-    grpc::Status st;
-    std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
-    ASSERT_FALSE(events.empty());
-    const v1::Operation& done = events.back().final_state();
+    const v1::Operation done = ApplyAndWait(ucoded, image);
     ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << round << ": " << done.error().message();
     const v1::UpdateReport& report = done.report();
     EXPECT_EQ(report.host_touched(), round == 0) << report.DebugString();
@@ -167,10 +155,7 @@ TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
   v1::Operation op;
   ASSERT_TRUE(ucoded.stub().SyncGuestViews(&ctx, v1::SyncGuestViewsRequest(), &op).ok());
   EXPECT_EQ(op.kind(), "sync");
-  grpc::Status st;
-  std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
-  ASSERT_FALSE(events.empty());
-  const v1::Operation& done = events.back().final_state();
+  const v1::Operation done = WatchToEnd(ucoded.stub(), op.name());
   ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
   for (const v1::VmReport& vm : done.report().vms()) {
     EXPECT_EQ(vm.view(), "verified") << vm.DebugString();

@@ -132,6 +132,12 @@ std::vector<ucode::v1::OperationEvent> WatchAll(ucode::v1::UcodeService::Stub& s
   return events;
 }
 
+ucode::v1::Operation WatchToEnd(ucode::v1::UcodeService::Stub& stub, const std::string& name) {
+  grpc::Status st;
+  std::vector<ucode::v1::OperationEvent> events = WatchAll(stub, name, &st);
+  return events.empty() ? ucode::v1::Operation() : events.back().final_state();
+}
+
 ucode::v1::Operation GetOperation(ucode::v1::UcodeService::Stub& stub, const std::string& name,
                                   grpc::Status* status) {
   grpc::ClientContext ctx;

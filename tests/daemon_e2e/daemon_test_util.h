@@ -71,6 +71,9 @@ grpc::Status StartApply(ucode::v1::UcodeService::Stub& stub, const std::string& 
 std::vector<ucode::v1::OperationEvent> WatchAll(ucode::v1::UcodeService::Stub& stub,
                                                 const std::string& name, grpc::Status* status);
 
+// The operation as `name`'s watch stream ended (empty if the stream carried no end).
+ucode::v1::Operation WatchToEnd(ucode::v1::UcodeService::Stub& stub, const std::string& name);
+
 // Operation `name` as GetOperation answers; `status` is the call's.
 ucode::v1::Operation GetOperation(ucode::v1::UcodeService::Stub& stub, const std::string& name,
                                   grpc::Status* status);
