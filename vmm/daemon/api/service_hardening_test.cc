@@ -26,8 +26,7 @@ class ServiceHardeningTest : public ServiceTest {
   grpc::Status InspectPath(const std::string& path, v1::InspectImageResponse* resp) {
     v1::InspectImageRequest r;
     r.mutable_image()->set_host_path(path);
-    grpc::ClientContext ctx;
-    return stub_->InspectImage(&ctx, r, resp);
+    return Inspect(r, resp);
   }
 };
 
@@ -104,16 +103,12 @@ TEST_F(ServiceHardeningTest, ImageBytesInFlightAreBounded) {
   v1::InspectImageRequest r;
   r.mutable_image()->set_image_bytes(image);
   v1::InspectImageResponse resp;
-  {
-    grpc::ClientContext ctx;
-    grpc::Status st = stub_->InspectImage(&ctx, r, &resp);
-    EXPECT_EQ(st.error_code(), grpc::RESOURCE_EXHAUSTED);
-    EXPECT_THAT(st.error_message(), HasSubstr("--max_image_bytes_in_flight"));
-  }
+  grpc::Status st = Inspect(r, &resp);
+  EXPECT_EQ(st.error_code(), grpc::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(st.error_message(), HasSubstr("--max_image_bytes_in_flight"));
   runner_.Resume(v1::STEP_STAGED);
   EXPECT_EQ(FinalState(op.name()), v1::OPERATION_STATE_SUCCEEDED);
-  grpc::ClientContext ctx;
-  grpc::Status st = stub_->InspectImage(&ctx, r, &resp);
+  st = Inspect(r, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();
 }
 

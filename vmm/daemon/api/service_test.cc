@@ -191,10 +191,7 @@ TEST_F(ServiceTest, InspectImage) {
   std::string image = TestImage();
   r.mutable_image()->set_image_bytes(image + image);
   v1::InspectImageResponse resp;
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->InspectImage(&ctx, r, &resp).ok());
-  }
+  ASSERT_TRUE(Inspect(r, &resp).ok());
   ASSERT_EQ(resp.images_size(), 2);
   EXPECT_TRUE(resp.images(0).valid());
   EXPECT_EQ(resp.images(0).signature(), 0x806f8u);
@@ -205,26 +202,19 @@ TEST_F(ServiceTest, InspectImage) {
   EXPECT_EQ(resp.images(1 - resp.selected_index()).verdict(), v1::SELECTION_VERDICT_SUPERSEDED);
   // Another CPU: nothing selected, with a reason per image.
   r.mutable_cpu()->set_signature(0x50657);
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->InspectImage(&ctx, r, &resp).ok());
-  }
+  ASSERT_TRUE(Inspect(r, &resp).ok());
   EXPECT_EQ(resp.selected_index(), -1);
   EXPECT_EQ(resp.selection_reasons_size(), 2);
   EXPECT_EQ(resp.images(0).verdict(), v1::SELECTION_VERDICT_NO_MATCH);
   // A corrupted member is reported, not an RPC error.
   image[20] ^= 0xff;  // loader_version
   r.mutable_image()->set_image_bytes(image);
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->InspectImage(&ctx, r, &resp).ok());
-  }
+  ASSERT_TRUE(Inspect(r, &resp).ok());
   ASSERT_GE(resp.images_size(), 1);
   EXPECT_FALSE(resp.images(0).valid());
   EXPECT_FALSE(resp.images(0).error().empty());
   r.clear_image();
-  grpc::ClientContext ctx;
-  EXPECT_EQ(stub_->InspectImage(&ctx, r, &resp).error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Inspect(r, &resp).error_code(), grpc::INVALID_ARGUMENT);
 }
 
 TEST_F(ServiceTest, StageImage) {

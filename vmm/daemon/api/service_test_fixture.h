@@ -61,6 +61,10 @@ class ServiceTest : public ::testing::Test {
     grpc::ClientContext ctx;
     return stub_->ApplyUpdate(&ctx, r, op);
   }
+  grpc::Status Inspect(const v1::InspectImageRequest& r, v1::InspectImageResponse* resp) {
+    grpc::ClientContext ctx;
+    return stub_->InspectImage(&ctx, r, resp);
+  }
   std::vector<v1::OperationEvent> WatchAll(const std::string& name, grpc::Status* status) {
     grpc::ClientContext ctx;
     v1::WatchOperationRequest req;
