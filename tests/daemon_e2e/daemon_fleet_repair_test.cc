@@ -61,7 +61,8 @@ bool WaitState(pid_t pid, char state) {
 // An apply of `image` (default: the next one) to its end.
 v1::Operation ApplyAndWait(UcodedProcess& ucoded, std::string image = "") {
   v1::Operation op;
-  grpc::Status start = StartApply(ucoded.stub(), image.empty() ? ucoded.NextImage() : image, &op);
+  grpc::Status start =
+      StartApply(ucoded.stub(), image.empty() ? NextImage(ucoded.stub()) : image, &op);
   EXPECT_TRUE(start.ok()) << start.error_message();
   return start.ok() ? WatchToEnd(ucoded.stub(), op.name()) : op;
 }
@@ -140,7 +141,7 @@ TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
   ScratchDir dir;
   UcodedProcess ucoded(dir, "2x1");
   ASSERT_TRUE(ucoded.serving()) << ucoded.log();
-  const std::string image = ucoded.NextImage();
+  const std::string image = NextImage(ucoded.stub());
   for (int round = 0; round < 2; ++round) {
     const v1::Operation done = ApplyAndWait(ucoded, image);
     ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << round << ": " << done.error().message();

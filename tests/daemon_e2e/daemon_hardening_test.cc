@@ -88,13 +88,7 @@ class DaemonHardeningTest : public ::testing::Test {
     }
     return p;
   }
-  grpc::Status RootDescribeHost() {
-    auto stub = UnixStub(socket_);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    v1::Host host;
-    return stub->DescribeHost(&ctx, v1::DescribeHostRequest(), &host);
-  }
+  grpc::Status RootDescribeHost() { return DescribeHost(*UnixStub(socket_)); }
 
   ScratchDir dir_;
   std::string socket_ = dir_.File("ucoded.sock");

@@ -17,12 +17,11 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "host/microcode/image_generator.h"
 #include "host/platform/platform_choice.h"
 #include "tests/daemon_e2e/daemon_test_util.h"
 #include "vmm/daemon/daemon.h"
-#include "vmm/daemon/operations/journal.h"
 #include "vmm/daemon/log.h"
+#include "vmm/daemon/operations/journal.h"
 #include "vmm/daemon/runner/orchestrator_runner.h"
 #include "vmm/libvirt/connection.h"
 #include "vmm/libvirt/park_marker.h"
@@ -84,21 +83,6 @@ class DaemonLibvirtTest : public ::testing::Test {
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = *std::move(d);
     stub_ = v1::UcodeService::NewStub(daemon_->InProcessChannel());
-  }
-
-  // A generated image one revision newer than the host runs.
-  std::string NextImage() {
-    grpc::ClientContext ctx;
-    v1::Host host;
-    EXPECT_TRUE(stub_->DescribeHost(&ctx, v1::DescribeHostRequest(), &host).ok());
-    microcode::GeneratorOptions g;
-    g.signature = host.signature();
-    g.platform_flags = 1u << host.platform_id();
-    g.revision = host.cpus(0).revision() + 1;
-    g.min_req_revision = host.cpus(0).revision();
-    auto img = microcode::GenerateImage(g);
-    EXPECT_TRUE(img.ok()) << img.status();
-    return img.ok() ? std::string(img->begin(), img->end()) : "";
   }
 
   // The journal the next daemon finds: operation 1, an apply that was running, finished
@@ -167,7 +151,7 @@ TEST_F(DaemonLibvirtTest, ApplySuspendsAndResumesEachDomainOnce) {
   }
 
   v1::Operation op;
-  ASSERT_TRUE(StartApply(*stub_, NextImage(), &op).ok());
+  ASSERT_TRUE(StartApply(*stub_, NextImage(*stub_), &op).ok());
   grpc::Status st;
   std::vector<v1::OperationEvent> events = WatchAll(*stub_, op.name(), &st);
   ASSERT_TRUE(st.ok()) << st.error_message();
@@ -212,7 +196,7 @@ TEST_F(DaemonLibvirtTest, GuestSelectionNamesDomains) {
   const std::string b = AddDomain("b");
   StartDaemon({a, b});
   v1::Operation op;
-  ASSERT_TRUE(StartApply(*stub_, NextImage(), &op, {b}).ok());
+  ASSERT_TRUE(StartApply(*stub_, NextImage(*stub_), &op, {b}).ok());
   const v1::Operation done = WatchToEnd(*stub_, op.name());
   EXPECT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
   ASSERT_TRUE(Saw(b, VIR_DOMAIN_EVENT_RESUMED));

@@ -88,6 +88,30 @@ std::string TestImage() {
   return std::string(img->begin(), img->end());
 }
 
+grpc::Status DescribeHost(ucode::v1::UcodeService::Stub& stub) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  ucode::v1::Host host;
+  return stub.DescribeHost(&ctx, ucode::v1::DescribeHostRequest(), &host);
+}
+
+std::string NextImage(ucode::v1::UcodeService::Stub& stub, size_t kib) {
+  grpc::ClientContext ctx;
+  ucode::v1::Host host;
+  if (!stub.DescribeHost(&ctx, ucode::v1::DescribeHostRequest(), &host).ok() ||
+      host.cpus().empty()) {
+    return "";
+  }
+  microcode::GeneratorOptions g;
+  g.signature = host.signature();
+  g.platform_flags = 1u << host.platform_id();
+  g.revision = host.cpus(0).revision() + 1;
+  g.min_req_revision = host.cpus(0).revision();
+  g.data_size = kib * 1024 - microcode::kHeaderSize;
+  auto img = microcode::GenerateImage(g);
+  return img.ok() ? std::string(img->begin(), img->end()) : "";
+}
+
 std::unique_ptr<ucode::v1::UcodeService::Stub> UnixStub(const std::string& socket) {
   return ucode::v1::UcodeService::NewStub(
       grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));

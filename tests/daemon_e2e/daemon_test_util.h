@@ -58,7 +58,14 @@ std::string Runfile(const std::string& path);
 // A valid synthetic image for the fake runner's host.
 std::string TestImage();
 
+// A generated image (`kib` KiB) one revision newer than CPU 0 of `stub`'s host runs now
+// ("" when the host does not answer).
+std::string NextImage(ucode::v1::UcodeService::Stub& stub, size_t kib = 16);
+
 std::unique_ptr<ucode::v1::UcodeService::Stub> UnixStub(const std::string& socket);
+
+// One DescribeHost call with a 20 s deadline: its status (is this caller served?).
+grpc::Status DescribeHost(ucode::v1::UcodeService::Stub& stub);
 
 // Calls DescribeHost on `socket` until it answers (the daemon is up) or `timeout` passes.
 bool WaitUntilServing(const std::string& socket, absl::Duration timeout);
