@@ -11,6 +11,8 @@
 #include "absl/synchronization/mutex.h"
 #include "host/base/status_macros.h"
 #include "host/platform/platform_choice.h"
+#include "proto/json.h"
+#include "vmm/orchestrator/report.h"
 
 namespace ucode::ctl {
 
@@ -99,6 +101,15 @@ staging::StagingProgressFn MakeStagingProgress(bool json) {
 }
 
 }  // namespace
+
+void PrintReport(const orchestrator::UpdateReport& report, bool json) {
+  const ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
+  if (json) {
+    std::printf("%s\n", ProtoJson(typed).c_str());
+  } else {
+    std::printf("\n%s", orchestrator::ReportText(typed).c_str());
+  }
+}
 
 ProgressLines::ProgressLines(bool json)
     : json_(json),

@@ -75,7 +75,7 @@ absl::StatusOr<std::unique_ptr<OrchestratorRunner>> OrchestratorRunner::Create(
                          r->options_.libvirt_uri, r->options_.libvirt_domains,
                          {.pause = r->options_.libvirt_pause, .deadman = r->options_.deadman}));
   }
-  r->RefreshSnapshot();
+  r->RefreshSnapshot().status().IgnoreError();
   return r;
 }
 
@@ -124,7 +124,7 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::RunOnGuests(
                         operation));
     if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
   }
-  RefreshSnapshot();
+  RefreshSnapshot().status().IgnoreError();
   busy_.store(true);
   inventory::HeldEvents held([&sink](const auto& e) { sink.Emit(e.step, e.message); },
                              options_.defer_parked_events);
@@ -147,7 +147,7 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::RunOnGuests(
   held.Flush();
   holding_.store(false);
   busy_.store(false);
-  RefreshSnapshot();
+  RefreshSnapshot().status().IgnoreError();
   if (!repaired.empty()) report.notes.insert(report.notes.begin(), repaired);
   return ToProto(report);
 }
@@ -170,11 +170,11 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Stage(const StagePar
   return ToProto(report);
 }
 
-void OrchestratorRunner::RefreshSnapshot() {
-  absl::StatusOr<ucode::v1::Host> host = DescribePlatform(*options_.platform);
-  if (!host.ok()) return;
+absl::StatusOr<ucode::v1::Host> OrchestratorRunner::RefreshSnapshot() {
+  ASSIGN_OR_RETURN(ucode::v1::Host host, DescribePlatform(*options_.platform));
   absl::MutexLock lock(&mu_);
-  snapshot_ = std::move(*host);
+  snapshot_ = host;
+  return host;
 }
 
 absl::StatusOr<ucode::v1::Host> OrchestratorRunner::DescribeHost() {
@@ -182,10 +182,7 @@ absl::StatusOr<ucode::v1::Host> OrchestratorRunner::DescribeHost() {
     absl::MutexLock lock(&mu_);
     if (snapshot_.has_value()) return *snapshot_;
   }
-  ASSIGN_OR_RETURN(ucode::v1::Host host, DescribePlatform(*options_.platform));
-  absl::MutexLock lock(&mu_);
-  snapshot_ = host;
-  return host;
+  return RefreshSnapshot();
 }
 
 absl::StatusOr<std::string> OrchestratorRunner::ConfirmGuestsRunning(

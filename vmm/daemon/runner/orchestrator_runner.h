@@ -106,7 +106,8 @@ class OrchestratorRunner final : public UpdateRunner {
   // at the host's revision, fleet.txt rewritten. Returns what it did ("" if nothing).
   absl::StatusOr<std::string> RepairFleet() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fleet_mu_);
   absl::Status RecordFleet();
-  void RefreshSnapshot();
+  // The host described now, kept as the snapshot (unchanged on an error).
+  absl::StatusOr<ucode::v1::Host> RefreshSnapshot();
   absl::StatusOr<GuestSelection> SelectGuests(const std::vector<std::string>& guests) const;
 
   OrchestratorRunnerOptions options_;
