@@ -103,12 +103,10 @@ grpc::Status UcodeServiceImpl::InspectImage(grpc::ServerContext*,
   if (!image.ok()) return ToGrpc(image.status());
   microcode::CpuIdentity cpu;
   std::string no_cpu;
-  bool have_cpu = false;
   if (req->has_cpu()) {
     cpu.signature = req->cpu().signature();
     cpu.platform_id = req->cpu().platform_id();
     cpu.current_revision = req->cpu().current_revision();
-    have_cpu = true;
   } else if (absl::StatusOr<ucode::v1::Host> host = runner_->DescribeHost(); !host.ok()) {
     no_cpu = absl::StrCat("host CPU unknown: ", host.status().ToString());
   } else if (host->cpus().empty()) {
@@ -121,10 +119,9 @@ grpc::Status UcodeServiceImpl::InspectImage(grpc::ServerContext*,
     for (const ucode::v1::LogicalCpu& c : host->cpus()) {
       cpu.current_revision = std::min(cpu.current_revision, c.revision());
     }
-    have_cpu = true;
   }
   const inspect::ImageFile file{"", *image};
-  *resp = inspect::InspectImages({file}, have_cpu ? &cpu : nullptr,
+  *resp = inspect::InspectImages({file}, no_cpu.empty() ? &cpu : nullptr,
                                  microcode::MinRevPolicy::kEnforce, no_cpu);
   return grpc::Status::OK;
 }
