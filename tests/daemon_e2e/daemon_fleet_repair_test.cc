@@ -9,7 +9,6 @@
 #include <sys/prctl.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>

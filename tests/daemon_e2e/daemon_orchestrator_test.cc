@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 

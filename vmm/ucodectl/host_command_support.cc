@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "host/base/status_macros.h"
 #include "host/platform/platform_choice.h"
 #include "proto/json.h"
 #include "vmm/orchestrator/report.h"
