@@ -82,8 +82,7 @@ std::string Runfile(const std::string& path) {
 
 std::string TestImage() {
   auto img = microcode::GenerateImage(microcode::GeneratorOptions{});
-  if (!img.ok()) return "";
-  return std::string(img->begin(), img->end());
+  return img.ok() ? std::string(img->begin(), img->end()) : "";
 }
 
 grpc::Status DescribeHost(ucode::v1::UcodeService::Stub& stub) {

@@ -169,8 +169,7 @@ absl::StatusOr<ucode::v1::ListOperationsResponse> OperationRegistry::List(
   if (page_size < 0) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: ", page_size, " is negative"));
   }
-  if (page_size == 0) page_size = kDefaultPageSize;
-  if (page_size > kMaxPageSize) page_size = kMaxPageSize;
+  page_size = page_size == 0 ? kDefaultPageSize : std::min(page_size, kMaxPageSize);
   int64_t before = INT64_MAX;
   if (!page_token.empty()) {
     if (!absl::StartsWith(page_token, kTokenPrefix) ||

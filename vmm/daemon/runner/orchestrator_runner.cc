@@ -14,7 +14,6 @@ namespace ucode::daemon {
 namespace {
 
 using orchestrator::Step;
-
 using orchestrator::ToProto;
 
 // How long a restarted daemon waits for the dead instance's VMMs, beyond their dead-man.
