@@ -84,9 +84,7 @@ TEST_F(DaemonCrashTest, KillDuringRendezvousIsReportedInterrupted) {
   // The host slot is free again.
   v1::Operation next;
   ASSERT_TRUE(StartApply(*stub_, TestImage(), &next).ok());
-  grpc::Status st;
-  EXPECT_EQ(WatchAll(*stub_, next.name(), &st).back().final_state().state(),
-            v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(WatchToEnd(*stub_, next.name()).state(), v1::OPERATION_STATE_SUCCEEDED);
 }
 
 TEST_F(DaemonCrashTest, KillDuringStagingIsReportedInterrupted) {

@@ -9,7 +9,6 @@
 #include <sys/prctl.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,15 +21,6 @@ namespace ucode::daemon_e2e {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::map<std::string, std::string> GuestStates(UcodedProcess& ucoded) {
-  grpc::ClientContext ctx;
-  v1::ListGuestsResponse guests;
-  std::map<std::string, std::string> out;
-  if (!ucoded.stub().ListGuests(&ctx, v1::ListGuestsRequest(), &guests).ok()) return out;
-  for (const v1::Guest& g : guests.guests()) out[g.name()] = g.state();
-  return out;
-}
 
 int TaskCount(pid_t pid) {
   std::error_code ec;
@@ -58,57 +48,65 @@ bool WaitState(pid_t pid, char state) {
   return false;
 }
 
-v1::Operation ApplyAndWait(UcodedProcess& ucoded, grpc::Status* start) {
-  v1::Operation op;
-  *start = StartApply(ucoded.stub(), ucoded.NextImage(), &op);
-  if (!start->ok()) return op;
-  grpc::Status st;
-  std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
-  return events.empty() ? op : events.back().final_state();
-}
+// Each test: a ucoded with two one-vCPU VMs.
+class DaemonFleetRepair : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SKIP_WITHOUT_KVM();
+    ucoded_ = std::make_unique<UcodedProcess>(dir_, "2x1");
+    ASSERT_TRUE(ucoded_->serving()) << ucoded_->log();
+  }
+  std::vector<FleetEntry> Fleet() { return ReadFleet(dir_.File("vmm/fleet.txt")); }
+  std::map<std::string, std::string> GuestStates() {
+    grpc::ClientContext ctx;
+    v1::ListGuestsResponse guests;
+    std::map<std::string, std::string> out;
+    if (!ucoded_->stub().ListGuests(&ctx, v1::ListGuestsRequest(), &guests).ok()) return out;
+    for (const v1::Guest& g : guests.guests()) out[g.name()] = g.state();
+    return out;
+  }
+  // An apply of `image` (default: the next one) to its end.
+  v1::Operation ApplyAndWait(std::string image = "") {
+    v1::Operation op;
+    grpc::Status start = StartApply(stub(), image.empty() ? NextImage(stub()) : image, &op);
+    EXPECT_TRUE(start.ok()) << start.error_message();
+    return start.ok() ? WatchToEnd(stub(), op.name()) : op;
+  }
+  v1::UcodeService::Stub& stub() { return ucoded_->stub(); }
 
-TEST(DaemonFleetRepair, StoppedVmIsListedAndRefusedByName) {
-  SKIP_WITHOUT_KVM();
-  ScratchDir dir;
-  UcodedProcess ucoded(dir, "2x1");
-  ASSERT_TRUE(ucoded.serving()) << ucoded.log();
-  std::vector<FleetEntry> fleet = ReadFleet(dir.File("vmm/fleet.txt"));
+  ScratchDir dir_;
+  std::unique_ptr<UcodedProcess> ucoded_;
+};
+
+TEST_F(DaemonFleetRepair, StoppedVmIsListedAndRefusedByName) {
+  std::vector<FleetEntry> fleet = Fleet();
   ASSERT_EQ(fleet.size(), 2u);
 
   ASSERT_EQ(kill(fleet[1].pid, SIGSTOP), 0);
   ASSERT_TRUE(WaitState(fleet[1].pid, 'T'));
-  std::map<std::string, std::string> states = GuestStates(ucoded);
+  std::map<std::string, std::string> states = GuestStates();
   EXPECT_EQ(states["vm0"], "running");
   EXPECT_EQ(states["vm1"], "stopped");
-  grpc::Status start;
-  v1::Operation done = ApplyAndWait(ucoded, &start);
-  ASSERT_TRUE(start.ok()) << start.error_message();
+  v1::Operation done = ApplyAndWait();
   EXPECT_EQ(done.state(), v1::OPERATION_STATE_FAILED);
   EXPECT_THAT(done.error().message(), HasSubstr("vm1"));
   EXPECT_THAT(done.error().message(), HasSubstr("stopped"));
   EXPECT_EQ(done.error().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
 
   ASSERT_EQ(kill(fleet[1].pid, SIGCONT), 0);
-  done = ApplyAndWait(ucoded, &start);
-  ASSERT_TRUE(start.ok()) << start.error_message();
+  done = ApplyAndWait();
   EXPECT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
-  EXPECT_EQ(GuestStates(ucoded)["vm1"], "running");
+  EXPECT_EQ(GuestStates()["vm1"], "running");
 }
 
-TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
-  SKIP_WITHOUT_KVM();
-  ScratchDir dir;
-  UcodedProcess ucoded(dir, "2x1");
-  ASSERT_TRUE(ucoded.serving()) << ucoded.log();
-  std::vector<FleetEntry> before = ReadFleet(dir.File("vmm/fleet.txt"));
+TEST_F(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
+  std::vector<FleetEntry> before = Fleet();
   ASSERT_EQ(before.size(), 2u);
 
   // Killed, then an apply straight away: the operation restarts it first and says so.
   ASSERT_EQ(kill(before[1].pid, SIGKILL), 0);
   ASSERT_TRUE(WaitState(before[1].pid, 'Z'));  // dead, and ucoded has not reaped it yet
-  grpc::Status start;
-  v1::Operation done = ApplyAndWait(ucoded, &start);
-  ASSERT_TRUE(start.ok()) << start.error_message();
+  v1::Operation done = ApplyAndWait();
   ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
   const v1::UpdateReport& report = done.report();
   ASSERT_FALSE(report.notes().empty()) << report.DebugString();
@@ -119,7 +117,7 @@ TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
     EXPECT_EQ(vm.revision_after(), new_rev) << vm.DebugString();
     EXPECT_EQ(vm.view(), "verified") << vm.DebugString();
   }
-  std::vector<FleetEntry> after = ReadFleet(dir.File("vmm/fleet.txt"));
+  std::vector<FleetEntry> after = Fleet();
   ASSERT_EQ(after.size(), 2u);
   EXPECT_EQ(after[0].pid, before[0].pid);
   EXPECT_NE(after[1].pid, before[1].pid);
@@ -130,31 +128,21 @@ TEST(DaemonFleetRepair, KilledVmIsReapedRestartedAndLaterAppliesSucceed) {
   // Killed while idle: ListGuests reaps and restarts it, and lists it running.
   ASSERT_EQ(kill(after[0].pid, SIGKILL), 0);
   ASSERT_TRUE(WaitState(after[0].pid, 'Z'));
-  std::map<std::string, std::string> states = GuestStates(ucoded);
+  std::map<std::string, std::string> states = GuestStates();
   EXPECT_EQ(states["vm0"], "running");
   EXPECT_EQ(states["vm1"], "running");
-  EXPECT_NE(ReadFleet(dir.File("vmm/fleet.txt"))[0].pid, after[0].pid);
-  done = ApplyAndWait(ucoded, &start);
-  ASSERT_TRUE(start.ok()) << start.error_message();
+  EXPECT_NE(Fleet()[0].pid, after[0].pid);
+  done = ApplyAndWait();
   EXPECT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
 }
 
 // The same image applied again once the host runs it (e.g. after a dead-man released the
 // VMs before their view was set) used to be refused as "not newer" for good: it now only
 // sets the guest views. SyncGuestViews does it without an image.
-TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
-  SKIP_WITHOUT_KVM();
-  ScratchDir dir;
-  UcodedProcess ucoded(dir, "2x1");
-  ASSERT_TRUE(ucoded.serving()) << ucoded.log();
-  const std::string image = ucoded.NextImage();
+TEST_F(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
+  const std::string image = NextImage(stub());
   for (int round = 0; round < 2; ++round) {
-    v1::Operation op;
-    ASSERT_TRUE(StartApply(ucoded.stub(), image, &op).ok());
-    grpc::Status st;
-    std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
-    ASSERT_FALSE(events.empty());
-    const v1::Operation& done = events.back().final_state();
+    const v1::Operation done = ApplyAndWait(image);
     ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << round << ": " << done.error().message();
     const v1::UpdateReport& report = done.report();
     EXPECT_EQ(report.host_touched(), round == 0) << report.DebugString();
@@ -165,12 +153,9 @@ TEST(DaemonFleetRepair, ReapplyAndSyncGuestViewsOnceTheHostRunsTheImage) {
   }
   grpc::ClientContext ctx;
   v1::Operation op;
-  ASSERT_TRUE(ucoded.stub().SyncGuestViews(&ctx, v1::SyncGuestViewsRequest(), &op).ok());
+  ASSERT_TRUE(stub().SyncGuestViews(&ctx, v1::SyncGuestViewsRequest(), &op).ok());
   EXPECT_EQ(op.kind(), "sync");
-  grpc::Status st;
-  std::vector<v1::OperationEvent> events = WatchAll(ucoded.stub(), op.name(), &st);
-  ASSERT_FALSE(events.empty());
-  const v1::Operation& done = events.back().final_state();
+  const v1::Operation done = WatchToEnd(stub(), op.name());
   ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
   for (const v1::VmReport& vm : done.report().vms()) {
     EXPECT_EQ(vm.view(), "verified") << vm.DebugString();

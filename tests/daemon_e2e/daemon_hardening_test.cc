@@ -88,13 +88,7 @@ class DaemonHardeningTest : public ::testing::Test {
     }
     return p;
   }
-  grpc::Status RootDescribeHost() {
-    auto stub = UnixStub(socket_);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    v1::Host host;
-    return stub->DescribeHost(&ctx, v1::DescribeHostRequest(), &host);
-  }
+  grpc::Status RootDescribeHost() { return DescribeHost(*UnixStub(socket_)); }
 
   ScratchDir dir_;
   std::string socket_ = dir_.File("ucoded.sock");
@@ -260,9 +254,7 @@ class FullJournalTest : public DaemonHardeningTest {
   }
   v1::Operation Finished(const std::string& name) {
     runner_.Resume(v1::STEP_GUEST_VIEWS_SET);
-    grpc::Status st;
-    std::vector<v1::OperationEvent> events = WatchAll(*stub_, name, &st);
-    return events.empty() ? v1::Operation() : events.back().final_state();
+    return WatchToEnd(*stub_, name);
   }
   std::string Reserve() const { return options_.journal_path + ".reserve"; }
 
@@ -298,8 +290,7 @@ TEST_F(FullJournalTest, FullDiskAfterActivationNeverChangesTheOutcome) {
   ASSERT_EQ(unlink((fs_ + "/filler2").c_str()), 0);
   st = Apply(&op);
   EXPECT_TRUE(st.ok()) << st.error_message();
-  EXPECT_EQ(WatchAll(*stub_, op.name(), &st).back().final_state().state(),
-            v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(WatchToEnd(*stub_, op.name()).state(), v1::OPERATION_STATE_SUCCEEDED);
 }
 
 // Past the reserve: the outcome stands, the journal's failure is reported beside it, and

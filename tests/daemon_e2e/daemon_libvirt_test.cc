@@ -17,12 +17,11 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "host/microcode/image_generator.h"
 #include "host/platform/platform_choice.h"
 #include "tests/daemon_e2e/daemon_test_util.h"
 #include "vmm/daemon/daemon.h"
-#include "vmm/daemon/operations/journal.h"
 #include "vmm/daemon/log.h"
+#include "vmm/daemon/operations/journal.h"
 #include "vmm/daemon/runner/orchestrator_runner.h"
 #include "vmm/libvirt/connection.h"
 #include "vmm/libvirt/park_marker.h"
@@ -86,32 +85,31 @@ class DaemonLibvirtTest : public ::testing::Test {
     stub_ = v1::UcodeService::NewStub(daemon_->InProcessChannel());
   }
 
-  // A generated image one revision newer than the host runs.
-  std::string NextImage() {
-    grpc::ClientContext ctx;
-    v1::Host host;
-    EXPECT_TRUE(stub_->DescribeHost(&ctx, v1::DescribeHostRequest(), &host).ok());
-    microcode::GeneratorOptions g;
-    g.signature = host.signature();
-    g.platform_flags = 1u << host.platform_id();
-    g.revision = host.cpus(0).revision() + 1;
-    g.min_req_revision = host.cpus(0).revision();
-    auto img = microcode::GenerateImage(g);
-    EXPECT_TRUE(img.ok()) << img.status();
-    return img.ok() ? std::string(img->begin(), img->end()) : "";
-  }
-
-  // Opens the journal the next daemon will find and records operation 1 in it: an apply
-  // that was running.
-  void JournalRunningApply(std::unique_ptr<daemon::Journal>* journal) {
+  // The journal the next daemon finds: operation 1, an apply that was running, finished
+  // `steps` (journal rows) and began the rendezvous about to pause `paused`.
+  std::unique_ptr<daemon::Journal> JournalParkedApply(const std::vector<std::string>& paused,
+                                                      std::vector<daemon::JournalStep> steps = {}) {
     absl::StatusOr<std::unique_ptr<daemon::Journal>> j =
         daemon::Journal::Open(options_.journal_path);
-    ASSERT_TRUE(j.ok()) << j.status();
-    *journal = *std::move(j);
+    if (!j.ok()) {
+      ADD_FAILURE() << j.status();
+      return nullptr;
+    }
     v1::Operation op;
     op.set_kind("apply");
     op.set_state(v1::OPERATION_STATE_RUNNING);
-    ASSERT_TRUE((*journal)->InsertOperation(1, "", "", op).ok());
+    EXPECT_TRUE((*j)->InsertOperation(1, "", "", op).ok());
+    EXPECT_TRUE(steps.empty() || (*j)->RecordFinishedSteps(1, steps, false).ok());
+    EXPECT_TRUE((*j)->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us_, paused).ok());
+    return *std::move(j);
+  }
+  // Operation 1 as the restarted daemon reports it: interrupted.
+  v1::Operation Interrupted() {
+    grpc::Status st;
+    v1::Operation op = GetOperation(*stub_, "operations/1", &st);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
+    return op;
   }
 
   int State(const std::string& name) { return *conn_->LookupDomain(name)->State(); }
@@ -127,6 +125,7 @@ class DaemonLibvirtTest : public ::testing::Test {
         .has_value();
   }
 
+  const int64_t now_us_ = absl::ToUnixMicros(absl::Now());
   ScratchDir dir_;
   daemon::DaemonOptions options_;
   std::unique_ptr<libvirt::Connection> conn_;
@@ -152,7 +151,7 @@ TEST_F(DaemonLibvirtTest, ApplySuspendsAndResumesEachDomainOnce) {
   }
 
   v1::Operation op;
-  ASSERT_TRUE(StartApply(*stub_, NextImage(), &op).ok());
+  ASSERT_TRUE(StartApply(*stub_, NextImage(*stub_), &op).ok());
   grpc::Status st;
   std::vector<v1::OperationEvent> events = WatchAll(*stub_, op.name(), &st);
   ASSERT_TRUE(st.ok()) << st.error_message();
@@ -197,12 +196,9 @@ TEST_F(DaemonLibvirtTest, GuestSelectionNamesDomains) {
   const std::string b = AddDomain("b");
   StartDaemon({a, b});
   v1::Operation op;
-  ASSERT_TRUE(StartApply(*stub_, NextImage(), &op, {b}).ok());
-  grpc::Status st;
-  std::vector<v1::OperationEvent> events = WatchAll(*stub_, op.name(), &st);
-  ASSERT_FALSE(events.empty());
-  EXPECT_EQ(events.back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED)
-      << events.back().final_state().error().message();
+  ASSERT_TRUE(StartApply(*stub_, NextImage(*stub_), &op, {b}).ok());
+  const v1::Operation done = WatchToEnd(*stub_, op.name());
+  EXPECT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
   ASSERT_TRUE(Saw(b, VIR_DOMAIN_EVENT_RESUMED));
   EXPECT_EQ(Count(a, VIR_DOMAIN_EVENT_SUSPENDED), 0);
   EXPECT_EQ(Count(b, VIR_DOMAIN_EVENT_SUSPENDED), 1);
@@ -213,16 +209,7 @@ TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused
   const std::string theirs = AddDomain("theirs");
   // A dead ucoded's state: it journaled `ours` as about to be suspended, began the
   // rendezvous and died with `ours` paused. Someone else paused `theirs`.
-  {
-    std::unique_ptr<daemon::Journal> journal;
-    ASSERT_NO_FATAL_FAILURE(JournalRunningApply(&journal));
-    const int64_t now_us = absl::ToUnixMicros(absl::Now());
-    ASSERT_TRUE(
-        journal->RecordFinishedSteps(1, {{1, v1::STEP_VALIDATED, false, "ok", now_us}}, false)
-            .ok());
-    const std::vector<std::string> paused = {ours};
-    ASSERT_TRUE(journal->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
-  }
+  ASSERT_NE(JournalParkedApply({ours}, {{1, v1::STEP_VALIDATED, false, "ok", now_us_}}), nullptr);
   // What SuspendPauser does for operations/1: mark, then suspend.
   ASSERT_TRUE(libvirt::SetParkMarker(*conn_->LookupDomain(ours), "operations/1").ok());
   ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(ours)->get()), 0);
@@ -236,10 +223,7 @@ TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused
   EXPECT_EQ(Count(ours, VIR_DOMAIN_EVENT_RESUMED), 1);
   EXPECT_EQ(Count(theirs, VIR_DOMAIN_EVENT_RESUMED), 0);
 
-  grpc::Status gst;
-  v1::Operation op = GetOperation(*stub_, "operations/1", &gst);
-  ASSERT_TRUE(gst.ok());
-  EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
+  const v1::Operation op = Interrupted();
   EXPECT_EQ(op.interrupted_step(), v1::STEP_PARKED);
   EXPECT_TRUE(op.report().interrupted().guests_confirmed_running());
   EXPECT_THAT(op.report().interrupted().guests(),
@@ -257,13 +241,7 @@ TEST_F(DaemonLibvirtTest, RecoveryResumesExactlyTheDomainsTheJournalSaysWePaused
 TEST_F(DaemonLibvirtTest, RecoveryLeavesAPauseWithoutOurMarkerAlone) {
   const std::string ours = AddDomain("ours");
   const std::string older = AddDomain("older");
-  {
-    std::unique_ptr<daemon::Journal> journal;
-    ASSERT_NO_FATAL_FAILURE(JournalRunningApply(&journal));
-    const int64_t now_us = absl::ToUnixMicros(absl::Now());
-    const std::vector<std::string> paused = {ours, older};
-    ASSERT_TRUE(journal->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
-  }
+  ASSERT_NE(JournalParkedApply({ours, older}), nullptr);
   libvirt::Domain o = *conn_->LookupDomain(ours);
   ASSERT_TRUE(libvirt::SetParkMarker(o, "operations/1").ok());
   ASSERT_EQ(virDomainSuspend(o.get()), 0);
@@ -280,11 +258,7 @@ TEST_F(DaemonLibvirtTest, RecoveryLeavesAPauseWithoutOurMarkerAlone) {
   EXPECT_EQ(State(older), VIR_DOMAIN_PAUSED);
   EXPECT_EQ(Count(ours, VIR_DOMAIN_EVENT_RESUMED), 1);  // ucoded's own release, no other
   EXPECT_EQ(Count(older, VIR_DOMAIN_EVENT_RESUMED), 0);
-  grpc::Status gst;
-  v1::Operation op = GetOperation(*stub_, "operations/1", &gst);
-  ASSERT_TRUE(gst.ok());
-  EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
-  const std::string& guests = op.report().interrupted().guests();
+  const std::string guests = Interrupted().report().interrupted().guests();
   EXPECT_THAT(guests, HasSubstr("resumed 0 of 2 domain(s)"));
   EXPECT_THAT(guests, HasSubstr(absl::StrCat(ours, " left paused (no ucode park marker")));
   EXPECT_THAT(guests,
@@ -296,25 +270,18 @@ TEST_F(DaemonLibvirtTest, RecoveryLeavesAPauseWithoutOurMarkerAlone) {
 TEST_F(DaemonLibvirtTest, RecoveryAfterTheReleaseTouchesNothing) {
   const std::string ours = AddDomain("ours");
   {
-    std::unique_ptr<daemon::Journal> journal;
-    ASSERT_NO_FATAL_FAILURE(JournalRunningApply(&journal));
-    const int64_t now_us = absl::ToUnixMicros(absl::Now());
-    const std::vector<std::string> paused = {ours};
-    ASSERT_TRUE(journal->BeginStep(1, v1::STEP_PARKED, "rendezvous", now_us, paused).ok());
+    std::unique_ptr<daemon::Journal> journal = JournalParkedApply({ours});
+    ASSERT_NE(journal, nullptr);
     ASSERT_TRUE(
-        journal->RecordFinishedSteps(1, {{1, v1::STEP_RELEASED, false, "released", now_us}}, true)
+        journal->RecordFinishedSteps(1, {{1, v1::STEP_RELEASED, false, "released", now_us_}}, true)
             .ok());
-    ASSERT_TRUE(journal->BeginStep(1, v1::STEP_AGENTS_NOTIFIED, "notify", now_us).ok());
+    ASSERT_TRUE(journal->BeginStep(1, v1::STEP_AGENTS_NOTIFIED, "notify", now_us_).ok());
   }
   // Paused again after the operation released it: not ours to resume.
   ASSERT_EQ(virDomainSuspend(conn_->LookupDomain(ours)->get()), 0);
   StartDaemon({ours});
   EXPECT_EQ(State(ours), VIR_DOMAIN_PAUSED);
-  grpc::Status gst;
-  v1::Operation op = GetOperation(*stub_, "operations/1", &gst);
-  ASSERT_TRUE(gst.ok());
-  EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
-  EXPECT_THAT(op.report().interrupted().guests(), HasSubstr("released its domains"));
+  EXPECT_THAT(Interrupted().report().interrupted().guests(), HasSubstr("released its domains"));
   ASSERT_EQ(virDomainResume(conn_->LookupDomain(ours)->get()), 0);
 }
 

@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -132,9 +131,8 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
   // A second update on the same fleet (VMs live as long as the daemon).
   const std::string second = ucoded.StartApply();
   ASSERT_FALSE(second.empty());
-  events = WatchAll(ucoded.stub(), second, &st);
-  EXPECT_EQ(events.back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED)
-      << events.back().message();
+  const v1::Operation again = WatchToEnd(ucoded.stub(), second);
+  EXPECT_EQ(again.state(), v1::OPERATION_STATE_SUCCEEDED) << again.error().message();
 }
 
 TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInterrupted) {
@@ -205,10 +203,8 @@ TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInte
   // The new instance has its own fleet and the host slot is free again.
   const std::string next = restarted.StartApply();
   ASSERT_FALSE(next.empty());
-  grpc::Status st;
-  std::vector<v1::OperationEvent> events = WatchAll(restarted.stub(), next, &st);
-  EXPECT_EQ(events.back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED)
-      << events.back().message();
+  const v1::Operation done = WatchToEnd(restarted.stub(), next);
+  EXPECT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
 }
 
 // Cancel lands inside a staging transfer: the first chunk goes through, the second is never

@@ -129,11 +129,7 @@ TEST_F(DaemonSocketTest, MutualTlsRefusesClientsWithoutAValidCertificate) {
   auto call = [&](const ctl::ClientTls& tls) {
     absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = ctl::MakeChannel(address, tls);
     EXPECT_TRUE(ch.ok()) << ch.status();
-    auto stub = v1::UcodeService::NewStub(*ch);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    v1::Host host;
-    return stub->DescribeHost(&ctx, v1::DescribeHostRequest(), &host);
+    return DescribeHost(*v1::UcodeService::NewStub(*ch));
   };
   ctl::ClientTls good{dir_.File("ca.crt"), dir_.File("client.crt"), dir_.File("client.key"), ""};
   grpc::Status ok = call(good);
@@ -145,16 +141,11 @@ TEST_F(DaemonSocketTest, MutualTlsRefusesClientsWithoutAValidCertificate) {
   server_only.pem_root_certs = ReadFile(dir_.File("ca.crt"));
   auto stub = v1::UcodeService::NewStub(
       grpc::CreateChannel(address, grpc::SslCredentials(server_only)));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  v1::Host host;
-  EXPECT_FALSE(stub->DescribeHost(&ctx, v1::DescribeHostRequest(), &host).ok());
+  EXPECT_FALSE(DescribeHost(*stub).ok());
   // Plain TCP: no TLS at all.
-  auto plain = v1::UcodeService::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx2;
-  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  EXPECT_FALSE(plain->DescribeHost(&ctx2, v1::DescribeHostRequest(), &host).ok());
+  stub =
+      v1::UcodeService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  EXPECT_FALSE(DescribeHost(*stub).ok());
   // The client library refuses TCP without certificates before dialling.
   EXPECT_FALSE(ctl::MakeChannel(address, ctl::ClientTls{}).ok());
 }

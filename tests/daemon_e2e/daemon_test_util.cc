@@ -8,8 +8,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "absl/time/clock.h"
 #include "host/base/read_file.h"
@@ -84,8 +82,31 @@ std::string Runfile(const std::string& path) {
 
 std::string TestImage() {
   auto img = microcode::GenerateImage(microcode::GeneratorOptions{});
-  if (!img.ok()) return "";
-  return std::string(img->begin(), img->end());
+  return img.ok() ? std::string(img->begin(), img->end()) : "";
+}
+
+grpc::Status DescribeHost(ucode::v1::UcodeService::Stub& stub) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  ucode::v1::Host host;
+  return stub.DescribeHost(&ctx, ucode::v1::DescribeHostRequest(), &host);
+}
+
+std::string NextImage(ucode::v1::UcodeService::Stub& stub, size_t kib) {
+  grpc::ClientContext ctx;
+  ucode::v1::Host host;
+  if (!stub.DescribeHost(&ctx, ucode::v1::DescribeHostRequest(), &host).ok() ||
+      host.cpus().empty()) {
+    return "";
+  }
+  microcode::GeneratorOptions g;
+  g.signature = host.signature();
+  g.platform_flags = 1u << host.platform_id();
+  g.revision = host.cpus(0).revision() + 1;
+  g.min_req_revision = host.cpus(0).revision();
+  g.data_size = kib * 1024 - microcode::kHeaderSize;
+  auto img = microcode::GenerateImage(g);
+  return img.ok() ? std::string(img->begin(), img->end()) : "";
 }
 
 std::unique_ptr<ucode::v1::UcodeService::Stub> UnixStub(const std::string& socket) {
@@ -130,6 +151,12 @@ std::vector<ucode::v1::OperationEvent> WatchAll(ucode::v1::UcodeService::Stub& s
   while (reader->Read(&e)) events.push_back(e);
   *status = reader->Finish();
   return events;
+}
+
+ucode::v1::Operation WatchToEnd(ucode::v1::UcodeService::Stub& stub, const std::string& name) {
+  grpc::Status st;
+  std::vector<ucode::v1::OperationEvent> events = WatchAll(stub, name, &st);
+  return events.empty() ? ucode::v1::Operation() : events.back().final_state();
 }
 
 ucode::v1::Operation GetOperation(ucode::v1::UcodeService::Stub& stub, const std::string& name,

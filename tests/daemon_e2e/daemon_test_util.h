@@ -58,7 +58,14 @@ std::string Runfile(const std::string& path);
 // A valid synthetic image for the fake runner's host.
 std::string TestImage();
 
+// A generated image (`kib` KiB) one revision newer than CPU 0 of `stub`'s host runs now
+// ("" when the host does not answer).
+std::string NextImage(ucode::v1::UcodeService::Stub& stub, size_t kib = 16);
+
 std::unique_ptr<ucode::v1::UcodeService::Stub> UnixStub(const std::string& socket);
+
+// One DescribeHost call with a 20 s deadline: its status (is this caller served?).
+grpc::Status DescribeHost(ucode::v1::UcodeService::Stub& stub);
 
 // Calls DescribeHost on `socket` until it answers (the daemon is up) or `timeout` passes.
 bool WaitUntilServing(const std::string& socket, absl::Duration timeout);
@@ -70,6 +77,9 @@ grpc::Status StartApply(ucode::v1::UcodeService::Stub& stub, const std::string& 
 // Every event of `name`'s watch stream; `status` is the stream's end.
 std::vector<ucode::v1::OperationEvent> WatchAll(ucode::v1::UcodeService::Stub& stub,
                                                 const std::string& name, grpc::Status* status);
+
+// The operation as `name`'s watch stream ended (empty if the stream carried no end).
+ucode::v1::Operation WatchToEnd(ucode::v1::UcodeService::Stub& stub, const std::string& name);
 
 // Operation `name` as GetOperation answers; `status` is the call's.
 ucode::v1::Operation GetOperation(ucode::v1::UcodeService::Stub& stub, const std::string& name,

@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "host/microcode/image_generator.h"
 #include "tests/daemon_e2e/daemon_test_util.h"
 #include "tests/vmm_test_util.h"  // SKIP_WITHOUT_KVM
 
@@ -57,27 +56,10 @@ class UcodedProcess {
   v1::UcodeService::Stub& stub() { return *stub_; }
   Subprocess& process() { return *process_; }
 
-  // A generated image (`kib` KiB) one revision newer than CPU 0 runs now.
-  std::string NextImage(size_t kib = 16) {
-    grpc::ClientContext ctx;
-    v1::Host host;
-    if (!stub_->DescribeHost(&ctx, v1::DescribeHostRequest(), &host).ok() || host.cpus().empty()) {
-      return "";
-    }
-    microcode::GeneratorOptions g;
-    g.signature = host.signature();
-    g.platform_flags = 1u << host.platform_id();
-    g.revision = host.cpus(0).revision() + 1;
-    g.min_req_revision = host.cpus(0).revision();
-    g.data_size = kib * 1024 - microcode::kHeaderSize;
-    auto img = microcode::GenerateImage(g);
-    return img.ok() ? std::string(img->begin(), img->end()) : "";
-  }
-
-  // Starts an apply of NextImage(); returns the operation name ("" on failure).
+  // Starts an apply of NextImage(stub(), kib); returns the operation name ("" on failure).
   std::string StartApply(size_t kib = 16) {
     v1::Operation op;
-    if (!daemon_e2e::StartApply(*stub_, NextImage(kib), &op).ok()) return "";
+    if (!daemon_e2e::StartApply(*stub_, NextImage(*stub_, kib), &op).ok()) return "";
     return op.name();
   }
 

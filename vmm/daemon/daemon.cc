@@ -1,13 +1,13 @@
 #include "vmm/daemon/daemon.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/server_posix.h"
+#include "host/base/read_file.h"
 #include "host/base/status_macros.h"
 #include "vmm/daemon/log.h"
 
@@ -18,11 +18,10 @@ namespace {
 constexpr int kMessageOverhead = 64 << 10;
 
 absl::StatusOr<std::string> ReadText(const std::string& path, absl::string_view what) {
-  std::ifstream in(path);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat(what, ": cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  absl::StatusOr<std::string> text = ReadTextFile(path);
+  if (!text.ok())
+    return absl::FailedPreconditionError(absl::StrCat(what, ": ", text.status().message()));
+  return text;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(
@@ -33,13 +32,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(
         " needs mutual TLS: --tls_cert, --tls_key and --tls_client_ca must all be set "
         "(ucoded never listens on TCP without them)"));
   }
-  ASSIGN_OR_RETURN(std::string cert, ReadText(o.tls_cert_file, "--tls_cert"));
-  ASSIGN_OR_RETURN(std::string key, ReadText(o.tls_key_file, "--tls_key"));
-  ASSIGN_OR_RETURN(std::string ca, ReadText(o.tls_client_ca_file, "--tls_client_ca"));
   grpc::SslServerCredentialsOptions ssl(
       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  ssl.pem_root_certs = ca;
-  ssl.pem_key_cert_pairs.push_back({key, cert});
+  grpc::SslServerCredentialsOptions::PemKeyCertPair& pair = ssl.pem_key_cert_pairs.emplace_back();
+  ASSIGN_OR_RETURN(pair.cert_chain, ReadText(o.tls_cert_file, "--tls_cert"));
+  ASSIGN_OR_RETURN(pair.private_key, ReadText(o.tls_key_file, "--tls_key"));
+  ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadText(o.tls_client_ca_file, "--tls_client_ca"));
   return grpc::SslServerCredentials(ssl);
 }
 
@@ -113,11 +111,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
 }
 
 bool Daemon::Allowed(const UnixListener::Peer& peer) const {
-  const auto& u = options_.allow_uids;
-  const auto& g = options_.allow_gids;
-  auto allowed_gid = [&g](gid_t gid) { return std::find(g.begin(), g.end(), gid) != g.end(); };
-  return std::find(u.begin(), u.end(), peer.cred.uid) != u.end() || allowed_gid(peer.cred.gid) ||
-         std::any_of(peer.groups.begin(), peer.groups.end(), allowed_gid);
+  auto allowed_gid = [this](gid_t gid) { return absl::c_linear_search(options_.allow_gids, gid); };
+  return absl::c_linear_search(options_.allow_uids, peer.cred.uid) || allowed_gid(peer.cred.gid) ||
+         absl::c_any_of(peer.groups, allowed_gid);
 }
 
 void Daemon::Admit(UniqueFd conn, const UnixListener::Peer& peer) {

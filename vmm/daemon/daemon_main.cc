@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "host/base/status_macros.h"
 #include "vmm/daemon/daemon.h"
 #include "vmm/daemon/log.h"
 #include "vmm/daemon/runner/runner_flags.h"
@@ -49,40 +49,27 @@ ABSL_FLAG(int64_t, shutdown_grace_ms, 2000,
 namespace ucode::daemon {
 namespace {
 
-// A numeric id, or a user/group name looked up with `lookup_name` (getpwnam/getgrnam).
-template <typename T>
+// Numeric ids, or user/group names looked up with `get` (getpwnam_r/getgrnam_r), whose
+// entry holds the id in `id`.
+template <typename Entry, typename T>
 absl::StatusOr<std::vector<T>> ParseIds(const std::vector<std::string>& in, absl::string_view flag,
-                                        const std::function<bool(const char*, T*)>& lookup_name) {
+                                        int (*get)(const char*, Entry*, char*, size_t, Entry**),
+                                        T Entry::*id) {
   std::vector<T> out;
   for (const std::string& s : in) {
     uint32_t v = 0;
-    T id;
+    Entry entry, *found = nullptr;
+    char buf[4096];
     if (absl::SimpleAtoi(s, &v)) {
       out.push_back(static_cast<T>(v));
-    } else if (lookup_name(s.c_str(), &id)) {
-      out.push_back(id);
+    } else if (get(s.c_str(), &entry, buf, sizeof(buf), &found) == 0 && found != nullptr) {
+      out.push_back(entry.*id);
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("--", flag, ": '", s, "' is neither an id nor a known name"));
     }
   }
   return out;
-}
-
-bool UserId(const char* name, uid_t* uid) {
-  struct passwd pw, *found = nullptr;
-  char buf[4096];
-  if (getpwnam_r(name, &pw, buf, sizeof(buf), &found) != 0 || found == nullptr) return false;
-  *uid = pw.pw_uid;
-  return true;
-}
-
-bool GroupId(const char* name, gid_t* gid) {
-  struct group gr, *found = nullptr;
-  char buf[4096];
-  if (getgrnam_r(name, &gr, buf, sizeof(buf), &found) != 0 || found == nullptr) return false;
-  *gid = gr.gr_gid;
-  return true;
 }
 
 absl::StatusOr<DaemonOptions> OptionsFromFlags() {
@@ -96,12 +83,10 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
         "--socket_mode: '", absl::GetFlag(FLAGS_socket_mode), "' is not an octal mode"));
   }
   o.unix_socket_mode = static_cast<mode_t>(mode);
-  auto uids = ParseIds<uid_t>(absl::GetFlag(FLAGS_allow_uids), "allow_uids", UserId);
-  if (!uids.ok()) return uids.status();
-  o.allow_uids = *uids;
-  auto gids = ParseIds<gid_t>(absl::GetFlag(FLAGS_allow_gids), "allow_gids", GroupId);
-  if (!gids.ok()) return gids.status();
-  o.allow_gids = *gids;
+  ASSIGN_OR_RETURN(o.allow_uids, ParseIds(absl::GetFlag(FLAGS_allow_uids), "allow_uids", getpwnam_r,
+                                          &passwd::pw_uid));
+  ASSIGN_OR_RETURN(o.allow_gids, ParseIds(absl::GetFlag(FLAGS_allow_gids), "allow_gids", getgrnam_r,
+                                          &group::gr_gid));
   o.tcp_address = absl::GetFlag(FLAGS_tcp);
   o.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   o.tls_key_file = absl::GetFlag(FLAGS_tls_key);
@@ -132,28 +117,21 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Logs why ucoded cannot start; returns `exit_status`.
+  auto failed = [](const absl::Status& s, int exit_status) {
+    LogLine("ucoded_failed", {{"error", s.ToString()}});
+    return exit_status;
+  };
   absl::StatusOr<DaemonOptions> options = OptionsFromFlags();
-  if (!options.ok()) {
-    LogLine("ucoded_failed", {{"error", options.status().ToString()}});
-    return 2;
-  }
+  if (!options.ok()) return failed(options.status(), 2);
   // Before the runner: a second instance must not touch the first one's VMs or files.
   absl::StatusOr<std::unique_ptr<InstanceLock>> lock = LockJournal(options->journal_path);
-  if (!lock.ok()) {
-    LogLine("ucoded_failed", {{"error", lock.status().ToString()}});
-    return 1;
-  }
+  if (!lock.ok()) return failed(lock.status(), 1);
   absl::StatusOr<std::unique_ptr<UpdateRunner>> runner = MakeRunnerFromFlags(options->journal_path);
-  if (!runner.ok()) {
-    LogLine("ucoded_failed", {{"error", runner.status().ToString()}});
-    return 2;
-  }
+  if (!runner.ok()) return failed(runner.status(), 2);
   absl::StatusOr<std::unique_ptr<Daemon>> daemon =
       Daemon::Start(*options, runner->get(), *std::move(lock));
-  if (!daemon.ok()) {
-    LogLine("ucoded_failed", {{"error", daemon.status().ToString()}});
-    return 1;
-  }
+  if (!daemon.ok()) return failed(daemon.status(), 1);
   int sig = 0;
   sigwait(&stop, &sig);
   LogLine("ucoded_stopping", {{"signal", strsignal(sig)}});

@@ -1,13 +1,12 @@
 #include "vmm/inventory/libvirt_guests.h"
 
 #include <algorithm>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "host/base/read_file.h"
 #include "host/base/status_macros.h"
 #include "vmm/freeze/leftovers.h"
 #include "vmm/freeze/vcpu_threads.h"
@@ -22,10 +21,7 @@ namespace {
 absl::StatusOr<int> ThawFrozen(const libvirt::Domain& d) {
   absl::StatusOr<pid_t> pid = freeze::FindQemuByUuid("/proc", d.uuid());
   if (!pid.ok()) return 0;
-  std::ifstream in("/proc/self/mountinfo");
-  std::stringstream mountinfo;
-  mountinfo << in.rdbuf();
-  return freeze::ThawLeftovers("/proc", mountinfo.str(), *pid);
+  return freeze::ThawLeftovers("/proc", ReadTextFile("/proc/self/mountinfo").value_or(""), *pid);
 }
 
 }  // namespace

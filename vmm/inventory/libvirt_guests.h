@@ -62,9 +62,6 @@ class LibvirtGuests {
   LibvirtGuests(const LibvirtGuests&) = delete;
   LibvirtGuests& operator=(const LibvirtGuests&) = delete;
 
-  [[nodiscard]] const std::string& uri() const { return conn_->uri(); }
-  [[nodiscard]] const libvirt::Connection& connection() const { return *conn_; }
-
   // The selected domains' names, now.
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> Names() const;
 

@@ -4,7 +4,6 @@
 
 #include <cerrno>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -13,19 +12,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "host/base/private_files.h"
+#include "host/base/read_file.h"
 #include "host/base/unique_fd.h"
 
 namespace ucode::inventory {
 namespace {
 
 constexpr absl::Duration kExitPoll = absl::Milliseconds(20);
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // What the VMM's own log says about the end of its coordinator (vmm_server.cc wording).
 std::string ReleaseAccount(const std::string& log) {
@@ -87,11 +80,11 @@ std::string VmmState(pid_t pid, absl::string_view name) {
   if (kill(pid, 0) != 0 && errno == ESRCH) return "exited";
   // /proc/PID/stat field 3 (after the parenthesised comm): Z zombie, T stopped, t tracing
   // stop.
-  const std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
+  const std::string stat = ReadTextFile(absl::StrCat("/proc/", pid, "/stat")).value_or("");
   const size_t rp = stat.rfind(')');
   const char state = rp != std::string::npos && rp + 2 < stat.size() ? stat[rp + 2] : '?';
   if (rp == std::string::npos || state == 'Z') return "exited";
-  const std::string cmdline = ReadAll(absl::StrCat("/proc/", pid, "/cmdline"));
+  const std::string cmdline = ReadTextFile(absl::StrCat("/proc/", pid, "/cmdline")).value_or("");
   if (!absl::StrContains(cmdline, "ucode-vmm") ||
       !absl::StrContains(cmdline, absl::StrCat("--name=", name, std::string(1, '\0')))) {
     return "exited";  // the pid was recycled
@@ -99,22 +92,20 @@ std::string VmmState(pid_t pid, absl::string_view name) {
   return state == 'T' || state == 't' ? "stopped" : "running";
 }
 
-bool VmmAlive(pid_t pid, absl::string_view name) { return VmmState(pid, name) != "exited"; }
-
 absl::StatusOr<std::string> ConfirmFleetReleased(const std::vector<FleetRecordEntry>& fleet,
                                                  absl::Duration wait) {
   if (fleet.empty()) return std::string("the previous instance managed no VMs");
   const absl::Time end = absl::Now() + wait;
   for (const FleetRecordEntry& vm : fleet) {
-    while (VmmAlive(vm.pid, vm.name) && absl::Now() < end) absl::SleepFor(kExitPoll);
+    while (VmmState(vm.pid, vm.name) != "exited" && absl::Now() < end) absl::SleepFor(kExitPoll);
   }
   std::vector<std::string> lines;
   std::vector<std::string> unconfirmed;
   for (const FleetRecordEntry& vm : fleet) {
-    const std::string log = ReadAll(vm.log_path);
+    const std::string log = ReadTextFile(vm.log_path).value_or("");
     const std::string account = ReleaseAccount(log);
     const bool released = absl::StrContains(log, "dead-man: all vCPUs released");
-    if (VmmAlive(vm.pid, vm.name)) {
+    if (VmmState(vm.pid, vm.name) != "exited") {
       // Still there: fine if it released itself (it is running its guest), else it may
       // still be held and is reported rather than assumed.
       lines.push_back(absl::StrCat(vm.name, " (pid ", vm.pid, ") still running: ", account));

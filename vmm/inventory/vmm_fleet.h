@@ -38,10 +38,6 @@ absl::Status WriteFleetRecord(const std::string& path, const std::vector<FleetRe
 // A missing file is an empty fleet.
 absl::StatusOr<std::vector<FleetRecordEntry>> ReadFleetRecord(const std::string& path);
 
-// True while `pid` is a live (not zombie) process whose command line names VM `name`
-// (so a recycled pid is not mistaken for our VMM).
-bool VmmAlive(pid_t pid, absl::string_view name);
-
 // What /proc says VM `name`'s VMM is doing: "running", "stopped" (SIGSTOP or a tracer: its
 // vCPUs cannot park), or "exited" (gone, a zombie, or the pid now names another program).
 std::string VmmState(pid_t pid, absl::string_view name);

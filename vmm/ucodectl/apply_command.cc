@@ -27,7 +27,6 @@
 #include "host/microcode/microcode_image.h"
 #include "vmm/inventory/cancel_on_signal.h"
 #include "vmm/inventory/libvirt_guests.h"
-#include "proto/json.h"
 #include "vmm/orchestrator/update_operation.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
@@ -158,12 +157,7 @@ int RunApply(const std::vector<std::string>& raw) {
       orchestrator::RunUpdate(**host, *std::move(image), groups, apply->options,
                               progress.Callbacks([&] { return cancel.cancelled(); }));
   progress.Flush();
-  const ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
-  if (json) {
-    std::printf("%s\n", ProtoJson(typed).c_str());
-  } else {
-    std::printf("\n%s", orchestrator::ReportText(typed).c_str());
-  }
+  PrintReport(report, json);
   if (cancel.cancelled() && !report.status.ok()) return inventory::kExitInterrupted;
   return report.status.ok() ? kExitOk : kExitFailed;
 }

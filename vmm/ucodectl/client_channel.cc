@@ -2,14 +2,14 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "host/base/read_file.h"
+#include "host/base/status_macros.h"
 #include "host/microcode/microcode_image.h"
 
 namespace ucode::ctl {
@@ -24,11 +24,10 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view f
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, " is required for a TCP server (ucoded speaks mutual TLS)"));
   }
-  std::ifstream in(path);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("--", flag, ": cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  absl::StatusOr<std::string> pem = ReadTextFile(path);
+  if (!pem.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", pem.status().message()));
+  return pem;
 }
 
 }  // namespace
@@ -39,16 +38,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ad
     std::string target = absl::StartsWith(address, "unix:") ? address : "unix:" + address;
     return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   }
-  absl::StatusOr<std::string> ca = ReadPem(tls.ca_file, "tls_ca");
-  if (!ca.ok()) return ca.status();
-  absl::StatusOr<std::string> cert = ReadPem(tls.cert_file, "tls_cert");
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPem(tls.key_file, "tls_key");
-  if (!key.ok()) return key.status();
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = *ca;
-  ssl.pem_cert_chain = *cert;
-  ssl.pem_private_key = *key;
+  ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem(tls.ca_file, "tls_ca"));
+  ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem(tls.cert_file, "tls_cert"));
+  ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem(tls.key_file, "tls_key"));
   grpc::ChannelArguments args;
   if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
   return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);

@@ -19,7 +19,6 @@
 #include "host/microcode/image_generator.h"
 #include "vmm/inventory/cancel_on_signal.h"
 #include "vmm/inventory/managed_fleet.h"
-#include "proto/json.h"
 #include "vmm/orchestrator/update_operation.h"
 #include "vmm/ucodectl/commands.h"
 #include "vmm/ucodectl/host_command_support.h"
@@ -120,12 +119,7 @@ int RunDemo(const std::vector<std::string>& raw) {
   watcher.MainDone();
   if (stopped.ok()) std::filesystem::remove_all(log_dir);
   if (watcher.cancelled()) return kExitInterrupted;
-  const ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
-  if (json) {
-    std::printf("%s\n", ProtoJson(typed).c_str());
-  } else {
-    std::printf("\n%s", orchestrator::ReportText(typed).c_str());
-  }
+  PrintReport(report, json);
   return report.status.ok() ? kExitOk : kExitFailed;
 }
 

@@ -9,8 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "host/base/status_macros.h"
 #include "host/platform/platform_choice.h"
+#include "proto/json.h"
+#include "vmm/orchestrator/report.h"
 
 namespace ucode::ctl {
 
@@ -91,12 +92,22 @@ class ProgressPrinter {
   int done_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace
-
+// A progress callback writing to stderr; silent when `json` is set. Thread-safe.
 staging::StagingProgressFn MakeStagingProgress(bool json) {
   if (json) return nullptr;
   auto printer = std::make_shared<ProgressPrinter>(isatty(STDERR_FILENO) == 1);
   return [printer](const staging::StagingProgress& p) { printer->Update(p); };
+}
+
+}  // namespace
+
+void PrintReport(const orchestrator::UpdateReport& report, bool json) {
+  const ucode::v1::UpdateReport typed = orchestrator::ToProto(report);
+  if (json) {
+    std::printf("%s\n", ProtoJson(typed).c_str());
+  } else {
+    std::printf("\n%s", orchestrator::ReportText(typed).c_str());
+  }
 }
 
 ProgressLines::ProgressLines(bool json)
@@ -110,10 +121,7 @@ ProgressLines::ProgressLines(bool json)
 void ProgressLines::Emit(orchestrator::Step step, absl::string_view message,
                          const staging::StagingProgress* staging) {
   if (json_) return;
-  if (staging != nullptr) {
-    if (staging_) staging_(*staging);
-    return;
-  }
+  if (staging != nullptr) return staging_(*staging);
   events_.Emit(step, message);
 }
 

@@ -32,8 +32,8 @@ absl::StatusOr<int> IntOption(const ParsedArgs& args, absl::string_view name, in
 // --mode: strict (the default) or fast.
 absl::StatusOr<orchestrator::UpdateMode> UpdateModeFromArgs(const ParsedArgs& args);
 
-// A progress callback writing to stderr; silent when `json` is set. Thread-safe.
-staging::StagingProgressFn MakeStagingProgress(bool json);
+// The update's report on stdout: JSON, or its text after a blank line (below the progress).
+void PrintReport(const orchestrator::UpdateReport& report, bool json);
 
 // Progress lines on stderr, "[  1.234s] STEP             message", timed from construction;
 // silent when `json` is set. Lines of the held window are printed after the release

@@ -46,24 +46,28 @@ int PrintInspect(const ucode::v1::InspectImageResponse& resp) {
   return inspect::AllValid(resp) ? kExitOk : kExitFailed;
 }
 
+// describe and guests: no word but --json, one empty request, its answer.
+template <typename Request, typename Response>
+int RunQuery(const std::vector<std::string>& args, const CommandSyntax& syntax,
+             absl::string_view name,
+             grpc::Status (UcodeService::Stub::*rpc)(grpc::ClientContext*, const Request&,
+                                                     Response*),
+             int (*print_text)(const Response&)) {
+  int rc = kExitOk;
+  std::optional<RemoteCall> r = StartRemote(args, syntax, {kJson, kHelpOption}, 0, &rc);
+  return r ? CallAndPrint(*r, name, rpc, Request(), print_text) : rc;
+}
+
 }  // namespace
 
 int RunRemoteDescribe(const std::vector<std::string>& args) {
-  int rc = kExitOk;
-  std::optional<RemoteCall> r = StartRemote(
-      args, {"describe", "--server ADDRESS describe [--json]", ""}, {kJson, kHelpOption}, 0, &rc);
-  if (!r) return rc;
-  return CallAndPrint(*r, "DescribeHost", &UcodeService::Stub::DescribeHost,
-                      ucode::v1::DescribeHostRequest(), PrintHost);
+  return RunQuery(args, {"describe", "--server ADDRESS describe [--json]", ""}, "DescribeHost",
+                  &UcodeService::Stub::DescribeHost, PrintHost);
 }
 
 int RunRemoteGuests(const std::vector<std::string>& args) {
-  int rc = kExitOk;
-  std::optional<RemoteCall> r = StartRemote(
-      args, {"guests", "--server ADDRESS guests [--json]", ""}, {kJson, kHelpOption}, 0, &rc);
-  if (!r) return rc;
-  return CallAndPrint(*r, "ListGuests", &UcodeService::Stub::ListGuests,
-                      ucode::v1::ListGuestsRequest(), PrintGuests);
+  return RunQuery(args, {"guests", "--server ADDRESS guests [--json]", ""}, "ListGuests",
+                  &UcodeService::Stub::ListGuests, PrintGuests);
 }
 
 // Without --cpu ucoded selects for the oldest revision its host runs.

@@ -25,6 +25,16 @@ absl::Status Invalid(absl::string_view field, absl::string_view check) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", check));
 }
 
+// A proto enum field: UNSPECIFIED (0) is `fallback`; a number the enum does not name is
+// refused (`type`: "an UpdateMode").
+template <typename E>
+absl::StatusOr<E> KnownEnum(E value, bool (*valid)(int), E fallback, absl::string_view field,
+                            absl::string_view type) {
+  if (value == 0) return fallback;
+  if (!valid(value)) return Invalid(field, absl::StrCat(static_cast<int>(value), " is not ", type));
+  return value;
+}
+
 // `path` relative to the image root it lies beneath, or INVALID_ARGUMENT naming the roots.
 absl::StatusOr<std::pair<std::string, std::string>> UnderImageRoot(const std::string& path,
                                                                    const std::string& field,
@@ -177,30 +187,12 @@ absl::StatusOr<ApplyParams> ValidateApply(const ucode::v1::ApplyUpdateRequest& r
                                           ImageBudget::Lease* lease) {
   ApplyParams p;
   // Cheap field checks first: a bad flag never costs an image read.
-  switch (request.mode()) {
-    case ucode::v1::UPDATE_MODE_UNSPECIFIED:
-    case ucode::v1::UPDATE_MODE_STRICT:
-      p.mode = ucode::v1::UPDATE_MODE_STRICT;
-      break;
-    case ucode::v1::UPDATE_MODE_FAST:
-      p.mode = ucode::v1::UPDATE_MODE_FAST;
-      break;
-    default:
-      return Invalid("mode",
-                     absl::StrCat(static_cast<int>(request.mode()), " is not an UpdateMode"));
-  }
-  switch (request.min_rev_policy()) {
-    case ucode::v1::MIN_REV_POLICY_UNSPECIFIED:
-    case ucode::v1::MIN_REV_POLICY_ENFORCE:
-      p.min_rev_policy = ucode::v1::MIN_REV_POLICY_ENFORCE;
-      break;
-    case ucode::v1::MIN_REV_POLICY_IGNORE:
-      p.min_rev_policy = ucode::v1::MIN_REV_POLICY_IGNORE;
-      break;
-    default:
-      return Invalid("min_rev_policy", absl::StrCat(static_cast<int>(request.min_rev_policy()),
-                                                    " is not a MinRevPolicy"));
-  }
+  ASSIGN_OR_RETURN(p.mode, KnownEnum(request.mode(), ucode::v1::UpdateMode_IsValid,
+                                     ucode::v1::UPDATE_MODE_STRICT, "mode", "an UpdateMode"));
+  ASSIGN_OR_RETURN(
+      p.min_rev_policy,
+      KnownEnum(request.min_rev_policy(), ucode::v1::MinRevPolicy_IsValid,
+                ucode::v1::MIN_REV_POLICY_ENFORCE, "min_rev_policy", "a MinRevPolicy"));
   ASSIGN_OR_RETURN(p.guests, ValidateGuests(request.guests(), limits));
   ASSIGN_OR_RETURN(p.park_deadline, Bounded(request.park_deadline_us(), absl::Microseconds(1),
                                             limits.default_park_deadline, limits.max_park_deadline,

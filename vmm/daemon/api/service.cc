@@ -16,19 +16,36 @@ namespace {
 // CANCELLED state rather than RUNNING.
 constexpr absl::Duration kCancelSettle = absl::Seconds(2);
 
-// Frees an operation's image and returns its bytes to the budget before the operation is
+// The work of an operation that carries an image: `run` on the params, then the image
+// freed and its lease (held until then) returned to the budget before the operation is
 // published as done, so a caller who saw DONE finds the budget free.
-void ReleaseImage(std::vector<uint8_t>& image, ImageBudget::Lease& lease) {
-  std::vector<uint8_t>().swap(image);
-  lease = ImageBudget::Lease();
+template <typename Params, typename Run>
+auto WithImage(Params params, ImageBudget::Lease lease, Run run) {
+  return [p = std::move(params), held = std::make_shared<ImageBudget::Lease>(std::move(lease)),
+          run](const std::string& name, OperationRecord& record) mutable {
+    p.operation = name;
+    absl::StatusOr<ucode::v1::UpdateReport> result = run(p, record);
+    std::vector<uint8_t>().swap(p.image);
+    *held = ImageBudget::Lease();
+    return result;
+  };
 }
 
-}  // namespace
-
+// absl and gRPC codes are the same numbers (both are google.rpc.Code).
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
+
+// `result` into `resp`, or its error.
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> result, T* resp) {
+  if (!result.ok()) return ToGrpc(result.status());
+  *resp = std::move(*result);
+  return grpc::Status::OK;
+}
+
+}  // namespace
 
 UcodeServiceImpl::UcodeServiceImpl(UpdateRunner* runner, OperationRegistry* registry,
                                    RequestLimits limits)
@@ -86,12 +103,10 @@ grpc::Status UcodeServiceImpl::InspectImage(grpc::ServerContext*,
   if (!image.ok()) return ToGrpc(image.status());
   microcode::CpuIdentity cpu;
   std::string no_cpu;
-  bool have_cpu = false;
   if (req->has_cpu()) {
     cpu.signature = req->cpu().signature();
     cpu.platform_id = req->cpu().platform_id();
     cpu.current_revision = req->cpu().current_revision();
-    have_cpu = true;
   } else if (absl::StatusOr<ucode::v1::Host> host = runner_->DescribeHost(); !host.ok()) {
     no_cpu = absl::StrCat("host CPU unknown: ", host.status().ToString());
   } else if (host->cpus().empty()) {
@@ -104,10 +119,9 @@ grpc::Status UcodeServiceImpl::InspectImage(grpc::ServerContext*,
     for (const ucode::v1::LogicalCpu& c : host->cpus()) {
       cpu.current_revision = std::min(cpu.current_revision, c.revision());
     }
-    have_cpu = true;
   }
   const inspect::ImageFile file{"", *image};
-  *resp = inspect::InspectImages({file}, have_cpu ? &cpu : nullptr,
+  *resp = inspect::InspectImages({file}, no_cpu.empty() ? &cpu : nullptr,
                                  microcode::MinRevPolicy::kEnforce, no_cpu);
   return grpc::Status::OK;
 }
@@ -118,20 +132,12 @@ grpc::Status UcodeServiceImpl::StageImage(grpc::ServerContext*,
   ImageBudget::Lease lease;
   absl::StatusOr<StageParams> params = ValidateStage(*req, limits_, image_budget_, &lease);
   if (!params.ok()) return ToGrpc(params.status());
-  // The lease goes with the image into the operation, which holds it until it ends.
-  auto held = std::make_shared<ImageBudget::Lease>(std::move(lease));
-  auto op = StartOperation(
-      "stage", "", "",
-      [this, p = std::move(*params), held](const std::string& name,
-                                           OperationRecord& record) mutable {
-        p.operation = name;
-        absl::StatusOr<ucode::v1::UpdateReport> result = runner_->Stage(p, record, record.cancel_token());
-        ReleaseImage(p.image, *held);
-        return result;
-      });
-  if (!op.ok()) return ToGrpc(op.status());
-  *resp = std::move(*op);
-  return grpc::Status::OK;
+  return Reply(StartOperation("stage", "", "",
+                              WithImage(std::move(*params), std::move(lease),
+                                        [this](const StageParams& p, OperationRecord& record) {
+                                          return runner_->Stage(p, record, record.cancel_token());
+                                        })),
+               resp);
 }
 
 grpc::Status UcodeServiceImpl::ApplyUpdate(grpc::ServerContext*,
@@ -140,19 +146,13 @@ grpc::Status UcodeServiceImpl::ApplyUpdate(grpc::ServerContext*,
   ImageBudget::Lease lease;
   absl::StatusOr<ApplyParams> params = ValidateApply(*req, limits_, image_budget_, &lease);
   if (!params.ok()) return ToGrpc(params.status());
-  auto held = std::make_shared<ImageBudget::Lease>(std::move(lease));
-  auto op = StartOperation(
-      "apply", req->request_id(), req->request_id().empty() ? "" : RequestDigest(*req),
-      [this, p = std::move(*params), held](const std::string& name,
-                                           OperationRecord& record) mutable {
-        p.operation = name;
-        absl::StatusOr<ucode::v1::UpdateReport> result = runner_->Apply(p, record, record.cancel_token());
-        ReleaseImage(p.image, *held);
-        return result;
-      });
-  if (!op.ok()) return ToGrpc(op.status());
-  *resp = std::move(*op);
-  return grpc::Status::OK;
+  return Reply(StartOperation("apply", req->request_id(),
+                              req->request_id().empty() ? "" : RequestDigest(*req),
+                              WithImage(std::move(*params), std::move(lease),
+                                        [this](const ApplyParams& p, OperationRecord& record) {
+                                          return runner_->Apply(p, record, record.cancel_token());
+                                        })),
+               resp);
 }
 
 grpc::Status UcodeServiceImpl::SyncGuestViews(grpc::ServerContext*,
@@ -160,15 +160,13 @@ grpc::Status UcodeServiceImpl::SyncGuestViews(grpc::ServerContext*,
                                               ucode::v1::Operation* resp) {
   absl::StatusOr<SyncParams> params = ValidateSync(*req, limits_);
   if (!params.ok()) return ToGrpc(params.status());
-  auto op = StartOperation(
-      "sync", "", "",
-      [this, p = std::move(*params)](const std::string& name, OperationRecord& record) mutable {
-        p.operation = name;
-        return runner_->SyncGuestViews(p, record, record.cancel_token());
-      });
-  if (!op.ok()) return ToGrpc(op.status());
-  *resp = std::move(*op);
-  return grpc::Status::OK;
+  return Reply(StartOperation("sync", "", "",
+                              [this, p = std::move(*params)](const std::string& name,
+                                                             OperationRecord& record) mutable {
+                                p.operation = name;
+                                return runner_->SyncGuestViews(p, record, record.cancel_token());
+                              }),
+               resp);
 }
 
 grpc::Status UcodeServiceImpl::GetOperation(grpc::ServerContext*,
@@ -183,11 +181,7 @@ grpc::Status UcodeServiceImpl::GetOperation(grpc::ServerContext*,
 grpc::Status UcodeServiceImpl::ListOperations(grpc::ServerContext*,
                                               const ucode::v1::ListOperationsRequest* req,
                                               ucode::v1::ListOperationsResponse* resp) {
-  absl::StatusOr<ucode::v1::ListOperationsResponse> page =
-      registry_->List(req->page_size(), req->page_token());
-  if (!page.ok()) return ToGrpc(page.status());
-  *resp = std::move(*page);
-  return grpc::Status::OK;
+  return Reply(registry_->List(req->page_size(), req->page_token()), resp);
 }
 
 grpc::Status UcodeServiceImpl::WatchOperation(
@@ -220,10 +214,7 @@ grpc::Status UcodeServiceImpl::CancelOperation(grpc::ServerContext*,
 grpc::Status UcodeServiceImpl::DescribeHost(grpc::ServerContext*,
                                             const ucode::v1::DescribeHostRequest*,
                                             ucode::v1::Host* resp) {
-  absl::StatusOr<ucode::v1::Host> host = runner_->DescribeHost();
-  if (!host.ok()) return ToGrpc(host.status());
-  *resp = std::move(*host);
-  return grpc::Status::OK;
+  return Reply(runner_->DescribeHost(), resp);
 }
 
 grpc::Status UcodeServiceImpl::ListGuests(grpc::ServerContext*,

@@ -20,9 +20,6 @@
 
 namespace ucode::daemon {
 
-// absl and gRPC codes are the same numbers (both are google.rpc.Code).
-grpc::Status ToGrpc(const absl::Status& s);
-
 class UcodeServiceImpl final : public ucode::v1::UcodeService::Service {
  public:
   // `runner` and `registry` outlive this.

@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "host/base/read_file.h"
 #include "vmm/daemon/api/service_test_fixture.h"
 
 namespace ucode::daemon {
@@ -21,20 +21,12 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class ServiceHardeningTest : public ServiceTest {
  protected:
   grpc::Status InspectPath(const std::string& path, v1::InspectImageResponse* resp) {
     v1::InspectImageRequest r;
     r.mutable_image()->set_host_path(path);
-    grpc::ClientContext ctx;
-    return stub_->InspectImage(&ctx, r, resp);
+    return Inspect(r, resp);
   }
 };
 
@@ -106,25 +98,17 @@ TEST_F(ServiceHardeningTest, ImageBytesInFlightAreBounded) {
   const std::string image = TestImage();
   options_.limits.max_image_bytes_in_flight = image.size();
   Restart();
-  runner_.PauseAt(v1::STEP_STAGED);
-  v1::Operation op;
-  ASSERT_TRUE(Apply(ApplyRequest(), &op).ok());
-  ASSERT_TRUE(runner_.WaitUntilPausedAt(v1::STEP_STAGED, absl::Seconds(30)));
+  const v1::Operation op = ApplyPausedAt(v1::STEP_STAGED);
   // The running operation holds its image: nothing else fits.
   v1::InspectImageRequest r;
   r.mutable_image()->set_image_bytes(image);
   v1::InspectImageResponse resp;
-  {
-    grpc::ClientContext ctx;
-    grpc::Status st = stub_->InspectImage(&ctx, r, &resp);
-    EXPECT_EQ(st.error_code(), grpc::RESOURCE_EXHAUSTED);
-    EXPECT_THAT(st.error_message(), HasSubstr("--max_image_bytes_in_flight"));
-  }
+  grpc::Status st = Inspect(r, &resp);
+  EXPECT_EQ(st.error_code(), grpc::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(st.error_message(), HasSubstr("--max_image_bytes_in_flight"));
   runner_.Resume(v1::STEP_STAGED);
-  grpc::Status st;
-  EXPECT_EQ(WatchAll(op.name(), &st).back().final_state().state(), v1::OPERATION_STATE_SUCCEEDED);
-  grpc::ClientContext ctx;
-  st = stub_->InspectImage(&ctx, r, &resp);
+  EXPECT_EQ(FinalState(op.name()), v1::OPERATION_STATE_SUCCEEDED);
+  st = Inspect(r, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
@@ -191,7 +175,7 @@ TEST_F(ServiceHardeningTest, JournalInAPlaceOthersCanWriteIsRefused) {
   d = Daemon::Start(options_, &runner_);
   ASSERT_FALSE(d.ok());
   EXPECT_THAT(d.status().message(), HasSubstr("symlink"));
-  EXPECT_EQ(ReadAll(target), "precious");
+  EXPECT_EQ(ReadTextFile(target).value_or(""), "precious");
 }
 
 TEST_F(ServiceHardeningTest, SecondDaemonOnTheSameJournalIsRefused) {

@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "vmm/daemon/api/service_test_fixture.h"
@@ -61,10 +60,7 @@ TEST_F(ServiceTest, FullApplyWatchSeesEveryEventInOrder) {
 }
 
 TEST_F(ServiceTest, SecondApplyIsAbortedNamingTheRunningOperation) {
-  runner_.PauseAt(v1::STEP_STAGED);
-  v1::Operation first;
-  ASSERT_TRUE(Apply(ApplyRequest(), &first).ok());
-  ASSERT_TRUE(runner_.WaitUntilPausedAt(v1::STEP_STAGED, absl::Seconds(30)));
+  const v1::Operation first = ApplyPausedAt(v1::STEP_STAGED);
   v1::Operation second;
   grpc::Status st = Apply(ApplyRequest(), &second);
   EXPECT_EQ(st.error_code(), grpc::ABORTED);
@@ -74,17 +70,13 @@ TEST_F(ServiceTest, SecondApplyIsAbortedNamingTheRunningOperation) {
   stage.mutable_image()->set_image_bytes(TestImage());
   EXPECT_EQ(stub_->StageImage(&ctx, stage, &second).error_code(), grpc::ABORTED);
   runner_.Resume(v1::STEP_STAGED);
-  ASSERT_TRUE(WatchAll(first.name(), &st).back().final_state().state() ==
-              v1::OPERATION_STATE_SUCCEEDED);
+  ASSERT_EQ(FinalState(first.name()), v1::OPERATION_STATE_SUCCEEDED);
   // The slot is free as soon as DONE was seen.
   EXPECT_TRUE(Apply(ApplyRequest(), &second).ok());
 }
 
 TEST_F(ServiceTest, CancelHonouredBeforeRendezvous) {
-  runner_.PauseAt(v1::STEP_STAGED);
-  v1::Operation op;
-  ASSERT_TRUE(Apply(ApplyRequest(), &op).ok());
-  ASSERT_TRUE(runner_.WaitUntilPausedAt(v1::STEP_STAGED, absl::Seconds(30)));
+  const v1::Operation op = ApplyPausedAt(v1::STEP_STAGED);
   v1::Operation after;
   ASSERT_TRUE(Cancel(op.name(), &after).ok());
   grpc::Status st;
@@ -97,17 +89,13 @@ TEST_F(ServiceTest, CancelHonouredBeforeRendezvous) {
 }
 
 TEST_F(ServiceTest, CancelRefusedOnceRendezvousBegan) {
-  runner_.PauseAt(v1::STEP_ACTIVATED);
-  v1::Operation op;
-  ASSERT_TRUE(Apply(ApplyRequest(), &op).ok());
-  ASSERT_TRUE(runner_.WaitUntilPausedAt(v1::STEP_ACTIVATED, absl::Seconds(30)));
+  const v1::Operation op = ApplyPausedAt(v1::STEP_ACTIVATED);
   v1::Operation after;
   grpc::Status st = Cancel(op.name(), &after);
   EXPECT_EQ(st.error_code(), grpc::FAILED_PRECONDITION);
   EXPECT_THAT(st.error_message(), HasSubstr("rendezvous"));
   runner_.Resume(v1::STEP_ACTIVATED);
-  EXPECT_EQ(WatchAll(op.name(), &st).back().final_state().state(),
-            v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(FinalState(op.name()), v1::OPERATION_STATE_SUCCEEDED);
 }
 
 TEST_F(ServiceTest, RunnerFailureEndsOperationWithItsCode) {
@@ -181,9 +169,7 @@ TEST_F(ServiceTest, ApplyFromHostPath) {
   r.mutable_image()->set_host_path(path);
   v1::Operation op;
   ASSERT_TRUE(Apply(r, &op).ok());
-  grpc::Status st;
-  EXPECT_EQ(WatchAll(op.name(), &st).back().final_state().state(),
-            v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(FinalState(op.name()), v1::OPERATION_STATE_SUCCEEDED);
 }
 
 TEST_F(ServiceTest, RequestIdMakesApplyIdempotent) {
@@ -193,8 +179,7 @@ TEST_F(ServiceTest, RequestIdMakesApplyIdempotent) {
   ASSERT_TRUE(Apply(r, &a).ok());
   ASSERT_TRUE(Apply(r, &b).ok());
   EXPECT_EQ(a.name(), b.name());
-  grpc::Status st;
-  WatchAll(a.name(), &st);  // the runner has run by the time DONE is seen
+  FinalState(a.name());  // the runner has run by the time DONE is seen
   ASSERT_TRUE(Apply(r, &b).ok());
   EXPECT_EQ(b.name(), a.name());
   EXPECT_EQ(runner_.applies(), 1);
@@ -205,10 +190,7 @@ TEST_F(ServiceTest, InspectImage) {
   std::string image = TestImage();
   r.mutable_image()->set_image_bytes(image + image);
   v1::InspectImageResponse resp;
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->InspectImage(&ctx, r, &resp).ok());
-  }
+  ASSERT_TRUE(Inspect(r, &resp).ok());
   ASSERT_EQ(resp.images_size(), 2);
   EXPECT_TRUE(resp.images(0).valid());
   EXPECT_EQ(resp.images(0).signature(), 0x806f8u);
@@ -219,26 +201,19 @@ TEST_F(ServiceTest, InspectImage) {
   EXPECT_EQ(resp.images(1 - resp.selected_index()).verdict(), v1::SELECTION_VERDICT_SUPERSEDED);
   // Another CPU: nothing selected, with a reason per image.
   r.mutable_cpu()->set_signature(0x50657);
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->InspectImage(&ctx, r, &resp).ok());
-  }
+  ASSERT_TRUE(Inspect(r, &resp).ok());
   EXPECT_EQ(resp.selected_index(), -1);
   EXPECT_EQ(resp.selection_reasons_size(), 2);
   EXPECT_EQ(resp.images(0).verdict(), v1::SELECTION_VERDICT_NO_MATCH);
   // A corrupted member is reported, not an RPC error.
   image[20] ^= 0xff;  // loader_version
   r.mutable_image()->set_image_bytes(image);
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->InspectImage(&ctx, r, &resp).ok());
-  }
+  ASSERT_TRUE(Inspect(r, &resp).ok());
   ASSERT_GE(resp.images_size(), 1);
   EXPECT_FALSE(resp.images(0).valid());
   EXPECT_FALSE(resp.images(0).error().empty());
   r.clear_image();
-  grpc::ClientContext ctx;
-  EXPECT_EQ(stub_->InspectImage(&ctx, r, &resp).error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Inspect(r, &resp).error_code(), grpc::INVALID_ARGUMENT);
 }
 
 TEST_F(ServiceTest, StageImage) {

@@ -61,6 +61,10 @@ class ServiceTest : public ::testing::Test {
     grpc::ClientContext ctx;
     return stub_->ApplyUpdate(&ctx, r, op);
   }
+  grpc::Status Inspect(const v1::InspectImageRequest& r, v1::InspectImageResponse* resp) {
+    grpc::ClientContext ctx;
+    return stub_->InspectImage(&ctx, r, resp);
+  }
   std::vector<v1::OperationEvent> WatchAll(const std::string& name, grpc::Status* status) {
     grpc::ClientContext ctx;
     v1::WatchOperationRequest req;
@@ -71,6 +75,20 @@ class ServiceTest : public ::testing::Test {
     while (reader->Read(&e)) events.push_back(e);
     *status = reader->Finish();
     return events;
+  }
+  // The state an operation ended in, from a watch to its end.
+  v1::OperationState FinalState(const std::string& name) {
+    grpc::Status st;
+    std::vector<v1::OperationEvent> events = WatchAll(name, &st);
+    return events.empty() ? v1::OPERATION_STATE_UNSPECIFIED : events.back().final_state().state();
+  }
+  // An apply the runner holds before `step` until Resume(step).
+  v1::Operation ApplyPausedAt(Step step) {
+    runner_.PauseAt(step);
+    v1::Operation op;
+    EXPECT_TRUE(Apply(ApplyRequest(), &op).ok());
+    EXPECT_TRUE(runner_.WaitUntilPausedAt(step, absl::Seconds(30)));
+    return op;
   }
   v1::Operation Get(const std::string& name) {
     grpc::ClientContext ctx;

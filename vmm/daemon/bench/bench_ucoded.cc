@@ -12,25 +12,24 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "host/base/read_file.h"
 #include "host/microcode/image_generator.h"
-#include "proto/json.h"
-#include "vmm/daemon/daemon.h"
-#include "vmm/daemon/operations/fake_runner.h"
-#include "vmm/daemon/log.h"
-#include "vmm/daemon/runner/orchestrator_runner.h"
 #include "host/platform/emulated_platform.h"
+#include "proto/json.h"
 #include "vmm/daemon/api/test_certificates.h"
+#include "vmm/daemon/daemon.h"
+#include "vmm/daemon/log.h"
+#include "vmm/daemon/operations/fake_runner.h"
+#include "vmm/daemon/runner/orchestrator_runner.h"
 
 namespace ucode::daemon {
 namespace {
@@ -334,15 +333,7 @@ int Main(int argc, char** argv) {
   Stats s_unix = TimeDescribe(*unix_stub, calls);
   Stats s_tls;
   if (have_certs) {
-    auto read = [](const std::string& p) {
-      std::FILE* f = std::fopen(p.c_str(), "r");
-      std::string out;
-      char buf[4096];
-      size_t n;
-      while (f != nullptr && (n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-      if (f != nullptr) std::fclose(f);
-      return out;
-    };
+    auto read = [](const std::string& p) { return ReadTextFile(p).value_or(""); };
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = read(dir + "/ca.crt");
     ssl.pem_cert_chain = read(dir + "/client.crt");

@@ -13,6 +13,17 @@ using ucode::v1::Step;
 // While paused, how often the fake looks at the cancel token (it has no callback).
 constexpr absl::Duration kPauseCancelPoll = absl::Milliseconds(5);
 
+// What the fake runner reports: the operation, its last step, and a note that says so.
+ucode::v1::UpdateReport FakeReport(const std::string& operation, ucode::v1::Step last_step,
+                                   absl::string_view what) {
+  ucode::v1::UpdateReport r;
+  r.set_operation(operation);
+  r.set_last_step(last_step);
+  r.set_ok(true);
+  r.add_notes(absl::StrCat("fake runner: ", what));
+  return r;
+}
+
 }  // namespace
 
 FakeRunnerOptions DefaultFakeRunnerOptions() {
@@ -95,24 +106,8 @@ absl::Status FakeUpdateRunner::Point(Step step, const CancelToken& cancel) {
     waiting_at_.erase(step);
   }
   auto it = fail_at_.find(step);
-  if (it != fail_at_.end()) return it->second;
-  return absl::OkStatus();
+  return it != fail_at_.end() ? it->second : absl::OkStatus();
 }
-
-namespace {
-
-// What the fake runner reports: the operation, its last step, and a note that says so.
-ucode::v1::UpdateReport FakeReport(const std::string& operation, ucode::v1::Step last_step,
-                                   absl::string_view what) {
-  ucode::v1::UpdateReport r;
-  r.set_operation(operation);
-  r.set_last_step(last_step);
-  r.set_ok(true);
-  r.add_notes(absl::StrCat("fake runner: ", what));
-  return r;
-}
-
-}  // namespace
 
 absl::Status FakeUpdateRunner::StageAll(StepSink& sink, const CancelToken& cancel,
                                         size_t image_bytes) {

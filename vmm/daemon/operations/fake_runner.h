@@ -22,7 +22,7 @@ struct FakeRunnerOptions {
   int chunks_per_package = 3;
   // Pause before each step: lets watchers fall behind in load tests; zero in unit tests.
   absl::Duration step_delay = absl::ZeroDuration();
-  ucode::v1::Host host;               // default filled by DefaultFakeHost()
+  ucode::v1::Host host;  // DefaultFakeRunnerOptions() fills it
   std::vector<ucode::v1::Guest> guests;
 };
 

@@ -85,6 +85,12 @@ class Statement {
     const std::string text = ValidText(v);
     sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
+  // `v...` to parameters 1, 2, ...
+  template <typename... T>
+  void BindAll(const T&... v) {
+    int i = 0;
+    (Bind(++i, v), ...);
+  }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() { return sqlite3_step(stmt_); }
   absl::Status Run(absl::string_view what) {
@@ -226,39 +232,26 @@ absl::Status Journal::InsertOperation(int64_t id, absl::string_view request_id,
                  "INSERT INTO operations (id, kind, request_id, request_digest, state, "
                  "create_ms, update_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
     RETURN_IF_ERROR(st.Prepared("prepare insert operation"));
-    st.Bind(1, id);
-    st.Bind(2, op.kind());
-    st.Bind(3, request_id);
-    st.Bind(4, request_digest);
-    st.Bind(5, static_cast<int64_t>(op.state()));
-    st.Bind(6, op.create_time_unix_ms());
-    st.Bind(7, op.update_time_unix_ms());
+    st.BindAll(id, op.kind(), request_id, request_digest, static_cast<int64_t>(op.state()),
+               op.create_time_unix_ms(), op.update_time_unix_ms());
     return st.Run(absl::StrCat("insert operation ", id));
   });
 }
 
 absl::Status Journal::UpdateOperation(int64_t id, const Operation& op) {
   absl::MutexLock lock(&mu_);
-  return WriteLocked(
-      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return UpdateOperationLocked(id, op); });
-}
-
-absl::Status Journal::UpdateOperationLocked(int64_t id, const Operation& op) {
-  Statement st(db_,
-               "UPDATE operations SET state = ?, last_step = ?, in_progress_step = ?, "
-               "done = ?, error_code = ?, error_message = ?, report_json = ?, update_ms = ? "
-               "WHERE id = ?");
-  RETURN_IF_ERROR(st.Prepared("prepare update operation"));
-  st.Bind(1, static_cast<int64_t>(op.state()));
-  st.Bind(2, static_cast<int64_t>(op.last_step()));
-  st.Bind(3, static_cast<int64_t>(op.interrupted_step()));
-  st.Bind(4, op.done() ? 1 : 0);
-  st.Bind(5, static_cast<int64_t>(op.error().code()));
-  st.Bind(6, op.error().message());
-  st.Bind(7, op.has_report() ? ProtoJson(op.report()) : "");
-  st.Bind(8, op.update_time_unix_ms());
-  st.Bind(9, id);
-  return st.Run(absl::StrCat("update operation ", id));
+  return WriteLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Statement st(db_,
+                 "UPDATE operations SET state = ?, last_step = ?, in_progress_step = ?, "
+                 "done = ?, error_code = ?, error_message = ?, report_json = ?, update_ms = ? "
+                 "WHERE id = ?");
+    RETURN_IF_ERROR(st.Prepared("prepare update operation"));
+    st.BindAll(static_cast<int64_t>(op.state()), static_cast<int64_t>(op.last_step()),
+               static_cast<int64_t>(op.interrupted_step()), int64_t{op.done() ? 1 : 0},
+               static_cast<int64_t>(op.error().code()), op.error().message(),
+               op.has_report() ? ProtoJson(op.report()) : "", op.update_time_unix_ms(), id);
+    return st.Run(absl::StrCat("update operation ", id));
+  });
 }
 
 absl::Status Journal::BeginStep(int64_t id, ucode::v1::Step step, absl::string_view what,
@@ -266,38 +259,26 @@ absl::Status Journal::BeginStep(int64_t id, ucode::v1::Step step, absl::string_v
                                 absl::Span<const std::string> paused_domains) {
   absl::MutexLock lock(&mu_);
   return WriteLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return BeginStepLocked(id, step, what, time_unix_us, paused_domains);
+    Transaction tx(db_);
+    RETURN_IF_ERROR(tx.Began());
+    Statement row(db_,
+                  "INSERT INTO steps (operation_id, step, phase, message, time_us) "
+                  "VALUES (?, ?, 'begin', ?, ?)");
+    RETURN_IF_ERROR(row.Prepared("prepare insert step"));
+    row.BindAll(id, static_cast<int64_t>(step), what, time_unix_us);
+    RETURN_IF_ERROR(row.Run(absl::StrCat("insert begin step ", step, " of operation ", id)));
+    for (const std::string& name : paused_domains) {
+      Statement dom(db_, "INSERT INTO paused_domains (operation_id, name) VALUES (?, ?)");
+      RETURN_IF_ERROR(dom.Prepared("prepare insert paused domain"));
+      dom.BindAll(id, name);
+      RETURN_IF_ERROR(dom.Run(absl::StrCat("insert paused domain of operation ", id)));
+    }
+    Statement up(db_, "UPDATE operations SET in_progress_step = ?, update_ms = ? WHERE id = ?");
+    RETURN_IF_ERROR(up.Prepared("prepare update in-progress step"));
+    up.BindAll(static_cast<int64_t>(step), time_unix_us / 1000, id);
+    RETURN_IF_ERROR(up.Run(absl::StrCat("update in-progress step of operation ", id)));
+    return tx.Commit();
   });
-}
-
-absl::Status Journal::BeginStepLocked(int64_t id, ucode::v1::Step step, absl::string_view what,
-                                      int64_t time_unix_us,
-                                      absl::Span<const std::string> paused_domains) {
-  Transaction tx(db_);
-  RETURN_IF_ERROR(tx.Began());
-  Statement row(db_,
-                "INSERT INTO steps (operation_id, step, phase, message, time_us) "
-                "VALUES (?, ?, 'begin', ?, ?)");
-  RETURN_IF_ERROR(row.Prepared("prepare insert step"));
-  row.Bind(1, id);
-  row.Bind(2, static_cast<int64_t>(step));
-  row.Bind(3, what);
-  row.Bind(4, time_unix_us);
-  RETURN_IF_ERROR(row.Run(absl::StrCat("insert begin step ", step, " of operation ", id)));
-  for (const std::string& name : paused_domains) {
-    Statement dom(db_, "INSERT INTO paused_domains (operation_id, name) VALUES (?, ?)");
-    RETURN_IF_ERROR(dom.Prepared("prepare insert paused domain"));
-    dom.Bind(1, id);
-    dom.Bind(2, name);
-    RETURN_IF_ERROR(dom.Run(absl::StrCat("insert paused domain of operation ", id)));
-  }
-  Statement up(db_, "UPDATE operations SET in_progress_step = ?, update_ms = ? WHERE id = ?");
-  RETURN_IF_ERROR(up.Prepared("prepare update in-progress step"));
-  up.Bind(1, static_cast<int64_t>(step));
-  up.Bind(2, time_unix_us / 1000);
-  up.Bind(3, id);
-  RETURN_IF_ERROR(up.Run(absl::StrCat("update in-progress step of operation ", id)));
-  return tx.Commit();
 }
 
 absl::Status Journal::RecordFinishedSteps(int64_t id, const std::vector<JournalStep>& steps,
@@ -305,36 +286,26 @@ absl::Status Journal::RecordFinishedSteps(int64_t id, const std::vector<JournalS
   if (steps.empty()) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   return WriteLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return RecordFinishedStepsLocked(id, steps, clears_in_progress);
+    Transaction tx(db_);
+    RETURN_IF_ERROR(tx.Began());
+    for (const JournalStep& s : steps) {
+      Statement row(db_,
+                    "INSERT INTO steps (operation_id, step, phase, message, time_us) "
+                    "VALUES (?, ?, 'end', ?, ?)");
+      RETURN_IF_ERROR(row.Prepared("prepare insert step"));
+      row.BindAll(id, static_cast<int64_t>(s.step), s.message, s.time_unix_us);
+      RETURN_IF_ERROR(row.Run(absl::StrCat("insert end step ", s.step, " of operation ", id)));
+    }
+    Statement up(db_,
+                 clears_in_progress
+                     ? "UPDATE operations SET last_step = ?, update_ms = ?, in_progress_step = 0 "
+                       "WHERE id = ?"
+                     : "UPDATE operations SET last_step = ?, update_ms = ? WHERE id = ?");
+    RETURN_IF_ERROR(up.Prepared("prepare update last step"));
+    up.BindAll(static_cast<int64_t>(steps.back().step), steps.back().time_unix_us / 1000, id);
+    RETURN_IF_ERROR(up.Run(absl::StrCat("update last step of operation ", id)));
+    return tx.Commit();
   });
-}
-
-absl::Status Journal::RecordFinishedStepsLocked(int64_t id, const std::vector<JournalStep>& steps,
-                                                bool clears_in_progress) {
-  Transaction tx(db_);
-  RETURN_IF_ERROR(tx.Began());
-  for (const JournalStep& s : steps) {
-    Statement row(db_,
-                  "INSERT INTO steps (operation_id, step, phase, message, time_us) "
-                  "VALUES (?, ?, 'end', ?, ?)");
-    RETURN_IF_ERROR(row.Prepared("prepare insert step"));
-    row.Bind(1, id);
-    row.Bind(2, static_cast<int64_t>(s.step));
-    row.Bind(3, s.message);
-    row.Bind(4, s.time_unix_us);
-    RETURN_IF_ERROR(row.Run(absl::StrCat("insert end step ", s.step, " of operation ", id)));
-  }
-  Statement up(db_,
-               clears_in_progress
-                   ? "UPDATE operations SET last_step = ?, update_ms = ?, in_progress_step = 0 "
-                     "WHERE id = ?"
-                   : "UPDATE operations SET last_step = ?, update_ms = ? WHERE id = ?");
-  RETURN_IF_ERROR(up.Prepared("prepare update last step"));
-  up.Bind(1, static_cast<int64_t>(steps.back().step));
-  up.Bind(2, steps.back().time_unix_us / 1000);
-  up.Bind(3, id);
-  RETURN_IF_ERROR(up.Run(absl::StrCat("update last step of operation ", id)));
-  return tx.Commit();
 }
 
 absl::StatusOr<std::vector<JournalRecord>> Journal::LoadOperations() {

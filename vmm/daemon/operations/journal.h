@@ -93,14 +93,6 @@ class Journal {
   // Runs `write`; if the disk was full, releases the reserve and runs it once more.
   absl::Status WriteLocked(const std::function<absl::Status()>& write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status UpdateOperationLocked(int64_t id, const ucode::v1::Operation& op)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status BeginStepLocked(int64_t id, ucode::v1::Step step, absl::string_view what,
-                               int64_t time_unix_us, absl::Span<const std::string> paused_domains)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status RecordFinishedStepsLocked(int64_t id, const std::vector<JournalStep>& steps,
-                                         bool clears_in_progress)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);

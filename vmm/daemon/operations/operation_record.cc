@@ -61,13 +61,8 @@ void MakeValidUtf8(google::protobuf::Message& m) {
 
 }  // namespace
 
-OperationRecord::OperationRecord(int64_t id, std::string request_id, Operation op,
-                                 Journal* journal)
-    : id_(id),
-      name_(op.name()),
-      request_id_(std::move(request_id)),
-      journal_(journal),
-      op_(std::move(op)) {
+OperationRecord::OperationRecord(int64_t id, Operation op, Journal* journal)
+    : id_(id), name_(op.name()), journal_(journal), op_(std::move(op)) {
   absl::MutexLock lock(&mu_);  // not shared yet; taken for the lock annotations
   if (op_.done()) {
     // Loaded from the journal: its events died with the process that ran it. Watchers get

@@ -29,14 +29,12 @@ inline constexpr size_t kMaxEventsPerOperation = 4096;
 class OperationRecord final : public StepSink {
  public:
   // A new operation (state RUNNING), or one loaded from the journal (`op` as stored).
-  OperationRecord(int64_t id, std::string request_id, ucode::v1::Operation op,
-                  Journal* journal);
+  OperationRecord(int64_t id, ucode::v1::Operation op, Journal* journal);
   OperationRecord(const OperationRecord&) = delete;
   OperationRecord& operator=(const OperationRecord&) = delete;
 
   [[nodiscard]] int64_t id() const { return id_; }
   [[nodiscard]] const std::string& name() const { return name_; }
-  [[nodiscard]] const std::string& request_id() const { return request_id_; }
   [[nodiscard]] const CancelToken& cancel_token() const { return cancel_; }
   [[nodiscard]] ucode::v1::Operation Snapshot() const;
 
@@ -85,7 +83,6 @@ class OperationRecord final : public StepSink {
 
   const int64_t id_;
   const std::string name_;
-  const std::string request_id_;
   Journal* const journal_;
   CancelToken cancel_;
 

@@ -33,8 +33,7 @@ ucode::v1::UpdateReport InterruptedReport(const InterruptedOperation& io,
   return r;
 }
 
-}  // namespace
-
+// "operations/<id>" → id, or INVALID_ARGUMENT naming the check.
 absl::StatusOr<int64_t> ParseOperationName(absl::string_view name) {
   int64_t id = 0;
   if (!absl::StartsWith(name, kNamePrefix) ||
@@ -44,6 +43,8 @@ absl::StatusOr<int64_t> ParseOperationName(absl::string_view name) {
   }
   return id;
 }
+
+}  // namespace
 
 absl::Status OperationRegistry::Recover(
     const std::function<absl::StatusOr<std::string>(const InterruptedOperation&)>& confirm) {
@@ -74,8 +75,7 @@ absl::Status OperationRegistry::Recover(
       by_request_id_[row.request_id] = RequestIdUse{row.id, row.request_digest};
     }
     next_id_ = std::max(next_id_, row.id + 1);
-    records_[row.id] =
-        std::make_shared<OperationRecord>(row.id, row.request_id, std::move(op), journal_);
+    records_[row.id] = std::make_shared<OperationRecord>(row.id, std::move(op), journal_);
   }
   return absl::OkStatus();
 }
@@ -115,8 +115,7 @@ absl::StatusOr<OperationRegistry::Created> OperationRegistry::Create(
   op.set_update_time_unix_ms(now_ms);
   RETURN_IF_ERROR(journal_->InsertOperation(id, request_id, request_digest, op));
   ++next_id_;
-  auto record = std::make_shared<OperationRecord>(id, std::string(request_id), std::move(op),
-                                                  journal_);
+  auto record = std::make_shared<OperationRecord>(id, std::move(op), journal_);
   records_[id] = record;
   if (!request_id.empty()) {
     by_request_id_[std::string(request_id)] = RequestIdUse{id, std::string(request_digest)};
@@ -170,8 +169,7 @@ absl::StatusOr<ucode::v1::ListOperationsResponse> OperationRegistry::List(
   if (page_size < 0) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: ", page_size, " is negative"));
   }
-  if (page_size == 0) page_size = kDefaultPageSize;
-  if (page_size > kMaxPageSize) page_size = kMaxPageSize;
+  page_size = page_size == 0 ? kDefaultPageSize : std::min(page_size, kMaxPageSize);
   int64_t before = INT64_MAX;
   if (!page_token.empty()) {
     if (!absl::StartsWith(page_token, kTokenPrefix) ||

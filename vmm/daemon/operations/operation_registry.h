@@ -84,9 +84,6 @@ class OperationRegistry {
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
-// "operations/<id>" → id, or INVALID_ARGUMENT naming the check.
-absl::StatusOr<int64_t> ParseOperationName(absl::string_view name);
-
 }  // namespace ucode::daemon
 
 #endif  // UCODE_VMM_DAEMON_OPERATION_REGISTRY_H_

@@ -5,7 +5,6 @@
 #ifndef UCODE_VMM_DAEMON_UPDATE_RUNNER_H_
 #define UCODE_VMM_DAEMON_UPDATE_RUNNER_H_
 
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -14,22 +14,21 @@ namespace ucode::daemon {
 namespace {
 
 using orchestrator::Step;
-
 using orchestrator::ToProto;
 
 // How long a restarted daemon waits for the dead instance's VMMs, beyond their dead-man.
 constexpr absl::Duration kConfirmSlack = absl::Seconds(3);
 
-// The orchestrator's emit callback onto a StepSink: staging progress as its proto;
-// STEP_DONE dropped (the daemon's own event carries the final state); with `defer`, the
-// events of the held window passed on together with RELEASED (inventory::HeldEvents).
-class EventRelay {
- public:
-  EventRelay(StepSink& sink, bool defer)
-      : sink_(sink),
-        held_([&sink](const auto& e) { sink.Emit(e.step, e.message); }, defer) {}
-
-  void Emit(Step step, absl::string_view message, const staging::StagingProgress* p) {
+// The orchestrator's callbacks onto a StepSink and CancelToken: staging progress as its
+// proto; STEP_DONE dropped (the daemon's own event carries the final state); the other
+// events through `held` (inventory::HeldEvents, which may pass on the held window's with
+// RELEASED).
+orchestrator::UpdateCallbacks Relay(StepSink& sink, const CancelToken& cancel,
+                                    inventory::HeldEvents& held) {
+  orchestrator::UpdateCallbacks cb;
+  cb.begin_step = [&sink](Step step, absl::string_view what) { return sink.BeginStep(step, what); };
+  cb.emit = [&sink, &held](Step step, absl::string_view message,
+                           const staging::StagingProgress* p) {
     if (p != nullptr) {
       ucode::v1::StagingProgress sp;
       sp.set_package(p->package);
@@ -37,17 +36,14 @@ class EventRelay {
       sp.set_total_bytes(p->image_bytes);
       sp.set_chunk(p->chunks);
       sp.set_retransmits(p->retransmits);
-      sink_.Emit(ucode::v1::STEP_STAGING, message, &sp);
+      sink.Emit(ucode::v1::STEP_STAGING, message, &sp);
     } else if (step != v1::STEP_DONE) {
-      held_.Emit(step, message);
+      held.Emit(step, message);
     }
-  }
-  void Flush() { held_.Flush(); }
-
- private:
-  StepSink& sink_;
-  inventory::HeldEvents held_;
-};
+  };
+  cb.cancelled = [&cancel] { return cancel.Cancelled(); };
+  return cb;
+}
 
 orchestrator::UpdateOptions OptionsFor(const ApplyParams& params, bool stage) {
   orchestrator::UpdateOptions o;
@@ -78,7 +74,7 @@ absl::StatusOr<std::unique_ptr<OrchestratorRunner>> OrchestratorRunner::Create(
                          r->options_.libvirt_uri, r->options_.libvirt_domains,
                          {.pause = r->options_.libvirt_pause, .deadman = r->options_.deadman}));
   }
-  r->RefreshSnapshot();
+  r->RefreshSnapshot().status().IgnoreError();
   return r;
 }
 
@@ -127,10 +123,11 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::RunOnGuests(
                         operation));
     if (libvirt.group != nullptr) groups.push_back(libvirt.group.get());
   }
-  RefreshSnapshot();
+  RefreshSnapshot().status().IgnoreError();
   busy_.store(true);
-  EventRelay relay(sink, options_.defer_parked_events);
-  orchestrator::UpdateCallbacks cb;
+  inventory::HeldEvents held([&sink](const auto& e) { sink.Emit(e.step, e.message); },
+                             options_.defer_parked_events);
+  orchestrator::UpdateCallbacks cb = Relay(sink, cancel, held);
   cb.begin_step = [&](Step step, absl::string_view what) {
     // The domains about to be suspended go into the journal with the rendezvous row: no
     // dead-man releases them if this process dies (ConfirmGuestsRunning resumes them).
@@ -140,16 +137,16 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::RunOnGuests(
     if (s.ok() && step == v1::STEP_PARKED) holding_.store(true);
     return s;
   };
-  cb.emit = [&](Step step, absl::string_view message, const staging::StagingProgress* p) {
+  cb.emit = [&, relay = std::move(cb.emit)](Step step, absl::string_view message,
+                                            const staging::StagingProgress* p) {
     if (step == v1::STEP_RELEASED) holding_.store(false);
-    relay.Emit(step, message, p);
+    relay(step, message, p);
   };
-  cb.cancelled = [&cancel] { return cancel.Cancelled(); };
   orchestrator::UpdateReport report = run(groups, cb);
-  relay.Flush();
+  held.Flush();
   holding_.store(false);
   busy_.store(false);
-  RefreshSnapshot();
+  RefreshSnapshot().status().IgnoreError();
   if (!repaired.empty()) report.notes.insert(report.notes.begin(), repaired);
   return ToProto(report);
 }
@@ -161,29 +158,22 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Stage(const StagePar
     return absl::FailedPreconditionError(absl::StrCat(
         "stage: the ", host.name(), " platform stages inside the kernel's reload; apply instead"));
   }
-  EventRelay relay(sink, false);
-  orchestrator::UpdateCallbacks cb;
-  cb.begin_step = [&](Step step, absl::string_view what) {
-    return sink.BeginStep(step, what);
-  };
-  cb.emit = [&](Step step, absl::string_view message, const staging::StagingProgress* p) {
-    relay.Emit(step, message, p);
-  };
-  cb.cancelled = [&cancel] { return cancel.Cancelled(); };
+  inventory::HeldEvents held([&sink](const auto& e) { sink.Emit(e.step, e.message); }, false);
   orchestrator::UpdateOptions o;
   o.operation = params.operation;
   busy_.store(true);
-  orchestrator::UpdateReport report = orchestrator::StageUpdate(host, params.image, o, cb);
+  orchestrator::UpdateReport report =
+      orchestrator::StageUpdate(host, params.image, o, Relay(sink, cancel, held));
   busy_.store(false);
   RETURN_IF_ERROR(report.status);
   return ToProto(report);
 }
 
-void OrchestratorRunner::RefreshSnapshot() {
-  absl::StatusOr<ucode::v1::Host> host = DescribePlatform(*options_.platform);
-  if (!host.ok()) return;
+absl::StatusOr<ucode::v1::Host> OrchestratorRunner::RefreshSnapshot() {
+  ASSIGN_OR_RETURN(ucode::v1::Host host, DescribePlatform(*options_.platform));
   absl::MutexLock lock(&mu_);
-  snapshot_ = std::move(*host);
+  snapshot_ = host;
+  return host;
 }
 
 absl::StatusOr<ucode::v1::Host> OrchestratorRunner::DescribeHost() {
@@ -191,10 +181,7 @@ absl::StatusOr<ucode::v1::Host> OrchestratorRunner::DescribeHost() {
     absl::MutexLock lock(&mu_);
     if (snapshot_.has_value()) return *snapshot_;
   }
-  ASSIGN_OR_RETURN(ucode::v1::Host host, DescribePlatform(*options_.platform));
-  absl::MutexLock lock(&mu_);
-  snapshot_ = host;
-  return host;
+  return RefreshSnapshot();
 }
 
 absl::StatusOr<std::string> OrchestratorRunner::ConfirmGuestsRunning(

@@ -81,9 +81,7 @@ class OrchestratorRunner final : public UpdateRunner {
   absl::StatusOr<std::vector<ucode::v1::Guest>> ListGuests() override;
   absl::StatusOr<std::string> ConfirmGuestsRunning(const InterruptedOperation& op) override;
 
-  // The managed VMMs' pids (current: a VMM restarted by RepairFleet has a new one) and
-  // log directory (tests, logs).
-  [[nodiscard]] std::vector<pid_t> vmm_pids() const;
+  // The managed VMMs' log directory (for the daemon's startup line).
   [[nodiscard]] const std::string& vmm_log_dir() const { return log_dir_; }
 
  private:
@@ -108,7 +106,8 @@ class OrchestratorRunner final : public UpdateRunner {
   // at the host's revision, fleet.txt rewritten. Returns what it did ("" if nothing).
   absl::StatusOr<std::string> RepairFleet() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fleet_mu_);
   absl::Status RecordFleet();
-  void RefreshSnapshot();
+  // The host described now, kept as the snapshot (unchanged on an error).
+  absl::StatusOr<ucode::v1::Host> RefreshSnapshot();
   absl::StatusOr<GuestSelection> SelectGuests(const std::vector<std::string>& guests) const;
 
   OrchestratorRunnerOptions options_;

@@ -2,9 +2,9 @@
 // repaired between operations), which guests an operation names, and ListGuests.
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "host/base/private_files.h"
@@ -71,45 +71,38 @@ absl::StatusOr<OrchestratorRunner::GuestSelection> OrchestratorRunner::SelectGue
     sel.all_libvirt = libvirt_ != nullptr;
     return sel;
   }
-  std::vector<std::string> fleet;
+  std::vector<std::string> known;  // the fleet's VMs, then the selected domains
   if (fleet_ != nullptr) {
-    for (const rendezvous::VmSpec& s : fleet_->specs()) fleet.push_back(s.name);
+    for (const rendezvous::VmSpec& s : fleet_->specs()) known.push_back(s.name);
   }
-  std::vector<std::string> domains;
+  const size_t fleet_size = known.size();
   if (libvirt_ != nullptr) {
     absl::StatusOr<std::vector<std::string>> names = libvirt_->Names();
     if (!names.ok()) {
       return absl::UnavailableError(absl::StrCat("guests: ", names.status().message()));
     }
-    domains = *std::move(names);
+    known.insert(known.end(), names->begin(), names->end());
   }
-  const auto has = [](const std::vector<std::string>& v, const std::string& n) {
-    return std::find(v.begin(), v.end(), n) != v.end();
-  };
   size_t fleet_named = 0;
   for (const std::string& g : guests) {
-    if (has(fleet, g)) {
-      ++fleet_named;
-    } else if (has(domains, g)) {
-      if (!has(sel.libvirt, g)) sel.libvirt.push_back(g);
-    } else {
-      std::vector<std::string> known = fleet;
-      known.insert(known.end(), domains.begin(), domains.end());
+    const size_t i = absl::c_find(known, g) - known.begin();
+    if (i == known.size()) {
       return absl::InvalidArgumentError(absl::StrCat("guests: '", g, "' is not a managed guest (",
                                                      absl::StrJoin(known, ", "), ")"));
     }
+    if (i < fleet_size) {
+      ++fleet_named;
+    } else if (!absl::c_linear_search(sel.libvirt, g)) {
+      sel.libvirt.push_back(g);
+    }
   }
   // The fleet parks as one rendezvous group; a VM left running would keep a stale view.
-  if (fleet_named != 0 && fleet_named < fleet.size()) {
+  if (fleet_named != 0 && fleet_named < fleet_size) {
     return absl::InvalidArgumentError(
         "guests: the ucode-vmm fleet is parked as one group; name all of its VMs or none");
   }
   sel.fleet = fleet_named != 0;
   return sel;
-}
-
-std::vector<pid_t> OrchestratorRunner::vmm_pids() const {
-  return fleet_ != nullptr ? fleet_->pids() : std::vector<pid_t>();
 }
 
 absl::StatusOr<std::vector<ucode::v1::Guest>> OrchestratorRunner::ListGuests() {
