@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "host/late_load/host_update.h"
+#include "host/late_load/late_load.h"
 #include "host/staging/staging_driver.h"
 #include "proto/ucode/v1/report.pb.h"
 #include "vmm/orchestrator/guest_group.h"

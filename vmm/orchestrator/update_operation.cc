@@ -8,7 +8,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "host/base/status_macros.h"
-#include "host/late_load/host_update.h"
 #include "host/late_load/late_load.h"
 #include "vmm/orchestrator/group_fan_out.h"
 

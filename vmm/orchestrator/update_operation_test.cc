@@ -7,7 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "host/late_load/host_update.h"
+#include "host/late_load/late_load.h"
 #include "host/microcode/image_generator.h"
 #include "host/platform/emulated_platform.h"
 

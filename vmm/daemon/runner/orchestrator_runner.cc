@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "host/base/status_macros.h"
-#include "host/late_load/host_update.h"
+#include "host/late_load/late_load.h"
 #include "vmm/daemon/runner/host_description.h"
 #include "vmm/inventory/held_events.h"
 #include "vmm/orchestrator/report.h"

@@ -9,7 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "host/base/private_files.h"
 #include "host/base/status_macros.h"
-#include "host/late_load/host_update.h"
+#include "host/late_load/late_load.h"
 #include "vmm/daemon/runner/orchestrator_runner.h"
 
 namespace ucode::daemon {
