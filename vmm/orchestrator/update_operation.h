@@ -33,7 +33,7 @@
 namespace ucode::orchestrator {
 
 // Progress and cancellation; every member is optional. Map 1:1 onto the daemon's
-// StepSink / CancelToken (vmm/daemon/update_runner.h).
+// StepSink / CancelToken (vmm/daemon/operations/update_runner.h).
 struct UpdateCallbacks {
   // Called BEFORE a step that changes the host or a VM: STEP_STAGING, STEP_PARKED (for the
   // whole rendezvous, in both modes, before the host is touched) and STEP_AGENTS_NOTIFIED.

@@ -80,7 +80,7 @@ TEST(HostOnlyUpdate, RefusesAnOlderImageWithTheHostUntouched) {
   EXPECT_EQ(r.last_step, v1::STEP_UNSPECIFIED);
 }
 
-// The old RunHostUpdate's answer: with no VM views to sync, the image is simply not newer.
+// A host-only load of the image the host runs: with no VM views to sync, it is not newer.
 TEST(HostOnlyUpdate, RefusesTheImageTheHostAlreadyRuns) {
   auto host = Host({.revision = 0x2b000001});
   UpdateReport r = HostOnly(*host, File(0x2b000001));
