@@ -3,7 +3,7 @@
 // once, before the first thread starts, so every participant works to the same instant
 // and each reports its own outcome through `run`.
 //
-// Used for the orchestrator's per-group steps (group_fan_out.h) and libvirt's per-domain
+// Used for the orchestrator's per-group steps (guest_group.h) and libvirt's per-domain
 // suspend/resume (vmm/libvirt/fan_out.cc). Not for work that may outlive the caller's
 // wait (agent notifications keep their threads until the group is destroyed).
 #ifndef UCODE_VMM_ORCHESTRATOR_FAN_OUT_H_

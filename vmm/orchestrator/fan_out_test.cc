@@ -13,7 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "vmm/orchestrator/clock_group.h"
-#include "vmm/orchestrator/group_fan_out.h"
+#include "vmm/orchestrator/guest_group.h"
 
 namespace ucode::orchestrator {
 namespace {

@@ -9,7 +9,7 @@
 #include "absl/time/clock.h"
 #include "host/base/status_macros.h"
 #include "host/late_load/late_load.h"
-#include "vmm/orchestrator/group_fan_out.h"
+#include "vmm/orchestrator/guest_group.h"
 
 namespace ucode::orchestrator {
 namespace {
