@@ -135,6 +135,24 @@ TEST(DaemonOrchestrator, FullApplyOverTheUnixSocket) {
   EXPECT_EQ(again.state(), v1::OPERATION_STATE_SUCCEEDED) << again.error().message();
 }
 
+// A control plane retries an apply that already succeeded: with no guests to sync, the
+// image the host runs is done, not refused as "not newer" (as `ucodectl load` refuses it).
+TEST(DaemonOrchestrator, ApplyOfTheImageTheHostRunsWithNoGuestsIsDone) {
+  ScratchDir dir;
+  UcodedProcess ucoded(dir, "none");
+  ASSERT_TRUE(ucoded.serving()) << ucoded.log();
+  const std::string image = NextImage(ucoded.stub());
+  ASSERT_FALSE(image.empty());
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    v1::Operation op;
+    ASSERT_TRUE(StartApply(ucoded.stub(), image, &op).ok()) << attempt;
+    const v1::Operation done = WatchToEnd(ucoded.stub(), op.name());
+    EXPECT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED)
+        << attempt << ": " << done.error().message();
+    EXPECT_EQ(done.report().host_touched(), attempt == 0) << attempt;
+  }
+}
+
 TEST(DaemonOrchestrator, KillDuringTheRendezvousReleasesEveryVmAndIsReportedInterrupted) {
   SKIP_WITHOUT_KVM();
   // Orphaned VMMs are re-parented to us: we reap them and see how they exited.

@@ -85,8 +85,17 @@ absl::StatusOr<ucode::v1::UpdateReport> OrchestratorRunner::Apply(const ApplyPar
   return RunOnGuests(params.operation, params.guests, params.mode, sink, cancel,
                      [&](absl::Span<orchestrator::GuestGroup* const> groups,
                          const orchestrator::UpdateCallbacks& cb) {
+                       const orchestrator::UpdateOptions o = OptionsFor(params, options_.stage);
+                       // An API apply is idempotent: the image the host runs already, with
+                       // no guests named, is done (RunUpdate, like `ucodectl load`, would
+                       // refuse it as not newer).
+                       absl::StatusOr<bool> done =
+                           late_load::HostRunsNewestImage(*options_.platform, params.image);
+                       if (groups.empty() && done.ok() && *done) {
+                         return orchestrator::SyncGuestViews(*options_.platform, groups, o, cb);
+                       }
                        return orchestrator::RunUpdate(*options_.platform, params.image, groups,
-                                                      OptionsFor(params, options_.stage), cb);
+                                                      o, cb);
                      });
 }
 
