@@ -350,28 +350,6 @@ absl::StatusOr<std::vector<JournalRecord>> Journal::LoadOperations() {
   return out;
 }
 
-absl::StatusOr<std::vector<JournalStep>> Journal::LoadSteps(int64_t id) {
-  absl::MutexLock lock(&mu_);
-  Statement st(db_,
-               "SELECT step, phase, message, time_us FROM steps WHERE operation_id = ? "
-               "ORDER BY rowid");
-  RETURN_IF_ERROR(st.Prepared("prepare load steps"));
-  st.Bind(1, id);
-  std::vector<JournalStep> out;
-  int rc;
-  while ((rc = st.Step()) == SQLITE_ROW) {
-    JournalStep s;
-    s.operation_id = id;
-    s.step = static_cast<ucode::v1::Step>(st.Int(0));
-    s.begin = st.Text(1) == "begin";
-    s.message = st.Text(2);
-    s.time_unix_us = st.Int(3);
-    out.push_back(std::move(s));
-  }
-  if (rc != SQLITE_DONE) return SqliteError(db_, absl::StrCat("load steps of operation ", id));
-  return out;
-}
-
 absl::StatusOr<std::vector<std::string>> Journal::LoadPausedDomains(int64_t id) {
   absl::MutexLock lock(&mu_);
   Statement st(db_, "SELECT name FROM paused_domains WHERE operation_id = ? ORDER BY rowid");

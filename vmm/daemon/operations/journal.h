@@ -83,7 +83,6 @@ class Journal {
                                                  bool clears_in_progress);
 
   [[nodiscard]] absl::StatusOr<std::vector<JournalRecord>> LoadOperations();
-  [[nodiscard]] absl::StatusOr<std::vector<JournalStep>> LoadSteps(int64_t id);
   // Every domain name BeginStep journaled for the operation, in order written.
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> LoadPausedDomains(int64_t id);
 
